@@ -1,0 +1,212 @@
+//! The one error enum of the plugin interface.
+
+use std::fmt;
+
+use abi_stable::{
+    StableAbi,
+    std_types::{RString, RVec},
+};
+
+use crate::Operation;
+
+/// Everything a key source can refuse or fail with. Each variant maps onto exactly one
+/// XKS error ([`KeySourceError::xks_error_name`]); the host adds its own context.
+///
+/// Messages must never contain key material or plaintext.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub enum KeySourceError {
+    /// No key of that name (XKS `KeyNotFoundException`).
+    NotFound {
+        /// The key name asked for.
+        key: RString,
+    },
+    /// A key of that name exists already (creation refused).
+    AlreadyExists {
+        /// The key name.
+        key: RString,
+    },
+    /// The key is disabled (XKS `InvalidStateException`).
+    Disabled {
+        /// The key name.
+        key: RString,
+    },
+    /// The key does not allow the operation (XKS `InvalidKeyUsageException`).
+    KeyUsage {
+        /// The key name.
+        key: RString,
+        /// The operation that was refused.
+        operation: Operation,
+    },
+    /// The tag did not verify: wrong key, AAD, IV, ciphertext or tag
+    /// (XKS `InvalidCiphertextException`).
+    InvalidCiphertext,
+    /// The key does not meet a rule (e.g. a health-check key's required attributes);
+    /// `problems` names each failing attribute.
+    InvalidKey {
+        /// The key name.
+        key: RString,
+        /// One sentence per failing attribute, e.g. `CKA_EXTRACTABLE must be false`.
+        problems: RVec<RString>,
+    },
+    /// The request is malformed: wrong IV or tag length, bad configuration, ...
+    /// (XKS `ValidationException`).
+    InvalidInput {
+        /// What is wrong.
+        reason: RString,
+    },
+    /// The source cannot do this (XKS `UnsupportedOperationException`).
+    Unsupported {
+        /// What is not supported.
+        reason: RString,
+    },
+    /// The key manager cannot be reached or is not ready (XKS `InternalException`;
+    /// health reports `UNAVAILABLE`).
+    Unavailable {
+        /// Why.
+        reason: RString,
+    },
+    /// The key manager did not answer in time (XKS `DependencyTimeoutException`).
+    Timeout {
+        /// What timed out.
+        reason: RString,
+    },
+    /// Anything else, including a panic caught at the boundary (XKS `InternalException`).
+    Internal {
+        /// What failed.
+        reason: RString,
+    },
+}
+
+impl KeySourceError {
+    /// Shorthand for [`KeySourceError::Internal`].
+    pub fn internal(reason: impl fmt::Display) -> Self {
+        KeySourceError::Internal {
+            reason: reason.to_string().into(),
+        }
+    }
+
+    /// Shorthand for [`KeySourceError::InvalidInput`].
+    pub fn invalid_input(reason: impl fmt::Display) -> Self {
+        KeySourceError::InvalidInput {
+            reason: reason.to_string().into(),
+        }
+    }
+
+    /// Shorthand for [`KeySourceError::Unavailable`].
+    pub fn unavailable(reason: impl fmt::Display) -> Self {
+        KeySourceError::Unavailable {
+            reason: reason.to_string().into(),
+        }
+    }
+
+    /// Shorthand for [`KeySourceError::NotFound`].
+    pub fn not_found(key: &str) -> Self {
+        KeySourceError::NotFound { key: key.into() }
+    }
+
+    /// The XKS `errorName` this error is answered with.
+    pub fn xks_error_name(&self) -> &'static str {
+        match self {
+            KeySourceError::NotFound { .. } => "KeyNotFoundException",
+            KeySourceError::Disabled { .. } => "InvalidStateException",
+            KeySourceError::KeyUsage { .. } => "InvalidKeyUsageException",
+            KeySourceError::InvalidCiphertext => "InvalidCiphertextException",
+            KeySourceError::AlreadyExists { .. }
+            | KeySourceError::InvalidKey { .. }
+            | KeySourceError::InvalidInput { .. } => "ValidationException",
+            KeySourceError::Unsupported { .. } => "UnsupportedOperationException",
+            KeySourceError::Timeout { .. } => "DependencyTimeoutException",
+            KeySourceError::Unavailable { .. } | KeySourceError::Internal { .. } => {
+                "InternalException"
+            }
+        }
+    }
+}
+
+impl fmt::Display for KeySourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySourceError::NotFound { key } => write!(f, "key '{key}' not found"),
+            KeySourceError::AlreadyExists { key } => write!(f, "key '{key}' already exists"),
+            KeySourceError::Disabled { key } => write!(f, "key '{key}' is disabled"),
+            KeySourceError::KeyUsage { key, operation } => {
+                write!(f, "key '{key}' does not allow {operation}")
+            }
+            KeySourceError::InvalidCiphertext => f.write_str(
+                "ciphertext, initialization vector, additional authenticated data or \
+                 authentication tag did not verify",
+            ),
+            KeySourceError::InvalidKey { key, problems } => {
+                write!(f, "key '{key}' is not acceptable: ")?;
+                for (i, p) in problems.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    f.write_str(p)?;
+                }
+                Ok(())
+            }
+            KeySourceError::InvalidInput { reason } => write!(f, "invalid input: {reason}"),
+            KeySourceError::Unsupported { reason } => write!(f, "not supported: {reason}"),
+            KeySourceError::Unavailable { reason } => {
+                write!(f, "key manager unavailable: {reason}")
+            }
+            KeySourceError::Timeout { reason } => write!(f, "key manager timed out: {reason}"),
+            KeySourceError::Internal { reason } => write!(f, "internal error: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for KeySourceError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_maps_to_an_xks_error() {
+        let cases = [
+            (KeySourceError::not_found("k"), "KeyNotFoundException"),
+            (
+                KeySourceError::Disabled { key: "k".into() },
+                "InvalidStateException",
+            ),
+            (
+                KeySourceError::KeyUsage {
+                    key: "k".into(),
+                    operation: Operation::Encrypt,
+                },
+                "InvalidKeyUsageException",
+            ),
+            (KeySourceError::InvalidCiphertext, "InvalidCiphertextException"),
+            (KeySourceError::invalid_input("x"), "ValidationException"),
+            (
+                KeySourceError::Unsupported { reason: "x".into() },
+                "UnsupportedOperationException",
+            ),
+            (
+                KeySourceError::Timeout { reason: "x".into() },
+                "DependencyTimeoutException",
+            ),
+            (KeySourceError::unavailable("x"), "InternalException"),
+            (KeySourceError::internal("x"), "InternalException"),
+        ];
+        for (err, name) in cases {
+            assert_eq!(err.xks_error_name(), name, "{err}");
+        }
+    }
+
+    #[test]
+    fn invalid_key_names_every_problem() {
+        let err = KeySourceError::InvalidKey {
+            key: "hc".into(),
+            problems: vec!["CKA_SENSITIVE must be true".into(), "CKA_WRAP must be true".into()]
+                .into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "key 'hc' is not acceptable: CKA_SENSITIVE must be true; CKA_WRAP must be true"
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! The export helper: turns a plain Rust [`Plugin`] into a root module whose every
+//! entry point catches panics.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{RResult, RSlice, RStr, RVec},
+};
+
+use crate::{
+    DecryptInput, EkmNode, Encrypted, HealthStatus, HostBox, KeyInfo, KeySource, KeySourceBox,
+    KeySourceError, KeySourceImpl, KeySource_TO, NewKey, SourceInfo,
+};
+
+/// A key-source plugin, as its author writes it. [`crate::export_plugin!`] exports it.
+pub trait Plugin: 'static {
+    /// Short name, e.g. `ctm`.
+    const NAME: &'static str;
+    /// Vendor of the key manager (XKS `ekmVendor`).
+    const VENDOR: &'static str;
+    /// Model and version of the plugin.
+    const MODEL: &'static str;
+    /// The key source type `open` returns.
+    type Source: KeySourceImpl;
+    /// Opens one key source. `config` is the key source's own configuration section as
+    /// JSON text (`{}` when it has none); `host` gives durable storage and logging.
+    fn open(config: &str, host: HostBox) -> Result<Self::Source, KeySourceError>;
+}
+
+/// Runs `f`, turning a panic into [`KeySourceError::Internal`] naming `what`.
+fn catch<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, KeySourceError>,
+) -> Result<T, KeySourceError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let detail = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".to_string());
+            Err(KeySourceError::internal(format!(
+                "plugin panicked in {what}: {detail}"
+            )))
+        }
+    }
+}
+
+/// A [`KeySourceImpl`] whose every method runs inside `catch_unwind`; the
+/// implementation of the FFI-facing [`KeySource`] trait. Build it with [`guard`].
+pub struct GuardedSource<S>(pub S);
+
+impl<S: KeySourceImpl> KeySource for GuardedSource<S> {
+    fn info(&self) -> SourceInfo {
+        catch("info", || Ok(self.0.info())).unwrap_or_else(|e| SourceInfo {
+            vendor: "unknown".into(),
+            model: e.to_string().into(),
+        })
+    }
+
+    fn health(&self) -> RVec<EkmNode> {
+        match catch("health", || Ok(self.0.health())) {
+            Ok(nodes) => nodes.into(),
+            Err(e) => vec![EkmNode {
+                id: "plugin".into(),
+                model: e.to_string().into(),
+                status: HealthStatus::Unavailable,
+            }]
+            .into(),
+        }
+    }
+
+    fn list_keys(&self) -> RResult<RVec<KeyInfo>, KeySourceError> {
+        catch("list_keys", || self.0.list_keys().map(RVec::from)).into()
+    }
+
+    fn get_key(&self, name: RStr<'_>) -> RResult<KeyInfo, KeySourceError> {
+        catch("get_key", || self.0.get_key(name.as_str())).into()
+    }
+
+    fn create_key(&self, spec: NewKey) -> RResult<KeyInfo, KeySourceError> {
+        catch("create_key", || self.0.create_key(spec)).into()
+    }
+
+    fn delete_key(&self, name: RStr<'_>) -> RResult<(), KeySourceError> {
+        catch("delete_key", || self.0.delete_key(name.as_str())).into()
+    }
+
+    fn set_enabled(&self, name: RStr<'_>, enabled: bool) -> RResult<KeyInfo, KeySourceError> {
+        catch("set_enabled", || self.0.set_enabled(name.as_str(), enabled)).into()
+    }
+
+    fn validate_health_check_key(&self, name: RStr<'_>) -> RResult<(), KeySourceError> {
+        catch("validate_health_check_key", || {
+            self.0.validate_health_check_key(name.as_str())
+        })
+        .into()
+    }
+
+    fn encrypt(
+        &self,
+        name: RStr<'_>,
+        plaintext: RSlice<'_, u8>,
+        aad: RSlice<'_, u8>,
+    ) -> RResult<Encrypted, KeySourceError> {
+        catch("encrypt", || {
+            self.0
+                .encrypt(name.as_str(), plaintext.as_slice(), aad.as_slice())
+        })
+        .into()
+    }
+
+    fn decrypt(
+        &self,
+        name: RStr<'_>,
+        input: DecryptInput<'_>,
+    ) -> RResult<RVec<u8>, KeySourceError> {
+        catch("decrypt", || self.0.decrypt(name.as_str(), input).map(RVec::from)).into()
+    }
+}
+
+/// Wraps a key source so that no panic can cross the plugin boundary, and boxes it as
+/// the FFI-safe [`KeySourceBox`].
+pub fn guard<S: KeySourceImpl>(source: S) -> KeySourceBox {
+    KeySource_TO::from_value(GuardedSource(source), TD_Opaque)
+}
+
+/// Implementation detail of [`crate::export_plugin!`]: opens a key source with panics
+/// caught.
+#[doc(hidden)]
+pub fn __open<P: Plugin>(config: RStr<'_>, host: HostBox) -> RResult<KeySourceBox, KeySourceError> {
+    catch("open", || P::open(config.as_str(), host).map(guard)).into()
+}
+
+/// Exports a [`Plugin`] as this library's keyhold root module.
+///
+/// Invoke once, at the crate root of a `cdylib`. The crate must also depend on
+/// `abi_stable`, since the expansion uses its attribute macro.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        /// The keyhold root module of this plugin library.
+        #[::abi_stable::export_root_module]
+        pub fn keyhold_plugin_root_module() -> $crate::PluginModRef {
+            use ::abi_stable::prefix_type::PrefixTypeTrait as _;
+            extern "C" fn name() -> ::abi_stable::std_types::RString {
+                <$plugin as $crate::Plugin>::NAME.into()
+            }
+            extern "C" fn vendor() -> ::abi_stable::std_types::RString {
+                <$plugin as $crate::Plugin>::VENDOR.into()
+            }
+            extern "C" fn model() -> ::abi_stable::std_types::RString {
+                <$plugin as $crate::Plugin>::MODEL.into()
+            }
+            extern "C" fn open(
+                config: ::abi_stable::std_types::RStr<'_>,
+                host: $crate::HostBox,
+            ) -> ::abi_stable::std_types::RResult<$crate::KeySourceBox, $crate::KeySourceError> {
+                $crate::__open::<$plugin>(config, host)
+            }
+            $crate::PluginMod {
+                abi_version: $crate::ABI_VERSION,
+                name,
+                vendor,
+                model,
+                open,
+            }
+            .leak_into_prefix()
+        }
+    };
+}
