@@ -1,0 +1,247 @@
+//! Start-up and lifecycle: opens the store and master key, loads plugins and opens key
+//! sources, reconciles the config's declarations, builds the routing snapshot, keeps
+//! it current from the store's watch feed, and serves the XKS listener.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use arc_swap::ArcSwap;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+use crate::{
+    config::Config,
+    plugin::{self, KeySourceHandle, StoreHost},
+    reconcile,
+    secrets::MasterKey,
+    store::{EmbeddedStore, Store},
+    xks::{HealthCaches, Routing, Sources, XksService, XksSettings},
+};
+
+/// Why keyhold could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The durable store could not be opened.
+    #[error("durable store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The master key could not be loaded.
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
+    /// The declared configuration contradicts the stored state.
+    #[error("configuration refused: {0}")]
+    Reconcile(#[from] reconcile::ReconcileError),
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// A start-up task failed.
+    #[error("start-up task failed: {0}")]
+    Task(String),
+}
+
+/// A running keyhold: its bound address and the handle to stop it.
+pub struct Running {
+    /// Where the XKS endpoint listens (with the real port when 0 was configured).
+    pub xks_addr: SocketAddr,
+    /// Whether the XKS endpoint speaks TLS.
+    pub tls: bool,
+    /// Credentials files generated at start: (store name, path).
+    pub generated_credentials: Vec<(String, std::path::PathBuf)>,
+    /// Key sources that failed to load or open: (source, reason).
+    pub failed_sources: Vec<(String, String)>,
+    /// The durable store.
+    pub store: Arc<dyn Store>,
+    /// The data plane.
+    pub service: XksService,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, and waits for the tasks.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Waits until the routing snapshot reflects store revision `revision`.
+    pub async fn wait_for_revision(&self, revision: u64) {
+        while self.service.routing().revision < revision {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Opens every declared key source. A source whose library is missing or
+/// incompatible, or whose plugin refuses to open, is logged and recorded as failed;
+/// the server still starts and serves the others.
+pub fn open_sources(cfg: &Config, store: &Arc<dyn Store>) -> (Sources, Vec<(String, String)>) {
+    let mut sources = Sources::default();
+    let mut failed = Vec::new();
+    let timeout = Duration::from_millis(cfg.xks.plugin_timeout_ms);
+    for (name, decl) in &cfg.sources {
+        let path = cfg.library_path(decl);
+        let opened = plugin::load(&path).and_then(|lib| {
+            let host = StoreHost::new(store.clone(), name).boxed();
+            let source = lib.open(name, &decl.config, host)?;
+            tracing::info!(
+                source = %name, plugin = %lib.name, model = %lib.model, library = %path.display(),
+                "key source opened"
+            );
+            Ok(KeySourceHandle::new(name, lib, source, cfg.xks.plugin_concurrency, timeout))
+        });
+        match opened {
+            Ok(handle) => sources.insert(name, Arc::new(handle)),
+            Err(e) => {
+                tracing::error!(source = %name, "key source unavailable: {e}");
+                sources.insert_failed(name, e.to_string());
+                failed.push((name.clone(), e.to_string()));
+            }
+        }
+    }
+    (sources, failed)
+}
+
+/// Starts keyhold with `cfg`.
+pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    let cfg = Arc::new(cfg);
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| StartError::Task(format!(
+        "cannot create data directory {}: {e}",
+        cfg.data_dir.display()
+    )))?;
+    let prepared = {
+        let cfg = cfg.clone();
+        tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+            let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&cfg.store_path())?);
+            let master = Arc::new(MasterKey::load(&cfg.master_key_source())?);
+            let (sources, failed) = open_sources(&cfg, &store);
+            let outcome = reconcile::reconcile(&cfg, store.as_ref(), &master, &sources)?;
+            Ok((store, master, Arc::new(sources), failed, outcome))
+        })
+        .await
+        .map_err(|e| StartError::Task(e.to_string()))??
+    };
+    let (store, master, sources, failed_sources, outcome) = prepared;
+    let health = Arc::new(HealthCaches::default());
+    let mut events = store.watch();
+    let initial = Routing::build(store.as_ref(), &master, &sources, &health)?;
+    let routing = Arc::new(ArcSwap::from_pointee(initial));
+    let service = XksService::new(
+        routing.clone(),
+        XksSettings {
+            fleet_size: cfg.xks.fleet_size,
+            health_max_age: Duration::from_secs(cfg.xks.health_cache_seconds),
+            max_body_bytes: cfg.xks.max_body_bytes,
+        },
+    );
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    // Keep the snapshot current: rebuild after every committed change (coalescing
+    // bursts; a lagging receiver simply rebuilds).
+    {
+        let (store, master, sources, health, routing) =
+            (store.clone(), master.clone(), sources.clone(), health.clone(), routing.clone());
+        let mut stop = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    ev = events.recv() => {
+                        if matches!(ev, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                            break;
+                        }
+                        while events.try_recv().is_ok() {}
+                        let (store, master, sources, health) =
+                            (store.clone(), master.clone(), sources.clone(), health.clone());
+                        let built = tokio::task::spawn_blocking(move || {
+                            Routing::build(store.as_ref(), &master, &sources, &health)
+                        })
+                        .await;
+                        match built {
+                            Ok(Ok(r)) => routing.store(Arc::new(r)),
+                            Ok(Err(e)) => tracing::error!("routing rebuild failed: {e}"),
+                            Err(e) => tracing::error!("routing rebuild task failed: {e}"),
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
+    }
+
+    // Keep deep health results warm so GetHealthStatus answers from the cache.
+    {
+        let service = service.clone();
+        let max_age = Duration::from_secs(cfg.xks.health_cache_seconds);
+        let mut stop = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(max_age / 2);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let routing = service.routing();
+                        for route in routing.stores() {
+                            route.health.get(route, max_age / 2).await;
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
+    }
+
+    let tls = if cfg.xks.plain_http {
+        tracing::warn!("XKS endpoint serves plain HTTP (xks.plain_http = true): only for tests or behind a TLS proxy");
+        None
+    } else {
+        Some(crate::tls::server_config(&cfg.xks.tls, &cfg.data_dir)?)
+    };
+    let listener = TcpListener::bind(cfg.xks.listen)
+        .await
+        .map_err(|e| StartError::Listen {
+            addr: cfg.xks.listen,
+            reason: e.to_string(),
+        })?;
+    let xks_addr = listener.local_addr().map_err(|e| StartError::Listen {
+        addr: cfg.xks.listen,
+        reason: e.to_string(),
+    })?;
+    let is_tls = tls.is_some();
+    tasks.push(tokio::spawn(crate::server::serve(
+        listener,
+        tls,
+        service.clone(),
+        shutdown_rx,
+    )));
+    let scheme = if is_tls { "https" } else { "http" };
+    for route in service.routing().stores() {
+        tracing::info!(
+            store = %route.record.name,
+            source = %route.record.source,
+            xks_base = %format!("{scheme}://{xks_addr}{}", route.base_path),
+            lb_health = %crate::model::lb_health_path(&route.record.uri_path_prefix),
+            credentials = route.credentials.len(),
+            keys = route.keys.len(),
+            "serving key store"
+        );
+    }
+    tracing::info!(%xks_addr, tls = is_tls, "keyhold XKS endpoint listening");
+    Ok(Running {
+        xks_addr,
+        tls: is_tls,
+        generated_credentials: outcome.generated_credentials,
+        failed_sources,
+        store,
+        service,
+        shutdown: shutdown_tx,
+        tasks,
+    })
+}

@@ -1,0 +1,119 @@
+use super::*;
+
+#[test]
+fn prefix_rules() {
+    assert_eq!(normalize_uri_path_prefix("tenants/acme").unwrap(), "tenants/acme");
+    assert_eq!(normalize_uri_path_prefix("/tenants/acme/").unwrap(), "tenants/acme");
+    assert_eq!(normalize_uri_path_prefix("").unwrap(), "");
+    assert_eq!(xks_base_path("tenants/acme"), "/tenants/acme/kms/xks/v1");
+    assert_eq!(xks_base_path(""), "/kms/xks/v1");
+    for bad in ["a//b", "a b", "a.b", "ümlaut", "a?b"] {
+        assert!(normalize_uri_path_prefix(bad).is_err(), "{bad}");
+    }
+    // 1 + len + 11 <= 128  =>  len <= 116
+    let at = "a".repeat(116);
+    assert!(normalize_uri_path_prefix(&at).is_ok());
+    assert_eq!(xks_base_path(&at).len(), 128);
+    let past = "a".repeat(117);
+    assert!(matches!(
+        normalize_uri_path_prefix(&past),
+        Err(ModelError::UriPathPrefix { .. })
+    ));
+}
+
+#[test]
+fn external_key_id_rules() {
+    assert!(validate_external_key_id("demo-key_1.v2").is_ok());
+    assert!(validate_external_key_id(&"k".repeat(128)).is_ok());
+    assert!(validate_external_key_id(&"k".repeat(129)).is_err());
+    assert!(validate_external_key_id("").is_err());
+    assert!(validate_external_key_id("a/b").is_err());
+    assert!(validate_external_key_id("a b").is_err());
+}
+
+#[test]
+fn access_key_id_rules() {
+    assert!(validate_access_key_id("7MSKH6YXF3BEX3H3APGWHMI42G").is_ok());
+    assert!(validate_access_key_id("OL4OMBO6E27Z2EWQK6UJYOBY").is_ok());
+    assert!(validate_access_key_id(&"A".repeat(20)).is_ok());
+    assert!(validate_access_key_id(&"A".repeat(30)).is_ok());
+    assert!(validate_access_key_id(&"A".repeat(19)).is_err());
+    assert!(validate_access_key_id(&"A".repeat(31)).is_err());
+    assert!(validate_access_key_id("AAAAAAAAAAAAAAAAAAA1").is_err()); // '1' not base32
+    assert!(validate_access_key_id("aaaaaaaaaaaaaaaaaaaa").is_err());
+}
+
+#[test]
+fn secret_rules() {
+    assert!(validate_secret("R2waUCZNy/ulj/7eURO1g5oc8XXokuDrR53OzOURNaM=").is_ok());
+    assert!(validate_secret("UGsVhs7lY4k7WboReepYN22iuC4VZMQPO8Laxcey7H/ny27974Yu").is_ok());
+    assert!(validate_secret(&"a".repeat(43)).is_ok());
+    assert!(validate_secret(&"a".repeat(64)).is_ok());
+    assert!(validate_secret(&"a".repeat(42)).is_err());
+    assert!(validate_secret(&"a".repeat(65)).is_err());
+    assert!(validate_secret(&format!("{}-", "a".repeat(43))).is_err());
+    let err = validate_secret("short").unwrap_err().to_string();
+    assert!(!err.contains("short"), "the secret must never be echoed: {err}");
+}
+
+#[test]
+fn generated_credentials_are_valid() {
+    for _ in 0..50 {
+        let id = generate_access_key_id();
+        validate_access_key_id(&id).unwrap();
+        let secret = generate_secret();
+        validate_secret(&secret).unwrap();
+        assert_eq!(secret.len(), 44);
+    }
+    assert_ne!(generate_access_key_id(), generate_access_key_id());
+    assert_eq!(access_key_id_from_bytes(&[0, 31, 32, 255]), "A7A7");
+}
+
+#[test]
+fn max_credentials_range() {
+    assert!(validate_max_credentials(2).is_ok());
+    assert!(validate_max_credentials(20).is_ok());
+    assert!(validate_max_credentials(1).is_err());
+    assert!(validate_max_credentials(21).is_err());
+}
+
+#[test]
+fn eviction_removes_the_oldest() {
+    let existing = vec![
+        ("B".to_string(), 20),
+        ("A".to_string(), 10),
+        ("C".to_string(), 30),
+    ];
+    assert!(credentials_to_evict(&existing, 4).is_empty());
+    assert_eq!(credentials_to_evict(&existing, 3), vec!["A".to_string()]);
+    assert_eq!(
+        credentials_to_evict(&existing, 2),
+        vec!["A".to_string(), "B".to_string()]
+    );
+}
+
+#[test]
+fn names() {
+    assert!(validate_name("store", "acme").is_ok());
+    assert!(validate_name("store", "").is_err());
+    assert!(validate_name("store", "a/b").is_err());
+    assert!(validate_name("store", &"x".repeat(65)).is_err());
+}
+
+#[test]
+fn credentials_file_has_the_console_shape() {
+    let file = CredentialsFile {
+        uri_path: "/tenants/acme/kms/xks/v1".into(),
+        credential: CredentialsFileCredential {
+            access_key_id: "AKID".into(),
+            raw_secret_access_key: "SECRET".into(),
+        },
+    };
+    let json: serde_json::Value = serde_json::to_value(&file).unwrap();
+    assert_eq!(json["XksProxyUriPath"], "/tenants/acme/kms/xks/v1");
+    assert_eq!(json["XksProxyAuthenticationCredential"]["AccessKeyId"], "AKID");
+    assert_eq!(
+        json["XksProxyAuthenticationCredential"]["RawSecretAccessKey"],
+        "SECRET"
+    );
+}

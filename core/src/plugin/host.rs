@@ -1,0 +1,110 @@
+//! The host services handed to plugins: a namespaced view of the durable store, and
+//! logging into the host's `tracing`.
+
+use std::sync::Arc;
+
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{ROption, RResult, RSlice, RStr, RString, RVec},
+};
+use keyhold_sdk::{Host, Host_TO, HostBox, KeySourceError, KvEntry, LogLevel};
+
+use crate::store::{Condition, Store, StoreError, Write};
+
+/// A plugin's view of the durable store: every key lives under
+/// `plugins/<source>/`, so key sources cannot see each other's entries.
+#[derive(Clone)]
+pub struct StoreHost {
+    store: Arc<dyn Store>,
+    namespace: String,
+    source: String,
+}
+
+impl StoreHost {
+    /// The host for key source `source`.
+    pub fn new(store: Arc<dyn Store>, source: &str) -> StoreHost {
+        StoreHost {
+            store,
+            namespace: crate::model::keys::plugin_namespace(source),
+            source: source.to_string(),
+        }
+    }
+
+    /// As the FFI-safe object a plugin's `open` takes.
+    pub fn boxed(self) -> HostBox {
+        Host_TO::from_value(self, TD_Opaque)
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{}", self.namespace, key)
+    }
+}
+
+fn store_err(e: StoreError) -> KeySourceError {
+    KeySourceError::unavailable(format!("host store: {e}"))
+}
+
+impl Host for StoreHost {
+    fn kv_get(&self, key: RStr<'_>) -> RResult<ROption<RVec<u8>>, KeySourceError> {
+        self.store
+            .get(&self.full(key.as_str()))
+            .map(|e| e.map(|e| RVec::from(e.value)).into())
+            .map_err(store_err)
+            .into()
+    }
+
+    fn kv_put(&self, key: RStr<'_>, value: RSlice<'_, u8>) -> RResult<(), KeySourceError> {
+        self.store
+            .put(&self.full(key.as_str()), value.to_vec())
+            .map(|_| ())
+            .map_err(store_err)
+            .into()
+    }
+
+    fn kv_create(&self, key: RStr<'_>, value: RSlice<'_, u8>) -> RResult<bool, KeySourceError> {
+        let full = self.full(key.as_str());
+        match self.store.commit(
+            &[Condition::Absent(full.clone())],
+            vec![Write::Put(full, value.to_vec())],
+        ) {
+            Ok(_) => RResult::ROk(true),
+            Err(StoreError::Conflict { .. }) => RResult::ROk(false),
+            Err(e) => RResult::RErr(store_err(e)),
+        }
+    }
+
+    fn kv_delete(&self, key: RStr<'_>) -> RResult<bool, KeySourceError> {
+        self.store
+            .delete(&self.full(key.as_str()))
+            .map_err(store_err)
+            .into()
+    }
+
+    fn kv_list(&self, prefix: RStr<'_>) -> RResult<RVec<KvEntry>, KeySourceError> {
+        let ns = self.namespace.len();
+        self.store
+            .scan(&self.full(prefix.as_str()))
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|e| KvEntry {
+                        key: RString::from(&e.key[ns..]),
+                        value: RVec::from(e.value),
+                    })
+                    .collect::<RVec<_>>()
+            })
+            .map_err(store_err)
+            .into()
+    }
+
+    fn log(&self, level: LogLevel, message: RStr<'_>) {
+        let source = self.source.as_str();
+        let message = message.as_str();
+        match level {
+            LogLevel::Error => tracing::error!(target: "keyhold::plugin", source, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "keyhold::plugin", source, "{message}"),
+            LogLevel::Info => tracing::info!(target: "keyhold::plugin", source, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "keyhold::plugin", source, "{message}"),
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Secrets at rest: the master key that seals credential secrets (and other secrets)
+//! before they reach the durable store, and the OS random source.
+
+use std::{
+    fs,
+    io::Write as _,
+    path::{Path, PathBuf},
+};
+
+use aes_gcm::{
+    Aes256Gcm, KeyInit, Nonce,
+    aead::{Aead, OsRng, Payload, rand_core::RngCore},
+};
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use zeroize::Zeroizing;
+
+/// Errors of the secrets module.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretsError {
+    /// The master key could not be read or created.
+    #[error("master key {source_desc}: {reason}")]
+    MasterKey {
+        /// Where the key was looked for (file path or environment variable).
+        source_desc: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A sealed value does not open: wrong master key, or tampered data.
+    #[error("sealed secret for '{context}' cannot be opened (wrong master key or tampered data)")]
+    Unseal {
+        /// The store key the secret belongs to.
+        context: String,
+    },
+}
+
+/// Fills `buf` from the operating system's CSPRNG.
+pub fn fill_random(buf: &mut [u8]) {
+    OsRng.fill_bytes(buf);
+}
+
+/// An AES-256 key that seals secrets at rest (AES-256-GCM, random 96-bit nonce, the
+/// object's store key as AAD so that a sealed value cannot be moved to another object).
+pub struct MasterKey {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+/// Where the master key comes from.
+#[derive(Debug, Clone)]
+pub enum MasterKeySource {
+    /// Base64 of 32 bytes in this environment variable.
+    Env(String),
+    /// A file holding 32 raw bytes or base64 of 32 bytes.
+    File(PathBuf),
+    /// A file that is generated (mode 0600) when missing: a development default.
+    GeneratedFile(PathBuf),
+}
+
+fn decode_key(bytes: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    if bytes.len() == 32 {
+        key.copy_from_slice(bytes);
+        return Some(key);
+    }
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    let decoded = Zeroizing::new(B64.decode(text).ok()?);
+    if decoded.len() != 32 {
+        return None;
+    }
+    key.copy_from_slice(&decoded);
+    Some(key)
+}
+
+impl MasterKey {
+    /// A master key from 32 raw bytes.
+    pub fn from_bytes(key: &[u8; 32]) -> MasterKey {
+        MasterKey {
+            cipher: Aes256Gcm::new(key.into()),
+        }
+    }
+
+    /// Loads (or, for [`MasterKeySource::GeneratedFile`], creates) the master key.
+    pub fn load(source: &MasterKeySource) -> Result<MasterKey, SecretsError> {
+        match source {
+            MasterKeySource::Env(var) => {
+                let err = |reason: &str| SecretsError::MasterKey {
+                    source_desc: format!("from environment variable {var}"),
+                    reason: reason.to_string(),
+                };
+                let value = Zeroizing::new(
+                    std::env::var(var).map_err(|_| err("is not set (or not UTF-8)"))?,
+                );
+                let key = decode_key(value.as_bytes())
+                    .ok_or_else(|| err("must be base64 of exactly 32 bytes"))?;
+                Ok(MasterKey::from_bytes(&key))
+            }
+            MasterKeySource::File(path) => Self::load_file(path),
+            MasterKeySource::GeneratedFile(path) => {
+                if !path.exists() {
+                    generate_key_file(path)?;
+                    tracing::warn!(
+                        path = %path.display(),
+                        "GENERATED A NEW MASTER KEY: development default. Secrets at rest are only as safe as this file; \
+                         for production set secrets.master_key_file or secrets.master_key_env and back the key up"
+                    );
+                }
+                Self::load_file(path)
+            }
+        }
+    }
+
+    fn load_file(path: &Path) -> Result<MasterKey, SecretsError> {
+        let err = |reason: String| SecretsError::MasterKey {
+            source_desc: format!("file {}", path.display()),
+            reason,
+        };
+        let bytes = Zeroizing::new(fs::read(path).map_err(|e| err(e.to_string()))?);
+        let key = decode_key(&bytes)
+            .ok_or_else(|| err("must hold 32 raw bytes or base64 of 32 bytes".into()))?;
+        Ok(MasterKey::from_bytes(&key))
+    }
+
+    /// Seals `plaintext`, bound to `context` (the owning object's store key).
+    /// Returns base64(nonce || ciphertext || tag).
+    pub fn seal(&self, plaintext: &[u8], context: &str) -> String {
+        let mut nonce = [0u8; 12];
+        fill_random(&mut nonce);
+        // Encryption with a valid key and in-memory buffers cannot fail.
+        let ct = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(12 + ct.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        B64.encode(out)
+    }
+
+    /// Opens a value sealed by [`MasterKey::seal`] with the same `context`.
+    pub fn open(&self, sealed: &str, context: &str) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
+        let err = || SecretsError::Unseal {
+            context: context.to_string(),
+        };
+        let raw = B64.decode(sealed).map_err(|_| err())?;
+        if raw.len() < 12 + 16 {
+            return Err(err());
+        }
+        let (nonce, ct) = raw.split_at(12);
+        self.cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: context.as_bytes(),
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| err())
+    }
+}
+
+/// Writes a new random 32-byte key, base64-encoded, to `path` with mode 0600,
+/// creating parent directories; refuses to overwrite.
+pub fn generate_key_file(path: &Path) -> Result<(), SecretsError> {
+    let err = |reason: String| SecretsError::MasterKey {
+        source_desc: format!("file {}", path.display()),
+        reason,
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| err(format!("cannot create directory: {e}")))?;
+    }
+    let mut key = Zeroizing::new([0u8; 32]);
+    fill_random(key.as_mut());
+    let text = Zeroizing::new(B64.encode(key.as_ref()));
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts.open(path).map_err(|e| err(e.to_string()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|_| file.sync_all())
+        .map_err(|e| err(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_round_trip_and_binding() {
+        let key = MasterKey::from_bytes(&[7u8; 32]);
+        let sealed = key.seal(b"top secret", "credentials/s1/AKID");
+        assert!(!sealed.contains("top secret"));
+        assert_eq!(&**key.open(&sealed, "credentials/s1/AKID").unwrap(), b"top secret");
+        // Bound to its context: cannot be moved to another object.
+        assert!(key.open(&sealed, "credentials/s2/AKID").is_err());
+        // Wrong master key.
+        let other = MasterKey::from_bytes(&[8u8; 32]);
+        assert!(other.open(&sealed, "credentials/s1/AKID").is_err());
+        // Tampering and garbage.
+        let mut raw = B64.decode(&sealed).unwrap();
+        raw[14] ^= 1;
+        assert!(key.open(&B64.encode(raw), "credentials/s1/AKID").is_err());
+        assert!(key.open("not base64!", "x").is_err());
+        assert!(key.open("AAAA", "x").is_err());
+    }
+
+    #[test]
+    fn generated_file_is_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/master.key");
+        let k1 = MasterKey::load(&MasterKeySource::GeneratedFile(path.clone())).unwrap();
+        let sealed = k1.seal(b"x", "c");
+        let k2 = MasterKey::load(&MasterKeySource::GeneratedFile(path.clone())).unwrap();
+        assert_eq!(&**k2.open(&sealed, "c").unwrap(), b"x");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(generate_key_file(&path).is_err(), "never overwrites a key");
+    }
+
+    #[test]
+    fn bad_key_files_are_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short.key");
+        fs::write(&path, "c2hvcnQ=").unwrap();
+        let err = MasterKey::load(&MasterKeySource::File(path)).unwrap_err().to_string();
+        assert!(err.contains("32 bytes"), "{err}");
+        let missing = MasterKey::load(&MasterKeySource::File(dir.path().join("nope")))
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("nope"), "{missing}");
+        let env = MasterKey::load(&MasterKeySource::Env("KEYHOLD_TEST_UNSET_VAR_XYZ".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(env.contains("KEYHOLD_TEST_UNSET_VAR_XYZ"), "{env}");
+    }
+}

@@ -1,0 +1,13 @@
+//! The XKS data plane: what AWS KMS calls.
+
+pub mod error;
+pub mod health;
+pub mod path;
+pub mod routing;
+pub mod service;
+pub mod sigv4;
+pub mod wire;
+
+pub use error::{XksError, XksErrorKind};
+pub use routing::{HealthCaches, Routing, Sources, StoreRoute};
+pub use service::{XksService, XksSettings};
