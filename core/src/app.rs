@@ -9,11 +9,11 @@ use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use crate::{
     config::Config,
-    plugin::{self, KeySourceHandle, StoreHost},
+    plugin::{self, CallLimits, KeySourceHandle, StoreHost},
     reconcile,
     secrets::MasterKey,
     store::{EmbeddedStore, Store},
-    xks::{HealthCaches, Routing, Sources, XksService, XksSettings},
+    xks::{Routing, RoutingContext, Sources, XksService, XksSettings},
 };
 
 /// Why keyhold could not start.
@@ -28,7 +28,7 @@ pub enum StartError {
     Secrets(#[from] crate::secrets::SecretsError),
     /// The declared configuration contradicts the stored state.
     #[error("configuration refused: {0}")]
-    Reconcile(#[from] reconcile::ReconcileError),
+    Reconcile(Box<reconcile::ReconcileError>),
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -45,12 +45,22 @@ pub enum StartError {
     Task(String),
 }
 
+impl From<reconcile::ReconcileError> for StartError {
+    fn from(e: reconcile::ReconcileError) -> Self {
+        StartError::Reconcile(Box::new(e))
+    }
+}
+
 /// A running keyhold: its bound address and the handle to stop it.
 pub struct Running {
     /// Where the XKS endpoint listens (with the real port when 0 was configured).
     pub xks_addr: SocketAddr,
     /// Whether the XKS endpoint speaks TLS.
     pub tls: bool,
+    /// Where `/metrics` is served, when enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The opened key sources.
+    pub sources: Arc<Sources>,
     /// Credentials files generated at start: (store name, path).
     pub generated_credentials: Vec<(String, std::path::PathBuf)>,
     /// Key sources that failed to load or open: (source, reason).
@@ -86,7 +96,11 @@ impl Running {
 pub fn open_sources(cfg: &Config, store: &Arc<dyn Store>) -> (Sources, Vec<(String, String)>) {
     let mut sources = Sources::default();
     let mut failed = Vec::new();
-    let timeout = Duration::from_millis(cfg.xks.plugin_timeout_ms);
+    let limits = CallLimits {
+        concurrency: cfg.xks.plugin_concurrency,
+        queue_timeout: Duration::from_millis(cfg.xks.queue_timeout_ms),
+        call_timeout: Duration::from_millis(cfg.xks.plugin_timeout_ms),
+    };
     for (name, decl) in &cfg.sources {
         let path = cfg.library_path(decl);
         let opened = plugin::load(&path).and_then(|lib| {
@@ -96,7 +110,7 @@ pub fn open_sources(cfg: &Config, store: &Arc<dyn Store>) -> (Sources, Vec<(Stri
                 source = %name, plugin = %lib.name, model = %lib.model, library = %path.display(),
                 "key source opened"
             );
-            Ok(KeySourceHandle::new(name, lib, source, cfg.xks.plugin_concurrency, timeout))
+            Ok(KeySourceHandle::new(name, lib, source, limits))
         });
         match opened {
             Ok(handle) => sources.insert(name, Arc::new(handle)),
@@ -113,10 +127,12 @@ pub fn open_sources(cfg: &Config, store: &Arc<dyn Store>) -> (Sources, Vec<(Stri
 /// Starts keyhold with `cfg`.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let cfg = Arc::new(cfg);
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| StartError::Task(format!(
-        "cannot create data directory {}: {e}",
-        cfg.data_dir.display()
-    )))?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+        StartError::Task(format!(
+            "cannot create data directory {}: {e}",
+            cfg.data_dir.display()
+        ))
+    })?;
     let prepared = {
         let cfg = cfg.clone();
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
@@ -130,9 +146,21 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         .map_err(|e| StartError::Task(e.to_string()))??
     };
     let (store, master, sources, failed_sources, outcome) = prepared;
-    let health = Arc::new(HealthCaches::default());
+    let metrics_addr = match cfg.metrics.listen {
+        None => None,
+        Some(addr) => Some(
+            crate::server::bind(addr)
+                .await
+                .map_err(|reason| StartError::Listen { addr, reason })?,
+        ),
+    };
+    let ctx = Arc::new(RoutingContext {
+        master,
+        sources: sources.clone(),
+        default_quota: cfg.xks.quota,
+    });
     let mut events = store.watch();
-    let initial = Routing::build(store.as_ref(), &master, &sources, &health)?;
+    let initial = Routing::build(store.as_ref(), &ctx, None)?;
     let routing = Arc::new(ArcSwap::from_pointee(initial));
     let service = XksService::new(
         routing.clone(),
@@ -140,38 +168,43 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             fleet_size: cfg.xks.fleet_size,
             health_max_age: Duration::from_secs(cfg.xks.health_cache_seconds),
             max_body_bytes: cfg.xks.max_body_bytes,
+            max_in_flight: cfg.xks.max_in_flight,
         },
     );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    // Keep the snapshot current: rebuild after every committed change (coalescing
-    // bursts; a lagging receiver simply rebuilds).
+    // Keep the snapshot current: apply every committed change to it (touching only
+    // the stores it names); a receiver that lagged behind rebuilds it whole.
     {
-        let (store, master, sources, health, routing) =
-            (store.clone(), master.clone(), sources.clone(), health.clone(), routing.clone());
+        let (store, ctx, routing) = (store.clone(), ctx.clone(), routing.clone());
         let mut stop = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
             loop {
-                tokio::select! {
-                    ev = events.recv() => {
-                        if matches!(ev, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
-                            break;
-                        }
-                        while events.try_recv().is_ok() {}
-                        let (store, master, sources, health) =
-                            (store.clone(), master.clone(), sources.clone(), health.clone());
-                        let built = tokio::task::spawn_blocking(move || {
-                            Routing::build(store.as_ref(), &master, &sources, &health)
-                        })
-                        .await;
-                        match built {
-                            Ok(Ok(r)) => routing.store(Arc::new(r)),
-                            Ok(Err(e)) => tracing::error!("routing rebuild failed: {e}"),
-                            Err(e) => tracing::error!("routing rebuild task failed: {e}"),
-                        }
-                    }
+                let ev = tokio::select! {
+                    ev = events.recv() => ev,
                     _ = stop.changed() => break,
+                };
+                let event = match ev {
+                    Ok(event) => Some(event),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "routing fell behind the store; rebuilding");
+                        None
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                let (store, ctx, current) = (store.clone(), ctx.clone(), routing.load_full());
+                let next = tokio::task::spawn_blocking(move || match event {
+                    Some(event) if event.revision <= current.revision => Ok(None),
+                    Some(event) => current.apply(&event, store.as_ref(), &ctx).map(Some),
+                    None => Routing::build(store.as_ref(), &ctx, Some(&current)).map(Some),
+                })
+                .await;
+                match next {
+                    Ok(Ok(Some(r))) => routing.store(Arc::new(r)),
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => tracing::error!("routing update failed: {e}"),
+                    Err(e) => tracing::error!("routing update task failed: {e}"),
                 }
             }
         }));
@@ -199,7 +232,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     }
 
     let tls = if cfg.xks.plain_http {
-        tracing::warn!("XKS endpoint serves plain HTTP (xks.plain_http = true): only for tests or behind a TLS proxy");
+        tracing::warn!(
+            "XKS endpoint serves plain HTTP (xks.plain_http = true): only for tests or behind a TLS proxy"
+        );
         None
     } else {
         Some(crate::tls::server_config(&cfg.xks.tls, &cfg.data_dir)?)
@@ -219,8 +254,21 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         listener,
         tls,
         service.clone(),
-        shutdown_rx,
+        shutdown_rx.clone(),
     )));
+    let metrics_addr = match metrics_addr {
+        None => None,
+        Some(listener) => {
+            let addr = listener.local_addr().ok();
+            tasks.push(tokio::spawn(crate::server::serve_metrics(
+                listener,
+                service.clone(),
+                sources.clone(),
+                shutdown_rx.clone(),
+            )));
+            addr
+        }
+    };
     let scheme = if is_tls { "https" } else { "http" };
     for route in service.routing().stores() {
         tracing::info!(
@@ -234,8 +282,13 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         );
     }
     tracing::info!(%xks_addr, tls = is_tls, "keyhold XKS endpoint listening");
+    if let Some(addr) = metrics_addr {
+        tracing::info!(%addr, "metrics at http://{addr}/metrics");
+    }
     Ok(Running {
         xks_addr,
+        metrics_addr,
+        sources,
         tls: is_tls,
         generated_credentials: outcome.generated_credentials,
         failed_sources,

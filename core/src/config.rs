@@ -74,6 +74,9 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// The XKS data plane.
     pub xks: XksConfig,
+    /// Prometheus metrics.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// Declared key sources, by name.
     #[serde(default)]
     pub sources: BTreeMap<String, SourceDecl>,
@@ -176,6 +179,24 @@ pub struct XksConfig {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Most requests answered at once; beyond it requests are refused at once with
+    /// `ThrottlingException` instead of queueing.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Longest a request waits for a free key-source call slot before it is shed with
+    /// `ThrottlingException`, in milliseconds.
+    #[serde(default = "default_queue_timeout_ms")]
+    pub queue_timeout_ms: u64,
+    /// Default per-store request quota (`{ rate = 1800, burst = 3600 }`); none when
+    /// absent. A store's own `quota` wins.
+    pub quota: Option<crate::model::Quota>,
+}
+
+fn default_max_in_flight() -> usize {
+    4096
+}
+fn default_queue_timeout_ms() -> u64 {
+    20
 }
 
 fn default_fleet_size() -> u32 {
@@ -192,6 +213,15 @@ fn default_plugin_concurrency() -> usize {
 }
 fn default_max_body_bytes() -> usize {
     64 * 1024
+}
+
+/// Prometheus metrics endpoint.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where `GET /metrics` is served (plain HTTP; keep it on a private address).
+    /// Disabled when absent.
+    pub listen: Option<SocketAddr>,
 }
 
 /// TLS settings of a listener.
@@ -250,6 +280,8 @@ pub struct StoreDecl {
     /// Declared HYOK keys.
     #[serde(default)]
     pub keys: Vec<KeyDecl>,
+    /// The store's own request quota (`{ rate = ..., burst = ... }`).
+    pub quota: Option<crate::model::Quota>,
 }
 
 /// A declared credential: the secret inline, from an environment variable, or a file.
@@ -349,8 +381,23 @@ impl Config {
         if x.plugin_timeout_ms == 0 || x.plugin_timeout_ms > 10_000 {
             return Err(invalid("xks.plugin_timeout_ms", "must be 1..=10000"));
         }
+        if x.max_in_flight == 0 {
+            return Err(invalid("xks.max_in_flight", "must be greater than zero"));
+        }
+        if x.queue_timeout_ms > x.plugin_timeout_ms {
+            return Err(invalid(
+                "xks.queue_timeout_ms",
+                "must not exceed xks.plugin_timeout_ms",
+            ));
+        }
+        if let Some(q) = &x.quota {
+            q.validate().map_err(|e| invalid("xks.quota", e))?;
+        }
         if x.plugin_concurrency == 0 {
-            return Err(invalid("xks.plugin_concurrency", "must be greater than zero"));
+            return Err(invalid(
+                "xks.plugin_concurrency",
+                "must be greater than zero",
+            ));
         }
         if x.max_body_bytes < 32 * 1024 {
             return Err(invalid(
@@ -423,7 +470,14 @@ impl Config {
                 }
             }
             if store.health_check_key.is_empty() {
-                return Err(invalid(format!("{key}.health_check_key"), "must not be empty"));
+                return Err(invalid(
+                    format!("{key}.health_check_key"),
+                    "must not be empty",
+                ));
+            }
+            if let Some(q) = &store.quota {
+                q.validate()
+                    .map_err(|e| invalid(format!("{key}.quota"), e))?;
             }
             if let Some(max) = store.max_credentials {
                 model::validate_max_credentials(max)
@@ -433,7 +487,10 @@ impl Config {
             if store.credentials.len() > max as usize {
                 return Err(invalid(
                     format!("{key}.credentials"),
-                    format!("{} declared, but max_credentials is {max}", store.credentials.len()),
+                    format!(
+                        "{} declared, but max_credentials is {max}",
+                        store.credentials.len()
+                    ),
                 ));
             }
             let mut akids = std::collections::HashSet::new();
@@ -472,7 +529,10 @@ impl Config {
                 model::validate_external_key_id(&k.id)
                     .map_err(|e| invalid(format!("{kkey}.id"), e))?;
                 if !ids.insert(k.id.as_str()) {
-                    return Err(invalid(format!("{kkey}.id"), "declared twice in this store"));
+                    return Err(invalid(
+                        format!("{kkey}.id"),
+                        "declared twice in this store",
+                    ));
                 }
                 keyhold_sdk::KeyUsage::parse_list(&k.usage).map_err(|bad| {
                     invalid(

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod config;
+pub mod metrics;
 pub mod model;
 pub mod plugin;
 pub mod reconcile;

@@ -116,7 +116,10 @@ async fn serve(cfg: Config) -> ExitCode {
         } else {
             String::new()
         };
-        println!("Try it:\n  . {}\n  curl -s {cacert}--aws-sigv4 aws:amz:us-east-1:kms-xks-proxy --user \"$XKS_ACCESS_KEY_ID:$XKS_SECRET_ACCESS_KEY\" \\\n    -H 'content-type: application/json' \\\n    -d '{{\"requestMetadata\":{{\"awsPrincipalArn\":\"arn:aws:iam::111122223333:user/me\",\"kmsKeyArn\":\"arn:aws:kms:us-east-1:111122223333:key/demo\",\"kmsOperation\":\"Encrypt\",\"kmsRequestId\":\"try-1\"}},\"plaintext\":\"SGVsbG8sIGtleWhvbGQh\",\"encryptionAlgorithm\":\"AES_GCM\"}}' \\\n    {scheme}://{host}$XKS_URI_PATH/keys/demo-key/encrypt", env.display());
+        println!(
+            "Try it:\n  . {}\n  curl -s {cacert}--aws-sigv4 aws:amz:us-east-1:kms-xks-proxy --user \"$XKS_ACCESS_KEY_ID:$XKS_SECRET_ACCESS_KEY\" \\\n    -H 'content-type: application/json' \\\n    -d '{{\"requestMetadata\":{{\"awsPrincipalArn\":\"arn:aws:iam::111122223333:user/me\",\"kmsKeyArn\":\"arn:aws:kms:us-east-1:111122223333:key/demo\",\"kmsOperation\":\"Encrypt\",\"kmsRequestId\":\"try-1\"}},\"plaintext\":\"SGVsbG8sIGtleWhvbGQh\",\"encryptionAlgorithm\":\"AES_GCM\"}}' \\\n    {scheme}://{host}$XKS_URI_PATH/keys/demo-key/encrypt",
+            env.display()
+        );
     }
     for (source, reason) in &running.failed_sources {
         eprintln!("warning: key source '{source}' is unavailable: {reason}");
@@ -131,13 +134,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -140,7 +140,10 @@ pub fn validate_access_key_id(id: &str) -> Result<(), ModelError> {
             reason: "must be 20 to 30 characters long",
         });
     }
-    if !id.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)) {
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+    {
         return Err(ModelError::AccessKeyId {
             reason: "only 'A'-'Z' and '2'-'7' are allowed",
         });
@@ -197,7 +200,10 @@ const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 /// 32, so every character is uniform). Separate from [`generate_access_key_id`] so the
 /// mapping is testable.
 pub fn access_key_id_from_bytes(random: &[u8]) -> String {
-    random.iter().map(|b| BASE32[(*b % 32) as usize] as char).collect()
+    random
+        .iter()
+        .map(|b| BASE32[(*b % 32) as usize] as char)
+        .collect()
 }
 
 /// A fresh random access key id of 26 characters (130 bits), unrelated to the secret.
@@ -323,7 +329,7 @@ pub enum StoreKind {
 }
 
 /// An external custom key store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoreRecord {
     /// Stable id (random), used in store keys.
     pub id: String,
@@ -357,6 +363,9 @@ pub struct StoreRecord {
     /// Where AWS reaches the store.
     #[serde(default)]
     pub location: XksLocation,
+    /// The store's own request quota (else the server default applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
 }
@@ -365,6 +374,29 @@ impl StoreRecord {
     /// The store's `XksProxyUriPath`.
     pub fn xks_base_path(&self) -> String {
         xks_base_path(&self.uri_path_prefix)
+    }
+}
+
+/// A request quota: sustained requests per second and the burst allowed above it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    /// Sustained requests per second (> 0).
+    pub rate: f64,
+    /// Largest burst (>= 1).
+    pub burst: f64,
+}
+
+impl Quota {
+    /// Checks the quota's values.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.rate.is_finite() && self.rate > 0.0) {
+            return Err("rate must be a positive number of requests per second".into());
+        }
+        if !(self.burst.is_finite() && self.burst >= 1.0) {
+            return Err("burst must be at least 1".into());
+        }
+        Ok(())
     }
 }
 

@@ -55,7 +55,9 @@ pub enum ReconcileError {
         configured: String,
     },
     /// A store's URI path prefix would change.
-    #[error("key store '{store}' is served at prefix '{current}'; the config says '{configured}': the URI path prefix cannot change")]
+    #[error(
+        "key store '{store}' is served at prefix '{current}'; the config says '{configured}': the URI path prefix cannot change"
+    )]
     PrefixChanged {
         /// The store.
         store: String,
@@ -90,7 +92,9 @@ pub enum ReconcileError {
         declared: String,
     },
     /// An external key is bound to another source key than declared.
-    #[error("key '{key}' of store '{store}' is bound to source key '{bound}'; the config says '{configured}'")]
+    #[error(
+        "key '{key}' of store '{store}' is bound to source key '{bound}'; the config says '{configured}'"
+    )]
     KeyBindingChanged {
         /// The store.
         store: String,
@@ -155,15 +159,20 @@ fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-fn load<T: serde::de::DeserializeOwned>(store: &dyn Store, key: &str) -> Result<Option<T>, StoreError> {
+fn load<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
     match store.get(key)? {
         None => Ok(None),
-        Some(entry) => serde_json::from_slice(&entry.value)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                key: key.to_string(),
-                message: e.to_string(),
-            }),
+        Some(entry) => {
+            serde_json::from_slice(&entry.value)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    key: key.to_string(),
+                    message: e.to_string(),
+                })
+        }
     }
 }
 
@@ -208,7 +217,10 @@ pub fn reconcile(
                     container,
                     created_at: model::now_unix(),
                 };
-                store.commit(&[Condition::Absent(key.clone())], vec![Write::Put(key, json(&rec))])?;
+                store.commit(
+                    &[Condition::Absent(key.clone())],
+                    vec![Write::Put(key, json(&rec))],
+                )?;
             }
         }
     }
@@ -229,7 +241,9 @@ pub fn reconcile(
         let record = reconcile_store(cfg, store, decl, src)?;
         reconcile_keys(store, decl, &record, src)?;
         if let Some(path) = reconcile_credentials(cfg, store, master, decl, &record)? {
-            outcome.generated_credentials.push((decl.name.clone(), path));
+            outcome
+                .generated_credentials
+                .push((decl.name.clone(), path));
         }
     }
     Ok(outcome)
@@ -241,7 +255,11 @@ fn find_store_id(store: &dyn Store, name: &str) -> Result<Option<String>, StoreE
         .map(|e| String::from_utf8_lossy(&e.value).into_owned()))
 }
 
-fn check_binding(store: &dyn Store, id: &str, decl: &StoreDecl) -> Result<Option<StoreRecord>, ReconcileError> {
+fn check_binding(
+    store: &dyn Store,
+    id: &str,
+    decl: &StoreDecl,
+) -> Result<Option<StoreRecord>, ReconcileError> {
     let Some(rec) = load::<StoreRecord>(store, &keys::store(id))? else {
         return Ok(None);
     };
@@ -275,7 +293,9 @@ fn ensure_health_check_key(
         Err(KeySourceError::NotFound { .. }) => {
             src.create_key(NewKey::new(name, KeyUsage::ALL))
                 .into_result()
-                .map_err(|e| source_err(decl, format!("creating health-check key '{name}': {e}")))?;
+                .map_err(|e| {
+                    source_err(decl, format!("creating health-check key '{name}': {e}"))
+                })?;
             tracing::info!(store = %decl.name, key = name, "created health-check key");
         }
         Err(e) => return Err(source_err(decl, e)),
@@ -322,9 +342,13 @@ fn reconcile_store(
             }
         }
         let max = decl.max_credentials.unwrap_or(rec.max_credentials);
-        if rec.health_check_key != decl.health_check_key || rec.max_credentials != max {
+        if rec.health_check_key != decl.health_check_key
+            || rec.max_credentials != max
+            || rec.quota != decl.quota
+        {
             rec.health_check_key = decl.health_check_key.clone();
             rec.max_credentials = max;
+            rec.quota = decl.quota;
             store.put(&keys::store(&rec.id), json(&rec))?;
         }
         return Ok(rec);
@@ -351,6 +375,7 @@ fn reconcile_store(
         success_audit: false,
         mtls: false,
         location: model::XksLocation::Unset,
+        quota: decl.quota,
         created_at: model::now_unix(),
     };
     let conditions = [
@@ -384,7 +409,8 @@ fn reconcile_keys(
     src: &keyhold_sdk::KeySourceBox,
 ) -> Result<(), ReconcileError> {
     for k in &decl.keys {
-        let usage = KeyUsage::parse_list(&k.usage).map_err(|bad| source_err(decl, format!("unknown usage {bad}")))?;
+        let usage = KeyUsage::parse_list(&k.usage)
+            .map_err(|bad| source_err(decl, format!("unknown usage {bad}")))?;
         let source_key = k.source_key.clone().unwrap_or_else(|| k.id.clone());
         let info = match src.get_key(source_key.as_str().into()).into_result() {
             Ok(info) => info,
@@ -426,7 +452,10 @@ fn reconcile_keys(
                     blocked: false,
                     created_at: model::now_unix(),
                 };
-                store.commit(&[Condition::Absent(key.clone())], vec![Write::Put(key, json(&hyok))])?;
+                store.commit(
+                    &[Condition::Absent(key.clone())],
+                    vec![Write::Put(key, json(&hyok))],
+                )?;
             }
         }
     }
@@ -441,7 +470,10 @@ fn resolve_secret(decl: &CredentialDecl, key: &str) -> Result<Zeroizing<String>,
     let secret = if let Some(s) = &decl.secret {
         Zeroizing::new(s.clone())
     } else if let Some(var) = &decl.secret_env {
-        Zeroizing::new(std::env::var(var).map_err(|_| err(format!("environment variable {var} is not set")))?)
+        Zeroizing::new(
+            std::env::var(var)
+                .map_err(|_| err(format!("environment variable {var} is not set")))?,
+        )
     } else if let Some(path) = &decl.secret_file {
         let text = Zeroizing::new(
             std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?,
@@ -465,7 +497,11 @@ fn reconcile_credentials(
     decl: &StoreDecl,
     rec: &StoreRecord,
 ) -> Result<Option<PathBuf>, ReconcileError> {
-    let idx = cfg.stores.iter().position(|s| s.name == decl.name).unwrap_or(0);
+    let idx = cfg
+        .stores
+        .iter()
+        .position(|s| s.name == decl.name)
+        .unwrap_or(0);
     let mut existing: HashMap<String, (CredentialRecord, u64)> = HashMap::new();
     for entry in store.scan(&keys::credentials_of(&rec.id))? {
         if let Ok(c) = serde_json::from_slice::<CredentialRecord>(&entry.value) {
@@ -488,7 +524,12 @@ fn reconcile_credentials(
         if !existing.contains_key(&c.access_key_id) {
             let undeclared: Vec<(String, i128)> = existing
                 .values()
-                .filter(|(e, _)| !decl.credentials.iter().any(|d| d.access_key_id == e.access_key_id))
+                .filter(|(e, _)| {
+                    !decl
+                        .credentials
+                        .iter()
+                        .any(|d| d.access_key_id == e.access_key_id)
+                })
                 .map(|(e, _)| (e.access_key_id.clone(), e.created_at_ns))
                 .collect();
             let room = rec.max_credentials as usize;
@@ -534,7 +575,10 @@ fn reconcile_credentials(
         },
     };
     let path = write_credentials_file(&cfg.data_dir, &rec.name, &file)?;
-    store.commit(&[Condition::Absent(key.clone())], vec![Write::Put(key, json(&cred))])?;
+    store.commit(
+        &[Condition::Absent(key.clone())],
+        vec![Write::Put(key, json(&cred))],
+    )?;
     tracing::warn!(
         store = %rec.name, access_key_id = %akid, file = %path.display(),
         "generated a credential for a key store that had none; its secret is only in that file"

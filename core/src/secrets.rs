@@ -206,7 +206,10 @@ mod tests {
         let key = MasterKey::from_bytes(&[7u8; 32]);
         let sealed = key.seal(b"top secret", "credentials/s1/AKID");
         assert!(!sealed.contains("top secret"));
-        assert_eq!(&**key.open(&sealed, "credentials/s1/AKID").unwrap(), b"top secret");
+        assert_eq!(
+            &**key.open(&sealed, "credentials/s1/AKID").unwrap(),
+            b"top secret"
+        );
         // Bound to its context: cannot be moved to another object.
         assert!(key.open(&sealed, "credentials/s2/AKID").is_err());
         // Wrong master key.
@@ -242,7 +245,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("short.key");
         fs::write(&path, "c2hvcnQ=").unwrap();
-        let err = MasterKey::load(&MasterKeySource::File(path)).unwrap_err().to_string();
+        let err = MasterKey::load(&MasterKeySource::File(path))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("32 bytes"), "{err}");
         let missing = MasterKey::load(&MasterKeySource::File(dir.path().join("nope")))
             .unwrap_err()

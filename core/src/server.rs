@@ -83,3 +83,55 @@ async fn serve_connection<S>(
         }
     }
 }
+
+/// Binds a TCP listener, describing a failure.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| e.to_string())
+}
+
+/// Serves `GET /metrics` (Prometheus text format) over plain HTTP until `shutdown`.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    service: XksService,
+    sources: Arc<crate::xks::Sources>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use bytes::Bytes;
+    use http::{Response, StatusCode, header};
+    use http_body_util::Full;
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(_) => continue,
+            },
+            _ = shutdown.changed() => break,
+        };
+        let (service, sources) = (service.clone(), sources.clone());
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let (service, sources) = (service.clone(), sources.clone());
+                async move {
+                    let mut resp = if req.uri().path() == "/metrics" {
+                        let mut r =
+                            Response::new(Full::new(Bytes::from(service.render_metrics(&sources))));
+                        r.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            http::HeaderValue::from_static("text/plain; version=0.0.4"),
+                        );
+                        r
+                    } else {
+                        Response::new(Full::new(Bytes::from_static(b"not found\n")))
+                    };
+                    if req.uri().path() != "/metrics" {
+                        *resp.status_mut() = StatusCode::NOT_FOUND;
+                    }
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}

@@ -107,9 +107,8 @@ fn generate_dev_pki(dir: &Path) -> Result<(), TlsError> {
         .push(DnType::CommonName, "keyhold development CA");
     let ca = ca_params.self_signed(&ca_key).map_err(gen_err)?;
     let key = KeyPair::generate().map_err(gen_err)?;
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .map_err(gen_err)?;
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .map_err(gen_err)?;
     params
         .distinguished_name
         .push(DnType::CommonName, "localhost");

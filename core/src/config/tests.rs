@@ -28,6 +28,7 @@ fn embedded_defaults_and_examples_parse() {
 }
 
 #[test]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature
 fn environment_overrides_nested_keys() {
     figment::Jail::expect_with(|jail| {
         jail.create_file("k.toml", MINIMAL)?;
@@ -66,7 +67,10 @@ fn store_declarations_are_checked() {
     let e = err_of(&format!(
         "{base}{store}[[stores.keys]]\nid = \"k\"\nusage = [\"sign\"]\n"
     ));
-    assert!(e.contains("stores[0].keys[0].usage") && e.contains("sign"), "{e}");
+    assert!(
+        e.contains("stores[0].keys[0].usage") && e.contains("sign"),
+        "{e}"
+    );
     let e = err_of(&format!(
         "{base}{store}[[stores.keys]]\nid = \"bad/id\"\nusage = [\"encrypt\"]\n"
     ));

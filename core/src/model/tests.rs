@@ -2,8 +2,14 @@ use super::*;
 
 #[test]
 fn prefix_rules() {
-    assert_eq!(normalize_uri_path_prefix("tenants/acme").unwrap(), "tenants/acme");
-    assert_eq!(normalize_uri_path_prefix("/tenants/acme/").unwrap(), "tenants/acme");
+    assert_eq!(
+        normalize_uri_path_prefix("tenants/acme").unwrap(),
+        "tenants/acme"
+    );
+    assert_eq!(
+        normalize_uri_path_prefix("/tenants/acme/").unwrap(),
+        "tenants/acme"
+    );
     assert_eq!(normalize_uri_path_prefix("").unwrap(), "");
     assert_eq!(xks_base_path("tenants/acme"), "/tenants/acme/kms/xks/v1");
     assert_eq!(xks_base_path(""), "/kms/xks/v1");
@@ -53,7 +59,10 @@ fn secret_rules() {
     assert!(validate_secret(&"a".repeat(65)).is_err());
     assert!(validate_secret(&format!("{}-", "a".repeat(43))).is_err());
     let err = validate_secret("short").unwrap_err().to_string();
-    assert!(!err.contains("short"), "the secret must never be echoed: {err}");
+    assert!(
+        !err.contains("short"),
+        "the secret must never be echoed: {err}"
+    );
 }
 
 #[test]
@@ -111,7 +120,10 @@ fn credentials_file_has_the_console_shape() {
     };
     let json: serde_json::Value = serde_json::to_value(&file).unwrap();
     assert_eq!(json["XksProxyUriPath"], "/tenants/acme/kms/xks/v1");
-    assert_eq!(json["XksProxyAuthenticationCredential"]["AccessKeyId"], "AKID");
+    assert_eq!(
+        json["XksProxyAuthenticationCredential"]["AccessKeyId"],
+        "AKID"
+    );
     assert_eq!(
         json["XksProxyAuthenticationCredential"]["RawSecretAccessKey"],
         "SECRET"

@@ -9,7 +9,7 @@ mod host;
 mod source;
 
 pub use host::StoreHost;
-pub use source::{KeySourceHandle, PluginCallError};
+pub use source::{CallLimits, KeySourceHandle, PluginCallError};
 
 use std::path::{Path, PathBuf};
 
@@ -71,7 +71,9 @@ impl std::fmt::Debug for LoadedPlugin {
 
 fn describe(err: &LibraryError) -> String {
     match err {
-        LibraryError::OpenError { err, .. } => format!("cannot be loaded as a shared library: {err}"),
+        LibraryError::OpenError { err, .. } => {
+            format!("cannot be loaded as a shared library: {err}")
+        }
         LibraryError::GetSymbolError { .. } => {
             "not a keyhold plugin: it exports no keyhold root module".to_string()
         }
@@ -86,7 +88,9 @@ fn describe(err: &LibraryError) -> String {
             "built against keyhold-sdk {actual_version}, which is incompatible with this host's {expected_version}"
         ),
         LibraryError::AbiInstability(details) => {
-            format!("its plugin interface does not match this host's (layout check failed): {details}")
+            format!(
+                "its plugin interface does not match this host's (layout check failed): {details}"
+            )
         }
         other => other.to_string(),
     }

@@ -1,7 +1,10 @@
 //! An opened key source and the bounded, deadline-guarded way the core calls it.
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
     time::{Duration, Instant},
 };
 
@@ -9,6 +12,7 @@ use keyhold_sdk::{KeySourceBox, KeySourceError, SourceInfo};
 use tokio::sync::Semaphore;
 
 use super::LoadedPlugin;
+use crate::metrics::Histogram;
 
 /// Why a call into a key source did not produce an answer.
 #[derive(Debug, thiserror::Error)]
@@ -17,7 +21,15 @@ pub enum PluginCallError {
     /// The key source answered with an error.
     #[error(transparent)]
     Source(#[from] KeySourceError),
-    /// No answer (or no free call slot) within the deadline.
+    /// Every call slot stayed busy for the queueing deadline: the request is shed.
+    #[error("key source '{source_name}' is saturated: no call slot freed up within {ms} ms")]
+    Busy {
+        /// The key source.
+        source_name: String,
+        /// The queueing deadline.
+        ms: u128,
+    },
+    /// The key source did not answer within the call deadline.
     #[error("key source '{source_name}' did not answer {what} within {ms} ms")]
     Timeout {
         /// The key source.
@@ -44,10 +56,22 @@ impl PluginCallError {
     pub fn xks_error_name(&self) -> &'static str {
         match self {
             PluginCallError::Source(e) => e.xks_error_name(),
+            PluginCallError::Busy { .. } => "ThrottlingException",
             PluginCallError::Timeout { .. } => "DependencyTimeoutException",
             PluginCallError::Internal { .. } => "InternalException",
         }
     }
+}
+
+/// Call-slot and deadline settings of a key source.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// Most calls in flight at once.
+    pub concurrency: usize,
+    /// Longest wait for a free slot before the request is shed.
+    pub queue_timeout: Duration,
+    /// Longest a call may take (waiting included).
+    pub call_timeout: Duration,
 }
 
 /// One opened key source: its plugin, its identity, and a bounded call pool.
@@ -60,7 +84,13 @@ pub struct KeySourceHandle {
     pub info: SourceInfo,
     source: Arc<KeySourceBox>,
     permits: Arc<Semaphore>,
-    timeout: Duration,
+    limits: CallLimits,
+    /// Latency of every call.
+    pub latency: Histogram,
+    /// Calls that failed, timed out or were shed.
+    pub errors: AtomicU64,
+    /// Calls shed because no slot freed up in time.
+    pub shed: AtomicU64,
 }
 
 impl std::fmt::Debug for KeySourceHandle {
@@ -73,14 +103,12 @@ impl std::fmt::Debug for KeySourceHandle {
 }
 
 impl KeySourceHandle {
-    /// Wraps an opened key source. At most `concurrency` calls run at once; each call
-    /// (including waiting for a slot) must finish within `timeout`.
+    /// Wraps an opened key source.
     pub fn new(
         name: &str,
         plugin: LoadedPlugin,
         source: KeySourceBox,
-        concurrency: usize,
-        timeout: Duration,
+        limits: CallLimits,
     ) -> KeySourceHandle {
         let info = source.info();
         KeySourceHandle {
@@ -88,8 +116,11 @@ impl KeySourceHandle {
             plugin,
             info,
             source: Arc::new(source),
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            timeout,
+            permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+            limits,
+            latency: Histogram::default(),
+            errors: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
         }
     }
 
@@ -99,35 +130,80 @@ impl KeySourceHandle {
         &self.source
     }
 
-    /// Runs `f` against the key source on the blocking pool, bounded by the call slots
-    /// and the deadline. A call that misses the deadline keeps its slot until the key
-    /// source returns, so a hung key manager cannot pile up threads.
+    /// Call slots in use now.
+    pub fn in_use(&self) -> usize {
+        self.limits
+            .concurrency
+            .saturating_sub(self.permits.available_permits())
+    }
+
+    /// Call slots in all.
+    pub fn capacity(&self) -> usize {
+        self.limits.concurrency
+    }
+
+    /// Runs `f` against the key source on the blocking pool. Waits at most the queueing
+    /// deadline for a call slot (else [`PluginCallError::Busy`]) and the call deadline
+    /// for the answer (else [`PluginCallError::Timeout`]). A call that misses its
+    /// deadline keeps its slot until the key source returns, so a hung key manager
+    /// cannot pile up threads.
     pub async fn call<T, F>(&self, what: &'static str, f: F) -> Result<T, PluginCallError>
     where
         T: Send + 'static,
         F: FnOnce(&KeySourceBox) -> Result<T, KeySourceError> + Send + 'static,
     {
-        let deadline = tokio::time::Instant::from_std(Instant::now() + self.timeout);
-        let timeout = || PluginCallError::Timeout {
-            source_name: self.name.clone(),
-            what,
-            ms: self.timeout.as_millis(),
-        };
-        let permit = tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned())
+        let started = Instant::now();
+        let result = self.call_inner(what, f, started).await;
+        self.latency
+            .observe_us(started.elapsed().as_micros() as u64);
+        if let Err(e) = &result {
+            self.errors.fetch_add(1, Relaxed);
+            if matches!(e, PluginCallError::Busy { .. }) {
+                self.shed.fetch_add(1, Relaxed);
+            }
+        }
+        result
+    }
+
+    async fn call_inner<T, F>(
+        &self,
+        what: &'static str,
+        f: F,
+        started: Instant,
+    ) -> Result<T, PluginCallError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&KeySourceBox) -> Result<T, KeySourceError> + Send + 'static,
+    {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => tokio::time::timeout(
+                self.limits.queue_timeout,
+                self.permits.clone().acquire_owned(),
+            )
             .await
-            .map_err(|_| timeout())?
+            .map_err(|_| PluginCallError::Busy {
+                source_name: self.name.clone(),
+                ms: self.limits.queue_timeout.as_millis(),
+            })?
             .map_err(|e| PluginCallError::Internal {
                 source_name: self.name.clone(),
                 what,
                 reason: e.to_string(),
-            })?;
+            })?,
+        };
         let source = self.source.clone();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             f(&source)
         });
+        let deadline = tokio::time::Instant::from_std(started + self.limits.call_timeout);
         match tokio::time::timeout_at(deadline, task).await {
-            Err(_) => Err(timeout()),
+            Err(_) => Err(PluginCallError::Timeout {
+                source_name: self.name.clone(),
+                what,
+                ms: self.limits.call_timeout.as_millis(),
+            }),
             Ok(Err(join)) => Err(PluginCallError::Internal {
                 source_name: self.name.clone(),
                 what,

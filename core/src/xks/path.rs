@@ -81,7 +81,9 @@ mod tests {
         );
         assert_eq!(
             parse("/kms/xks/v1/health"),
-            Some(XksPath::Health { base: "/kms/xks/v1" })
+            Some(XksPath::Health {
+                base: "/kms/xks/v1"
+            })
         );
         assert_eq!(
             parse("/p/kms/xks/v1/keys/k-1/encrypt"),
@@ -101,7 +103,10 @@ mod tests {
         );
         assert!(matches!(
             parse("/p/kms/xks/v1/keys/k/decrypt"),
-            Some(XksPath::Key { op: KeyOp::Decrypt, .. })
+            Some(XksPath::Key {
+                op: KeyOp::Decrypt,
+                ..
+            })
         ));
     }
 

@@ -1,19 +1,28 @@
 //! The data plane's immutable snapshot of everything it needs: base path -> store,
-//! with credentials (secrets unsealed), keys and flags. Requests read it without
-//! touching the durable store; every committed change rebuilds it.
+//! with credentials (secrets unsealed), keys, flags, and per-store state (health cache,
+//! metrics, quota bucket). Requests read it without touching the durable store.
+//!
+//! It is built once at start ([`Routing::build`]) and then updated per committed
+//! change ([`Routing::apply`]): only the stores a change touches are rebuilt, so the
+//! cost of a change is proportional to what changed, not to the number of stores.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use zeroize::Zeroizing;
 
 use crate::{
+    metrics::StoreMetrics,
     model::{self, CredentialRecord, HyokKeyRecord, StoreRecord},
     plugin::KeySourceHandle,
     secrets::MasterKey,
-    store::{Store, StoreError},
+    store::{Store, StoreError, WatchEvent},
 };
 
-use super::health::HealthCache;
+use super::{health::HealthCache, quota::TokenBucket};
+use crate::model::Quota;
 
 /// The opened key sources, by name; a source that failed to load keeps its reason.
 #[derive(Default)]
@@ -40,6 +49,32 @@ impl Sources {
             None => Err(format!("key source '{name}' is not configured")),
         }
     }
+
+    /// Every opened source.
+    pub fn opened(&self) -> impl Iterator<Item = &Arc<KeySourceHandle>> {
+        self.by_name.values().filter_map(|s| s.as_ref().ok())
+    }
+}
+
+/// A HYOK key as the data plane needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRoute {
+    /// The external key id.
+    pub external_id: String,
+    /// The key's name in the store's source.
+    pub source_key: String,
+    /// Whether AWS KMS's use of the key is suspended.
+    pub blocked: bool,
+}
+
+impl From<HyokKeyRecord> for KeyRoute {
+    fn from(r: HyokKeyRecord) -> Self {
+        KeyRoute {
+            external_id: r.external_id,
+            source_key: r.source_key,
+            blocked: r.blocked,
+        }
+    }
 }
 
 /// Everything the data plane knows about one key store.
@@ -51,20 +86,62 @@ pub struct StoreRoute {
     /// Its key source, or why it is unavailable.
     pub source: Result<Arc<KeySourceHandle>, String>,
     /// Access key id -> secret access key bytes.
-    pub credentials: HashMap<String, Zeroizing<Vec<u8>>>,
-    /// External key id -> HYOK key.
-    pub keys: HashMap<String, HyokKeyRecord>,
-    /// The store's deep health-check cache (survives rebuilds).
+    pub credentials: Arc<HashMap<String, Zeroizing<Vec<u8>>>>,
+    /// External key id -> key.
+    pub keys: Arc<HashMap<String, KeyRoute>>,
+    /// Deep health-check cache (kept across updates).
     pub health: Arc<HealthCache>,
+    /// Request counters (kept across updates).
+    pub metrics: Arc<StoreMetrics>,
+    /// Request quota, when one applies.
+    pub quota: Option<Arc<TokenBucket>>,
+}
+
+/// What building or updating the snapshot needs besides the store.
+pub struct RoutingContext {
+    /// Unseals credential secrets.
+    pub master: Arc<MasterKey>,
+    /// The opened key sources.
+    pub sources: Arc<Sources>,
+    /// The quota for stores that do not set their own (`None`: unlimited).
+    pub default_quota: Option<Quota>,
 }
 
 /// The snapshot.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Routing {
     /// Store revision this snapshot reflects.
     pub revision: u64,
+    by_id: HashMap<String, Arc<StoreRoute>>,
     by_base: HashMap<String, Arc<StoreRoute>>,
     by_lb_path: HashMap<String, Arc<StoreRoute>>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Option<T> {
+    match serde_json::from_slice(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(key, "skipping unreadable record: {e}");
+            None
+        }
+    }
+}
+
+/// Unseals a credential record; failures are logged and skipped, never fatal.
+fn unseal(master: &MasterKey, key: &str, value: &[u8]) -> Option<(String, Zeroizing<Vec<u8>>)> {
+    let rec = parse::<CredentialRecord>(key, value)?;
+    match master.open(&rec.sealed_secret, key) {
+        Ok(secret) => Some((rec.access_key_id, secret)),
+        Err(e) => {
+            tracing::error!(key, "skipping credential: {e}");
+            None
+        }
+    }
+}
+
+/// The store id and object name of `credentials/<id>/<name>` or `keys/<id>/<name>`.
+fn split_child<'a>(key: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
+    key.strip_prefix(prefix)?.split_once('/')
 }
 
 impl Routing {
@@ -78,50 +155,58 @@ impl Routing {
         self.by_lb_path.get(path)
     }
 
-    /// Every store.
-    pub fn stores(&self) -> impl Iterator<Item = &Arc<StoreRoute>> {
-        self.by_base.values()
+    /// A store by id.
+    pub fn by_id(&self, id: &str) -> Option<&Arc<StoreRoute>> {
+        self.by_id.get(id)
     }
 
-    /// Builds a snapshot from the durable store. Records that do not parse or secrets
-    /// that do not unseal are skipped and logged, never fatal: one bad object must not
-    /// take every store down.
+    /// Every store.
+    pub fn stores(&self) -> impl Iterator<Item = &Arc<StoreRoute>> {
+        self.by_id.values()
+    }
+
+    /// Number of stores served.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether no store is served.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Builds a snapshot from the whole durable store, carrying per-store state
+    /// (health cache, metrics, quota bucket) over from `previous`. Records that do not
+    /// parse and secrets that do not unseal are skipped and logged: one bad object must
+    /// not take every store down.
     pub fn build(
         store: &dyn Store,
-        master: &MasterKey,
-        sources: &Sources,
-        health: &HealthCaches,
+        ctx: &RoutingContext,
+        previous: Option<&Routing>,
     ) -> Result<Routing, StoreError> {
         let revision = store.revision()?;
         let mut credentials: HashMap<String, HashMap<String, Zeroizing<Vec<u8>>>> = HashMap::new();
         for entry in store.scan(model::keys::CREDENTIALS)? {
-            let Some(rec) = parse::<CredentialRecord>(&entry.key, &entry.value) else {
+            let Some((store_id, _)) = split_child(&entry.key, model::keys::CREDENTIALS) else {
                 continue;
             };
-            let Some(store_id) = entry.key.split('/').nth(1) else {
-                continue;
-            };
-            match master.open(&rec.sealed_secret, &entry.key) {
-                Ok(secret) => {
-                    credentials
-                        .entry(store_id.to_string())
-                        .or_default()
-                        .insert(rec.access_key_id, secret);
-                }
-                Err(e) => tracing::error!(key = %entry.key, "skipping credential: {e}"),
+            if let Some((akid, secret)) = unseal(&ctx.master, &entry.key, &entry.value) {
+                credentials
+                    .entry(store_id.to_string())
+                    .or_default()
+                    .insert(akid, secret);
             }
         }
-        let mut keys: HashMap<String, HashMap<String, HyokKeyRecord>> = HashMap::new();
+        let mut keys: HashMap<String, HashMap<String, KeyRoute>> = HashMap::new();
         for entry in store.scan(model::keys::HYOK_KEYS)? {
-            let Some(rec) = parse::<HyokKeyRecord>(&entry.key, &entry.value) else {
+            let Some((store_id, _)) = split_child(&entry.key, model::keys::HYOK_KEYS) else {
                 continue;
             };
-            let Some(store_id) = entry.key.split('/').nth(1) else {
-                continue;
-            };
-            keys.entry(store_id.to_string())
-                .or_default()
-                .insert(rec.external_id.clone(), rec);
+            if let Some(rec) = parse::<HyokKeyRecord>(&entry.key, &entry.value) {
+                keys.entry(store_id.to_string())
+                    .or_default()
+                    .insert(rec.external_id.clone(), rec.into());
+            }
         }
         let mut routing = Routing {
             revision,
@@ -131,51 +216,200 @@ impl Routing {
             let Some(record) = parse::<StoreRecord>(&entry.key, &entry.value) else {
                 continue;
             };
-            if record.kind != model::StoreKind::Local {
-                continue;
-            }
-            let route = Arc::new(StoreRoute {
-                base_path: record.xks_base_path(),
-                source: sources.get(&record.source),
-                credentials: credentials.remove(&record.id).unwrap_or_default(),
-                keys: keys.remove(&record.id).unwrap_or_default(),
-                health: health.for_store(&record.id),
-                record,
-            });
-            routing
-                .by_lb_path
-                .insert(model::lb_health_path(&route.record.uri_path_prefix), route.clone());
-            routing.by_base.insert(route.base_path.clone(), route);
+            let old = previous.and_then(|p| p.by_id.get(&record.id));
+            let creds = credentials.remove(&record.id).unwrap_or_default();
+            let ks = keys.remove(&record.id).unwrap_or_default();
+            routing.insert(make_route(record, Arc::new(creds), Arc::new(ks), old, ctx));
         }
         Ok(routing)
     }
-}
 
-fn parse<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Option<T> {
-    match serde_json::from_slice(value) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            tracing::error!(key, "skipping unreadable record: {e}");
-            None
+    fn insert(&mut self, route: Option<StoreRoute>) {
+        let Some(route) = route else { return };
+        let route = Arc::new(route);
+        self.by_lb_path.insert(
+            model::lb_health_path(&route.record.uri_path_prefix),
+            route.clone(),
+        );
+        self.by_base.insert(route.base_path.clone(), route.clone());
+        self.by_id.insert(route.record.id.clone(), route);
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Arc<StoreRoute>> {
+        let old = self.by_id.remove(id)?;
+        if self
+            .by_base
+            .get(&old.base_path)
+            .is_some_and(|r| r.record.id == id)
+        {
+            self.by_base.remove(&old.base_path);
         }
+        let lb = model::lb_health_path(&old.record.uri_path_prefix);
+        if self.by_lb_path.get(&lb).is_some_and(|r| r.record.id == id) {
+            self.by_lb_path.remove(&lb);
+        }
+        Some(old)
+    }
+
+    /// The snapshot after one committed transaction. Only the stores it touches are
+    /// rebuilt; a store that appears is loaded with its own credentials and keys.
+    pub fn apply(
+        &self,
+        event: &WatchEvent,
+        store: &dyn Store,
+        ctx: &RoutingContext,
+    ) -> Result<Routing, StoreError> {
+        let mut touched: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        for change in &event.changes {
+            let id = if let Some(id) = change.key.strip_prefix(model::keys::STORES) {
+                Some(id)
+            } else {
+                split_child(&change.key, model::keys::CREDENTIALS)
+                    .or_else(|| split_child(&change.key, model::keys::HYOK_KEYS))
+                    .map(|(id, _)| id)
+            };
+            if let Some(id) = id {
+                if seen.insert(id.to_string()) {
+                    touched.push(id.to_string());
+                }
+            }
+        }
+        let mut next = self.clone();
+        next.revision = event.revision;
+        for id in touched {
+            let old = next.remove(&id);
+            let Some(record) = store
+                .get(&model::keys::store(&id))?
+                .and_then(|e| parse::<StoreRecord>(&e.key, &e.value))
+            else {
+                continue; // deleted (or unreadable): no longer served
+            };
+            // Credentials and keys: reuse the old maps when this event does not touch
+            // them, patch a copy when it does (cost proportional to the store's own
+            // size at most), read them whole for a store that just appeared.
+            let (creds, keys) = match &old {
+                None => (
+                    Arc::new(self.load_credentials(store, ctx, &id)?),
+                    Arc::new(self.load_keys(store, &id)?),
+                ),
+                Some(o) => {
+                    let cred_changes: Vec<_> = event
+                        .changes
+                        .iter()
+                        .filter_map(|c| {
+                            split_child(&c.key, model::keys::CREDENTIALS)
+                                .filter(|(sid, _)| *sid == id)
+                                .map(|(_, akid)| (akid, c))
+                        })
+                        .collect();
+                    let key_changes: Vec<_> = event
+                        .changes
+                        .iter()
+                        .filter_map(|c| {
+                            split_child(&c.key, model::keys::HYOK_KEYS)
+                                .filter(|(sid, _)| *sid == id)
+                                .map(|(_, ext)| (ext, c))
+                        })
+                        .collect();
+                    let creds = if cred_changes.is_empty() {
+                        o.credentials.clone()
+                    } else {
+                        let mut map = (*o.credentials).clone();
+                        for (akid, change) in cred_changes {
+                            map.remove(akid);
+                            if let Some(value) = &change.value {
+                                if let Some((akid, secret)) =
+                                    unseal(&ctx.master, &change.key, value)
+                                {
+                                    map.insert(akid, secret);
+                                }
+                            }
+                        }
+                        Arc::new(map)
+                    };
+                    let keys = if key_changes.is_empty() {
+                        o.keys.clone()
+                    } else {
+                        let mut map = (*o.keys).clone();
+                        for (ext, change) in key_changes {
+                            map.remove(ext);
+                            if let Some(value) = &change.value {
+                                if let Some(rec) = parse::<HyokKeyRecord>(&change.key, value) {
+                                    map.insert(rec.external_id.clone(), rec.into());
+                                }
+                            }
+                        }
+                        Arc::new(map)
+                    };
+                    (creds, keys)
+                }
+            };
+            next.insert(make_route(record, creds, keys, old.as_ref(), ctx));
+        }
+        Ok(next)
+    }
+
+    fn load_credentials(
+        &self,
+        store: &dyn Store,
+        ctx: &RoutingContext,
+        id: &str,
+    ) -> Result<HashMap<String, Zeroizing<Vec<u8>>>, StoreError> {
+        Ok(store
+            .scan(&model::keys::credentials_of(id))?
+            .into_iter()
+            .filter_map(|e| unseal(&ctx.master, &e.key, &e.value))
+            .collect())
+    }
+
+    fn load_keys(
+        &self,
+        store: &dyn Store,
+        id: &str,
+    ) -> Result<HashMap<String, KeyRoute>, StoreError> {
+        Ok(store
+            .scan(&model::keys::hyok_keys_of(id))?
+            .into_iter()
+            .filter_map(|e| parse::<HyokKeyRecord>(&e.key, &e.value))
+            .map(|r| (r.external_id.clone(), r.into()))
+            .collect())
     }
 }
 
-/// Health caches by store id, kept across snapshot rebuilds.
-#[derive(Default)]
-pub struct HealthCaches {
-    by_store: std::sync::Mutex<HashMap<String, Arc<HealthCache>>>,
+/// A route for a local store (remote stores are not served), carrying per-store state
+/// over from `old`.
+fn make_route(
+    record: StoreRecord,
+    credentials: Arc<HashMap<String, Zeroizing<Vec<u8>>>>,
+    keys: Arc<HashMap<String, KeyRoute>>,
+    old: Option<&Arc<StoreRoute>>,
+    ctx: &RoutingContext,
+) -> Option<StoreRoute> {
+    if record.kind != model::StoreKind::Local {
+        return None;
+    }
+    let quota = record.quota.or(ctx.default_quota);
+    let bucket = match (quota, old.and_then(|o| o.quota.clone())) {
+        (Some(q), Some(b)) if b.quota() == q => Some(b),
+        (Some(q), _) => Some(Arc::new(TokenBucket::new(q))),
+        (None, _) => None,
+    };
+    let health = match old {
+        Some(o) if o.record.health_check_key == record.health_check_key => o.health.clone(),
+        _ => Arc::new(HealthCache::default()),
+    };
+    Some(StoreRoute {
+        base_path: record.xks_base_path(),
+        source: ctx.sources.get(&record.source),
+        credentials,
+        keys,
+        health,
+        metrics: old.map(|o| o.metrics.clone()).unwrap_or_default(),
+        quota: bucket,
+        record,
+    })
 }
 
-impl HealthCaches {
-    /// The cache of one store (created on first use).
-    pub fn for_store(&self, id: &str) -> Arc<HealthCache> {
-        let mut map = self
-            .by_store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.entry(id.to_string())
-            .or_insert_with(|| Arc::new(HealthCache::default()))
-            .clone()
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@
 //! and latency; plaintext is never logged.
 
 use std::{
-    sync::Arc,
+    sync::{Arc, atomic::Ordering::Relaxed},
     time::{Duration, Instant},
 };
 
@@ -15,9 +15,13 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use keyhold_sdk::DecryptInput;
+use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
-use crate::model;
+use crate::{
+    metrics::{self, GlobalMetrics, StoreMetrics},
+    model,
+};
 
 use super::{
     error::{XksError, XksErrorKind, json_response},
@@ -36,6 +40,8 @@ pub struct XksSettings {
     pub health_max_age: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Most requests answered at once.
+    pub max_in_flight: usize,
 }
 
 /// The XKS endpoint: cheap to clone, shared by every connection.
@@ -43,6 +49,8 @@ pub struct XksSettings {
 pub struct XksService {
     routing: Arc<ArcSwap<Routing>>,
     settings: Arc<XksSettings>,
+    in_flight: Arc<Semaphore>,
+    metrics: Arc<GlobalMetrics>,
 }
 
 /// What is known about a request, for its log line.
@@ -53,6 +61,7 @@ struct Ctx {
     store: Option<String>,
     operation: &'static str,
     key_id: Option<String>,
+    metrics: Option<Arc<StoreMetrics>>,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -62,8 +71,50 @@ impl XksService {
     pub fn new(routing: Arc<ArcSwap<Routing>>, settings: XksSettings) -> XksService {
         XksService {
             routing,
+            in_flight: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
             settings: Arc::new(settings),
+            metrics: Arc::new(GlobalMetrics::default()),
         }
+    }
+
+    /// Process-wide counters.
+    pub fn global_metrics(&self) -> &GlobalMetrics {
+        &self.metrics
+    }
+
+    /// The Prometheus text exposition of every counter.
+    pub fn render_metrics(&self, sources: &super::Sources) -> String {
+        let routing = self.routing();
+        let mut stores: Vec<(&str, &StoreMetrics)> = routing
+            .stores()
+            .map(|r| (r.record.name.as_str(), r.metrics.as_ref()))
+            .collect();
+        stores.sort_by_key(|(name, _)| *name);
+        let mut opened: Vec<_> = sources.opened().collect();
+        opened.sort_by(|a, b| a.name.cmp(&b.name));
+        let shed_pool: u64 = opened.iter().map(|s| s.shed.load(Relaxed)).sum();
+        self.metrics.shed_pool.store(shed_pool, Relaxed);
+        let sources = opened
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    &s.latency,
+                    s.errors.load(Relaxed),
+                    s.in_use(),
+                    s.capacity(),
+                )
+            })
+            .collect();
+        metrics::render(&metrics::Snapshot {
+            global: &self.metrics,
+            stores,
+            sources,
+            in_flight: self
+                .settings
+                .max_in_flight
+                .saturating_sub(self.in_flight.available_permits()),
+        })
     }
 
     /// The current routing snapshot.
@@ -82,8 +133,29 @@ impl XksService {
             operation: "Unknown",
             ..Ctx::default()
         };
-        let result = self.process(req, &mut ctx).await;
+        let result = match self.in_flight.clone().try_acquire_owned() {
+            Ok(_permit) => self.process(req, &mut ctx).await,
+            Err(_) => {
+                self.metrics.shed_in_flight.fetch_add(1, Relaxed);
+                Err(XksError::new(
+                    XksErrorKind::Throttling,
+                    "server overloaded: too many requests in flight",
+                ))
+            }
+        };
         let latency_us = started.elapsed().as_micros() as u64;
+        let outcome = match &result {
+            Ok(_) => 0,
+            Err(e) => metrics::outcome_index(e.kind.name()),
+        };
+        match (&ctx.metrics, metrics::operation_index(ctx.operation)) {
+            (Some(m), Some(op)) => m.record(op, outcome, latency_us),
+            _ => {
+                if let Some(c) = self.metrics.unrouted.get(outcome) {
+                    c.fetch_add(1, Relaxed);
+                }
+            }
+        }
         let rid = ctx.request_id.as_deref().unwrap_or("-");
         let store = ctx.store.as_deref().unwrap_or("-");
         let key_id = ctx.key_id.as_deref().unwrap_or("-");
@@ -122,6 +194,7 @@ impl XksService {
         if let Some(route) = routing.by_lb_path(path) {
             ctx.operation = "LoadBalancerHealth";
             ctx.store = Some(route.record.name.clone());
+            ctx.metrics = Some(route.metrics.clone());
             return self.lb_health(&parts.method, route).await;
         }
         let parsed = path::parse(path).ok_or_else(|| {
@@ -148,6 +221,7 @@ impl XksService {
             )
         })?;
         ctx.store = Some(route.record.name.clone());
+        ctx.metrics = Some(route.metrics.clone());
         if parts.method != Method::POST {
             return Err(XksError::new(
                 XksErrorKind::MethodNotAllowed,
@@ -156,6 +230,15 @@ impl XksService {
         }
         let body = self.read_body(&parts, body).await?;
         authenticate(&parts, &body, route)?;
+        if let Some(bucket) = &route.quota {
+            if !bucket.try_take() {
+                self.metrics.throttled_quota.fetch_add(1, Relaxed);
+                return Err(XksError::new(
+                    XksErrorKind::Throttling,
+                    "request quota of this key store exceeded",
+                ));
+            }
+        }
         if route.record.blocked {
             return Err(XksError::new(
                 XksErrorKind::InvalidState,
@@ -197,7 +280,12 @@ impl XksService {
         }
     }
 
-    async fn health(&self, body: &[u8], route: &StoreRoute, ctx: &mut Ctx) -> Result<Resp, XksError> {
+    async fn health(
+        &self,
+        body: &[u8],
+        route: &StoreRoute,
+        ctx: &mut Ctx,
+    ) -> Result<Resp, XksError> {
         // Lenient: GetHealthStatus never answers ValidationException.
         let req: wire::HealthRequest = serde_json::from_slice(body).unwrap_or_default();
         if let Some(md) = req.request_metadata {
@@ -232,14 +320,22 @@ impl XksService {
         }
         let result = route.health.get(route, self.settings.health_max_age).await;
         let (status, text, reason) = if route.record.blocked {
-            (StatusCode::SERVICE_UNAVAILABLE, "BLOCKED", Some("key store is blocked".to_string()))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "BLOCKED",
+                Some("key store is blocked".to_string()),
+            )
         } else if result.is_healthy() {
             (StatusCode::OK, "ACTIVE", None)
         } else {
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "UNAVAILABLE",
-                result.outcome.clone().err().or(Some("no key manager is available".into())),
+                result
+                    .outcome
+                    .clone()
+                    .err()
+                    .or(Some("no key manager is available".into())),
             )
         };
         let body = serde_json::json!({
@@ -253,14 +349,21 @@ impl XksService {
 
 fn ok_json<T: serde::Serialize>(value: &T) -> Resp {
     // Serializing our own response types cannot fail.
-    json_response(StatusCode::OK, serde_json::to_vec(value).unwrap_or_default())
+    json_response(
+        StatusCode::OK,
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
 }
 
 fn auth_failed(message: impl Into<String>) -> XksError {
     XksError::new(XksErrorKind::AuthenticationFailed, message)
 }
 
-fn authenticate(parts: &http::request::Parts, body: &[u8], route: &StoreRoute) -> Result<(), XksError> {
+fn authenticate(
+    parts: &http::request::Parts,
+    body: &[u8],
+    route: &StoreRoute,
+) -> Result<(), XksError> {
     let header = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -303,7 +406,9 @@ async fn key_operation(
             let (source, key) = resolve_key(route, key_id)?;
             let name = key.source_key.clone();
             let info = source
-                .call("get_key", move |s| s.get_key(name.as_str().into()).into_result())
+                .call("get_key", move |s| {
+                    s.get_key(name.as_str().into()).into_result()
+                })
                 .await
                 .map_err(plugin_error)?;
             let mut usage = info.usage.names();
@@ -350,7 +455,11 @@ async fn key_operation(
                 .call("encrypt", move |s| {
                     let name = name.as_str();
                     let sealed = s
-                        .encrypt(name.into(), plaintext.as_slice().into(), aad.as_slice().into())
+                        .encrypt(
+                            name.into(),
+                            plaintext.as_slice().into(),
+                            aad.as_slice().into(),
+                        )
                         .into_result()?;
                     if !want_cdiv {
                         return Ok((sealed, None));
@@ -415,17 +524,15 @@ async fn key_operation(
             )?;
             let metadata = match &req.ciphertext_metadata {
                 None => None,
-                Some(m) => Some(
-                    wire::decode_b64(m, "ciphertextMetadata", 64).and_then(|m| {
-                        if m.len() > MAX_METADATA_BYTES {
-                            Err(XksError::validation(format!(
-                                "ciphertextMetadata must be at most {MAX_METADATA_BYTES} bytes"
-                            )))
-                        } else {
-                            Ok(m)
-                        }
-                    })?,
-                ),
+                Some(m) => Some(wire::decode_b64(m, "ciphertextMetadata", 64).and_then(|m| {
+                    if m.len() > MAX_METADATA_BYTES {
+                        Err(XksError::validation(format!(
+                            "ciphertextMetadata must be at most {MAX_METADATA_BYTES} bytes"
+                        )))
+                    } else {
+                        Ok(m)
+                    }
+                })?),
             };
             let aad = Zeroizing::new(wire::effective_aad(
                 &aad,
@@ -496,7 +603,13 @@ fn exact_b64(value: &str, name: &str, lengths: &[usize]) -> Result<Zeroizing<Vec
 fn resolve_key<'a>(
     route: &'a StoreRoute,
     key_id: &str,
-) -> Result<(Arc<crate::plugin::KeySourceHandle>, &'a model::HyokKeyRecord), XksError> {
+) -> Result<
+    (
+        Arc<crate::plugin::KeySourceHandle>,
+        &'a super::routing::KeyRoute,
+    ),
+    XksError,
+> {
     model::validate_external_key_id(key_id).map_err(|e| XksError::validation(e.to_string()))?;
     let key = route.keys.get(key_id).ok_or_else(|| {
         XksError::new(
@@ -507,13 +620,16 @@ fn resolve_key<'a>(
     let source = route.source.clone().map_err(|reason| {
         XksError::new(
             XksErrorKind::Internal,
-            format!("key source '{}' is not available: {reason}", route.record.source),
+            format!(
+                "key source '{}' is not available: {reason}",
+                route.record.source
+            ),
         )
     })?;
     Ok((source, key))
 }
 
-fn check_key_usable(key: &model::HyokKeyRecord) -> Result<(), XksError> {
+fn check_key_usable(key: &super::routing::KeyRoute) -> Result<(), XksError> {
     if key.blocked {
         return Err(XksError::new(
             XksErrorKind::InvalidState,

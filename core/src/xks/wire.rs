@@ -160,10 +160,10 @@ pub fn parse_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, XksError>
 }
 
 /// Checks the metadata fields every key operation needs and returns it.
-pub fn require_metadata<'a>(
-    md: &'a Option<RequestMetadata>,
+pub fn require_metadata(
+    md: &Option<RequestMetadata>,
     needs_key_arn: bool,
-) -> Result<&'a RequestMetadata, XksError> {
+) -> Result<&RequestMetadata, XksError> {
     let md = md
         .as_ref()
         .ok_or_else(|| XksError::validation("missing required field 'requestMetadata'"))?;
@@ -278,10 +278,16 @@ mod tests {
     #[test]
     fn aad_framing() {
         assert_eq!(effective_aad(b"ab", None), b"ab");
-        assert_eq!(effective_aad(b"ab", Some(b"m")), [0, 2, b'a', b'b', 1, b'm']);
+        assert_eq!(
+            effective_aad(b"ab", Some(b"m")),
+            [0, 2, b'a', b'b', 1, b'm']
+        );
         assert_eq!(effective_aad(b"", Some(b"")), [0, 0, 0]);
         // Metadata moved into the AAD gives a different AES-GCM AAD.
-        assert_ne!(effective_aad(b"m", Some(b"")), effective_aad(b"", Some(b"m")));
+        assert_ne!(
+            effective_aad(b"m", Some(b"")),
+            effective_aad(b"", Some(b"m"))
+        );
     }
 
     #[test]
@@ -306,7 +312,9 @@ mod tests {
             XksErrorKind::Validation
         );
         assert_eq!(
-            check_algorithm(Some(&"AES_CBC".to_string())).unwrap_err().kind,
+            check_algorithm(Some(&"AES_CBC".to_string()))
+                .unwrap_err()
+                .kind,
             XksErrorKind::UnsupportedOperation
         );
     }

@@ -1,0 +1,274 @@
+use super::*;
+use crate::{
+    model::{XksLocation, keys},
+    store::{MemoryStore, Write},
+};
+
+fn ctx() -> RoutingContext {
+    RoutingContext {
+        master: Arc::new(MasterKey::from_bytes(&[9u8; 32])),
+        sources: Arc::new(Sources::default()),
+        default_quota: None,
+    }
+}
+
+fn record(id: &str, prefix: &str) -> StoreRecord {
+    StoreRecord {
+        id: id.into(),
+        name: format!("store-{id}"),
+        source: "ctm".into(),
+        plugin: "ctm".into(),
+        container: None,
+        kind: model::StoreKind::Local,
+        uri_path_prefix: prefix.into(),
+        health_check_key: "hc".into(),
+        max_credentials: 20,
+        blocked: false,
+        success_audit: false,
+        mtls: false,
+        location: XksLocation::Unset,
+        quota: None,
+        created_at: 0,
+    }
+}
+
+fn put_store(s: &MemoryStore, rec: &StoreRecord) -> u64 {
+    s.put(&keys::store(&rec.id), serde_json::to_vec(rec).unwrap())
+        .unwrap()
+}
+
+fn put_credential(
+    s: &MemoryStore,
+    ctx: &RoutingContext,
+    store_id: &str,
+    akid: &str,
+    secret: &str,
+) -> u64 {
+    let key = keys::credential(store_id, akid);
+    let rec = CredentialRecord {
+        access_key_id: akid.into(),
+        sealed_secret: ctx.master.seal(secret.as_bytes(), &key),
+        created_at_ns: 0,
+        origin: "test".into(),
+    };
+    s.put(&key, serde_json::to_vec(&rec).unwrap()).unwrap()
+}
+
+fn put_key(s: &MemoryStore, store_id: &str, ext: &str, blocked: bool) -> u64 {
+    let rec = HyokKeyRecord {
+        external_id: ext.into(),
+        source_key: format!("src-{ext}"),
+        blocked,
+        created_at: 0,
+    };
+    s.put(
+        &keys::hyok_key(store_id, ext),
+        serde_json::to_vec(&rec).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Applies every event received so far.
+fn follow(
+    routing: Routing,
+    rx: &mut tokio::sync::broadcast::Receiver<Arc<WatchEvent>>,
+    s: &MemoryStore,
+    ctx: &RoutingContext,
+) -> Routing {
+    let mut r = routing;
+    while let Ok(ev) = rx.try_recv() {
+        r = r.apply(&ev, s, ctx).unwrap();
+    }
+    r
+}
+
+fn same_content(a: &Routing, b: &Routing) {
+    assert_eq!(a.len(), b.len());
+    for route in a.stores() {
+        let other = b.by_id(&route.record.id).expect("store in both");
+        assert_eq!(route.record, other.record);
+        assert_eq!(route.base_path, other.base_path);
+        let mut ca: Vec<_> = route
+            .credentials
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_vec()))
+            .collect();
+        let mut cb: Vec<_> = other
+            .credentials
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_vec()))
+            .collect();
+        ca.sort();
+        cb.sort();
+        assert_eq!(ca, cb);
+        assert_eq!(*route.keys, *other.keys);
+    }
+}
+
+#[test]
+fn build_indexes_by_base_lb_path_and_id() {
+    let s = MemoryStore::new();
+    let c = ctx();
+    put_store(&s, &record("a", "tenants/a"));
+    put_store(&s, &record("b", ""));
+    put_credential(&s, &c, "a", "AKIDAAAAAAAAAAAAAAAA", "secret-a");
+    put_key(&s, "a", "k1", false);
+    let r = Routing::build(&s, &c, None).unwrap();
+    assert_eq!(r.len(), 2);
+    let a = r.by_base("/tenants/a/kms/xks/v1").unwrap();
+    assert_eq!(
+        &**a.credentials.get("AKIDAAAAAAAAAAAAAAAA").unwrap(),
+        b"secret-a"
+    );
+    assert_eq!(a.keys.get("k1").unwrap().source_key, "src-k1");
+    assert!(r.by_base("/kms/xks/v1").is_some());
+    assert!(r.by_lb_path("/tenants/a/keyhold-health").is_some());
+    assert!(r.by_lb_path("/keyhold-health").is_some());
+    assert!(
+        a.source.is_err(),
+        "no source configured: the route says why"
+    );
+}
+
+#[test]
+fn apply_touches_only_the_changed_store() {
+    let s = MemoryStore::new();
+    let c = ctx();
+    put_store(&s, &record("a", "a"));
+    put_store(&s, &record("b", "b"));
+    put_credential(&s, &c, "a", "AKIDAAAAAAAAAAAAAAAA", "one");
+    put_key(&s, "a", "k1", false);
+    let mut rx = s.watch();
+    let r0 = Routing::build(&s, &c, None).unwrap();
+    let b0 = r0.by_id("b").unwrap().clone();
+    let a0 = r0.by_id("a").unwrap().clone();
+
+    // Add a credential to a: b untouched (same Arc), a's keys map reused.
+    let rev = put_credential(&s, &c, "a", "AKIDBBBBBBBBBBBBBBBB", "two");
+    let r1 = follow(r0, &mut rx, &s, &c);
+    assert_eq!(r1.revision, rev);
+    assert!(Arc::ptr_eq(r1.by_id("b").unwrap(), &b0));
+    let a1 = r1.by_id("a").unwrap();
+    assert_eq!(a1.credentials.len(), 2);
+    assert!(
+        Arc::ptr_eq(&a1.keys, &a0.keys),
+        "keys not rebuilt for a credential change"
+    );
+    assert!(
+        Arc::ptr_eq(&a1.metrics, &a0.metrics),
+        "metrics survive updates"
+    );
+    assert!(
+        Arc::ptr_eq(&a1.health, &a0.health),
+        "health cache survives updates"
+    );
+
+    // Block a: credentials and keys reused, flag visible.
+    let mut blocked = record("a", "a");
+    blocked.blocked = true;
+    put_store(&s, &blocked);
+    let r2 = follow(r1, &mut rx, &s, &c);
+    let a2 = r2.by_id("a").unwrap();
+    assert!(a2.record.blocked);
+    assert!(r2.by_base("/a/kms/xks/v1").unwrap().record.blocked);
+    assert_eq!(a2.credentials.len(), 2);
+
+    // Delete a credential, block a key, add a key.
+    s.delete(&keys::credential("a", "AKIDAAAAAAAAAAAAAAAA"))
+        .unwrap();
+    put_key(&s, "a", "k1", true);
+    put_key(&s, "a", "k2", false);
+    let r3 = follow(r2, &mut rx, &s, &c);
+    let a3 = r3.by_id("a").unwrap();
+    assert!(!a3.credentials.contains_key("AKIDAAAAAAAAAAAAAAAA"));
+    assert!(a3.keys.get("k1").unwrap().blocked);
+    assert!(a3.keys.contains_key("k2"));
+
+    // The incremental result equals a full rebuild.
+    same_content(&r3, &Routing::build(&s, &c, None).unwrap());
+}
+
+#[test]
+fn stores_appear_and_disappear() {
+    let s = MemoryStore::new();
+    let c = ctx();
+    let mut rx = s.watch();
+    let r0 = Routing::build(&s, &c, None).unwrap();
+    // Credentials written before the store record (one transaction, any order).
+    let cred_key = keys::credential("n", "AKIDCCCCCCCCCCCCCCCC");
+    let cred = CredentialRecord {
+        access_key_id: "AKIDCCCCCCCCCCCCCCCC".into(),
+        sealed_secret: c.master.seal(b"s", &cred_key),
+        created_at_ns: 0,
+        origin: "test".into(),
+    };
+    s.commit(
+        &[],
+        vec![
+            Write::Put(cred_key, serde_json::to_vec(&cred).unwrap()),
+            Write::Put(
+                keys::store("n"),
+                serde_json::to_vec(&record("n", "new")).unwrap(),
+            ),
+        ],
+    )
+    .unwrap();
+    let r1 = follow(r0, &mut rx, &s, &c);
+    let n = r1.by_base("/new/kms/xks/v1").expect("new store served");
+    assert_eq!(n.credentials.len(), 1);
+    s.delete(&keys::store("n")).unwrap();
+    let r2 = follow(r1, &mut rx, &s, &c);
+    assert!(r2.by_base("/new/kms/xks/v1").is_none());
+    assert!(r2.by_lb_path("/new/keyhold-health").is_none());
+    assert!(r2.is_empty());
+}
+
+#[test]
+fn bad_records_are_skipped_not_fatal() {
+    let s = MemoryStore::new();
+    let c = ctx();
+    put_store(&s, &record("a", "a"));
+    s.put(&keys::store("bad"), b"not json".to_vec()).unwrap();
+    // A credential sealed under another master key (or moved) does not unseal.
+    let other = MasterKey::from_bytes(&[1u8; 32]);
+    let key = keys::credential("a", "AKIDDDDDDDDDDDDDDDDD");
+    let rec = CredentialRecord {
+        access_key_id: "AKIDDDDDDDDDDDDDDDDD".into(),
+        sealed_secret: other.seal(b"x", &key),
+        created_at_ns: 0,
+        origin: "test".into(),
+    };
+    s.put(&key, serde_json::to_vec(&rec).unwrap()).unwrap();
+    let r = Routing::build(&s, &c, None).unwrap();
+    assert_eq!(r.len(), 1);
+    assert!(r.by_id("a").unwrap().credentials.is_empty());
+}
+
+#[test]
+fn quotas_come_from_the_store_or_the_default() {
+    let s = MemoryStore::new();
+    let mut c = ctx();
+    c.default_quota = Some(Quota {
+        rate: 10.0,
+        burst: 2.0,
+    });
+    let mut own = record("a", "a");
+    own.quota = Some(Quota {
+        rate: 1.0,
+        burst: 1.0,
+    });
+    put_store(&s, &own);
+    put_store(&s, &record("b", "b"));
+    let r = Routing::build(&s, &c, None).unwrap();
+    assert_eq!(
+        r.by_id("a").unwrap().quota.as_ref().unwrap().quota().rate,
+        1.0
+    );
+    assert_eq!(
+        r.by_id("b").unwrap().quota.as_ref().unwrap().quota().rate,
+        10.0
+    );
+    c.default_quota = None;
+    let r = Routing::build(&s, &c, None).unwrap();
+    assert!(r.by_id("b").unwrap().quota.is_none());
+}

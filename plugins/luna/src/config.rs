@@ -1,0 +1,179 @@
+//! The key source's connection configuration (the JSON text handed to `open`).
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use cryptoki::types::AuthPin;
+use keyhold_sdk::KeySourceError;
+use serde::Deserialize;
+
+/// Default number of pooled, logged-in sessions per key source.
+pub const DEFAULT_POOL_SIZE: usize = 8;
+/// Default bound, in milliseconds, on waiting for a free session.
+pub const DEFAULT_OP_TIMEOUT_MS: u64 = 200;
+
+/// Connection configuration of one PKCS#11 key source.
+///
+/// Unknown fields are refused. The PIN never appears here: it is read from the
+/// environment variable named by `pin_env` or from the file named by `pin_file`
+/// (exactly one of them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Path of the PKCS#11 module (`.so`), e.g. `/usr/lib/libCryptoki2_64.so` for Luna
+    /// or `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: PathBuf,
+    /// Label of the token (Luna partition). The slot is looked up by this label every
+    /// time it is needed, since slot ids change between processes.
+    pub token_label: String,
+    /// Name of the environment variable holding the user (crypto officer) PIN.
+    #[serde(default)]
+    pub pin_env: Option<String>,
+    /// Path of a file holding the user PIN (trailing whitespace is ignored).
+    #[serde(default)]
+    pub pin_file: Option<PathBuf>,
+    /// Number of logged-in sessions kept in the pool (default 8).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// How long an operation may wait for a free session before failing with
+    /// `Timeout`, in milliseconds (default 200).
+    #[serde(default = "default_op_timeout_ms")]
+    pub op_timeout_ms: u64,
+    /// Environment variables set before the module is initialized (`C_Initialize`
+    /// happens once per module per process, so only the first key source of a module
+    /// can set them). SoftHSM2 needs `SOFTHSM2_CONF`; Luna needs nothing. A relative
+    /// value that names an existing file or directory is made absolute against the
+    /// current directory.
+    #[serde(default)]
+    pub module_env: BTreeMap<String, String>,
+}
+
+fn default_pool_size() -> usize {
+    DEFAULT_POOL_SIZE
+}
+
+fn default_op_timeout_ms() -> u64 {
+    DEFAULT_OP_TIMEOUT_MS
+}
+
+impl Config {
+    /// Parses and checks the configuration text.
+    pub fn parse(text: &str) -> Result<Config, KeySourceError> {
+        let text = if text.trim().is_empty() { "{}" } else { text };
+        let config: Config = serde_json::from_str(text).map_err(|e| {
+            KeySourceError::invalid_input(format!("luna key source configuration: {e}"))
+        })?;
+        if config.token_label.is_empty() {
+            return Err(KeySourceError::invalid_input(
+                "luna key source configuration: token_label must not be empty",
+            ));
+        }
+        if config.pool_size == 0 {
+            return Err(KeySourceError::invalid_input(
+                "luna key source configuration: pool_size must be at least 1",
+            ));
+        }
+        match (&config.pin_env, &config.pin_file) {
+            (Some(_), Some(_)) => Err(KeySourceError::invalid_input(
+                "luna key source configuration: set only one of pin_env and pin_file",
+            )),
+            (None, None) => Err(KeySourceError::invalid_input(
+                "luna key source configuration: set pin_env or pin_file (the PIN itself is \
+                 never part of the configuration)",
+            )),
+            _ => Ok(config),
+        }
+    }
+
+    /// Reads the user PIN from `pin_env` or `pin_file`. Error messages name the
+    /// variable or file, never the PIN.
+    pub fn read_pin(&self) -> Result<AuthPin, KeySourceError> {
+        let pin = if let Some(var) = &self.pin_env {
+            std::env::var(var).map_err(|_| {
+                KeySourceError::invalid_input(format!(
+                    "PIN environment variable '{var}' is not set (or not valid UTF-8)"
+                ))
+            })?
+        } else if let Some(file) = &self.pin_file {
+            std::fs::read_to_string(file).map_err(|e| {
+                KeySourceError::invalid_input(format!(
+                    "cannot read PIN file '{}': {e}",
+                    file.display()
+                ))
+            })?
+        } else {
+            return Err(KeySourceError::invalid_input("no PIN source configured"));
+        };
+        let trimmed = pin.trim_end_matches(['\r', '\n', ' ', '\t']);
+        if trimmed.is_empty() {
+            return Err(KeySourceError::invalid_input("the configured PIN is empty"));
+        }
+        Ok(AuthPin::from(trimmed.to_string()))
+    }
+
+    /// `module_env` with relative values that name existing paths made absolute.
+    pub fn resolved_module_env(&self) -> Vec<(String, String)> {
+        self.module_env
+            .iter()
+            .map(|(k, v)| (k.clone(), absolutize(v)))
+            .collect()
+    }
+}
+
+fn absolutize(value: &str) -> String {
+    let path = Path::new(value);
+    if path.is_relative() && !value.is_empty() && path.exists() {
+        if let Ok(cwd) = std::env::current_dir() {
+            return cwd.join(path).to_string_lossy().into_owned();
+        }
+    }
+    value.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_field_is_named() {
+        let err = Config::parse(r#"{"module":"/x.so","token_label":"t","pin_env":"P","pin":"1"}"#)
+            .unwrap_err();
+        assert!(matches!(err, KeySourceError::InvalidInput { .. }));
+        assert!(err.to_string().contains("unknown field `pin`"), "{err}");
+    }
+
+    #[test]
+    fn defaults_and_pin_sources() {
+        let c = Config::parse(r#"{"module":"/x.so","token_label":"t","pin_env":"P"}"#).unwrap();
+        assert_eq!(c.pool_size, 8);
+        assert_eq!(c.op_timeout_ms, 200);
+        assert!(Config::parse(r#"{"module":"/x.so","token_label":"t"}"#).is_err());
+        assert!(
+            Config::parse(r#"{"module":"/x.so","token_label":"t","pin_env":"P","pin_file":"f"}"#)
+                .is_err()
+        );
+        assert!(
+            Config::parse(r#"{"module":"/x.so","token_label":"t","pin_env":"P","pool_size":0}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn relative_module_env_paths_become_absolute() {
+        // Unit tests run in the crate directory, where Cargo.toml exists.
+        let c = Config::parse(
+            r#"{"module":"/x.so","token_label":"t","pin_env":"P",
+                "module_env":{"A":"Cargo.toml","B":"not/a/path","C":"/abs"}}"#,
+        )
+        .unwrap();
+        let env = c.resolved_module_env();
+        assert!(
+            env[0].1.starts_with('/') && env[0].1.ends_with("/Cargo.toml"),
+            "{env:?}"
+        );
+        assert_eq!(env[1].1, "not/a/path");
+        assert_eq!(env[2].1, "/abs");
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs keyhold's whole test suite on a fresh Debian machine: installs what the tests
+# need (SoftHSM2 for the luna plugin, curl for the SigV4 interop tests), builds every
+# plugin and fixture library the tests load at run time, then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "==> installing ${need[*]}"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "==> building the workspace (server, plugins, test fixtures)"
+cargo build --workspace --all-targets
+
+echo "==> running the tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast
+    cargo test --workspace --doc
+else
+    cargo test --workspace --no-fail-fast
+fi
