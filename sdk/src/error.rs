@@ -179,7 +179,10 @@ mod tests {
                 },
                 "InvalidKeyUsageException",
             ),
-            (KeySourceError::InvalidCiphertext, "InvalidCiphertextException"),
+            (
+                KeySourceError::InvalidCiphertext,
+                "InvalidCiphertextException",
+            ),
             (KeySourceError::invalid_input("x"), "ValidationException"),
             (
                 KeySourceError::Unsupported { reason: "x".into() },
@@ -201,8 +204,11 @@ mod tests {
     fn invalid_key_names_every_problem() {
         let err = KeySourceError::InvalidKey {
             key: "hc".into(),
-            problems: vec!["CKA_SENSITIVE must be true".into(), "CKA_WRAP must be true".into()]
-                .into(),
+            problems: vec![
+                "CKA_SENSITIVE must be true".into(),
+                "CKA_WRAP must be true".into(),
+            ]
+            .into(),
         };
         assert_eq!(
             err.to_string(),

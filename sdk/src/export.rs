@@ -9,8 +9,8 @@ use abi_stable::{
 };
 
 use crate::{
-    DecryptInput, EkmNode, Encrypted, HealthStatus, HostBox, KeyInfo, KeySource, KeySourceBox,
-    KeySourceError, KeySourceImpl, KeySource_TO, NewKey, SourceInfo,
+    DecryptInput, EkmNode, Encrypted, HealthStatus, HostBox, KeyInfo, KeySource, KeySource_TO,
+    KeySourceBox, KeySourceError, KeySourceImpl, NewKey, SourceInfo,
 };
 
 /// A key-source plugin, as its author writes it. [`crate::export_plugin!`] exports it.
@@ -117,7 +117,10 @@ impl<S: KeySourceImpl> KeySource for GuardedSource<S> {
         name: RStr<'_>,
         input: DecryptInput<'_>,
     ) -> RResult<RVec<u8>, KeySourceError> {
-        catch("decrypt", || self.0.decrypt(name.as_str(), input).map(RVec::from)).into()
+        catch("decrypt", || {
+            self.0.decrypt(name.as_str(), input).map(RVec::from)
+        })
+        .into()
     }
 }
 
@@ -157,7 +160,8 @@ macro_rules! export_plugin {
             extern "C" fn open(
                 config: ::abi_stable::std_types::RStr<'_>,
                 host: $crate::HostBox,
-            ) -> ::abi_stable::std_types::RResult<$crate::KeySourceBox, $crate::KeySourceError> {
+            ) -> ::abi_stable::std_types::RResult<$crate::KeySourceBox, $crate::KeySourceError>
+            {
                 $crate::__open::<$plugin>(config, host)
             }
             $crate::PluginMod {

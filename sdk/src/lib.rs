@@ -75,14 +75,13 @@ mod types;
 
 pub use abi_stable;
 pub use error::KeySourceError;
-pub use export::{GuardedSource, Plugin, __open, guard};
+pub use export::{__open, GuardedSource, Plugin, guard};
 pub use types::*;
 
 use abi_stable::{
     StableAbi, declare_root_module_statics,
     library::RootModule,
-    package_version_strings,
-    sabi_trait,
+    package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
     std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec},
 };
@@ -112,7 +111,8 @@ pub struct PluginMod {
     /// serialized as JSON text) and the host's services. Called once per configured key
     /// source; several key sources may be opened from one library.
     #[sabi(last_prefix_field)]
-    pub open: extern "C" fn(config: RStr<'_>, host: HostBox) -> RResult<KeySourceBox, KeySourceError>,
+    pub open:
+        extern "C" fn(config: RStr<'_>, host: HostBox) -> RResult<KeySourceBox, KeySourceError>,
 }
 
 impl RootModule for PluginModRef {
@@ -175,7 +175,8 @@ pub trait KeySource: Send + Sync {
     /// ciphertext or tag) is [`KeySourceError::InvalidCiphertext`], whatever the key
     /// manager calls it. The host zeroizes the returned plaintext after use.
     #[sabi(last_prefix_field)]
-    fn decrypt(&self, name: RStr<'_>, input: DecryptInput<'_>) -> RResult<RVec<u8>, KeySourceError>;
+    fn decrypt(&self, name: RStr<'_>, input: DecryptInput<'_>)
+    -> RResult<RVec<u8>, KeySourceError>;
 }
 
 /// An owned, FFI-safe [`KeySource`] object: what `open` returns and the host keeps.
@@ -237,7 +238,12 @@ pub trait KeySourceImpl: Send + Sync + 'static {
     /// See [`KeySource::validate_health_check_key`].
     fn validate_health_check_key(&self, name: &str) -> Result<(), KeySourceError>;
     /// See [`KeySource::encrypt`].
-    fn encrypt(&self, name: &str, plaintext: &[u8], aad: &[u8]) -> Result<Encrypted, KeySourceError>;
+    fn encrypt(
+        &self,
+        name: &str,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Encrypted, KeySourceError>;
     /// See [`KeySource::decrypt`]. Return the plaintext in a buffer the caller zeroizes.
     fn decrypt(&self, name: &str, input: DecryptInput<'_>) -> Result<Vec<u8>, KeySourceError>;
 }

@@ -56,7 +56,12 @@ impl MemoryHost {
 
 impl Host for MemoryHost {
     fn kv_get(&self, key: RStr<'_>) -> RResult<ROption<RVec<u8>>, KeySourceError> {
-        RResult::ROk(lock(&self.kv).get(key.as_str()).map(|v| RVec::from(v.clone())).into())
+        RResult::ROk(
+            lock(&self.kv)
+                .get(key.as_str())
+                .map(|v| RVec::from(v.clone()))
+                .into(),
+        )
     }
 
     fn kv_put(&self, key: RStr<'_>, value: RSlice<'_, u8>) -> RResult<(), KeySourceError> {
