@@ -25,7 +25,11 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = tls.map(TlsAcceptor::from);
+    // Connection tasks hold the service (and through it the store): keep them so that
+    // shutdown can wait for them to finish.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -40,12 +44,18 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let acceptor = acceptor.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        let mut shutdown = shutdown.clone();
+        connections.spawn(async move {
             match acceptor {
                 None => serve_connection(stream, peer, service, shutdown).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    let accepted = tokio::select! {
+                        accepted = handshake => accepted,
+                        _ = shutdown.changed() => return,
+                    };
+                    match accepted {
                         Ok(Ok(tls)) => serve_connection(tls, peer, service, shutdown).await,
                         Ok(Err(e)) => tracing::info!(%peer, "TLS handshake refused: {e}"),
                         Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
@@ -54,6 +64,9 @@ pub async fn serve(
             }
         });
     }
+    // Let in-flight requests finish (each connection saw the shutdown and is closing).
+    drop(listener);
+    while connections.join_next().await.is_some() {}
 }
 
 async fn serve_connection<S>(
