@@ -37,6 +37,9 @@ const FORMAT: u64 = 1;
 /// Bytes of the revision prefix of every stored value.
 const REVISION_LEN: usize = 8;
 
+/// redb page cache size.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// A [`Store`] in a single `redb` file.
 ///
 /// The file is locked while the store is open: a second open of the same file, from this or
@@ -81,6 +84,9 @@ impl EmbeddedStore {
             })?;
         }
         let db = Database::builder()
+            // The data plane never reads the store (it has its own snapshot): a small
+            // page cache is enough and keeps resident memory down at scale.
+            .set_cache_size(CACHE_BYTES)
             .set_check_integrity_on_open(true)
             .create(path)
             .map_err(|err| open_error(path, err))?;

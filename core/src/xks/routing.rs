@@ -56,23 +56,33 @@ impl Sources {
     }
 }
 
-/// A HYOK key as the data plane needs it.
+/// A HYOK key as the data plane needs it (its external id is the map key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRoute {
-    /// The external key id.
-    pub external_id: String,
-    /// The key's name in the store's source.
-    pub source_key: String,
+    /// The key's name in the store's source (shared between the keys of a store
+    /// that use the same source key).
+    pub source_key: Arc<str>,
     /// Whether AWS KMS's use of the key is suspended.
     pub blocked: bool,
 }
 
-impl From<HyokKeyRecord> for KeyRoute {
-    fn from(r: HyokKeyRecord) -> Self {
+/// Builds key routes, sharing equal source-key names within one store.
+#[derive(Default)]
+struct KeyInterner(HashMap<String, Arc<str>>);
+
+impl KeyInterner {
+    fn route(&mut self, rec: &HyokKeyRecord) -> KeyRoute {
+        let source_key = match self.0.get(&rec.source_key) {
+            Some(s) => s.clone(),
+            None => {
+                let s: Arc<str> = Arc::from(rec.source_key.as_str());
+                self.0.insert(rec.source_key.clone(), s.clone());
+                s
+            }
+        };
         KeyRoute {
-            external_id: r.external_id,
-            source_key: r.source_key,
-            blocked: r.blocked,
+            source_key,
+            blocked: rec.blocked,
         }
     }
 }
@@ -107,14 +117,15 @@ pub struct RoutingContext {
     pub default_quota: Option<Quota>,
 }
 
-/// The snapshot.
+/// The snapshot. Its indexes are persistent (structurally shared) maps, so deriving
+/// the next snapshot from this one copies only what a change touches.
 #[derive(Default, Clone)]
 pub struct Routing {
     /// Store revision this snapshot reflects.
     pub revision: u64,
-    by_id: HashMap<String, Arc<StoreRoute>>,
-    by_base: HashMap<String, Arc<StoreRoute>>,
-    by_lb_path: HashMap<String, Arc<StoreRoute>>,
+    by_id: imbl::HashMap<String, Arc<StoreRoute>>,
+    by_base: imbl::HashMap<String, Arc<StoreRoute>>,
+    by_lb_path: imbl::HashMap<String, Arc<StoreRoute>>,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Option<T> {
@@ -198,14 +209,16 @@ impl Routing {
             }
         }
         let mut keys: HashMap<String, HashMap<String, KeyRoute>> = HashMap::new();
+        let mut interner = KeyInterner::default();
         for entry in store.scan(model::keys::HYOK_KEYS)? {
             let Some((store_id, _)) = split_child(&entry.key, model::keys::HYOK_KEYS) else {
                 continue;
             };
             if let Some(rec) = parse::<HyokKeyRecord>(&entry.key, &entry.value) {
+                let route = interner.route(&rec);
                 keys.entry(store_id.to_string())
                     .or_default()
-                    .insert(rec.external_id.clone(), rec.into());
+                    .insert(rec.external_id, route);
             }
         }
         let mut routing = Routing {
@@ -332,11 +345,13 @@ impl Routing {
                         o.keys.clone()
                     } else {
                         let mut map = (*o.keys).clone();
+                        let mut interner = KeyInterner::default();
                         for (ext, change) in key_changes {
                             map.remove(ext);
                             if let Some(value) = &change.value {
                                 if let Some(rec) = parse::<HyokKeyRecord>(&change.key, value) {
-                                    map.insert(rec.external_id.clone(), rec.into());
+                                    let route = interner.route(&rec);
+                                    map.insert(rec.external_id, route);
                                 }
                             }
                         }
@@ -368,11 +383,15 @@ impl Routing {
         store: &dyn Store,
         id: &str,
     ) -> Result<HashMap<String, KeyRoute>, StoreError> {
+        let mut interner = KeyInterner::default();
         Ok(store
             .scan(&model::keys::hyok_keys_of(id))?
             .into_iter()
             .filter_map(|e| parse::<HyokKeyRecord>(&e.key, &e.value))
-            .map(|r| (r.external_id.clone(), r.into()))
+            .map(|r| {
+                let route = interner.route(&r);
+                (r.external_id, route)
+            })
             .collect())
     }
 }

@@ -406,9 +406,7 @@ async fn key_operation(
             let (source, key) = resolve_key(route, key_id)?;
             let name = key.source_key.clone();
             let info = source
-                .call("get_key", move |s| {
-                    s.get_key(name.as_str().into()).into_result()
-                })
+                .call("get_key", move |s| s.get_key((&*name).into()).into_result())
                 .await
                 .map_err(plugin_error)?;
             let mut usage = info.usage.names();
@@ -425,7 +423,7 @@ async fn key_operation(
             note_metadata(ctx, &req.request_metadata);
             wire::require_metadata(&req.request_metadata, true)?;
             let (source, key) = resolve_key(route, key_id)?;
-            check_key_usable(key)?;
+            check_key_usable(key, key_id)?;
             wire::check_algorithm(req.encryption_algorithm.as_ref())?;
             let plaintext = wire::decode_b64(
                 wire::required(&req.plaintext, "plaintext")?,
@@ -453,7 +451,7 @@ async fn key_operation(
             let name = key.source_key.clone();
             let (sealed, cdiv) = source
                 .call("encrypt", move |s| {
-                    let name = name.as_str();
+                    let name: &str = &name;
                     let sealed = s
                         .encrypt(
                             name.into(),
@@ -500,7 +498,7 @@ async fn key_operation(
             note_metadata(ctx, &req.request_metadata);
             wire::require_metadata(&req.request_metadata, true)?;
             let (source, key) = resolve_key(route, key_id)?;
-            check_key_usable(key)?;
+            check_key_usable(key, key_id)?;
             wire::check_algorithm(req.encryption_algorithm.as_ref())?;
             let ciphertext = wire::decode_b64(
                 wire::required(&req.ciphertext, "ciphertext")?,
@@ -542,7 +540,7 @@ async fn key_operation(
             let plaintext = source
                 .call("decrypt", move |s| {
                     s.decrypt(
-                        name.as_str().into(),
+                        (&*name).into(),
                         DecryptInput {
                             iv: iv.as_slice().into(),
                             ciphertext: ciphertext.as_slice().into(),
@@ -629,11 +627,11 @@ fn resolve_key<'a>(
     Ok((source, key))
 }
 
-fn check_key_usable(key: &super::routing::KeyRoute) -> Result<(), XksError> {
+fn check_key_usable(key: &super::routing::KeyRoute, key_id: &str) -> Result<(), XksError> {
     if key.blocked {
         return Err(XksError::new(
             XksErrorKind::InvalidState,
-            format!("external key '{}' is blocked", key.external_id),
+            format!("external key '{key_id}' is blocked"),
         ));
     }
     Ok(())

@@ -120,7 +120,7 @@ fn build_indexes_by_base_lb_path_and_id() {
         &**a.credentials.get("AKIDAAAAAAAAAAAAAAAA").unwrap(),
         b"secret-a"
     );
-    assert_eq!(a.keys.get("k1").unwrap().source_key, "src-k1");
+    assert_eq!(&*a.keys.get("k1").unwrap().source_key, "src-k1");
     assert!(r.by_base("/kms/xks/v1").is_some());
     assert!(r.by_lb_path("/tenants/a/keyhold-health").is_some());
     assert!(r.by_lb_path("/keyhold-health").is_some());
