@@ -110,7 +110,7 @@ pub fn open_sources(cfg: &Config, store: &Arc<dyn Store>) -> (Sources, Vec<(Stri
                 source = %name, plugin = %lib.name, model = %lib.model, library = %path.display(),
                 "key source opened"
             );
-            Ok(KeySourceHandle::new(name, lib, source, limits))
+            Ok(KeySourceHandle::new(name, Some(lib), source, limits))
         });
         match opened {
             Ok(handle) => sources.insert(name, Arc::new(handle)),

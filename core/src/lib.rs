@@ -10,6 +10,7 @@ pub mod app;
 pub mod config;
 pub mod metrics;
 pub mod model;
+pub mod ops;
 pub mod plugin;
 pub mod reconcile;
 pub mod secrets;

@@ -366,6 +366,9 @@ pub struct StoreRecord {
     /// The store's own request quota (else the server default applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<Quota>,
+    /// The AWS side, when the store is linked (`None`: unlinked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsLink>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
 }
@@ -374,6 +377,44 @@ impl StoreRecord {
     /// The store's `XksProxyUriPath`.
     pub fn xks_base_path(&self) -> String {
         xks_base_path(&self.uri_path_prefix)
+    }
+}
+
+/// The AWS external key store a linked store corresponds to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwsLink {
+    /// The AWS custom key store id (`cks-...`).
+    pub custom_key_store_id: String,
+    /// Its connection state as last seen.
+    pub connection_state: ConnectionState,
+}
+
+/// AWS KMS's connection state of an external key store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConnectionState {
+    /// Connected.
+    Connected,
+    /// Connecting (transient).
+    Connecting,
+    /// Disconnected.
+    Disconnected,
+    /// Disconnecting (transient).
+    Disconnecting,
+    /// The last connection attempt failed.
+    Failed,
+}
+
+impl ConnectionState {
+    /// The AWS name, e.g. `CONNECTED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionState::Connected => "CONNECTED",
+            ConnectionState::Connecting => "CONNECTING",
+            ConnectionState::Disconnected => "DISCONNECTED",
+            ConnectionState::Disconnecting => "DISCONNECTING",
+            ConnectionState::Failed => "FAILED",
+        }
     }
 }
 
@@ -465,6 +506,8 @@ pub fn credentials_to_evict(existing: &[(String, i128)], max: u32) -> Vec<String
         .map(|(id, _)| id)
         .collect()
 }
+
+pub mod rules;
 
 #[cfg(test)]
 mod tests;

@@ -376,6 +376,7 @@ fn reconcile_store(
         mtls: false,
         location: model::XksLocation::Unset,
         quota: decl.quota,
+        aws: None,
         created_at: model::now_unix(),
     };
     let conditions = [

@@ -134,6 +134,7 @@ fn populate(data_dir: &Path, stores: usize, keys_per_store: usize) -> Result<(),
             mtls: false,
             location: model::XksLocation::Unset,
             quota: None,
+            aws: None,
             created_at: model::now_unix(),
         };
         let mut writes = vec![

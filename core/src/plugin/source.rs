@@ -78,8 +78,8 @@ pub struct CallLimits {
 pub struct KeySourceHandle {
     /// The key source's configured name.
     pub name: String,
-    /// The library it came from.
-    pub plugin: LoadedPlugin,
+    /// The library it came from (`None` for a key source built in-process, in tests).
+    pub plugin: Option<LoadedPlugin>,
     /// Vendor and model the source reports.
     pub info: SourceInfo,
     source: Arc<KeySourceBox>,
@@ -106,7 +106,7 @@ impl KeySourceHandle {
     /// Wraps an opened key source.
     pub fn new(
         name: &str,
-        plugin: LoadedPlugin,
+        plugin: Option<LoadedPlugin>,
         source: KeySourceBox,
         limits: CallLimits,
     ) -> KeySourceHandle {

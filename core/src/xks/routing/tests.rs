@@ -28,6 +28,7 @@ fn record(id: &str, prefix: &str) -> StoreRecord {
         mtls: false,
         location: XksLocation::Unset,
         quota: None,
+        aws: None,
         created_at: 0,
     }
 }

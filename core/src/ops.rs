@@ -1,0 +1,668 @@
+//! Management operations on key stores, credentials and HYOK keys: every rule of the
+//! product enforced in one place, every change one atomic, version-checked store
+//! transaction. The admin API and CLI sit on top of this; the data plane sees each
+//! change through the store's watch feed.
+
+use std::sync::Arc;
+
+use keyhold_sdk::KeySourceError;
+use zeroize::Zeroizing;
+
+use crate::{
+    model::{
+        self, CredentialRecord, CredentialsFile, CredentialsFileCredential, HyokKeyRecord,
+        ModelError, StoreKind, StoreRecord, XksLocation, keys,
+        rules::{self, RuleViolation},
+    },
+    secrets::MasterKey,
+    store::{Condition, Entry, Store, StoreError, Write},
+    xks::Sources,
+};
+
+/// Why a management operation was refused. Each variant has a stable code and an
+/// HTTP status that fits.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpError {
+    /// The object does not exist.
+    #[error("{what} '{id}' not found")]
+    NotFound {
+        /// Kind of object.
+        what: &'static str,
+        /// Its id or name.
+        id: String,
+    },
+    /// The object exists already (name, prefix or id taken).
+    #[error("{what} '{id}' already exists")]
+    AlreadyExists {
+        /// Kind of object.
+        what: &'static str,
+        /// Its id or name.
+        id: String,
+    },
+    /// The object changed since the caller read it (optimistic concurrency).
+    #[error(
+        "{what} '{id}' was changed by someone else (expected version {expected}, now {actual}): read it again"
+    )]
+    VersionMismatch {
+        /// Kind of object.
+        what: &'static str,
+        /// Its id.
+        id: String,
+        /// The version the caller had.
+        expected: u64,
+        /// The current version.
+        actual: u64,
+    },
+    /// A state rule refuses the operation.
+    #[error(transparent)]
+    Rule(#[from] RuleViolation),
+    /// Input breaks a validation rule.
+    #[error(transparent)]
+    Invalid(#[from] ModelError),
+    /// The key source refused (e.g. a health-check key without the required attributes).
+    #[error("key source '{source_name}': {reason}")]
+    Source {
+        /// The key source.
+        source_name: String,
+        /// Its error.
+        reason: KeySourceError,
+    },
+    /// The key source is not available.
+    #[error("key source '{source_name}' is not available: {reason}")]
+    SourceUnavailable {
+        /// The key source.
+        source_name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The durable store failed.
+    #[error("store: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for OpError {
+    fn from(e: StoreError) -> Self {
+        OpError::Store(e)
+    }
+}
+
+impl OpError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            OpError::NotFound { .. } => "not_found",
+            OpError::AlreadyExists { .. } => "already_exists",
+            OpError::VersionMismatch { .. } => "version_mismatch",
+            OpError::Rule(r) => r.code,
+            OpError::Invalid(_) => "invalid_input",
+            OpError::Source {
+                reason: KeySourceError::InvalidKey { .. },
+                ..
+            } => "invalid_key",
+            OpError::Source {
+                reason: KeySourceError::NotFound { .. },
+                ..
+            } => "source_key_not_found",
+            OpError::Source { .. } => "source_error",
+            OpError::SourceUnavailable { .. } => "source_unavailable",
+            OpError::Store(_) => "store_error",
+        }
+    }
+
+    /// The HTTP status that fits.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            OpError::NotFound { .. } => 404,
+            OpError::AlreadyExists { .. } | OpError::VersionMismatch { .. } => 409,
+            OpError::Rule(r) if r.code == "source_immutable" => 422,
+            OpError::Rule(_) => 409,
+            OpError::Invalid(_) => 400,
+            OpError::Source {
+                reason: KeySourceError::InvalidKey { .. } | KeySourceError::NotFound { .. },
+                ..
+            } => 422,
+            OpError::Source { .. } | OpError::SourceUnavailable { .. } => 502,
+            OpError::Store(_) => 500,
+        }
+    }
+}
+
+/// A record with the store revision that last changed it (its version for
+/// `If-Match`-style concurrency control).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    /// The record.
+    pub value: T,
+    /// Its version.
+    pub version: u64,
+}
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct NewStore {
+    /// Unique name.
+    pub name: String,
+    /// Key source name (fixed forever).
+    pub source: String,
+    /// URI path prefix; generated (`keystores/<id>`) when `None`.
+    pub uri_path_prefix: Option<String>,
+    /// Health-check key: a key of the store's source that the plugin accepts.
+    pub health_check_key: String,
+    /// 2..=20, default 20.
+    pub max_credentials: Option<u32>,
+    /// Where AWS reaches the store.
+    pub location: XksLocation,
+    /// Audit successful crypto operations.
+    pub success_audit: bool,
+    /// Require mutual TLS.
+    pub mtls: bool,
+}
+
+/// What to change; `None` leaves a field as it is. `source` and `container` may only
+/// repeat the current values: a store's source binding never changes.
+#[derive(Debug, Clone, Default)]
+pub struct StoreUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New XKS location.
+    pub location: Option<XksLocation>,
+    /// New health-check key (local stores).
+    pub health_check_key: Option<String>,
+    /// New max credentials (local stores).
+    pub max_credentials: Option<u32>,
+    /// Success-audit toggle (local stores).
+    pub success_audit: Option<bool>,
+    /// mTLS toggle (local stores).
+    pub mtls: Option<bool>,
+    /// Must equal the current source if given.
+    pub source: Option<String>,
+    /// Must equal the current container if given.
+    pub container: Option<String>,
+}
+
+/// Management operations over the durable store and the key sources.
+pub struct Operations {
+    store: Arc<dyn Store>,
+    master: Arc<MasterKey>,
+    sources: Arc<Sources>,
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    // Our own record types always serialize.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(entry: &Entry) -> Result<T, OpError> {
+    serde_json::from_slice(&entry.value).map_err(|e| {
+        OpError::Store(StoreError::Corrupt {
+            key: entry.key.clone(),
+            message: e.to_string(),
+        })
+    })
+}
+
+fn now_ns() -> i128 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+}
+
+impl Operations {
+    /// Operations on `store`, sealing secrets with `master`, using `sources`.
+    pub fn new(store: Arc<dyn Store>, master: Arc<MasterKey>, sources: Arc<Sources>) -> Self {
+        Operations {
+            store,
+            master,
+            sources,
+        }
+    }
+
+    /// One store by id, with its version.
+    pub fn get_store(&self, id: &str) -> Result<Versioned<StoreRecord>, OpError> {
+        let entry = self
+            .store
+            .get(&keys::store(id))?
+            .ok_or_else(|| OpError::NotFound {
+                what: "key store",
+                id: id.to_string(),
+            })?;
+        Ok(Versioned {
+            value: decode(&entry)?,
+            version: entry.revision,
+        })
+    }
+
+    /// Every store.
+    pub fn list_stores(&self) -> Result<Vec<Versioned<StoreRecord>>, OpError> {
+        self.store
+            .scan(keys::STORES)?
+            .iter()
+            .map(|e| {
+                Ok(Versioned {
+                    value: decode(e)?,
+                    version: e.revision,
+                })
+            })
+            .collect()
+    }
+
+    fn check_version(
+        &self,
+        current: &Versioned<StoreRecord>,
+        expected: Option<u64>,
+    ) -> Result<(), OpError> {
+        match expected {
+            Some(v) if v != current.version => Err(OpError::VersionMismatch {
+                what: "key store",
+                id: current.value.id.clone(),
+                expected: v,
+                actual: current.version,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn validate_health_check_key(&self, source: &str, key: &str) -> Result<(), OpError> {
+        let handle = self
+            .sources
+            .get(source)
+            .map_err(|reason| OpError::SourceUnavailable {
+                source_name: source.to_string(),
+                reason,
+            })?;
+        handle
+            .source()
+            .validate_health_check_key(key.into())
+            .into_result()
+            .map_err(|reason| OpError::Source {
+                source_name: source.to_string(),
+                reason,
+            })
+    }
+
+    /// Creates an unlinked key store and its first credential. Returns the store and the
+    /// credentials file (the only time its secret is shown).
+    pub fn create_store(&self, new: NewStore) -> Result<(StoreRecord, CredentialsFile), OpError> {
+        model::validate_name("store", &new.name)?;
+        let max = new.max_credentials.unwrap_or(model::MAX_CREDENTIALS);
+        model::validate_max_credentials(max)?;
+        let plugin = self
+            .store
+            .get(&keys::source(&new.source))?
+            .map(|e| decode::<model::SourceRecord>(&e))
+            .transpose()?
+            .ok_or_else(|| OpError::NotFound {
+                what: "key source",
+                id: new.source.clone(),
+            })?;
+        // The health-check key must exist before the store, in the store's own source.
+        self.validate_health_check_key(&new.source, &new.health_check_key)?;
+        let id = model::generate_id();
+        let prefix = match &new.uri_path_prefix {
+            Some(p) => model::normalize_uri_path_prefix(p)?,
+            None => format!("keystores/{id}"),
+        };
+        let record = StoreRecord {
+            id: id.clone(),
+            name: new.name.clone(),
+            source: new.source.clone(),
+            plugin: plugin.plugin,
+            container: plugin.container,
+            kind: StoreKind::Local,
+            uri_path_prefix: prefix.clone(),
+            health_check_key: new.health_check_key,
+            max_credentials: max,
+            blocked: false,
+            success_audit: new.success_audit,
+            mtls: new.mtls,
+            location: new.location,
+            quota: None,
+            aws: None,
+            created_at: model::now_unix(),
+        };
+        let (cred_key, cred, file) = self.new_credential(&record);
+        let conditions = [
+            Condition::Absent(keys::store_name_index(&record.name)),
+            Condition::Absent(keys::prefix_index(&prefix)),
+            Condition::Absent(keys::store(&id)),
+        ];
+        let writes = vec![
+            Write::Put(keys::store(&id), to_json(&record)),
+            Write::Put(
+                keys::store_name_index(&record.name),
+                id.clone().into_bytes(),
+            ),
+            Write::Put(keys::prefix_index(&prefix), id.into_bytes()),
+            Write::Put(cred_key, to_json(&cred)),
+        ];
+        match self.store.commit(&conditions, writes) {
+            Ok(_) => Ok((record, file)),
+            Err(StoreError::Conflict { key }) if key.starts_with("index/prefix/") => {
+                Err(OpError::AlreadyExists {
+                    what: "URI path prefix",
+                    id: prefix,
+                })
+            }
+            Err(StoreError::Conflict { .. }) => Err(OpError::AlreadyExists {
+                what: "key store",
+                id: record.name,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn new_credential(&self, store: &StoreRecord) -> (String, CredentialRecord, CredentialsFile) {
+        let akid = model::generate_access_key_id();
+        let secret: Zeroizing<String> = model::generate_secret();
+        let key = keys::credential(&store.id, &akid);
+        let record = CredentialRecord {
+            access_key_id: akid.clone(),
+            sealed_secret: self.master.seal(secret.as_bytes(), &key),
+            created_at_ns: now_ns(),
+            origin: "admin".into(),
+        };
+        let file = CredentialsFile {
+            uri_path: store.xks_base_path(),
+            credential: CredentialsFileCredential {
+                access_key_id: akid,
+                raw_secret_access_key: secret.to_string(),
+            },
+        };
+        (key, record, file)
+    }
+
+    /// Changes a store. `expected_version` (when given) must be the current version.
+    pub fn update_store(
+        &self,
+        id: &str,
+        update: StoreUpdate,
+        expected_version: Option<u64>,
+    ) -> Result<Versioned<StoreRecord>, OpError> {
+        let current = self.get_store(id)?;
+        self.check_version(&current, expected_version)?;
+        let old = &current.value;
+        rules::ensure_same_source(old, update.source.as_deref(), update.container.as_deref())?;
+        rules::ensure_updatable(old)?;
+        let mut next = old.clone();
+        let mut conditions = vec![Condition::Revision(keys::store(id), current.version)];
+        let mut writes = Vec::new();
+        if let Some(name) = update.name.filter(|n| *n != old.name) {
+            model::validate_name("store", &name)?;
+            conditions.push(Condition::Absent(keys::store_name_index(&name)));
+            writes.push(Write::Delete(keys::store_name_index(&old.name)));
+            writes.push(Write::Put(
+                keys::store_name_index(&name),
+                id.as_bytes().to_vec(),
+            ));
+            next.name = name;
+        }
+        if let Some(location) = update.location {
+            next.location = location;
+        }
+        if let Some(key) = update.health_check_key {
+            rules::ensure_local(old, "health check key")?;
+            self.validate_health_check_key(&old.source, &key)?;
+            next.health_check_key = key;
+        }
+        if let Some(max) = update.max_credentials {
+            rules::ensure_local(old, "max credentials")?;
+            model::validate_max_credentials(max)?;
+            next.max_credentials = max;
+        }
+        if let Some(v) = update.success_audit {
+            rules::ensure_local(old, "success audit setting")?;
+            next.success_audit = v;
+        }
+        if let Some(v) = update.mtls {
+            rules::ensure_local(old, "mTLS setting")?;
+            next.mtls = v;
+        }
+        writes.push(Write::Put(keys::store(id), to_json(&next)));
+        let version = self.commit_store_change(id, &conditions, writes)?;
+        Ok(Versioned {
+            value: next,
+            version,
+        })
+    }
+
+    fn commit_store_change(
+        &self,
+        id: &str,
+        conditions: &[Condition],
+        writes: Vec<Write>,
+    ) -> Result<u64, OpError> {
+        match self.store.commit(conditions, writes) {
+            Ok(rev) => Ok(rev),
+            Err(StoreError::Conflict { key }) if key.starts_with("index/store-name/") => {
+                Err(OpError::AlreadyExists {
+                    what: "key store",
+                    id: key.trim_start_matches("index/store-name/").to_string(),
+                })
+            }
+            Err(StoreError::Conflict { .. }) => {
+                let now = self.get_store(id)?;
+                Err(OpError::VersionMismatch {
+                    what: "key store",
+                    id: id.to_string(),
+                    expected: 0,
+                    actual: now.version,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Blocks or unblocks a store (AWS KMS's access to it and its keys).
+    pub fn set_store_blocked(
+        &self,
+        id: &str,
+        blocked: bool,
+    ) -> Result<Versioned<StoreRecord>, OpError> {
+        let current = self.get_store(id)?;
+        let mut next = current.value.clone();
+        next.blocked = blocked;
+        let version = self.commit_store_change(
+            id,
+            &[Condition::Revision(keys::store(id), current.version)],
+            vec![Write::Put(keys::store(id), to_json(&next))],
+        )?;
+        Ok(Versioned {
+            value: next,
+            version,
+        })
+    }
+
+    /// Deletes a store (irreversible): refused while it has HYOK keys; needs
+    /// `confirmed`. Its credentials and indexes go in the same transaction.
+    pub fn delete_store(&self, id: &str, confirmed: bool) -> Result<(), OpError> {
+        let current = self.get_store(id)?;
+        let hyok = self.store.scan(&keys::hyok_keys_of(id))?;
+        rules::ensure_deletable(&current.value, hyok.len(), confirmed)?;
+        let mut writes = vec![
+            Write::Delete(keys::store(id)),
+            Write::Delete(keys::store_name_index(&current.value.name)),
+            Write::Delete(keys::prefix_index(&current.value.uri_path_prefix)),
+        ];
+        for cred in self.store.scan(&keys::credentials_of(id))? {
+            writes.push(Write::Delete(cred.key));
+        }
+        // Creating a HYOK key bumps the store's version, so a key created meanwhile
+        // makes this fail instead of being orphaned.
+        let conditions = [Condition::Revision(keys::store(id), current.version)];
+        self.commit_store_change(id, &conditions, writes)?;
+        Ok(())
+    }
+
+    /// Credentials of a store: (access key id, created at ns), oldest first. Secrets
+    /// are never returned.
+    pub fn list_credentials(&self, store_id: &str) -> Result<Vec<(String, i128)>, OpError> {
+        self.get_store(store_id)?;
+        let mut out: Vec<(String, i128)> = self
+            .store
+            .scan(&keys::credentials_of(store_id))?
+            .iter()
+            .map(|e| decode::<CredentialRecord>(e).map(|c| (c.access_key_id, c.created_at_ns)))
+            .collect::<Result<_, _>>()?;
+        out.sort_by_key(|c| c.1);
+        Ok(out)
+    }
+
+    /// Adds a credential (rotation). At max credentials the oldest ones are deleted in
+    /// the same transaction. Returns the credentials file (shown once) and the evicted
+    /// access key ids.
+    pub fn add_credential(
+        &self,
+        store_id: &str,
+    ) -> Result<(CredentialsFile, Vec<String>), OpError> {
+        let current = self.get_store(store_id)?;
+        rules::ensure_credential_addable(&current.value)?;
+        let existing = self.list_credentials(store_id)?;
+        let evicted = model::credentials_to_evict(&existing, current.value.max_credentials);
+        let (key, record, file) = self.new_credential(&current.value);
+        let mut writes: Vec<Write> = evicted
+            .iter()
+            .map(|akid| Write::Delete(keys::credential(store_id, akid)))
+            .collect();
+        writes.push(Write::Put(key.clone(), to_json(&record)));
+        let mut conditions = vec![
+            Condition::Revision(keys::store(store_id), current.version),
+            Condition::Absent(key),
+        ];
+        conditions.extend(
+            evicted
+                .iter()
+                .map(|akid| Condition::Exists(keys::credential(store_id, akid))),
+        );
+        self.commit_store_change(store_id, &conditions, writes)?;
+        Ok((file, evicted))
+    }
+
+    /// Deletes a credential: requests signed with it fail from then on.
+    pub fn delete_credential(&self, store_id: &str, access_key_id: &str) -> Result<(), OpError> {
+        self.get_store(store_id)?;
+        if !self
+            .store
+            .delete(&keys::credential(store_id, access_key_id))?
+        {
+            return Err(OpError::NotFound {
+                what: "credential",
+                id: access_key_id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates a HYOK key bound to `source_key`, a key of the store's own source.
+    pub fn create_hyok_key(
+        &self,
+        store_id: &str,
+        external_id: &str,
+        source_key: &str,
+    ) -> Result<HyokKeyRecord, OpError> {
+        model::validate_external_key_id(external_id)?;
+        let current = self.get_store(store_id)?;
+        let store = &current.value;
+        rules::ensure_unblocked(store)?;
+        let handle =
+            self.sources
+                .get(&store.source)
+                .map_err(|reason| OpError::SourceUnavailable {
+                    source_name: store.source.clone(),
+                    reason,
+                })?;
+        // The source key must come from the store's own source: looked up there only.
+        handle
+            .source()
+            .get_key(source_key.into())
+            .into_result()
+            .map_err(|reason| OpError::Source {
+                source_name: store.source.clone(),
+                reason,
+            })?;
+        let record = HyokKeyRecord {
+            external_id: external_id.to_string(),
+            source_key: source_key.to_string(),
+            blocked: false,
+            created_at: model::now_unix(),
+        };
+        let key = keys::hyok_key(store_id, external_id);
+        // Rewriting the store record bumps its version (see `delete_store`).
+        match self.store.commit(
+            &[
+                Condition::Absent(key.clone()),
+                Condition::Revision(keys::store(store_id), current.version),
+            ],
+            vec![
+                Write::Put(key, to_json(&record)),
+                Write::Put(keys::store(store_id), to_json(store)),
+            ],
+        ) {
+            Ok(_) => Ok(record),
+            Err(StoreError::Conflict { key }) if key.starts_with("keys/") => {
+                Err(OpError::AlreadyExists {
+                    what: "HYOK key",
+                    id: external_id.to_string(),
+                })
+            }
+            Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
+                what: "key store",
+                id: store_id.to_string(),
+                expected: current.version,
+                actual: 0,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// HYOK keys of a store.
+    pub fn list_hyok_keys(&self, store_id: &str) -> Result<Vec<HyokKeyRecord>, OpError> {
+        self.get_store(store_id)?;
+        self.store
+            .scan(&keys::hyok_keys_of(store_id))?
+            .iter()
+            .map(decode)
+            .collect()
+    }
+
+    /// Blocks or unblocks one HYOK key.
+    pub fn set_hyok_key_blocked(
+        &self,
+        store_id: &str,
+        external_id: &str,
+        blocked: bool,
+    ) -> Result<HyokKeyRecord, OpError> {
+        let key = keys::hyok_key(store_id, external_id);
+        let entry = self.store.get(&key)?.ok_or_else(|| OpError::NotFound {
+            what: "HYOK key",
+            id: external_id.to_string(),
+        })?;
+        let mut record: HyokKeyRecord = decode(&entry)?;
+        record.blocked = blocked;
+        match self.store.commit(
+            &[Condition::Revision(key.clone(), entry.revision)],
+            vec![Write::Put(key, to_json(&record))],
+        ) {
+            Ok(_) => Ok(record),
+            Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
+                what: "HYOK key",
+                id: external_id.to_string(),
+                expected: entry.revision,
+                actual: 0,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes one HYOK key.
+    pub fn delete_hyok_key(&self, store_id: &str, external_id: &str) -> Result<(), OpError> {
+        if !self.store.delete(&keys::hyok_key(store_id, external_id))? {
+            return Err(OpError::NotFound {
+                what: "HYOK key",
+                id: external_id.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,486 @@
+use std::{collections::HashMap, sync::Mutex, time::Duration};
+
+use keyhold_sdk::{
+    DecryptInput, EkmNode, Encrypted, HealthStatus, KeyInfo, KeySourceImpl, KeyUsage, NewKey,
+    SourceInfo,
+};
+
+use super::*;
+use crate::{
+    model::{AwsLink, ConnectionState, SourceRecord},
+    plugin::{CallLimits, KeySourceHandle},
+    store::MemoryStore,
+};
+
+/// A key source that only keeps key attributes (enough for management rules).
+#[derive(Default)]
+struct AttrSource {
+    keys: Mutex<HashMap<String, KeyInfo>>,
+}
+
+impl KeySourceImpl for AttrSource {
+    fn info(&self) -> SourceInfo {
+        SourceInfo {
+            vendor: "test".into(),
+            model: "attributes only".into(),
+        }
+    }
+    fn health(&self) -> Vec<EkmNode> {
+        vec![EkmNode {
+            id: "t".into(),
+            model: "t".into(),
+            status: HealthStatus::Active,
+        }]
+    }
+    fn list_keys(&self) -> Result<Vec<KeyInfo>, KeySourceError> {
+        Ok(self.keys.lock().unwrap().values().cloned().collect())
+    }
+    fn get_key(&self, name: &str) -> Result<KeyInfo, KeySourceError> {
+        self.keys
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| KeySourceError::not_found(name))
+    }
+    fn create_key(&self, spec: NewKey) -> Result<KeyInfo, KeySourceError> {
+        let info = KeyInfo {
+            name: spec.name.clone(),
+            bits: 256,
+            usage: spec.usage,
+            enabled: true,
+            exportable: spec.exportable,
+            deletable: spec.deletable,
+            attributes: Default::default(),
+        };
+        self.keys
+            .lock()
+            .unwrap()
+            .insert(spec.name.to_string(), info.clone());
+        Ok(info)
+    }
+    fn delete_key(&self, name: &str) -> Result<(), KeySourceError> {
+        self.keys.lock().unwrap().remove(name);
+        Ok(())
+    }
+    fn set_enabled(&self, name: &str, enabled: bool) -> Result<KeyInfo, KeySourceError> {
+        let mut keys = self.keys.lock().unwrap();
+        let k = keys
+            .get_mut(name)
+            .ok_or_else(|| KeySourceError::not_found(name))?;
+        k.enabled = enabled;
+        Ok(k.clone())
+    }
+    fn validate_health_check_key(&self, name: &str) -> Result<(), KeySourceError> {
+        let k = self.get_key(name)?;
+        let mut problems = Vec::new();
+        if !k.usage.contains(KeyUsage::ALL) {
+            problems.push("usage must include ENCRYPT, DECRYPT, WRAP, UNWRAP".into());
+        }
+        if k.exportable {
+            problems.push("exportable must be false".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(KeySourceError::InvalidKey {
+                key: name.into(),
+                problems: problems.into(),
+            })
+        }
+    }
+    fn encrypt(&self, _: &str, _: &[u8], _: &[u8]) -> Result<Encrypted, KeySourceError> {
+        Err(KeySourceError::Unsupported {
+            reason: "attributes only".into(),
+        })
+    }
+    fn decrypt(&self, _: &str, _: DecryptInput<'_>) -> Result<Vec<u8>, KeySourceError> {
+        Err(KeySourceError::Unsupported {
+            reason: "attributes only".into(),
+        })
+    }
+}
+
+struct Fixture {
+    ops: Operations,
+    store: Arc<dyn Store>,
+    master: Arc<MasterKey>,
+}
+
+fn fixture() -> Fixture {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let master = Arc::new(MasterKey::from_bytes(&[3u8; 32]));
+    let source = AttrSource::default();
+    source.create_key(NewKey::new("hc", KeyUsage::ALL)).unwrap();
+    source
+        .create_key(NewKey::new(
+            "weak",
+            KeyUsage::ENCRYPT.union(KeyUsage::DECRYPT),
+        ))
+        .unwrap();
+    source
+        .create_key(NewKey::new("data", KeyUsage::ALL))
+        .unwrap();
+    let mut sources = Sources::default();
+    sources.insert(
+        "ctm",
+        Arc::new(KeySourceHandle::new(
+            "ctm",
+            None,
+            keyhold_sdk::guard(source),
+            CallLimits {
+                concurrency: 4,
+                queue_timeout: Duration::from_millis(50),
+                call_timeout: Duration::from_millis(500),
+            },
+        )),
+    );
+    let rec = SourceRecord {
+        name: "ctm".into(),
+        plugin: "ctm".into(),
+        container: None,
+        created_at: 0,
+    };
+    store
+        .put(&keys::source("ctm"), serde_json::to_vec(&rec).unwrap())
+        .unwrap();
+    Fixture {
+        ops: Operations::new(store.clone(), master.clone(), Arc::new(sources)),
+        store,
+        master,
+    }
+}
+
+fn new_store(name: &str) -> NewStore {
+    NewStore {
+        name: name.into(),
+        source: "ctm".into(),
+        uri_path_prefix: None,
+        health_check_key: "hc".into(),
+        max_credentials: None,
+        location: XksLocation::Unset,
+        success_audit: false,
+        mtls: false,
+    }
+}
+
+#[test]
+fn create_returns_the_credentials_file_once_and_seals_the_secret() {
+    let f = fixture();
+    let (rec, file) = f.ops.create_store(new_store("acme")).unwrap();
+    assert_eq!(file.uri_path, format!("/keystores/{}/kms/xks/v1", rec.id));
+    model::validate_access_key_id(&file.credential.access_key_id).unwrap();
+    model::validate_secret(&file.credential.raw_secret_access_key).unwrap();
+    assert_eq!(rec.max_credentials, 20);
+    // The secret is stored sealed, never in clear.
+    let key = keys::credential(&rec.id, &file.credential.access_key_id);
+    let stored = f.store.get(&key).unwrap().unwrap();
+    let text = String::from_utf8_lossy(&stored.value);
+    assert!(!text.contains(&file.credential.raw_secret_access_key));
+    let cred: CredentialRecord = serde_json::from_slice(&stored.value).unwrap();
+    assert_eq!(
+        &**f.master.open(&cred.sealed_secret, &key).unwrap(),
+        file.credential.raw_secret_access_key.as_bytes()
+    );
+    // Listing shows ids and dates only.
+    let listed = f.ops.list_credentials(&rec.id).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].0, file.credential.access_key_id);
+}
+
+#[test]
+fn creation_rules() {
+    let f = fixture();
+    let mut bad = new_store("weak");
+    bad.health_check_key = "weak".into();
+    let e = f.ops.create_store(bad).unwrap_err();
+    assert_eq!(e.code(), "invalid_key");
+    assert_eq!(e.http_status(), 422);
+    assert!(e.to_string().contains("WRAP"), "{e}");
+    let mut missing = new_store("missing");
+    missing.health_check_key = "nope".into();
+    assert_eq!(
+        f.ops.create_store(missing).unwrap_err().code(),
+        "source_key_not_found"
+    );
+    let mut other_source = new_store("other");
+    other_source.source = "luna".into();
+    assert_eq!(
+        f.ops.create_store(other_source).unwrap_err().code(),
+        "not_found"
+    );
+    let mut bad_max = new_store("m");
+    bad_max.max_credentials = Some(1);
+    assert_eq!(
+        f.ops.create_store(bad_max).unwrap_err().code(),
+        "invalid_input"
+    );
+    f.ops.create_store(new_store("dup")).unwrap();
+    let e = f.ops.create_store(new_store("dup")).unwrap_err();
+    assert_eq!((e.code(), e.http_status()), ("already_exists", 409));
+    let mut p1 = new_store("p1");
+    p1.uri_path_prefix = Some("shared".into());
+    f.ops.create_store(p1).unwrap();
+    let mut p2 = new_store("p2");
+    p2.uri_path_prefix = Some("/shared/".into());
+    let e = f.ops.create_store(p2).unwrap_err();
+    assert!(e.to_string().contains("prefix"), "{e}");
+}
+
+#[test]
+fn rotation_evicts_the_oldest_at_max_credentials() {
+    let f = fixture();
+    let mut n = new_store("rot");
+    n.max_credentials = Some(2);
+    let (rec, first) = f.ops.create_store(n).unwrap();
+    let (second, evicted) = f.ops.add_credential(&rec.id).unwrap();
+    assert!(evicted.is_empty());
+    let (third, evicted) = f.ops.add_credential(&rec.id).unwrap();
+    assert_eq!(evicted, vec![first.credential.access_key_id.clone()]);
+    let ids: Vec<String> = f
+        .ops
+        .list_credentials(&rec.id)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.0)
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            second.credential.access_key_id.clone(),
+            third.credential.access_key_id.clone()
+        ]
+    );
+    f.ops
+        .delete_credential(&rec.id, &second.credential.access_key_id)
+        .unwrap();
+    assert_eq!(
+        f.ops
+            .delete_credential(&rec.id, &second.credential.access_key_id)
+            .unwrap_err()
+            .code(),
+        "not_found"
+    );
+}
+
+#[test]
+fn blocked_or_transient_stores_refuse_credentials_and_updates() {
+    let f = fixture();
+    let (rec, _) = f.ops.create_store(new_store("b")).unwrap();
+    f.ops.set_store_blocked(&rec.id, true).unwrap();
+    let e = f.ops.add_credential(&rec.id).unwrap_err();
+    assert_eq!((e.code(), e.http_status()), ("store_blocked", 409));
+    assert!(e.to_string().contains("unblock it first"));
+    let e = f
+        .ops
+        .update_store(
+            &rec.id,
+            StoreUpdate {
+                mtls: Some(true),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "store_blocked");
+    f.ops.set_store_blocked(&rec.id, false).unwrap();
+    // A linked store in a transient state.
+    let mut linked = f.ops.get_store(&rec.id).unwrap().value;
+    linked.aws = Some(AwsLink {
+        custom_key_store_id: "cks-1".into(),
+        connection_state: ConnectionState::Connecting,
+    });
+    f.store
+        .put(&keys::store(&rec.id), serde_json::to_vec(&linked).unwrap())
+        .unwrap();
+    assert_eq!(
+        f.ops.add_credential(&rec.id).unwrap_err().code(),
+        "store_transient_state"
+    );
+    assert_eq!(
+        f.ops
+            .update_store(
+                &rec.id,
+                StoreUpdate {
+                    name: Some("x".into()),
+                    ..Default::default()
+                },
+                None
+            )
+            .unwrap_err()
+            .code(),
+        "store_not_disconnected"
+    );
+}
+
+#[test]
+fn updates_keep_the_source_and_check_versions() {
+    let f = fixture();
+    let (rec, _) = f.ops.create_store(new_store("u")).unwrap();
+    let v = f.ops.get_store(&rec.id).unwrap().version;
+    let e = f
+        .ops
+        .update_store(
+            &rec.id,
+            StoreUpdate {
+                source: Some("luna".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap_err();
+    assert_eq!((e.code(), e.http_status()), ("source_immutable", 422));
+    let updated = f
+        .ops
+        .update_store(
+            &rec.id,
+            StoreUpdate {
+                name: Some("renamed".into()),
+                max_credentials: Some(5),
+                health_check_key: Some("data".into()),
+                ..Default::default()
+            },
+            Some(v),
+        )
+        .unwrap();
+    assert_eq!(updated.value.name, "renamed");
+    assert_eq!(updated.value.max_credentials, 5);
+    assert!(updated.version > v);
+    // A stale version is refused: no silent overwrite.
+    let e = f
+        .ops
+        .update_store(
+            &rec.id,
+            StoreUpdate {
+                mtls: Some(true),
+                ..Default::default()
+            },
+            Some(v),
+        )
+        .unwrap_err();
+    assert_eq!((e.code(), e.http_status()), ("version_mismatch", 409));
+    // An invalid health-check key is refused with the attribute named.
+    let e = f
+        .ops
+        .update_store(
+            &rec.id,
+            StoreUpdate {
+                health_check_key: Some("weak".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_key");
+    // The old name is free again, the new one is taken.
+    f.ops.create_store(new_store("u")).unwrap();
+    assert_eq!(
+        f.ops.create_store(new_store("renamed")).unwrap_err().code(),
+        "already_exists"
+    );
+}
+
+#[test]
+fn remote_stores_refuse_local_only_updates() {
+    let f = fixture();
+    let (rec, _) = f.ops.create_store(new_store("r")).unwrap();
+    let mut remote = f.ops.get_store(&rec.id).unwrap().value;
+    remote.kind = StoreKind::Remote;
+    f.store
+        .put(&keys::store(&rec.id), serde_json::to_vec(&remote).unwrap())
+        .unwrap();
+    let e = f
+        .ops
+        .update_store(
+            &rec.id,
+            StoreUpdate {
+                max_credentials: Some(3),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "remote_store");
+    // Name and location are allowed on any store.
+    f.ops
+        .update_store(
+            &rec.id,
+            StoreUpdate {
+                name: Some("r2".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+}
+
+#[test]
+fn hyok_keys_and_store_deletion() {
+    let f = fixture();
+    let (rec, _) = f.ops.create_store(new_store("d")).unwrap();
+    let e = f.ops.create_hyok_key(&rec.id, "k1", "missing").unwrap_err();
+    assert_eq!(e.code(), "source_key_not_found");
+    assert_eq!(
+        f.ops
+            .create_hyok_key(&rec.id, "bad/id", "data")
+            .unwrap_err()
+            .code(),
+        "invalid_input"
+    );
+    f.ops.create_hyok_key(&rec.id, "k1", "data").unwrap();
+    f.ops.create_hyok_key(&rec.id, "k2", "data").unwrap();
+    assert_eq!(
+        f.ops
+            .create_hyok_key(&rec.id, "k1", "data")
+            .unwrap_err()
+            .code(),
+        "already_exists"
+    );
+    assert!(
+        f.ops
+            .set_hyok_key_blocked(&rec.id, "k1", true)
+            .unwrap()
+            .blocked
+    );
+    assert_eq!(f.ops.list_hyok_keys(&rec.id).unwrap().len(), 2);
+    let e = f.ops.delete_store(&rec.id, true).unwrap_err();
+    assert_eq!(e.code(), "store_has_keys");
+    assert!(
+        e.to_string().contains("delete the 2 HYOK keys first"),
+        "{e}"
+    );
+    f.ops.delete_hyok_key(&rec.id, "k1").unwrap();
+    f.ops.delete_hyok_key(&rec.id, "k2").unwrap();
+    assert_eq!(
+        f.ops.delete_hyok_key(&rec.id, "k2").unwrap_err().code(),
+        "not_found"
+    );
+    assert_eq!(
+        f.ops.delete_store(&rec.id, false).unwrap_err().code(),
+        "confirmation_required"
+    );
+    f.ops.delete_store(&rec.id, true).unwrap();
+    assert_eq!(f.ops.get_store(&rec.id).unwrap_err().code(), "not_found");
+    // Credentials and indexes went with it: the name and prefix are free again.
+    assert!(
+        f.store
+            .scan(&keys::credentials_of(&rec.id))
+            .unwrap()
+            .is_empty()
+    );
+    f.ops.create_store(new_store("d")).unwrap();
+}
+
+#[test]
+fn a_blocked_store_refuses_new_keys() {
+    let f = fixture();
+    let (rec, _) = f.ops.create_store(new_store("bk")).unwrap();
+    f.ops.set_store_blocked(&rec.id, true).unwrap();
+    assert_eq!(
+        f.ops
+            .create_hyok_key(&rec.id, "k", "data")
+            .unwrap_err()
+            .code(),
+        "store_blocked"
+    );
+}
