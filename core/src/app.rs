@@ -69,6 +69,8 @@ pub struct Running {
     pub store: Arc<dyn Store>,
     /// The data plane.
     pub service: XksService,
+    /// The audit log.
+    pub audit: crate::audit::AuditLog,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -80,6 +82,8 @@ impl Running {
         for t in self.tasks {
             let _ = t.await;
         }
+        let audit = self.audit.clone();
+        let _ = tokio::task::spawn_blocking(move || audit.flush()).await;
     }
 
     /// Waits until the routing snapshot reflects store revision `revision`.
@@ -162,6 +166,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let mut events = store.watch();
     let initial = Routing::build(store.as_ref(), &ctx, None)?;
     let routing = Arc::new(ArcSwap::from_pointee(initial));
+    let audit = crate::audit::AuditLog::open(&cfg.audit_path())
+        .map_err(|e| StartError::Task(e.to_string()))?;
     let service = XksService::new(
         routing.clone(),
         XksSettings {
@@ -170,7 +176,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             max_body_bytes: cfg.xks.max_body_bytes,
             max_in_flight: cfg.xks.max_in_flight,
         },
-    );
+    )
+    .with_audit(audit.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
@@ -294,6 +301,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         failed_sources,
         store,
         service,
+        audit,
         shutdown: shutdown_tx,
         tasks,
     })

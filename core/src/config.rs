@@ -77,6 +77,9 @@ pub struct Config {
     /// Prometheus metrics.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The hash-chained audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Declared key sources, by name.
     #[serde(default)]
     pub sources: BTreeMap<String, SourceDecl>,
@@ -213,6 +216,14 @@ fn default_plugin_concurrency() -> usize {
 }
 fn default_max_body_bytes() -> usize {
     64 * 1024
+}
+
+/// Audit log settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The JSON-lines file; default `<data_dir>/audit.jsonl`.
+    pub path: Option<PathBuf>,
 }
 
 /// Prometheus metrics endpoint.
@@ -546,6 +557,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The audit log file.
+    pub fn audit_path(&self) -> PathBuf {
+        self.audit
+            .path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit.jsonl"))
     }
 
     /// The embedded store's file.

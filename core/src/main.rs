@@ -29,6 +29,15 @@ enum Command {
     },
     /// Prints the embedded default configuration.
     DefaultConfig,
+    /// Verifies an audit log's hash chain (exit 0 when intact, 1 when broken).
+    AuditVerify {
+        /// The audit log file (default: `<data_dir>/audit.jsonl` of the configuration).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Configuration that names the data directory.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn init_logging(cfg: &Config) {
@@ -50,6 +59,31 @@ fn init_logging(cfg: &Config) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::AuditVerify { file, config } => {
+            let path = match file {
+                Some(f) => f,
+                None => match Config::load(config.as_deref()) {
+                    Ok(c) => c.audit_path(),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            match keyhold::audit::verify(&path) {
+                Ok((n, last)) => {
+                    println!(
+                        "{}: {n} records, chain intact (last hash {last})",
+                        path.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::DefaultConfig => {
             print!("{}", keyhold::config::EMBEDDED_DEFAULTS);
             ExitCode::SUCCESS

@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use crate::{
+    audit::AuditLog,
     metrics::{self, GlobalMetrics, StoreMetrics},
     model,
 };
@@ -51,6 +52,7 @@ pub struct XksService {
     settings: Arc<XksSettings>,
     in_flight: Arc<Semaphore>,
     metrics: Arc<GlobalMetrics>,
+    audit: Option<AuditLog>,
 }
 
 /// What is known about a request, for its log line.
@@ -62,6 +64,7 @@ struct Ctx {
     operation: &'static str,
     key_id: Option<String>,
     metrics: Option<Arc<StoreMetrics>>,
+    success_audit: bool,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -74,7 +77,15 @@ impl XksService {
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
             settings: Arc::new(settings),
             metrics: Arc::new(GlobalMetrics::default()),
+            audit: None,
         }
+    }
+
+    /// Records every refused request, and the successful ones of stores whose
+    /// success-audit toggle is on, in `audit`.
+    pub fn with_audit(mut self, audit: AuditLog) -> XksService {
+        self.audit = Some(audit);
+        self
     }
 
     /// Process-wide counters.
@@ -156,6 +167,23 @@ impl XksService {
                 }
             }
         }
+        if let Some(audit) = &self.audit {
+            let failed = result.as_ref().err();
+            if failed.is_some() || ctx.success_audit {
+                audit.record(serde_json::json!({
+                    "kind": "xks",
+                    "outcome": failed.map_or("ok", |e| e.kind.name()),
+                    "status": failed.map_or(200, |e| e.kind.status().as_u16()),
+                    "reason": failed.map(|e| e.message.as_str()),
+                    "kmsRequestId": ctx.request_id,
+                    "kmsOperation": ctx.kms_operation,
+                    "store": ctx.store,
+                    "operation": ctx.operation,
+                    "keyId": ctx.key_id,
+                    "latencyUs": latency_us,
+                }));
+            }
+        }
         let rid = ctx.request_id.as_deref().unwrap_or("-");
         let store = ctx.store.as_deref().unwrap_or("-");
         let key_id = ctx.key_id.as_deref().unwrap_or("-");
@@ -222,6 +250,7 @@ impl XksService {
         })?;
         ctx.store = Some(route.record.name.clone());
         ctx.metrics = Some(route.metrics.clone());
+        ctx.success_audit = route.record.success_audit;
         if parts.method != Method::POST {
             return Err(XksError::new(
                 XksErrorKind::MethodNotAllowed,
