@@ -10,10 +10,12 @@
 pub mod bodies;
 pub mod client;
 pub mod fixture;
+pub mod luna;
 pub mod paths;
 pub mod pki;
 pub mod server;
 pub mod sign;
+pub mod suite;
 
 pub use bodies::Sealed;
 pub use client::{Proto, RawRequest, Reply, Transport, XksClient};

@@ -33,7 +33,7 @@ pub fn plugin_dir() -> PathBuf {
     let ctm = dir.join("libplugin_ctm.so");
     assert!(
         ctm.is_file(),
-        "{} is missing: run `cargo build -p plugin-ctm -p plugin-bad-abi -p not-a-plugin` first",
+        "{} is missing: run `cargo build -p plugin-ctm -p plugin-luna -p plugin-slow -p plugin-bad-abi -p not-a-plugin` first",
         ctm.display()
     );
     dir
@@ -44,7 +44,7 @@ pub fn library(file: &str) -> PathBuf {
     let path = target_debug_dir().join(file);
     assert!(
         path.is_file(),
-        "{} is missing: run `cargo build -p plugin-ctm -p plugin-bad-abi -p not-a-plugin` first",
+        "{} is missing: run `cargo build -p plugin-ctm -p plugin-luna -p plugin-slow -p plugin-bad-abi -p not-a-plugin` first",
         path.display()
     );
     path

@@ -27,6 +27,8 @@ pub struct ServerBuilder {
     store_source: Option<String>,
     tls_lines: Option<Vec<String>>,
     xks_lines: Vec<String>,
+    store_lines: Vec<String>,
+    extra_toml: String,
     keys: Vec<KeyFixture>,
     credentials: Vec<Credential>,
     with_store: bool,
@@ -41,6 +43,8 @@ impl Default for ServerBuilder {
             store_source: None,
             tls_lines: None,
             xks_lines: Vec::new(),
+            store_lines: Vec::new(),
+            extra_toml: String::new(),
             keys: KeyFixture::conformance(),
             credentials: vec![Credential::a(), Credential::b()],
             with_store: true,
@@ -82,6 +86,26 @@ impl ServerBuilder {
     /// Adds a line to `[xks]`, e.g. `max_body_bytes = 40000`.
     pub fn xks_line(mut self, line: &str) -> Self {
         self.xks_lines.push(line.into());
+        self
+    }
+
+    /// Adds a line to the fixture store's `[[stores]]` table, e.g.
+    /// `quota = { rate = 1, burst = 3 }`.
+    pub fn store_line(mut self, line: &str) -> Self {
+        self.store_lines.push(line.into());
+        self
+    }
+
+    /// Serves metrics: `[metrics] listen = "127.0.0.1:0"` (see `Running::metrics_addr`).
+    pub fn metrics(self) -> Self {
+        self.toml_tail("[metrics]\nlisten = \"127.0.0.1:0\"\n")
+    }
+
+    /// Appends TOML text after everything else (top-level tables, more stores), where
+    /// `{dir}` is the data directory.
+    pub fn toml_tail(mut self, text: &str) -> Self {
+        self.extra_toml += "\n";
+        self.extra_toml += text;
         self
     }
 
@@ -133,6 +157,11 @@ impl ServerBuilder {
                 toml_str(fixture::PREFIX),
                 toml_str(fixture::HEALTH_KEY)
             );
+            for l in &self.store_lines {
+                t += l;
+                t += "\n";
+            }
+            t += "\n";
             for c in &self.credentials {
                 t += &format!(
                     "[[stores.credentials]]\naccess_key_id = {}\nsecret = {}\n\n",
@@ -145,6 +174,7 @@ impl ServerBuilder {
                 t += "\n";
             }
         }
+        t += &self.extra_toml.replace("{dir}", &dir.to_string_lossy());
         t
     }
 

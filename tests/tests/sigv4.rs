@@ -15,23 +15,11 @@ fn encrypt_request(client: &XksClient) -> RawRequest {
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn aws_sigv4_signed_requests_verify_with_both_credentials() {
-    let server = TestServer::start_default().await;
-    let a = server.client();
-    let b = a.with_cred(Credential::b());
-    assert_eq!(Credential::a().secret.len(), 44);
-    assert_eq!(Credential::b().secret.len(), 52);
-    let sealed = a.encrypt_ok(KEY_ALL, b"both credentials", None).await;
-    // The other credential, valid at the same time, decrypts what the first made.
-    assert_eq!(
-        b.decrypt_ok(KEY_ALL, &sealed, None).await,
-        b"both credentials"
-    );
-    let sealed = b.encrypt_ok(KEY_ALL, b"and back", None).await;
-    assert_eq!(a.decrypt_ok(KEY_ALL, &sealed, None).await, b"and back");
-    server.stop().await;
-}
+// Shared with the luna suite (keyhold_tests::suite).
+keyhold_tests::xks_suite!(
+    keyhold_tests::SourceFixture::suite_default();
+    aws_sigv4_signed_requests_verify_with_both_credentials,
+);
 
 fn curl(args: &[String]) -> (u16, serde_json::Value) {
     let out = std::process::Command::new("curl")
