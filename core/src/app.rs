@@ -59,6 +59,12 @@ pub struct Running {
     pub tls: bool,
     /// Where `/metrics` is served, when enabled.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the admin REST API listens, when enabled.
+    pub admin_addr: Option<SocketAddr>,
+    /// Whether the admin API speaks TLS.
+    pub admin_tls: bool,
+    /// The file the generated root password was written to (first start only).
+    pub root_password_file: Option<std::path::PathBuf>,
     /// The opened key sources.
     pub sources: Arc<Sources>,
     /// Credentials files generated at start: (store name, path).
@@ -276,6 +282,49 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             addr
         }
     };
+    let (mut admin_addr, mut admin_tls, mut root_password_file) = (None, false, None);
+    if let Some(listen) = cfg.admin.listen {
+        let ops = Arc::new(crate::ops::Operations::new(
+            store.clone(),
+            ctx.master.clone(),
+            sources.clone(),
+        ));
+        root_password_file = {
+            let (cfg, ops, audit) = (cfg.clone(), ops.clone(), audit.clone());
+            tokio::task::spawn_blocking(move || crate::admin::bootstrap_root(&cfg, &ops, &audit))
+                .await
+                .map_err(|e| StartError::Task(e.to_string()))?
+                .map_err(StartError::Task)?
+        };
+        let tls = if cfg.admin.plain_http {
+            tracing::warn!("admin API serves plain HTTP (admin.plain_http = true): only for tests");
+            None
+        } else {
+            Some(crate::tls::server_config(&cfg.admin.tls, &cfg.data_dir)?)
+        };
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| StartError::Listen {
+                addr: listen,
+                reason: e.to_string(),
+            })?;
+        let addr = listener.local_addr().map_err(|e| StartError::Listen {
+            addr: listen,
+            reason: e.to_string(),
+        })?;
+        admin_tls = tls.is_some();
+        let state =
+            crate::admin::AdminState::new(ops, audit.clone(), cfg.admin.session_ttl_seconds)
+                .with_data_plane(service.clone());
+        tasks.push(tokio::spawn(crate::admin::serve(
+            listener,
+            tls,
+            crate::admin::router(state),
+            shutdown_rx.clone(),
+        )));
+        tracing::info!(%addr, tls = admin_tls, "keyhold admin API listening");
+        admin_addr = Some(addr);
+    }
     let scheme = if is_tls { "https" } else { "http" };
     for route in service.routing().stores() {
         tracing::info!(
@@ -295,6 +344,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     Ok(Running {
         xks_addr,
         metrics_addr,
+        admin_addr,
+        admin_tls,
+        root_password_file,
         sources,
         tls: is_tls,
         generated_credentials: outcome.generated_credentials,

@@ -252,6 +252,15 @@ pub struct IssuedToken {
     pub bearer: Zeroizing<String>,
 }
 
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("record", &self.record)
+            .field("bearer", &"<redacted>")
+            .finish()
+    }
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }

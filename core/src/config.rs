@@ -80,6 +80,9 @@ pub struct Config {
     /// The hash-chained audit log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// The management REST API.
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// Declared key sources, by name.
     #[serde(default)]
     pub sources: BTreeMap<String, SourceDecl>,
@@ -224,6 +227,42 @@ fn default_max_body_bytes() -> usize {
 pub struct AuditConfig {
     /// The JSON-lines file; default `<data_dir>/audit.jsonl`.
     pub path: Option<PathBuf>,
+}
+
+/// The management REST API (`/api/v1/...`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Listener address; no admin API when absent.
+    pub listen: Option<SocketAddr>,
+    /// Serve plain HTTP instead of HTTPS (tests only, or behind a TLS proxy).
+    #[serde(default)]
+    pub plain_http: bool,
+    /// TLS settings (ignored with `plain_http`); the development certificate by default.
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// Lifetime of a login session token, in seconds.
+    #[serde(default = "default_session_ttl_seconds")]
+    pub session_ttl_seconds: u64,
+    /// Environment variable holding the initial `root` password; a random one is
+    /// generated (printed once, written to `<data_dir>/root-password`) otherwise.
+    pub root_password_env: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: None,
+            plain_http: false,
+            tls: TlsConfig::default(),
+            session_ttl_seconds: default_session_ttl_seconds(),
+            root_password_env: None,
+        }
+    }
+}
+
+fn default_session_ttl_seconds() -> u64 {
+    3600
 }
 
 /// Prometheus metrics endpoint.
@@ -403,6 +442,18 @@ impl Config {
         }
         if let Some(q) = &x.quota {
             q.validate().map_err(|e| invalid("xks.quota", e))?;
+        }
+        if self.admin.session_ttl_seconds == 0 {
+            return Err(invalid(
+                "admin.session_ttl_seconds",
+                "must be greater than zero",
+            ));
+        }
+        if self.admin.tls.cert_file.is_some() != self.admin.tls.key_file.is_some() {
+            return Err(invalid(
+                "admin.tls",
+                "give both cert_file and key_file, or neither",
+            ));
         }
         if x.plugin_concurrency == 0 {
             return Err(invalid(

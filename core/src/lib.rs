@@ -6,6 +6,7 @@
 //! (config-declared objects), [`xks`] (the data plane), [`tls`], [`server`], [`app`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod auth;

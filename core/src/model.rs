@@ -39,6 +39,20 @@ pub enum ModelError {
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// An AWS account id is not 12 digits.
+    #[error("invalid AWS account id '{id}': must be exactly 12 digits")]
+    AccountId {
+        /// The id as given (truncated).
+        id: String,
+    },
+    /// A region name is not an AWS region name.
+    #[error("invalid AWS region '{region}': {reason}")]
+    Region {
+        /// The region as given (truncated).
+        region: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
     /// Max credentials outside 2..=20.
     #[error("max credentials must be between {MIN_CREDENTIALS} and {MAX_CREDENTIALS}, got {value}")]
     MaxCredentials {
@@ -276,6 +290,21 @@ pub mod keys {
     }
     /// Prefix of every HYOK key.
     pub const HYOK_KEYS: &str = "keys/";
+    /// An AWS account.
+    pub fn account(id: &str) -> String {
+        format!("accounts/{id}")
+    }
+    /// Prefix of every AWS account.
+    pub const ACCOUNTS: &str = "accounts/";
+    /// The AWS account a store belongs to (value: the account id). Kept beside the
+    /// store record so that the record's shape stays as it is.
+    pub fn store_account(store_id: &str) -> String {
+        format!("store-accounts/{store_id}")
+    }
+    /// Prefix of every store's account binding.
+    pub const STORE_ACCOUNTS: &str = "store-accounts/";
+    /// Prefix of every key source record.
+    pub const SOURCES: &str = "sources/";
     /// Namespace of a key source's plugin-private entries.
     pub fn plugin_namespace(source: &str) -> String {
         format!("plugins/{source}/")
@@ -489,6 +518,64 @@ pub struct CredentialsFileCredential {
     /// The secret, in clear: shown once.
     #[serde(rename = "RawSecretAccessKey")]
     pub raw_secret_access_key: String,
+}
+
+/// An AWS account (a KMS container): its allowed regions and who may act on its key
+/// stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    /// The 12-digit AWS account id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Regions whose key stores it may hold.
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Who may do what with its key stores (admins may always do everything).
+    #[serde(default)]
+    pub acl: Vec<crate::auth::AclEntry>,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// Checks an AWS account id: exactly 12 ASCII digits.
+pub fn validate_account_id(id: &str) -> Result<(), ModelError> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(ModelError::AccountId {
+            id: truncate(id, 20),
+        })
+    }
+}
+
+/// Checks an AWS region name such as `eu-west-1` or `us-gov-west-1`: lowercase
+/// segments separated by '-', the last one a number.
+pub fn validate_region(region: &str) -> Result<(), ModelError> {
+    let err = |reason| ModelError::Region {
+        region: truncate(region, 40),
+        reason,
+    };
+    let parts: Vec<&str> = region.split('-').collect();
+    if parts.len() < 3 || region.len() > 32 {
+        return Err(err("expected a name like 'eu-west-1'"));
+    }
+    let (last, head) = match parts.split_last() {
+        Some(split) => split,
+        None => return Err(err("expected a name like 'eu-west-1'")),
+    };
+    if last.is_empty() || !last.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err("must end in a number, like 'eu-west-1'"));
+    }
+    if head
+        .iter()
+        .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_lowercase()))
+    {
+        return Err(err(
+            "only lowercase letters, '-' and a final number are allowed",
+        ));
+    }
+    Ok(())
 }
 
 /// Which credentials to delete so that adding one more keeps at most `max`: the oldest

@@ -79,6 +79,12 @@ pub enum OpError {
     /// The durable store failed.
     #[error("store: {0}")]
     Store(StoreError),
+    /// Input breaks a rule that has no model error of its own (e.g. a weak password).
+    #[error("{0}")]
+    Input(String),
+    /// Authentication or authorization refused.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
 }
 
 impl From<StoreError> for OpError {
@@ -104,9 +110,23 @@ impl OpError {
                 reason: KeySourceError::NotFound { .. },
                 ..
             } => "source_key_not_found",
+            OpError::Source {
+                reason: KeySourceError::AlreadyExists { .. },
+                ..
+            } => "already_exists",
+            OpError::Source {
+                reason: KeySourceError::InvalidInput { .. },
+                ..
+            } => "invalid_input",
+            OpError::Source {
+                reason: KeySourceError::Unsupported { .. },
+                ..
+            } => "unsupported",
             OpError::Source { .. } => "source_error",
             OpError::SourceUnavailable { .. } => "source_unavailable",
             OpError::Store(_) => "store_error",
+            OpError::Input(_) => "invalid_input",
+            OpError::Auth(e) => e.code(),
         }
     }
 
@@ -119,11 +139,24 @@ impl OpError {
             OpError::Rule(_) => 409,
             OpError::Invalid(_) => 400,
             OpError::Source {
-                reason: KeySourceError::InvalidKey { .. } | KeySourceError::NotFound { .. },
+                reason:
+                    KeySourceError::InvalidKey { .. }
+                    | KeySourceError::NotFound { .. }
+                    | KeySourceError::Unsupported { .. },
                 ..
             } => 422,
+            OpError::Source {
+                reason: KeySourceError::AlreadyExists { .. },
+                ..
+            } => 409,
+            OpError::Source {
+                reason: KeySourceError::InvalidInput { .. },
+                ..
+            } => 400,
             OpError::Source { .. } | OpError::SourceUnavailable { .. } => 502,
             OpError::Store(_) => 500,
+            OpError::Input(_) => 400,
+            OpError::Auth(e) => e.http_status(),
         }
     }
 }
@@ -143,6 +176,8 @@ pub struct Versioned<T> {
 pub struct NewStore {
     /// Unique name.
     pub name: String,
+    /// The AWS account it belongs to (`None`: only admins manage it).
+    pub account: Option<String>,
     /// Key source name (fixed forever).
     pub source: String,
     /// URI path prefix; generated (`keystores/<id>`) when `None`.
@@ -294,6 +329,9 @@ impl Operations {
                 what: "key source",
                 id: new.source.clone(),
             })?;
+        if let Some(account) = &new.account {
+            self.get_account(account)?;
+        }
         // The health-check key must exist before the store, in the store's own source.
         self.validate_health_check_key(&new.source, &new.health_check_key)?;
         let id = model::generate_id();
@@ -320,12 +358,20 @@ impl Operations {
             created_at: model::now_unix(),
         };
         let (cred_key, cred, file) = self.new_credential(&record);
-        let conditions = [
+        let mut conditions = vec![
             Condition::Absent(keys::store_name_index(&record.name)),
             Condition::Absent(keys::prefix_index(&prefix)),
             Condition::Absent(keys::store(&id)),
         ];
-        let writes = vec![
+        let mut writes = Vec::new();
+        if let Some(account) = &new.account {
+            conditions.push(Condition::Exists(keys::account(account)));
+            writes.push(Write::Put(
+                keys::store_account(&id),
+                account.clone().into_bytes(),
+            ));
+        }
+        writes.extend([
             Write::Put(keys::store(&id), to_json(&record)),
             Write::Put(
                 keys::store_name_index(&record.name),
@@ -333,9 +379,15 @@ impl Operations {
             ),
             Write::Put(keys::prefix_index(&prefix), id.into_bytes()),
             Write::Put(cred_key, to_json(&cred)),
-        ];
+        ]);
         match self.store.commit(&conditions, writes) {
             Ok(_) => Ok((record, file)),
+            Err(StoreError::Conflict { key }) if key.starts_with(keys::ACCOUNTS) => {
+                Err(OpError::NotFound {
+                    what: "AWS account",
+                    id: new.account.unwrap_or_default(),
+                })
+            }
             Err(StoreError::Conflict { key }) if key.starts_with("index/prefix/") => {
                 Err(OpError::AlreadyExists {
                     what: "URI path prefix",
@@ -481,6 +533,7 @@ impl Operations {
             Write::Delete(keys::store(id)),
             Write::Delete(keys::store_name_index(&current.value.name)),
             Write::Delete(keys::prefix_index(&current.value.uri_path_prefix)),
+            Write::Delete(keys::store_account(id)),
         ];
         for cred in self.store.scan(&keys::credentials_of(id))? {
             writes.push(Write::Delete(cred.key));
@@ -663,6 +716,12 @@ impl Operations {
         Ok(())
     }
 }
+
+mod identity;
+mod sources;
+
+pub use identity::{AccountUpdate, RootBootstrap};
+pub use sources::SourceStatus;
 
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@
 //! is the software `ctm` plugin; another suite (e.g. Luna) passes its own fixture, or sets
 //! `KEYHOLD_TEST_SOURCE_TOML`, and every test runs unchanged.
 
+pub mod admin;
 pub mod bodies;
 pub mod client;
 pub mod fixture;

@@ -32,6 +32,7 @@ pub struct ServerBuilder {
     keys: Vec<KeyFixture>,
     credentials: Vec<Credential>,
     with_store: bool,
+    admin_lines: Option<Vec<String>>,
 }
 
 impl Default for ServerBuilder {
@@ -48,6 +49,7 @@ impl Default for ServerBuilder {
             keys: KeyFixture::conformance(),
             credentials: vec![Credential::a(), Credential::b()],
             with_store: true,
+            admin_lines: None,
         }
     }
 }
@@ -115,6 +117,25 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves the admin API: `[admin]` on 127.0.0.1:0, plain HTTP.
+    pub fn admin(mut self) -> Self {
+        self.admin_lines.get_or_insert_with(Vec::new);
+        self
+    }
+
+    /// Adds a line to `[admin]` (and enables it), e.g. `session_ttl_seconds = 1`.
+    pub fn admin_line(mut self, line: &str) -> Self {
+        self.admin_lines
+            .get_or_insert_with(Vec::new)
+            .push(line.into());
+        self
+    }
+
+    /// Takes the first root password from environment variable `var`.
+    pub fn root_password_env(self, var: &str) -> Self {
+        self.admin_line(&format!("root_password_env = {}", toml_str(var)))
+    }
+
     /// Declares no store at all (sources only).
     pub fn without_store(mut self) -> Self {
         self.with_store = false;
@@ -175,6 +196,19 @@ impl ServerBuilder {
             }
         }
         t += &self.extra_toml.replace("{dir}", &dir.to_string_lossy());
+        if let Some(lines) = &self.admin_lines {
+            t += "\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+            if !lines
+                .iter()
+                .any(|l| l.trim_start().starts_with("plain_http"))
+            {
+                t += "plain_http = true\n";
+            }
+            for l in lines {
+                t += l;
+                t += "\n";
+            }
+        }
         t
     }
 
@@ -276,6 +310,28 @@ impl TestServer {
             },
             _ => Transport::plain(addr),
         }
+    }
+
+    /// An unauthenticated client of the admin API (plain HTTP/1.1).
+    pub fn admin(&self) -> crate::admin::AdminClient {
+        let addr = self
+            .running
+            .admin_addr
+            .expect("admin API enabled (builder.admin())");
+        crate::admin::AdminClient::new(Transport::plain(addr))
+    }
+
+    /// The generated root password (`<data_dir>/root-password`).
+    pub fn root_password(&self) -> String {
+        std::fs::read_to_string(self.path().join("root-password"))
+            .expect("root-password file")
+            .trim()
+            .to_string()
+    }
+
+    /// An admin API client logged in as root (generated password).
+    pub async fn root(&self) -> crate::admin::AdminClient {
+        self.admin().login("root", &self.root_password()).await
     }
 
     /// A client of the fixture store signing with credential A.

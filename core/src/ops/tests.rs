@@ -154,6 +154,7 @@ fn fixture() -> Fixture {
 fn new_store(name: &str) -> NewStore {
     NewStore {
         name: name.into(),
+        account: None,
         source: "ctm".into(),
         uri_path_prefix: None,
         health_check_key: "hc".into(),
@@ -482,5 +483,173 @@ fn a_blocked_store_refuses_new_keys() {
             .unwrap_err()
             .code(),
         "store_blocked"
+    );
+}
+
+#[test]
+fn accounts_bind_stores_and_refuse_deletion_while_used() {
+    let f = fixture();
+    let e = f
+        .ops
+        .create_account("123", "x", vec![], vec![])
+        .unwrap_err();
+    assert_eq!((e.code(), e.http_status()), ("invalid_input", 400));
+    let e = f
+        .ops
+        .create_account("111122223333", "prod", vec!["EU".into()], vec![])
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_input");
+    let acl = vec![crate::auth::AclEntry {
+        principal: "user:bob".into(),
+        permissions: [crate::auth::Permission::View].into_iter().collect(),
+    }];
+    f.ops
+        .create_account("111122223333", "prod", vec!["eu-west-1".into()], acl)
+        .unwrap();
+    let e = f
+        .ops
+        .create_account("111122223333", "again", vec![], vec![])
+        .unwrap_err();
+    assert_eq!(e.code(), "already_exists");
+    let mut unknown = new_store("orphan");
+    unknown.account = Some("999988887777".into());
+    assert_eq!(f.ops.create_store(unknown).unwrap_err().code(), "not_found");
+    let mut s = new_store("bound");
+    s.account = Some("111122223333".into());
+    let (rec, _) = f.ops.create_store(s).unwrap();
+    assert_eq!(
+        f.ops.store_account(&rec.id).unwrap().as_deref(),
+        Some("111122223333")
+    );
+    let e = f.ops.delete_account("111122223333").unwrap_err();
+    assert_eq!((e.code(), e.http_status()), ("account_in_use", 409));
+    f.ops.delete_store(&rec.id, true).unwrap();
+    assert!(f.ops.store_account(&rec.id).unwrap().is_none());
+    let updated = f
+        .ops
+        .update_account(
+            "111122223333",
+            AccountUpdate {
+                name: Some("production".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(updated.name, "production");
+    assert_eq!(updated.acl.len(), 1);
+    f.ops.delete_account("111122223333").unwrap();
+    assert_eq!(
+        f.ops.get_account("111122223333").unwrap_err().code(),
+        "not_found"
+    );
+}
+
+#[test]
+fn users_tokens_and_the_root_bootstrap() {
+    let f = fixture();
+    let boot = f.ops.ensure_root(None).unwrap().expect("first start");
+    let pw = boot.generated_password.expect("generated");
+    assert!(f.ops.ensure_root(None).unwrap().is_none(), "only once");
+    let session = f.ops.login("root", &pw, 60).unwrap();
+    let (who, rec) = f.ops.authenticate(&session.bearer).unwrap();
+    assert!(who.is_admin());
+    assert_eq!(rec.kind, crate::auth::TokenKind::Session);
+    assert_eq!(
+        f.ops
+            .login("root", "wrong password", 60)
+            .unwrap_err()
+            .http_status(),
+        401
+    );
+    assert_eq!(
+        f.ops
+            .login("ghost", "wrong password", 60)
+            .unwrap_err()
+            .code(),
+        "unauthenticated"
+    );
+    let groups = ["users".to_string()].into_iter().collect();
+    f.ops.create_user("bob", "correct horse", groups).unwrap();
+    let bad: std::collections::BTreeSet<String> = ["wizards".to_string()].into_iter().collect();
+    assert_eq!(
+        f.ops
+            .create_user("eve", "correct horse", bad)
+            .unwrap_err()
+            .code(),
+        "invalid_input"
+    );
+    let api = f.ops.issue_api_token("bob", None, "ci").unwrap();
+    let (bob, _) = f.ops.authenticate(&api.bearer).unwrap();
+    assert!(!bob.is_admin());
+    assert_eq!(f.ops.list_tokens("bob").unwrap().len(), 1);
+    // Bob cannot revoke root's session; root can revoke Bob's token.
+    assert_eq!(
+        f.ops
+            .revoke_token(&session.record.id, &bob)
+            .unwrap_err()
+            .code(),
+        "not_found"
+    );
+    f.ops.revoke_token(&api.record.id, &who).unwrap();
+    assert_eq!(
+        f.ops.authenticate(&api.bearer).unwrap_err().http_status(),
+        401
+    );
+    // Deleting a user revokes their tokens; the last admin stays.
+    let again = f.ops.issue_api_token("bob", None, "").unwrap();
+    f.ops.delete_user("bob").unwrap();
+    assert!(f.ops.authenticate(&again.bearer).is_err());
+    assert_eq!(f.ops.delete_user("root").unwrap_err().code(), "last_admin");
+    f.ops.set_password("root", "a new password").unwrap();
+    assert!(f.ops.check_password("root", "a new password").unwrap());
+    assert_eq!(
+        f.ops.set_password("root", "short").unwrap_err().code(),
+        "invalid_input"
+    );
+}
+
+#[test]
+fn source_keys_and_hyok_lookups() {
+    let f = fixture();
+    let sources = f.ops.list_sources().unwrap();
+    assert_eq!(sources.len(), 1);
+    assert_eq!(
+        (sources[0].plugin.as_str(), sources[0].status),
+        ("ctm", "opened")
+    );
+    let k = f
+        .ops
+        .create_source_key("ctm", NewKey::new("new-hc", KeyUsage::ALL))
+        .unwrap();
+    assert_eq!(k.usage, KeyUsage::ALL);
+    assert!(
+        f.ops
+            .list_source_keys("ctm")
+            .unwrap()
+            .iter()
+            .any(|k| k.name == "new-hc")
+    );
+    let (_, check) = f.ops.get_source_key("ctm", "new-hc").unwrap();
+    assert!(check.is_ok());
+    let (_, check) = f.ops.get_source_key("ctm", "weak").unwrap();
+    assert!(check.unwrap_err()[0].contains("usage"));
+    assert_eq!(
+        f.ops.list_source_keys("nope").unwrap_err().code(),
+        "not_found"
+    );
+    let e = f
+        .ops
+        .create_source_key("ctm", NewKey::new("none", KeyUsage::NONE))
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_input");
+    let (rec, _) = f.ops.create_store(new_store("h")).unwrap();
+    f.ops.create_hyok_key(&rec.id, "k1", "data").unwrap();
+    assert_eq!(
+        f.ops.get_hyok_key(&rec.id, "k1").unwrap().source_key,
+        "data"
+    );
+    assert_eq!(
+        f.ops.get_hyok_key(&rec.id, "k2").unwrap_err().code(),
+        "not_found"
     );
 }

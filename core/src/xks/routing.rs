@@ -50,6 +50,17 @@ impl Sources {
         }
     }
 
+    /// Every configured source by name (sorted), opened or with the reason it failed.
+    pub fn all(&self) -> Vec<(&str, Result<&Arc<KeySourceHandle>, &str>)> {
+        let mut out: Vec<_> = self
+            .by_name
+            .iter()
+            .map(|(name, s)| (name.as_str(), s.as_ref().map_err(String::as_str)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+
     /// Every opened source.
     pub fn opened(&self) -> impl Iterator<Item = &Arc<KeySourceHandle>> {
         self.by_name.values().filter_map(|s| s.as_ref().ok())

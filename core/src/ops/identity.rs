@@ -1,0 +1,543 @@
+//! Users, bearer tokens and AWS accounts (with their ACLs): the identities and grants
+//! the admin API authenticates and authorizes with.
+
+use std::collections::BTreeSet;
+
+use zeroize::Zeroizing;
+
+use super::{OpError, Operations, decode, to_json};
+use crate::{
+    auth::{
+        self, ADMINS, AclEntry, AuthError, IssuedToken, Principal, TokenKind, TokenRecord, USERS,
+        UserRecord,
+    },
+    model::{self, AccountRecord, keys, rules::RuleViolation},
+    store::{Condition, StoreError, Write},
+};
+
+/// The root admin's name.
+pub const ROOT_USER: &str = "root";
+
+/// What [`Operations::ensure_root`] did on a first start.
+pub struct RootBootstrap {
+    /// The password, when it was generated (to be shown once); `None` when it came
+    /// from the configured environment variable.
+    pub generated_password: Option<Zeroizing<String>>,
+}
+
+/// What to change on an AWS account; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AccountUpdate {
+    /// New display name.
+    pub name: Option<String>,
+    /// New allowed regions.
+    pub regions: Option<Vec<String>>,
+    /// New ACL (replaces the old one).
+    pub acl: Option<Vec<AclEntry>>,
+}
+
+fn validate_user_name(name: &str) -> Result<(), OpError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(OpError::Input(format!(
+            "invalid user name '{}': 1 to 64 characters of letters, digits, '.', '_', '@' and '-'",
+            name.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
+fn validate_password(password: &str) -> Result<(), OpError> {
+    let n = password.chars().count();
+    if !(8..=1024).contains(&n) {
+        return Err(OpError::Input(
+            "a password must be 8 to 1024 characters long".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_groups(groups: &BTreeSet<String>) -> Result<(), OpError> {
+    if groups.is_empty() {
+        return Err(OpError::Input(format!(
+            "a user needs a group: '{ADMINS}' or '{USERS}'"
+        )));
+    }
+    if let Some(bad) = groups.iter().find(|g| *g != ADMINS && *g != USERS) {
+        return Err(OpError::Input(format!(
+            "unknown group '{bad}': the groups are '{ADMINS}' and '{USERS}'"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_acl(acl: &[AclEntry]) -> Result<(), OpError> {
+    for e in acl {
+        let ok = match e.principal.split_once(':') {
+            Some(("user", n)) | Some(("group", n)) => !n.is_empty(),
+            _ => false,
+        };
+        if !ok {
+            return Err(OpError::Input(format!(
+                "invalid ACL principal '{}': use 'user:<name>' or 'group:<name>'",
+                e.principal
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn validate_regions(regions: &[String]) -> Result<(), OpError> {
+    for r in regions {
+        model::validate_region(r)?;
+    }
+    Ok(())
+}
+
+fn hash(password: &str) -> Result<String, OpError> {
+    auth::hash_password(password)
+        .map_err(|e| OpError::Input(format!("password cannot be hashed: {e}")))
+}
+
+/// A valid argon2id hash of a password nobody knows, checked against when the user does
+/// not exist so that a login takes as long either way.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| auth::hash_password("keyhold-no-such-user").unwrap_or_default())
+}
+
+fn unauthenticated(reason: &'static str) -> OpError {
+    OpError::Auth(AuthError::Unauthenticated(reason))
+}
+
+impl Operations {
+    // ----- users -----
+
+    /// On a first start (no user at all), creates `root` in `admins` with `password`,
+    /// or with a generated one that is returned to be shown once. `None` when users
+    /// exist already.
+    pub fn ensure_root(
+        &self,
+        password: Option<Zeroizing<String>>,
+    ) -> Result<Option<RootBootstrap>, OpError> {
+        if !self.store.scan(auth::keys::USERS)?.is_empty() {
+            return Ok(None);
+        }
+        let (password, generated) = match password {
+            Some(p) => (p, false),
+            None => {
+                let mut bytes = Zeroizing::new([0u8; 24]);
+                crate::secrets::fill_random(bytes.as_mut());
+                use base64::Engine;
+                let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref());
+                (Zeroizing::new(text), true)
+            }
+        };
+        validate_password(&password)?;
+        let record = UserRecord {
+            name: ROOT_USER.into(),
+            groups: [ADMINS.to_string()].into_iter().collect(),
+            password_hash: hash(&password)?,
+            created_at: model::now_unix(),
+        };
+        match self.store.commit(
+            &[Condition::Absent(auth::keys::user(ROOT_USER))],
+            vec![Write::Put(auth::keys::user(ROOT_USER), to_json(&record))],
+        ) {
+            Ok(_) => Ok(Some(RootBootstrap {
+                generated_password: generated.then_some(password),
+            })),
+            // Another node created it first.
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates a user.
+    pub fn create_user(
+        &self,
+        name: &str,
+        password: &str,
+        groups: BTreeSet<String>,
+    ) -> Result<UserRecord, OpError> {
+        validate_user_name(name)?;
+        validate_password(password)?;
+        validate_groups(&groups)?;
+        let record = UserRecord {
+            name: name.to_string(),
+            groups,
+            password_hash: hash(password)?,
+            created_at: model::now_unix(),
+        };
+        match self.store.commit(
+            &[Condition::Absent(auth::keys::user(name))],
+            vec![Write::Put(auth::keys::user(name), to_json(&record))],
+        ) {
+            Ok(_) => Ok(record),
+            Err(StoreError::Conflict { .. }) => Err(OpError::AlreadyExists {
+                what: "user",
+                id: name.to_string(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One user.
+    pub fn get_user(&self, name: &str) -> Result<UserRecord, OpError> {
+        let entry = self
+            .store
+            .get(&auth::keys::user(name))?
+            .ok_or_else(|| OpError::NotFound {
+                what: "user",
+                id: name.to_string(),
+            })?;
+        decode(&entry)
+    }
+
+    /// Every user, by name.
+    pub fn list_users(&self) -> Result<Vec<UserRecord>, OpError> {
+        self.store
+            .scan(auth::keys::USERS)?
+            .iter()
+            .map(decode)
+            .collect()
+    }
+
+    /// Deletes a user and every token of theirs; the last admin cannot be deleted.
+    pub fn delete_user(&self, name: &str) -> Result<(), OpError> {
+        let entry = self
+            .store
+            .get(&auth::keys::user(name))?
+            .ok_or_else(|| OpError::NotFound {
+                what: "user",
+                id: name.to_string(),
+            })?;
+        let user: UserRecord = decode(&entry)?;
+        let mut conditions = vec![Condition::Revision(entry.key.clone(), entry.revision)];
+        if user.groups.contains(ADMINS) {
+            let other_admins: Vec<_> = self
+                .list_users()?
+                .into_iter()
+                .filter(|u| u.name != name && u.groups.contains(ADMINS))
+                .collect();
+            let Some(other) = other_admins.first() else {
+                return Err(OpError::Rule(RuleViolation {
+                    code: "last_admin",
+                    message: format!(
+                        "user '{name}' is the last member of '{ADMINS}': add another admin first"
+                    ),
+                }));
+            };
+            conditions.push(Condition::Exists(auth::keys::user(&other.name)));
+        }
+        let mut writes = vec![Write::Delete(entry.key)];
+        for t in self.tokens_of(name)? {
+            writes.push(Write::Delete(auth::keys::token(&t.id)));
+        }
+        match self.store.commit(&conditions, writes) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
+                what: "user",
+                id: name.to_string(),
+                expected: 0,
+                actual: 0,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sets a user's password. Their other sessions stay valid until they expire.
+    pub fn set_password(&self, name: &str, password: &str) -> Result<(), OpError> {
+        validate_password(password)?;
+        let entry = self
+            .store
+            .get(&auth::keys::user(name))?
+            .ok_or_else(|| OpError::NotFound {
+                what: "user",
+                id: name.to_string(),
+            })?;
+        let mut user: UserRecord = decode(&entry)?;
+        user.password_hash = hash(password)?;
+        match self.store.commit(
+            &[Condition::Revision(entry.key.clone(), entry.revision)],
+            vec![Write::Put(entry.key, to_json(&user))],
+        ) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
+                what: "user",
+                id: name.to_string(),
+                expected: entry.revision,
+                actual: 0,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checks a user's password (false for unknown users, in about the same time).
+    pub fn check_password(&self, name: &str, password: &str) -> Result<bool, OpError> {
+        match self.store.get(&auth::keys::user(name))? {
+            Some(entry) => {
+                let user: UserRecord = decode(&entry)?;
+                Ok(auth::verify_password(password, &user.password_hash))
+            }
+            None => {
+                let _ = auth::verify_password(password, dummy_hash());
+                Ok(false)
+            }
+        }
+    }
+
+    // ----- tokens -----
+
+    fn put_token(&self, issued: &IssuedToken) -> Result<(), OpError> {
+        let key = auth::keys::token(&issued.record.id);
+        self.store.commit(
+            &[
+                Condition::Absent(key.clone()),
+                Condition::Exists(auth::keys::user(&issued.record.user)),
+            ],
+            vec![Write::Put(key, to_json(&issued.record))],
+        )?;
+        Ok(())
+    }
+
+    /// Logs a user in: a session token valid for `ttl_seconds`. Wrong user or
+    /// password: 401 without saying which.
+    pub fn login(
+        &self,
+        user: &str,
+        password: &str,
+        ttl_seconds: u64,
+    ) -> Result<IssuedToken, OpError> {
+        if !self.check_password(user, password)? {
+            return Err(unauthenticated("invalid user name or password"));
+        }
+        let ttl = i64::try_from(ttl_seconds).unwrap_or(i64::MAX / 2);
+        let expires = model::now_unix().saturating_add(ttl);
+        let issued = auth::issue_token(user, TokenKind::Session, Some(expires), "login session");
+        self.put_token(&issued)?;
+        self.purge_expired_tokens(user)?;
+        Ok(issued)
+    }
+
+    /// Issues an API token for `user`.
+    pub fn issue_api_token(
+        &self,
+        user: &str,
+        expires_at: Option<i64>,
+        description: &str,
+    ) -> Result<IssuedToken, OpError> {
+        if expires_at.is_some_and(|t| t <= model::now_unix()) {
+            return Err(OpError::Input("expires_at must be in the future".into()));
+        }
+        if description.chars().count() > 256 {
+            return Err(OpError::Input(
+                "description must be at most 256 characters".into(),
+            ));
+        }
+        let issued = auth::issue_token(user, TokenKind::Api, expires_at, description);
+        self.put_token(&issued)?;
+        Ok(issued)
+    }
+
+    /// Who presents `bearer`, and the token's record.
+    pub fn authenticate(&self, bearer: &str) -> Result<(Principal, TokenRecord), OpError> {
+        let (id, secret) = auth::parse_bearer(bearer)?;
+        let entry = self
+            .store
+            .get(&auth::keys::token(id))?
+            .ok_or_else(|| unauthenticated("unknown or revoked token"))?;
+        let record: TokenRecord = decode(&entry)?;
+        auth::check_token(&record, secret, model::now_unix())?;
+        let user = match self.store.get(&auth::keys::user(&record.user))? {
+            Some(e) => decode::<UserRecord>(&e)?,
+            None => return Err(unauthenticated("the token's user no longer exists")),
+        };
+        Ok((
+            Principal {
+                user: user.name,
+                groups: user.groups,
+            },
+            record,
+        ))
+    }
+
+    fn tokens_of(&self, user: &str) -> Result<Vec<TokenRecord>, OpError> {
+        let all: Vec<TokenRecord> = self
+            .store
+            .scan(auth::keys::TOKENS)?
+            .iter()
+            .map(decode)
+            .collect::<Result<_, _>>()?;
+        Ok(all.into_iter().filter(|t| t.user == user).collect())
+    }
+
+    fn purge_expired_tokens(&self, user: &str) -> Result<(), OpError> {
+        let now = model::now_unix();
+        let writes: Vec<Write> = self
+            .tokens_of(user)?
+            .into_iter()
+            .filter(|t| t.expires_at.is_some_and(|e| e <= now))
+            .map(|t| Write::Delete(auth::keys::token(&t.id)))
+            .collect();
+        if !writes.is_empty() {
+            self.store.commit(&[], writes)?;
+        }
+        Ok(())
+    }
+
+    /// A user's tokens (records only: secrets are never stored).
+    pub fn list_tokens(&self, user: &str) -> Result<Vec<TokenRecord>, OpError> {
+        let mut out = self.tokens_of(user)?;
+        out.sort_by_key(|t| t.created_at);
+        Ok(out)
+    }
+
+    /// Revokes a token: the caller's own, or anyone's for admins. Someone else's
+    /// token looks absent to a non-admin.
+    pub fn revoke_token(&self, id: &str, who: &Principal) -> Result<TokenRecord, OpError> {
+        let not_found = || OpError::NotFound {
+            what: "token",
+            id: id.to_string(),
+        };
+        let entry = self
+            .store
+            .get(&auth::keys::token(id))?
+            .ok_or_else(not_found)?;
+        let record: TokenRecord = decode(&entry)?;
+        if record.user != who.user && !who.is_admin() {
+            return Err(not_found());
+        }
+        if !self.store.delete(&entry.key)? {
+            return Err(not_found());
+        }
+        Ok(record)
+    }
+
+    // ----- AWS accounts -----
+
+    /// Creates an AWS account.
+    pub fn create_account(
+        &self,
+        id: &str,
+        name: &str,
+        regions: Vec<String>,
+        acl: Vec<AclEntry>,
+    ) -> Result<AccountRecord, OpError> {
+        model::validate_account_id(id)?;
+        model::validate_name("account", name)?;
+        validate_regions(&regions)?;
+        validate_acl(&acl)?;
+        let record = AccountRecord {
+            id: id.to_string(),
+            name: name.to_string(),
+            regions,
+            acl,
+            created_at: model::now_unix(),
+        };
+        match self.store.commit(
+            &[Condition::Absent(keys::account(id))],
+            vec![Write::Put(keys::account(id), to_json(&record))],
+        ) {
+            Ok(_) => Ok(record),
+            Err(StoreError::Conflict { .. }) => Err(OpError::AlreadyExists {
+                what: "AWS account",
+                id: id.to_string(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One AWS account.
+    pub fn get_account(&self, id: &str) -> Result<AccountRecord, OpError> {
+        let entry = self
+            .store
+            .get(&keys::account(id))?
+            .ok_or_else(|| OpError::NotFound {
+                what: "AWS account",
+                id: id.to_string(),
+            })?;
+        decode(&entry)
+    }
+
+    /// Every AWS account.
+    pub fn list_accounts(&self) -> Result<Vec<AccountRecord>, OpError> {
+        self.store
+            .scan(keys::ACCOUNTS)?
+            .iter()
+            .map(decode)
+            .collect()
+    }
+
+    /// Changes an AWS account's name, regions or ACL.
+    pub fn update_account(
+        &self,
+        id: &str,
+        update: AccountUpdate,
+    ) -> Result<AccountRecord, OpError> {
+        let entry = self
+            .store
+            .get(&keys::account(id))?
+            .ok_or_else(|| OpError::NotFound {
+                what: "AWS account",
+                id: id.to_string(),
+            })?;
+        let mut record: AccountRecord = decode(&entry)?;
+        if let Some(name) = update.name {
+            model::validate_name("account", &name)?;
+            record.name = name;
+        }
+        if let Some(regions) = update.regions {
+            validate_regions(&regions)?;
+            record.regions = regions;
+        }
+        if let Some(acl) = update.acl {
+            validate_acl(&acl)?;
+            record.acl = acl;
+        }
+        match self.store.commit(
+            &[Condition::Revision(entry.key.clone(), entry.revision)],
+            vec![Write::Put(entry.key, to_json(&record))],
+        ) {
+            Ok(_) => Ok(record),
+            Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
+                what: "AWS account",
+                id: id.to_string(),
+                expected: entry.revision,
+                actual: 0,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes an AWS account; refused while key stores belong to it.
+    pub fn delete_account(&self, id: &str) -> Result<(), OpError> {
+        self.get_account(id)?;
+        let using = self
+            .store_accounts()?
+            .values()
+            .filter(|a| a.as_str() == id)
+            .count();
+        if using > 0 {
+            return Err(OpError::Rule(RuleViolation {
+                code: "account_in_use",
+                message: format!(
+                    "AWS account '{id}' still has {using} key store{}: delete them first",
+                    if using == 1 { "" } else { "s" }
+                ),
+            }));
+        }
+        if !self.store.delete(&keys::account(id))? {
+            return Err(OpError::NotFound {
+                what: "AWS account",
+                id: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+}

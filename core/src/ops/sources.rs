@@ -1,0 +1,191 @@
+//! Key sources and their keys, HYOK key look-ups, and stores' account bindings.
+
+use std::collections::HashMap;
+
+use keyhold_sdk::{KeyInfo, KeySourceError, NewKey};
+
+use super::{OpError, Operations, decode};
+use crate::{
+    model::{HyokKeyRecord, SourceRecord, keys},
+    plugin::KeySourceHandle,
+};
+
+/// A configured key source as the management plane shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SourceStatus {
+    /// The source's name.
+    pub name: String,
+    /// Its plugin kind (`ctm`, `luna`, ...).
+    pub plugin: String,
+    /// Its key store container, when the plugin has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// `opened` or `failed`.
+    pub status: &'static str,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Vendor the source reports (opened sources).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// Model the source reports (opened sources).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+impl Operations {
+    fn source_handle(&self, source: &str) -> Result<std::sync::Arc<KeySourceHandle>, OpError> {
+        if !self.sources.all().iter().any(|(n, _)| *n == source) {
+            return Err(OpError::NotFound {
+                what: "key source",
+                id: source.to_string(),
+            });
+        }
+        self.sources
+            .get(source)
+            .map_err(|reason| OpError::SourceUnavailable {
+                source_name: source.to_string(),
+                reason,
+            })
+    }
+
+    fn source_err(source: &str) -> impl Fn(KeySourceError) -> OpError + '_ {
+        move |reason| OpError::Source {
+            source_name: source.to_string(),
+            reason,
+        }
+    }
+
+    /// Every configured key source with its status.
+    pub fn list_sources(&self) -> Result<Vec<SourceStatus>, OpError> {
+        let records: HashMap<String, SourceRecord> = self
+            .store
+            .scan(keys::SOURCES)?
+            .iter()
+            .map(|e| decode::<SourceRecord>(e).map(|r| (r.name.clone(), r)))
+            .collect::<Result<_, _>>()?;
+        Ok(self
+            .sources
+            .all()
+            .into_iter()
+            .map(|(name, handle)| {
+                let rec = records.get(name);
+                let plugin = rec.map(|r| r.plugin.clone()).or_else(|| {
+                    handle
+                        .ok()
+                        .and_then(|h| h.plugin.as_ref().map(|p| p.name.clone()))
+                });
+                SourceStatus {
+                    name: name.to_string(),
+                    plugin: plugin.unwrap_or_default(),
+                    container: rec.and_then(|r| r.container.clone()),
+                    status: if handle.is_ok() { "opened" } else { "failed" },
+                    reason: handle.err().map(str::to_string),
+                    vendor: handle.ok().map(|h| h.info.vendor.to_string()),
+                    model: handle.ok().map(|h| h.info.model.to_string()),
+                }
+            })
+            .collect())
+    }
+
+    /// The keys of a key source.
+    pub fn list_source_keys(&self, source: &str) -> Result<Vec<KeyInfo>, OpError> {
+        let handle = self.source_handle(source)?;
+        let mut keys = handle
+            .source()
+            .list_keys()
+            .into_result()
+            .map_err(Self::source_err(source))?
+            .into_vec();
+        keys.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(keys)
+    }
+
+    /// Creates a key in a key source.
+    pub fn create_source_key(&self, source: &str, spec: NewKey) -> Result<KeyInfo, OpError> {
+        if spec.name.is_empty() {
+            return Err(OpError::Input("a source key needs a name".into()));
+        }
+        if spec.usage.0 == 0 {
+            return Err(OpError::Input(
+                "a source key needs at least one usage (encrypt, decrypt, wrap, unwrap)".into(),
+            ));
+        }
+        let handle = self.source_handle(source)?;
+        handle
+            .source()
+            .create_key(spec)
+            .into_result()
+            .map_err(Self::source_err(source))
+    }
+
+    /// One key of a key source, and whether it qualifies as a health-check key
+    /// (`Err` lists what is wrong with it).
+    pub fn get_source_key(
+        &self,
+        source: &str,
+        key: &str,
+    ) -> Result<(KeyInfo, Result<(), Vec<String>>), OpError> {
+        let handle = self.source_handle(source)?;
+        let info = handle
+            .source()
+            .get_key(key.into())
+            .into_result()
+            .map_err(Self::source_err(source))?;
+        let check = match handle
+            .source()
+            .validate_health_check_key(key.into())
+            .into_result()
+        {
+            Ok(()) => Ok(()),
+            Err(KeySourceError::InvalidKey { problems, .. }) => {
+                Err(problems.iter().map(|p| p.to_string()).collect())
+            }
+            Err(other) => Err(vec![other.to_string()]),
+        };
+        Ok((info, check))
+    }
+
+    /// One HYOK key of a store.
+    pub fn get_hyok_key(
+        &self,
+        store_id: &str,
+        external_id: &str,
+    ) -> Result<HyokKeyRecord, OpError> {
+        self.get_store(store_id)?;
+        let entry = self
+            .store
+            .get(&keys::hyok_key(store_id, external_id))?
+            .ok_or_else(|| OpError::NotFound {
+                what: "HYOK key",
+                id: external_id.to_string(),
+            })?;
+        decode(&entry)
+    }
+
+    /// The AWS account a store belongs to (`None`: none, only admins manage it).
+    pub fn store_account(&self, store_id: &str) -> Result<Option<String>, OpError> {
+        Ok(self
+            .store
+            .get(&keys::store_account(store_id))?
+            .map(|e| String::from_utf8_lossy(&e.value).into_owned()))
+    }
+
+    /// The durable store's current revision.
+    pub fn revision(&self) -> Result<u64, OpError> {
+        Ok(self.store.revision()?)
+    }
+
+    /// Every store's account binding: store id -> account id.
+    pub fn store_accounts(&self) -> Result<HashMap<String, String>, OpError> {
+        Ok(self
+            .store
+            .scan(keys::STORE_ACCOUNTS)?
+            .into_iter()
+            .filter_map(|e| {
+                let id = e.key.strip_prefix(keys::STORE_ACCOUNTS)?.to_string();
+                Some((id, String::from_utf8_lossy(&e.value).into_owned()))
+            })
+            .collect())
+    }
+}

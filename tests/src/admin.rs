@@ -1,0 +1,121 @@
+//! A JSON client of the admin REST API (`/api/v1/...`) with a bearer token.
+
+use serde_json::Value;
+
+use crate::client::{RawRequest, Reply, Transport};
+
+/// An admin API client; `token` is sent as `Authorization: Bearer ...` when set.
+#[derive(Clone)]
+pub struct AdminClient {
+    /// How to reach the admin listener.
+    pub transport: Transport,
+    /// The bearer token.
+    pub token: Option<String>,
+}
+
+impl AdminClient {
+    /// An unauthenticated client.
+    pub fn new(transport: Transport) -> AdminClient {
+        AdminClient {
+            transport,
+            token: None,
+        }
+    }
+
+    /// The same client with another token.
+    pub fn with_token(&self, token: &str) -> AdminClient {
+        AdminClient {
+            token: Some(token.into()),
+            ..self.clone()
+        }
+    }
+
+    /// Sends `method path` with an optional JSON body and extra headers.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = RawRequest::new(
+            method,
+            path,
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        );
+        if body.is_some() {
+            req = req.with_header("content-type", "application/json");
+        }
+        if let Some(t) = &self.token {
+            req = req.with_header("authorization", &format!("Bearer {t}"));
+        }
+        for (n, v) in headers {
+            req = req.with_header(n, v);
+        }
+        let conn = self.transport.connect().await.expect("admin connect");
+        conn.send(&req)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, None, &[]).await
+    }
+
+    /// POST with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.request("POST", path, Some(body), &[]).await
+    }
+
+    /// DELETE.
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.request("DELETE", path, None, &[]).await
+    }
+
+    /// Logs in; panics unless it succeeds. Returns a client with the session token.
+    pub async fn login(&self, user: &str, password: &str) -> AdminClient {
+        let r = self
+            .post(
+                "/api/v1/login",
+                &serde_json::json!({"user": user, "password": password}),
+            )
+            .await;
+        let json = expect_status(&r, 200);
+        self.with_token(json["token"].as_str().expect("token"))
+    }
+}
+
+/// Asserts the status and returns the JSON body (`null` for an empty body).
+#[track_caller]
+pub fn expect_status(r: &Reply, status: u16) -> Value {
+    assert_eq!(
+        r.status.as_u16(),
+        status,
+        "expected {status}, got {}: {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+    if r.body.is_empty() {
+        Value::Null
+    } else {
+        r.json()
+    }
+}
+
+/// Asserts an admin API refusal: status, JSON `{"error": {"code", "message"}}` with
+/// this code. Returns the message.
+#[track_caller]
+pub fn expect_error(r: &Reply, status: u16, code: &str) -> String {
+    let json = expect_status(r, status);
+    assert_eq!(
+        r.content_type(),
+        Some("application/json"),
+        "refusals are JSON"
+    );
+    assert_eq!(json["error"]["code"], code, "body: {json}");
+    json["error"]["message"]
+        .as_str()
+        .expect("error.message")
+        .to_string()
+}
