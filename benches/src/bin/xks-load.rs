@@ -1,0 +1,864 @@
+//! `xks-load`: drives a running keyhold (loopback only) with SigV4-signed XKS requests
+//! over HTTP/1.1 keep-alive connections, plain or TLS (rustls, aws-lc-rs), and reports
+//! throughput, latency percentiles and every non-2xx answer by `errorName`.
+//!
+//! - closed loop (default): N connections, each sending its next request as soon as the
+//!   previous answer arrived, for D seconds;
+//! - open loop (`--rate R`): a scheduler thread releases requests at fixed intended send
+//!   times (one every 1/R s) into a queue served by the N connections; latency is
+//!   measured from the *intended* send time, so a stalled server is charged for the
+//!   requests it delayed (coordinated omission corrected). The service time (from the
+//!   actual send) is reported next to it.
+//!
+//! Signatures: `--sign per-second` (default) signs each connection's request once per
+//! wall-clock second and reuses it within that second (the body is fixed per operation
+//! and size); `--sign fresh` signs every request with `aws-sigv4` (costs client CPU on a
+//! machine the server shares).
+//!
+//! `xks-load baseline-server` answers the same response shapes and sizes without doing
+//! any work, on the same hyper/rustls stack as keyhold, so keyhold's throughput can be
+//! quoted as a fraction of what the HTTP stack allows on the same machine.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+use hdrhistogram::Histogram;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::{body::Incoming, client::conn::http1, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use keyhold_benches::{
+    ACCESS_KEY_ID, KEY_ID, Op, PREFIX, SECRET, decrypt_body_from_encrypt_response, encrypt_body,
+    health_body, metadata_body, plaintext, sigv4_headers,
+};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+    sync::Mutex,
+};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Longest run or server lifetime accepted, in seconds.
+const MAX_SECONDS: u64 = 3600;
+/// Most connections accepted.
+const MAX_CONNECTIONS: usize = 1024;
+/// Highest open-loop rate accepted, requests per second.
+const MAX_RATE: u64 = 200_000;
+
+#[derive(Parser)]
+#[command(
+    name = "xks-load",
+    about = "Load generator for keyhold's XKS endpoint (loopback only)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Drive a running keyhold (or baseline-server) and report.
+    Run(RunArgs),
+    /// A minimal hyper server answering canned XKS responses without any work.
+    BaselineServer(BaselineArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SignMode {
+    /// Sign every request.
+    Fresh,
+    /// Sign once per connection per wall-clock second, reuse within the second.
+    PerSecond,
+}
+
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    /// Base URL of the server: http://127.0.0.1:8080 or https://127.0.0.1:8443.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    target: String,
+    /// PEM CA bundle trusted for https targets (e.g. <data_dir>/tls/ca.pem).
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    /// Key store URI path prefix.
+    #[arg(long, default_value = PREFIX)]
+    prefix: String,
+    /// External key id for metadata/encrypt/decrypt.
+    #[arg(long, default_value = KEY_ID)]
+    key: String,
+    /// SigV4 access key id.
+    #[arg(long, default_value = ACCESS_KEY_ID)]
+    access_key_id: String,
+    /// SigV4 secret access key.
+    #[arg(long, env = "XKS_LOAD_SECRET", default_value = SECRET, hide_default_value = true)]
+    secret: String,
+    /// Operations to run, one after the other (repeat or comma-separate).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "encrypt")]
+    op: Vec<Op>,
+    /// Plaintext sizes in bytes for encrypt/decrypt (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',', default_value = "32")]
+    size: Vec<usize>,
+    /// Keep-alive connections.
+    #[arg(long, short = 'c', default_value_t = 32)]
+    connections: usize,
+    /// Measured seconds per operation and size.
+    #[arg(long, short = 'd', default_value_t = 10)]
+    duration: u64,
+    /// Unmeasured warm-up seconds before each measurement.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Open loop at this many requests per second (default: closed loop).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Stop after this many requests per operation and size.
+    #[arg(long, default_value_t = 50_000_000)]
+    max_requests: u64,
+    /// Client runtime worker threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// How requests are signed.
+    #[arg(long, value_enum, default_value = "per-second")]
+    sign: SignMode,
+    /// Also print one JSON line per result.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Clone)]
+struct BaselineArgs {
+    /// Loopback address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9080")]
+    listen: SocketAddr,
+    /// Serve HTTPS with keyhold's own TLS configuration (a development PKI is generated
+    /// under <data-dir>/tls/; trust <data-dir>/tls/ca.pem).
+    #[arg(long)]
+    tls: bool,
+    /// Where the TLS files go (with --tls).
+    #[arg(long, default_value = "baseline-data")]
+    data_dir: PathBuf,
+    /// Exit after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    max_seconds: u64,
+}
+
+fn main() -> Result<(), BoxError> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.threads.clamp(1, 64))
+                .enable_all()
+                .build()?;
+            rt.block_on(run(args))
+        }
+        Cmd::BaselineServer(args) => {
+            // The same runtime shape as `keyhold serve`.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(baseline(args))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Client
+// ---------------------------------------------------------------------------------------
+
+struct Target {
+    addr: SocketAddr,
+    authority: String,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls_pki_types::ServerName<'static>,
+    )>,
+}
+
+async fn resolve_target(args: &RunArgs) -> Result<Target, BoxError> {
+    let uri: Uri = args.target.parse()?;
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err("--target must be http://host:port or https://host:port".into()),
+    };
+    let host = uri.host().ok_or("--target has no host")?.to_string();
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let authority = format!("{host}:{port}");
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(authority.as_str()).await?.collect();
+    if addrs.is_empty() || !addrs.iter().all(|a| a.ip().is_loopback()) {
+        return Err(format!("refusing {authority}: xks-load only drives loopback targets").into());
+    }
+    let addr = addrs.iter().find(|a| a.is_ipv4()).unwrap_or(&addrs[0]);
+    let tls = if https {
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = args
+            .cacert
+            .as_ref()
+            .ok_or("https targets need --cacert <ca.pem>")?;
+        use rustls_pki_types::pem::PemObject;
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca)? {
+            roots.add(cert?)?;
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let name = rustls_pki_types::ServerName::try_from(host.clone())?;
+        Some((tokio_rustls::TlsConnector::from(Arc::new(cfg)), name))
+    } else {
+        None
+    };
+    Ok(Target {
+        addr: *addr,
+        authority,
+        tls,
+    })
+}
+
+type Sender = http1::SendRequest<Full<Bytes>>;
+
+async fn handshake<S>(io: S) -> Result<Sender, BoxError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+async fn connect(target: &Target) -> Result<Sender, BoxError> {
+    let tcp = TcpStream::connect(target.addr).await?;
+    tcp.set_nodelay(true)?;
+    match &target.tls {
+        None => handshake(tcp).await,
+        Some((connector, name)) => handshake(connector.connect(name.clone(), tcp).await?).await,
+    }
+}
+
+/// What to send: one operation with a fixed body.
+struct Work {
+    op: Op,
+    size: Option<usize>,
+    path: String,
+    body: Bytes,
+    access_key_id: String,
+    secret: String,
+    authority: String,
+    sign: SignMode,
+}
+
+/// A connection's signature cache.
+#[derive(Default)]
+struct Signature {
+    second: u64,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Work {
+    fn signed_headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let ct = ("content-type", "application/json");
+        sigv4_headers(
+            &self.access_key_id,
+            &self.secret,
+            "POST",
+            &self.authority,
+            &self.path,
+            &[ct],
+            &self.body,
+            SystemTime::now(),
+        )
+        .into_iter()
+        .map(|(n, v)| {
+            (
+                HeaderName::from_bytes(n.as_bytes()).expect("signer header name"),
+                HeaderValue::from_str(&v).expect("signer header value"),
+            )
+        })
+        .collect()
+    }
+
+    fn request(&self, cache: &mut Signature) -> Request<Full<Bytes>> {
+        let headers = match self.sign {
+            SignMode::Fresh => self.signed_headers(),
+            SignMode::PerSecond => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs();
+                if cache.headers.is_empty() || cache.second != now {
+                    cache.headers = self.signed_headers();
+                    cache.second = now;
+                }
+                cache.headers.clone()
+            }
+        };
+        let mut b = Request::post(self.path.as_str())
+            .header(http::header::HOST, self.authority.as_str())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONTENT_LENGTH, self.body.len());
+        for (n, v) in headers {
+            b = b.header(n, v);
+        }
+        b.body(Full::new(self.body.clone()))
+            .expect("request builds")
+    }
+}
+
+/// Outcome of one request.
+enum Outcome {
+    Ok(Bytes),
+    Refused(String),
+    Transport(String),
+}
+
+async fn send(sender: &mut Sender, req: Request<Full<Bytes>>) -> Outcome {
+    if let Err(e) = sender.ready().await {
+        return Outcome::Transport(format!("connection: {e}"));
+    }
+    let resp = match sender.send_request(req).await {
+        Ok(r) => r,
+        Err(e) => return Outcome::Transport(format!("send: {e}")),
+    };
+    let status = resp.status();
+    let body = match resp.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Outcome::Transport(format!("body: {e}")),
+    };
+    if status.is_success() {
+        Outcome::Ok(body)
+    } else {
+        let name = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v.get("errorName")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "<no errorName>".into());
+        Outcome::Refused(format!("{} {name}", status.as_u16()))
+    }
+}
+
+/// Per-connection (then merged) measurements.
+struct Stats {
+    latency: Histogram<u64>,
+    service: Histogram<u64>,
+    ok: u64,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        let h = || Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds");
+        Stats {
+            latency: h(),
+            service: h(),
+            ok: 0,
+            errors: BTreeMap::new(),
+        }
+    }
+
+    fn record(&mut self, outcome: &Outcome, latency: Duration, service: Duration) {
+        let us = |d: Duration| (d.as_micros() as u64).clamp(1, 120_000_000);
+        self.latency.saturating_record(us(latency));
+        self.service.saturating_record(us(service));
+        match outcome {
+            Outcome::Ok(_) => self.ok += 1,
+            Outcome::Refused(name) => *self.errors.entry(name.clone()).or_default() += 1,
+            Outcome::Transport(e) => {
+                let mut e = e.clone();
+                e.truncate(80);
+                *self.errors.entry(format!("transport {e}")).or_default() += 1
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Stats) {
+        self.latency.add(&other.latency).expect("same bounds");
+        self.service.add(&other.service).expect("same bounds");
+        self.ok += other.ok;
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Timing of one measurement.
+#[derive(Clone, Copy)]
+struct Window {
+    /// Requests before this are warm-up and not recorded.
+    measure_from: Instant,
+    /// No request is started (closed loop) or scheduled (open loop) after this.
+    end: Instant,
+    /// Hard stop for draining an open-loop backlog.
+    hard_end: Instant,
+}
+
+async fn reconnect(target: &Target, window: Window) -> Option<Sender> {
+    loop {
+        match connect(target).await {
+            Ok(s) => return Some(s),
+            Err(_) if Instant::now() < window.hard_end => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+async fn closed_worker(
+    target: Arc<Target>,
+    work: Arc<Work>,
+    window: Window,
+    budget: Arc<AtomicU64>,
+) -> Stats {
+    let mut stats = Stats::new();
+    let mut cache = Signature::default();
+    let Some(mut sender) = reconnect(&target, window).await else {
+        return stats;
+    };
+    while Instant::now() < window.end {
+        if budget.fetch_sub(1, Ordering::Relaxed) == 0 {
+            budget.store(0, Ordering::Relaxed);
+            break;
+        }
+        let req = work.request(&mut cache);
+        let sent = Instant::now();
+        let outcome = send(&mut sender, req).await;
+        let done = Instant::now();
+        if sent >= window.measure_from {
+            stats.record(&outcome, done - sent, done - sent);
+        }
+        if matches!(outcome, Outcome::Transport(_)) {
+            match reconnect(&target, window).await {
+                Some(s) => sender = s,
+                None => break,
+            }
+        }
+    }
+    stats
+}
+
+type Queue = Arc<Mutex<tokio::sync::mpsc::UnboundedReceiver<Instant>>>;
+
+async fn open_worker(target: Arc<Target>, work: Arc<Work>, window: Window, queue: Queue) -> Stats {
+    let mut stats = Stats::new();
+    let mut cache = Signature::default();
+    let Some(mut sender) = reconnect(&target, window).await else {
+        return stats;
+    };
+    loop {
+        let next = { queue.lock().await.recv().await };
+        let Some(intended) = next else { break };
+        if Instant::now() > window.hard_end {
+            break;
+        }
+        let req = work.request(&mut cache);
+        let sent = Instant::now();
+        let outcome = send(&mut sender, req).await;
+        let done = Instant::now();
+        if intended >= window.measure_from {
+            stats.record(&outcome, done - intended, done - sent);
+        }
+        if matches!(outcome, Outcome::Transport(_)) {
+            match reconnect(&target, window).await {
+                Some(s) => sender = s,
+                None => break,
+            }
+        }
+    }
+    stats
+}
+
+/// Releases intended send times at `rate` per second from a dedicated OS thread
+/// (`nanosleep` resolution, not tokio's 1 ms timer wheel). Returns the largest lateness
+/// of a release, in microseconds.
+fn schedule(
+    rate: u64,
+    start: Instant,
+    end: Instant,
+    max: u64,
+    tx: tokio::sync::mpsc::UnboundedSender<Instant>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut late_max = 0u64;
+        let interval_ns = 1_000_000_000f64 / rate as f64;
+        for i in 0..max {
+            let intended = start + Duration::from_nanos((i as f64 * interval_ns) as u64);
+            if intended >= end {
+                break;
+            }
+            let now = Instant::now();
+            if intended > now {
+                std::thread::sleep(intended - now);
+            }
+            late_max = late_max.max(
+                Instant::now()
+                    .saturating_duration_since(intended)
+                    .as_micros() as u64,
+            );
+            if tx.send(intended).is_err() {
+                break;
+            }
+        }
+        late_max
+    })
+}
+
+async fn prepare(
+    args: &RunArgs,
+    target: &Target,
+    op: Op,
+    size: usize,
+) -> Result<Arc<Work>, BoxError> {
+    let work = |op: Op, body: Vec<u8>, sign: SignMode| Work {
+        op,
+        size: matches!(op, Op::Encrypt | Op::Decrypt).then_some(size),
+        path: op.path(&args.prefix, &args.key),
+        body: body.into(),
+        access_key_id: args.access_key_id.clone(),
+        secret: args.secret.clone(),
+        authority: target.authority.clone(),
+        sign,
+    };
+    let body = match op {
+        Op::Health => health_body(),
+        Op::Metadata => metadata_body(),
+        Op::Encrypt => encrypt_body(&plaintext(size)),
+        Op::Decrypt => {
+            // Encrypt once to get a ciphertext to decrypt.
+            let enc = work(Op::Encrypt, encrypt_body(&plaintext(size)), SignMode::Fresh);
+            let mut sender = connect(target).await?;
+            let sealed = match send(&mut sender, enc.request(&mut Signature::default())).await {
+                Outcome::Ok(b) => b,
+                Outcome::Refused(e) => return Err(format!("set-up encrypt refused: {e}").into()),
+                Outcome::Transport(e) => return Err(format!("set-up encrypt: {e}").into()),
+            };
+            decrypt_body_from_encrypt_response(&sealed)?
+        }
+    };
+    Ok(Arc::new(work(op, body, args.sign)))
+}
+
+async fn run(args: RunArgs) -> Result<(), BoxError> {
+    if args.connections == 0 || args.connections > MAX_CONNECTIONS {
+        return Err(format!("--connections must be 1..={MAX_CONNECTIONS}").into());
+    }
+    if args.duration == 0 || args.duration + args.warmup > MAX_SECONDS {
+        return Err(format!("--duration + --warmup must be 1..={MAX_SECONDS} seconds").into());
+    }
+    if args.rate.is_some_and(|r| r == 0 || r > MAX_RATE) {
+        return Err(format!("--rate must be 1..={MAX_RATE}").into());
+    }
+    let target = Arc::new(resolve_target(&args).await?);
+    let sizes: Vec<usize> = args.size.clone();
+    for &op in &args.op {
+        let op_sizes = if matches!(op, Op::Encrypt | Op::Decrypt) {
+            sizes.clone()
+        } else {
+            vec![0]
+        };
+        for size in op_sizes {
+            let work = prepare(&args, &target, op, size).await?;
+            run_one(&args, target.clone(), work).await;
+        }
+    }
+    Ok(())
+}
+
+async fn run_one(args: &RunArgs, target: Arc<Target>, work: Arc<Work>) {
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(args.warmup);
+    let end = measure_from + Duration::from_secs(args.duration);
+    let window = Window {
+        measure_from,
+        end,
+        hard_end: end + Duration::from_secs(10),
+    };
+    let mut handles = Vec::new();
+    let mut scheduler = None;
+    match args.rate {
+        None => {
+            let budget = Arc::new(AtomicU64::new(args.max_requests));
+            for _ in 0..args.connections {
+                handles.push(tokio::spawn(closed_worker(
+                    target.clone(),
+                    work.clone(),
+                    window,
+                    budget.clone(),
+                )));
+            }
+        }
+        Some(rate) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let queue: Queue = Arc::new(Mutex::new(rx));
+            for _ in 0..args.connections {
+                handles.push(tokio::spawn(open_worker(
+                    target.clone(),
+                    work.clone(),
+                    window,
+                    queue.clone(),
+                )));
+            }
+            // Let the connections open before the first intended send time.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            scheduler = Some(schedule(rate, Instant::now(), end, args.max_requests, tx));
+        }
+    }
+    let mut stats = Stats::new();
+    for h in handles {
+        if let Ok(s) = h.await {
+            stats.merge(s);
+        }
+    }
+    let scheduler_late_us = scheduler.and_then(|s| s.join().ok());
+    let measured = Instant::now()
+        .min(end)
+        .saturating_duration_since(measure_from)
+        .as_secs_f64()
+        .max(1e-9);
+    report(args, &work, &stats, measured, scheduler_late_us);
+}
+
+fn report(args: &RunArgs, work: &Work, stats: &Stats, secs: f64, late_us: Option<u64>) {
+    let total = stats.ok + stats.errors.values().sum::<u64>();
+    let rps = total as f64 / secs;
+    let mode = match args.rate {
+        None => "closed".to_string(),
+        Some(r) => format!("open@{r}/s"),
+    };
+    let size = work
+        .size
+        .map(|s| format!("{s}B"))
+        .unwrap_or_else(|| "-".into());
+    let h = &stats.latency;
+    let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p);
+    println!(
+        "{} op={} size={} mode={} conns={} sign={:?} measured={:.1}s",
+        args.target,
+        work.op.name(),
+        size,
+        mode,
+        args.connections,
+        args.sign,
+        secs
+    );
+    println!(
+        "  requests={total} ok={} errors={} throughput={rps:.0} req/s",
+        stats.ok,
+        total - stats.ok
+    );
+    let what = if args.rate.is_some() {
+        "latency from intended send (us)"
+    } else {
+        "latency (us)"
+    };
+    println!(
+        "  {what}: p50={} p90={} p99={} p99.9={} max={} mean={:.0}",
+        q(h, 0.5),
+        q(h, 0.9),
+        q(h, 0.99),
+        q(h, 0.999),
+        h.max(),
+        h.mean()
+    );
+    if args.rate.is_some() {
+        let s = &stats.service;
+        println!(
+            "  service time from actual send (us): p50={} p99={} p99.9={} max={}; scheduler max lateness {} us",
+            q(s, 0.5),
+            q(s, 0.99),
+            q(s, 0.999),
+            s.max(),
+            late_us.unwrap_or(0)
+        );
+    }
+    for (name, n) in &stats.errors {
+        println!("  non-2xx/failed: {name}: {n}");
+    }
+    if args.json {
+        let line = json!({
+            "target": args.target, "op": work.op.name(), "size": work.size, "mode": mode,
+            "connections": args.connections, "seconds": secs, "requests": total, "ok": stats.ok,
+            "rps": rps.round(), "p50_us": q(h, 0.5), "p90_us": q(h, 0.9), "p99_us": q(h, 0.99),
+            "p999_us": q(h, 0.999), "max_us": h.max(), "errors": stats.errors,
+            "service_p99_us": q(&stats.service, 0.99), "scheduler_late_max_us": late_us,
+        });
+        println!("{line}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Baseline server
+// ---------------------------------------------------------------------------------------
+
+/// Canned response bodies, shaped and sized like keyhold's.
+struct Canned {
+    health: Bytes,
+    metadata: Bytes,
+    encrypt_small: Bytes,
+    encrypt_large: Bytes,
+    decrypt_small: Bytes,
+    decrypt_large: Bytes,
+    not_found: Bytes,
+}
+
+impl Canned {
+    fn new() -> Canned {
+        let enc = |n: usize| {
+            Bytes::from(
+                json!({
+                    "ciphertext": B64.encode(plaintext(n)),
+                    "initializationVector": B64.encode([1u8; 12]),
+                    "authenticationTag": B64.encode([2u8; 16]),
+                })
+                .to_string(),
+            )
+        };
+        let dec =
+            |n: usize| Bytes::from(json!({"plaintext": B64.encode(plaintext(n))}).to_string());
+        Canned {
+            health: json!({
+                "xksProxyFleetSize": 1,
+                "xksProxyVendor": "keyhold",
+                "xksProxyModel": "keyhold 0.1.0",
+                "ekmVendor": "keyhold",
+                "ekmFleetDetails": [{"id": "ctm", "model": "keyhold ctm software keystore 0.1.0", "healthStatus": "ACTIVE"}],
+            })
+            .to_string()
+            .into(),
+            metadata: json!({"keySpec": "AES_256", "keyUsage": ["ENCRYPT", "DECRYPT", "WRAP", "UNWRAP"], "keyStatus": "ENABLED"})
+                .to_string()
+                .into(),
+            encrypt_small: enc(32),
+            encrypt_large: enc(4300),
+            decrypt_small: dec(32),
+            decrypt_large: dec(4300),
+            not_found: json!({"errorName": "InvalidUriPathException", "errorMessage": "no XKS operation at this path"})
+                .to_string()
+                .into(),
+        }
+    }
+
+    /// Picks the answer by path suffix (and, for encrypt/decrypt, by request size: a
+    /// body over 2 KiB carries the 4300-byte payload).
+    fn answer(&self, path: &str, body_len: usize) -> (StatusCode, Bytes) {
+        let large = body_len > 2048;
+        let pick = |small: &Bytes, big: &Bytes| if large { big.clone() } else { small.clone() };
+        if path.ends_with("/health") {
+            (StatusCode::OK, self.health.clone())
+        } else if path.ends_with("/metadata") {
+            (StatusCode::OK, self.metadata.clone())
+        } else if path.ends_with("/encrypt") {
+            (
+                StatusCode::OK,
+                pick(&self.encrypt_small, &self.encrypt_large),
+            )
+        } else if path.ends_with("/decrypt") {
+            (
+                StatusCode::OK,
+                pick(&self.decrypt_small, &self.decrypt_large),
+            )
+        } else {
+            (StatusCode::NOT_FOUND, self.not_found.clone())
+        }
+    }
+}
+
+async fn baseline(args: BaselineArgs) -> Result<(), BoxError> {
+    if !args.listen.ip().is_loopback() {
+        return Err("baseline-server only listens on loopback addresses".into());
+    }
+    let tls = if args.tls {
+        // keyhold's own TLS configuration (provider, versions, ALPN, certificate).
+        let cfg =
+            keyhold::tls::server_config(&keyhold::config::TlsConfig::default(), &args.data_dir)?;
+        eprintln!(
+            "baseline TLS: trust {}",
+            args.data_dir.join("tls").join("ca.pem").display()
+        );
+        Some(tokio_rustls::TlsAcceptor::from(cfg))
+    } else {
+        None
+    };
+    let listener = TcpListener::bind(args.listen).await?;
+    eprintln!(
+        "baseline-server listening on {}://{} (stops after {} s)",
+        if tls.is_some() { "https" } else { "http" },
+        listener.local_addr()?,
+        args.max_seconds.min(MAX_SECONDS)
+    );
+    let canned = Arc::new(Canned::new());
+    let deadline = tokio::time::sleep(Duration::from_secs(args.max_seconds.min(MAX_SECONDS)));
+    tokio::pin!(deadline);
+    loop {
+        let (stream, _) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(c) => c,
+                Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+            },
+            _ = &mut deadline => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let canned = canned.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => serve_baseline(stream, canned).await,
+                Some(acceptor) => {
+                    if let Ok(Ok(s)) =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+                    {
+                        serve_baseline(s, canned).await
+                    }
+                }
+            }
+        });
+    }
+    eprintln!("baseline-server: time limit reached, exiting");
+    Ok(())
+}
+
+async fn serve_baseline<S>(stream: S, canned: Arc<Canned>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let canned = canned.clone();
+        async move {
+            let path = req.uri().path().to_owned();
+            // Read the body, as keyhold must, then answer without any work.
+            let body = req.into_body().collect().await?.to_bytes();
+            let (status, bytes) = canned.answer(&path, body.len());
+            let mut resp = Response::new(Full::new(bytes));
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Ok::<_, hyper::Error>(resp)
+        }
+    });
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(stream), svc)
+        .await;
+}
