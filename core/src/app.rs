@@ -120,7 +120,8 @@ pub fn open_sources(cfg: &Config, store: &Arc<dyn Store>) -> (Sources, Vec<(Stri
                 source = %name, plugin = %lib.name, model = %lib.model, library = %path.display(),
                 "key source opened"
             );
-            Ok(KeySourceHandle::new(name, Some(lib), source, limits))
+            Ok(KeySourceHandle::new(name, Some(lib), source, limits)
+                .with_inline_calls(decl.inline_calls))
         });
         match opened {
             Ok(handle) => sources.insert(name, Arc::new(handle)),
@@ -132,6 +133,68 @@ pub fn open_sources(cfg: &Config, store: &Arc<dyn Store>) -> (Sources, Vec<(Stri
         }
     }
     (sources, failed)
+}
+
+/// Re-opens the key sources created through the admin API (from HSM connections): their
+/// records carry the plugin configuration. Sources declared in the config file win a
+/// name clash. Failures are recorded like those of declared sources.
+pub fn open_stored_sources(
+    cfg: &Config,
+    store: &Arc<dyn Store>,
+    sources: &mut Sources,
+    failed: &mut Vec<(String, String)>,
+) -> Result<(), crate::store::StoreError> {
+    let settings = plugin_settings(cfg);
+    for entry in store.scan(crate::model::keys::SOURCES)? {
+        let Ok(rec) = serde_json::from_slice::<crate::model::SourceRecord>(&entry.value) else {
+            tracing::error!(key = %entry.key, "skipping unreadable key source record");
+            continue;
+        };
+        let Some(config) = &rec.config else { continue };
+        if cfg.sources.contains_key(&rec.name) {
+            continue;
+        }
+        let host = StoreHost::new(store.clone(), &rec.name);
+        match crate::ops::open_source(
+            &settings,
+            &rec.plugin,
+            &rec.name,
+            config,
+            host,
+            Duration::from_secs(30),
+        ) {
+            Ok((lib, source)) => {
+                tracing::info!(source = %rec.name, plugin = %lib.name, model = %lib.model, "key source (created through the admin API) opened");
+                sources.insert(
+                    &rec.name,
+                    Arc::new(KeySourceHandle::new(
+                        &rec.name,
+                        Some(lib),
+                        source,
+                        settings.limits,
+                    )),
+                );
+            }
+            Err(reason) => {
+                let reason = format!("key source '{}' did not open: {reason}", rec.name);
+                tracing::error!(source = %rec.name, "key source unavailable: {reason}");
+                sources.insert_failed(&rec.name, reason.clone());
+                failed.push((rec.name.clone(), reason));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn plugin_settings(cfg: &Config) -> crate::ops::PluginSettings {
+    crate::ops::PluginSettings {
+        dir: cfg.plugin_dir(),
+        limits: CallLimits {
+            concurrency: cfg.xks.plugin_concurrency,
+            queue_timeout: Duration::from_millis(cfg.xks.queue_timeout_ms),
+            call_timeout: Duration::from_millis(cfg.xks.plugin_timeout_ms),
+        },
+    }
 }
 
 /// Starts keyhold with `cfg`.
@@ -148,7 +211,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
             let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&cfg.store_path())?);
             let master = Arc::new(MasterKey::load(&cfg.master_key_source())?);
-            let (sources, failed) = open_sources(&cfg, &store);
+            let (mut sources, mut failed) = open_sources(&cfg, &store);
+            open_stored_sources(&cfg, &store, &mut sources, &mut failed)?;
             let outcome = reconcile::reconcile(&cfg, store.as_ref(), &master, &sources)?;
             Ok((store, master, Arc::new(sources), failed, outcome))
         })
@@ -284,11 +348,10 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     };
     let (mut admin_addr, mut admin_tls, mut root_password_file) = (None, false, None);
     if let Some(listen) = cfg.admin.listen {
-        let ops = Arc::new(crate::ops::Operations::new(
-            store.clone(),
-            ctx.master.clone(),
-            sources.clone(),
-        ));
+        let ops = Arc::new(
+            crate::ops::Operations::new(store.clone(), ctx.master.clone(), sources.clone())
+                .with_plugins(plugin_settings(&cfg)),
+        );
         root_password_file = {
             let (cfg, ops, audit) = (cfg.clone(), ops.clone(), audit.clone());
             tokio::task::spawn_blocking(move || crate::admin::bootstrap_root(&cfg, &ops, &audit))

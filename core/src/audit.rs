@@ -244,6 +244,8 @@ struct Writer {
     seq: u64,
     prev: String,
     path: PathBuf,
+    /// File length after the last whole record.
+    good_len: u64,
 }
 
 impl Writer {
@@ -262,7 +264,13 @@ impl Writer {
         };
         let mut line = serde_json::to_vec(&rec).map_err(|e| e.to_string())?;
         line.push(b'\n');
-        self.file.write_all(&line).map_err(|e| e.to_string())?;
+        if let Err(e) = self.file.write_all(&line) {
+            // Never leave a partial record in the middle of the chain: cut back to the
+            // end of the last whole record.
+            let _ = self.file.set_len(self.good_len);
+            return Err(e.to_string());
+        }
+        self.good_len += line.len() as u64;
         self.seq = next;
         self.prev = hash;
         Ok(next)
@@ -270,11 +278,13 @@ impl Writer {
 }
 
 fn write_loop(rx: Receiver<Msg>, file: File, seq: u64, prev: String, path: PathBuf) {
+    let good_len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut w = Writer {
         file,
         seq,
         prev,
         path,
+        good_len,
     };
     while let Ok(first) = rx.recv() {
         let mut waiting = Vec::new();

@@ -5,10 +5,14 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 use keyhold::config::{Config, LogFormat};
 
+mod cli;
+
 /// keyhold: hold-your-own-key server for AWS KMS external key stores.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = cli::EXIT_CODES)]
 struct Cli {
+    #[command(flatten)]
+    global: cli::Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,6 +42,8 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    #[command(flatten)]
+    Admin(cli::AdminCommand),
 }
 
 fn init_logging(cfg: &Config) {
@@ -59,6 +65,7 @@ fn init_logging(cfg: &Config) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Admin(cmd) => cli::run(cli.global, cmd),
         Command::AuditVerify { file, config } => {
             let path = match file {
                 Some(f) => f,
@@ -155,6 +162,9 @@ async fn serve(cfg: Config) -> ExitCode {
             env.display()
         );
     }
+    if let (Some(file), Some(addr)) = (&running.root_password_file, running.admin_addr) {
+        println!("{}", login_hint(file, addr, running.admin_tls, &data_dir));
+    }
     for (source, reason) in &running.failed_sources {
         eprintln!("warning: key source '{source}' is unavailable: {reason}");
     }
@@ -162,6 +172,35 @@ async fn serve(cfg: Config) -> ExitCode {
     tracing::info!("shutting down");
     running.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// What `serve` prints on a first start: where the root password is and how to log in.
+fn login_hint(
+    file: &std::path::Path,
+    addr: std::net::SocketAddr,
+    tls: bool,
+    data_dir: &std::path::Path,
+) -> String {
+    let host = if addr.ip().is_unspecified() || addr.ip().is_loopback() {
+        format!("127.0.0.1:{}", addr.port())
+    } else if addr.is_ipv6() {
+        format!("[{}]:{}", addr.ip(), addr.port())
+    } else {
+        addr.to_string()
+    };
+    let url = format!("{}://{host}", if tls { "https" } else { "http" });
+    let mut flags = String::new();
+    if url != cli::DEFAULT_SERVER {
+        flags += &format!(" --server {url}");
+    }
+    let ca = data_dir.join("tls/ca.pem");
+    if tls && ca != std::path::Path::new(cli::DEFAULT_CACERT) {
+        flags += &format!(" --cacert {}", ca.display());
+    }
+    format!(
+        "Admin API: {url} (root password in {file})\nLog in with:\n  keyhold{flags} login --user root --password-stdin < {file}",
+        file = file.display()
+    )
 }
 
 async fn wait_for_signal() {

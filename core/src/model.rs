@@ -305,6 +305,18 @@ pub mod keys {
     pub const STORE_ACCOUNTS: &str = "store-accounts/";
     /// Prefix of every key source record.
     pub const SOURCES: &str = "sources/";
+    /// An AWS connection.
+    pub fn aws_connection(name: &str) -> String {
+        format!("connections/aws/{name}")
+    }
+    /// Prefix of every AWS connection.
+    pub const AWS_CONNECTIONS: &str = "connections/aws/";
+    /// An HSM connection.
+    pub fn hsm_connection(name: &str) -> String {
+        format!("connections/hsm/{name}")
+    }
+    /// Prefix of every HSM connection.
+    pub const HSM_CONNECTIONS: &str = "connections/hsm/";
     /// Namespace of a key source's plugin-private entries.
     pub fn plugin_namespace(source: &str) -> String {
         format!("plugins/{source}/")
@@ -323,6 +335,14 @@ pub struct SourceRecord {
     pub container: Option<String>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
+    /// The HSM connection a source created through the admin API was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsm_connection: Option<String>,
+    /// The plugin configuration of a source created through the admin API (sources
+    /// declared in the config file keep theirs there): re-opened from this at start.
+    /// Holds references to secrets (a PIN file or variable), never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
 }
 
 /// Where AWS KMS reaches the store's XKS endpoint.
@@ -536,6 +556,100 @@ pub struct AccountRecord {
     pub acl: Vec<crate::auth::AclEntry>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
+    /// The AWS connection (by name) used to reach the account's AWS KMS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_connection: Option<String>,
+}
+
+/// How an AWS connection reaches AWS STS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StsRegionalEndpoints {
+    /// The region's own STS endpoint (AWS's recommendation).
+    #[default]
+    Regional,
+    /// The global `sts.amazonaws.com` endpoint.
+    Legacy,
+}
+
+/// An AWS connection: credentials (the secret sealed at rest) or a role, and how to
+/// reach AWS. The secret is never returned by the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwsConnectionRecord {
+    /// Unique name.
+    pub name: String,
+    /// The IAM access key id.
+    pub access_key_id: String,
+    /// The secret access key, sealed under the master key with this record's store
+    /// key as context (see [`crate::secrets::MasterKey::seal`]).
+    pub sealed_secret_access_key: String,
+    /// A role to assume with these credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// An endpoint override (e.g. a VPC endpoint or a test double) instead of
+    /// `https://kms.<region>.amazonaws.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// STS regional endpoints setting.
+    #[serde(default)]
+    pub sts_regional_endpoints: StsRegionalEndpoints,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// An HSM connection: a PKCS#11 module, a token (Luna partition) and a *reference*
+/// to its PIN (an environment variable or a file), never the PIN itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HsmConnectionRecord {
+    /// Unique name.
+    pub name: String,
+    /// Path of the PKCS#11 module.
+    pub module: String,
+    /// Label of the token (partition).
+    pub token_label: String,
+    /// Environment variable holding the PIN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_env: Option<String>,
+    /// File holding the PIN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_file: Option<String>,
+    /// Environment for the module (e.g. SoftHSM2's `SOFTHSM2_CONF`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub module_env: std::collections::BTreeMap<String, String>,
+    /// Pooled sessions of a key source made from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_size: Option<u32>,
+    /// Session wait bound, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op_timeout_ms: Option<u64>,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+impl HsmConnectionRecord {
+    /// The luna plugin configuration of this connection.
+    pub fn luna_config(&self) -> serde_json::Value {
+        let mut c = serde_json::json!({
+            "module": self.module,
+            "token_label": self.token_label,
+        });
+        if let Some(v) = &self.pin_env {
+            c["pin_env"] = v.clone().into();
+        }
+        if let Some(v) = &self.pin_file {
+            c["pin_file"] = v.clone().into();
+        }
+        if !self.module_env.is_empty() {
+            c["module_env"] = serde_json::json!(self.module_env);
+        }
+        if let Some(v) = self.pool_size {
+            c["pool_size"] = v.into();
+        }
+        if let Some(v) = self.op_timeout_ms {
+            c["op_timeout_ms"] = v.into();
+        }
+        c
+    }
 }
 
 /// Checks an AWS account id: exactly 12 ASCII digits.
@@ -575,8 +689,53 @@ pub fn validate_region(region: &str) -> Result<(), ModelError> {
             "only lowercase letters, '-' and a final number are allowed",
         ));
     }
+    if !XKS_REGIONS.contains(&region) {
+        return Err(err(
+            "not a region where AWS KMS offers external key stores (see model::XKS_REGIONS)",
+        ));
+    }
     Ok(())
 }
+
+/// Regions where AWS KMS offers external key stores: the commercial and GovCloud
+/// regions (not the China partition). An account's regions must be among them.
+pub const XKS_REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-7",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-north-1",
+    "il-central-1",
+    "me-south-1",
+    "me-central-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-gov-east-1",
+    "us-gov-west-1",
+];
 
 /// Which credentials to delete so that adding one more keeps at most `max`: the oldest
 /// ones first. `existing` is (access key id, created_at_ns).

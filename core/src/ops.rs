@@ -221,6 +221,7 @@ pub struct Operations {
     store: Arc<dyn Store>,
     master: Arc<MasterKey>,
     sources: Arc<Sources>,
+    plugins: Option<connections::PluginSettings>,
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -248,6 +249,7 @@ impl Operations {
             store,
             master,
             sources,
+            plugins: None,
         }
     }
 
@@ -717,9 +719,14 @@ impl Operations {
     }
 }
 
+mod connections;
 mod identity;
 mod sources;
 
+pub use connections::{
+    CONNECTION_TEST_TIMEOUT, ConnectionTest, NewAwsConnection, NewHsmConnection, PluginSettings,
+    open_source,
+};
 pub use identity::{AccountUpdate, RootBootstrap};
 pub use sources::SourceStatus;
 

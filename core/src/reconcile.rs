@@ -216,6 +216,8 @@ pub fn reconcile(
                     plugin: decl.plugin.clone(),
                     container,
                     created_at: model::now_unix(),
+                    hsm_connection: None,
+                    config: None,
                 };
                 store.commit(
                     &[Condition::Absent(key.clone())],

@@ -58,6 +58,35 @@ impl AdminClient {
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
+    /// Sends `method path` with an optional JSON body; transport failures (refused
+    /// connection, reset, a server killed mid-request) and a 30 s timeout are errors
+    /// instead of panics.
+    pub async fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, crate::BoxError> {
+        let mut req = RawRequest::new(
+            method,
+            path,
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        );
+        if body.is_some() {
+            req = req.with_header("content-type", "application/json");
+        }
+        if let Some(t) = &self.token {
+            req = req.with_header("authorization", &format!("Bearer {t}"));
+        }
+        let fut = async {
+            let conn = self.transport.connect().await?;
+            conn.send(&req).await
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), fut)
+            .await
+            .map_err(|_| format!("{method} {path}: no answer within 30 s"))?
+    }
+
     /// GET.
     pub async fn get(&self, path: &str) -> Reply {
         self.request("GET", path, None, &[]).await
@@ -118,4 +147,18 @@ pub fn expect_error(r: &Reply, status: u16, code: &str) -> String {
         .as_str()
         .expect("error.message")
         .to_string()
+}
+
+/// The credential of a credentials file (`POST /stores` `credentials_file`, or the body
+/// of `POST /stores/{id}/credentials`).
+#[track_caller]
+pub fn credential_of(file: &Value) -> crate::Credential {
+    crate::Credential::new(
+        file["XksProxyAuthenticationCredential"]["AccessKeyId"]
+            .as_str()
+            .expect("AccessKeyId"),
+        file["XksProxyAuthenticationCredential"]["RawSecretAccessKey"]
+            .as_str()
+            .expect("RawSecretAccessKey"),
+    )
 }

@@ -9,11 +9,13 @@
 
 pub mod admin;
 pub mod bodies;
+pub mod cli;
 pub mod client;
 pub mod fixture;
 pub mod luna;
 pub mod paths;
 pub mod pki;
+pub mod process;
 pub mod server;
 pub mod sign;
 pub mod suite;

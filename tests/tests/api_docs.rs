@@ -10,7 +10,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn schema_text(schema: &Value, doc: &Value) -> String {
+fn schema_text(schema: &Value) -> String {
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
         let name = r.rsplit('/').next().unwrap_or(r);
         return format!("[`{name}`](#schema-{})", name.to_lowercase());
@@ -18,7 +18,7 @@ fn schema_text(schema: &Value, doc: &Value) -> String {
     match schema.get("type").and_then(Value::as_str) {
         Some("array") => format!(
             "array of {}",
-            schema_text(schema.get("items").unwrap_or(&Value::Null), doc)
+            schema_text(schema.get("items").unwrap_or(&Value::Null))
         ),
         Some(t) => t.to_string(),
         None => "object".to_string(),
@@ -103,7 +103,7 @@ fn render(doc: &Value) -> String {
             out.push('\n');
         }
         if let Some(schema) = body_schema(op) {
-            let _ = writeln!(out, "Request body: {}\n", schema_text(schema, doc));
+            let _ = writeln!(out, "Request body: {}\n", schema_text(schema));
         }
         if let Some(responses) = op.get("responses").and_then(Value::as_object) {
             out.push_str("Responses:\n\n");
@@ -157,7 +157,7 @@ fn render(doc: &Value) -> String {
                     let _ = writeln!(
                         out,
                         "| `{field}` | {} | {} | {notes} |",
-                        schema_text(p, doc),
+                        schema_text(p),
                         if required.contains(&field.as_str()) {
                             "yes"
                         } else {
@@ -167,7 +167,7 @@ fn render(doc: &Value) -> String {
                 }
                 out.push('\n');
             } else {
-                let _ = writeln!(out, "{}\n", schema_text(schema, doc));
+                let _ = writeln!(out, "{}\n", schema_text(schema));
             }
         }
     }

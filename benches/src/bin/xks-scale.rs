@@ -175,8 +175,14 @@ fn populate(data_dir: &Path, stores: usize, keys_per_store: usize) -> Result<(),
     Ok(())
 }
 
-async fn measure(data_dir: &Path, plugins_dir: &Path, listen: &str, hold: u64) -> Result<(), String> {
-    let cfg = Config::from_toml(&config(data_dir, plugins_dir, listen)).map_err(|e| e.to_string())?;
+async fn measure(
+    data_dir: &Path,
+    plugins_dir: &Path,
+    listen: &str,
+    hold: u64,
+) -> Result<(), String> {
+    let cfg =
+        Config::from_toml(&config(data_dir, plugins_dir, listen)).map_err(|e| e.to_string())?;
     let rss_before = rss_kib();
     let started = Instant::now();
     let running = keyhold::app::start(cfg).await.map_err(|e| e.to_string())?;
@@ -209,7 +215,10 @@ async fn measure(data_dir: &Path, plugins_dir: &Path, listen: &str, hold: u64) -
     }
     let visible = t.elapsed();
     let r = running.service.routing();
-    let now_blocked = r.by_id(&target.id).map(|r| r.record.blocked).unwrap_or(false);
+    let now_blocked = r
+        .by_id(&target.id)
+        .map(|r| r.record.blocked)
+        .unwrap_or(false);
     println!(
         "block a store: commit {committed:.2?}, visible to the data plane after {visible:.2?} (blocked={now_blocked})"
     );

@@ -16,7 +16,10 @@ use super::{AdminState, ApiError, Body, Caller, OPENAPI, Table};
 use crate::{
     auth::{self, AclEntry, AuthError, Permission, Principal, TokenRecord, UserRecord},
     model::{self, StoreRecord, XksLocation},
-    ops::{AccountUpdate, NewStore, OpError, Operations, StoreUpdate, Versioned},
+    ops::{
+        AccountUpdate, NewAwsConnection, NewHsmConnection, NewStore, OpError, Operations,
+        StoreUpdate, Versioned,
+    },
 };
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -39,6 +42,33 @@ pub(super) fn table(t: Table) -> Table {
         .add("PUT", "/api/v1/accounts/{id}", update_account)
         .add("DELETE", "/api/v1/accounts/{id}", delete_account)
         .add("GET", "/api/v1/sources", list_sources)
+        .add("POST", "/api/v1/sources", create_source)
+        .add("GET", "/api/v1/connections/aws", list_aws_connections)
+        .add("POST", "/api/v1/connections/aws", create_aws_connection)
+        .add("GET", "/api/v1/connections/aws/{name}", get_aws_connection)
+        .add(
+            "DELETE",
+            "/api/v1/connections/aws/{name}",
+            delete_aws_connection,
+        )
+        .add(
+            "POST",
+            "/api/v1/connections/aws/{name}/test",
+            test_aws_connection,
+        )
+        .add("GET", "/api/v1/connections/hsm", list_hsm_connections)
+        .add("POST", "/api/v1/connections/hsm", create_hsm_connection)
+        .add("GET", "/api/v1/connections/hsm/{name}", get_hsm_connection)
+        .add(
+            "DELETE",
+            "/api/v1/connections/hsm/{name}",
+            delete_hsm_connection,
+        )
+        .add(
+            "POST",
+            "/api/v1/connections/hsm/{name}/test",
+            test_hsm_connection,
+        )
         .add("GET", "/api/v1/sources/{name}/keys", list_source_keys)
         .add("POST", "/api/v1/sources/{name}/keys", create_source_key)
         .add("GET", "/api/v1/sources/{name}/keys/{key}", get_source_key)
@@ -409,6 +439,8 @@ struct NewAccount {
     regions: Vec<String>,
     #[serde(default)]
     acl: Vec<AclEntry>,
+    #[serde(default)]
+    aws_connection: Option<String>,
 }
 
 async fn create_account(
@@ -421,8 +453,14 @@ async fn create_account(
     let acc = s
         .change(&who.user.clone(), "create_account", object, move |ops| {
             admin_only(&who, "create AWS accounts")?;
-            let a = ops.create_account(&body.id, &body.name, body.regions, body.acl)?;
-            let acl = json!({"acl": a.acl});
+            let a = ops.create_account_with(
+                &body.id,
+                &body.name,
+                body.regions,
+                body.acl,
+                body.aws_connection,
+            )?;
+            let acl = json!({"acl": a.acl, "aws_connection": a.aws_connection});
             Ok((a, acl))
         })
         .await?;
@@ -467,6 +505,7 @@ struct AccountPatch {
     name: Option<String>,
     regions: Option<Vec<String>>,
     acl: Option<Vec<AclEntry>>,
+    aws_connection: Option<String>,
 }
 
 async fn update_account(
@@ -489,6 +528,7 @@ async fn update_account(
                         name: body.name,
                         regions: body.regions,
                         acl: body.acl,
+                        aws_connection: body.aws_connection,
                     },
                 )?;
                 let acl = json!({"acl": a.acl, "regions": a.regions});
@@ -1057,4 +1097,282 @@ async fn unblock_key(
     Path((id, ext)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
     set_key_blocked(s, c, id, ext, false).await
+}
+
+// ----- connections and key sources made from them (admins only) -----
+
+/// An AWS connection as the API shows it: never the secret, sealed or not.
+fn aws_connection_view(c: &model::AwsConnectionRecord) -> Value {
+    json!({
+        "name": c.name,
+        "access_key_id": c.access_key_id,
+        "role_arn": c.role_arn,
+        "endpoint_url": c.endpoint_url,
+        "sts_regional_endpoints": c.sts_regional_endpoints,
+        "created_at": c.created_at,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAwsConnectionBody {
+    name: String,
+    access_key_id: String,
+    secret_access_key: String,
+    role_arn: Option<String>,
+    endpoint_url: Option<String>,
+    #[serde(default)]
+    sts_regional_endpoints: model::StsRegionalEndpoints,
+}
+
+async fn create_aws_connection(
+    State(s): State<AdminState>,
+    c: Caller,
+    Body(body): Body<NewAwsConnectionBody>,
+) -> Result<Response> {
+    let who = c.principal;
+    let object = format!("connection/aws/{}", body.name);
+    let view = s
+        .change(
+            &who.user.clone(),
+            "create_aws_connection",
+            object,
+            move |ops| {
+                admin_only(&who, "create AWS connections")?;
+                let rec = ops.create_aws_connection(NewAwsConnection {
+                    name: body.name,
+                    access_key_id: body.access_key_id,
+                    secret_access_key: zeroize::Zeroizing::new(body.secret_access_key),
+                    role_arn: body.role_arn,
+                    endpoint_url: body.endpoint_url,
+                    sts_regional_endpoints: body.sts_regional_endpoints,
+                })?;
+                let view = aws_connection_view(&rec);
+                Ok((view.clone(), view))
+            },
+        )
+        .await?;
+    Ok(created(view))
+}
+
+async fn list_aws_connections(State(s): State<AdminState>, c: Caller) -> Result<Json<Value>> {
+    let who = c.principal;
+    let list = s
+        .read(move |ops| {
+            admin_only(&who, "view AWS connections")?;
+            ops.list_aws_connections()
+        })
+        .await?;
+    Ok(Json(json!(
+        list.iter().map(aws_connection_view).collect::<Vec<_>>()
+    )))
+}
+
+async fn get_aws_connection(
+    State(s): State<AdminState>,
+    c: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>> {
+    let who = c.principal;
+    let rec = s
+        .read(move |ops| {
+            admin_only(&who, "view AWS connections")?;
+            ops.get_aws_connection(&name)
+        })
+        .await?;
+    Ok(Json(aws_connection_view(&rec)))
+}
+
+async fn delete_aws_connection(
+    State(s): State<AdminState>,
+    c: Caller,
+    Path(name): Path<String>,
+) -> Result<Response> {
+    let who = c.principal;
+    s.change(
+        &who.user.clone(),
+        "delete_aws_connection",
+        format!("connection/aws/{name}"),
+        move |ops| {
+            admin_only(&who, "delete AWS connections")?;
+            ops.delete_aws_connection(&name)?;
+            Ok(((), Value::Null))
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AwsTestBody {
+    region: Option<String>,
+}
+
+async fn test_aws_connection(
+    State(s): State<AdminState>,
+    c: Caller,
+    Path(name): Path<String>,
+    Body(body): Body<AwsTestBody>,
+) -> Result<Json<Value>> {
+    let who = c.principal;
+    let out = s
+        .change(
+            &who.user.clone(),
+            "test_aws_connection",
+            format!("connection/aws/{name}"),
+            move |ops| {
+                admin_only(&who, "test AWS connections")?;
+                let t = ops.test_aws_connection(&name, body.region.as_deref())?;
+                let details = json!(t);
+                Ok((t, details))
+            },
+        )
+        .await?;
+    Ok(Json(json!(out)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewHsmConnectionBody {
+    name: String,
+    module: String,
+    token_label: String,
+    pin_env: Option<String>,
+    pin_file: Option<String>,
+    #[serde(default)]
+    module_env: std::collections::BTreeMap<String, String>,
+    pool_size: Option<u32>,
+    op_timeout_ms: Option<u64>,
+}
+
+async fn create_hsm_connection(
+    State(s): State<AdminState>,
+    c: Caller,
+    Body(body): Body<NewHsmConnectionBody>,
+) -> Result<Response> {
+    let who = c.principal;
+    let object = format!("connection/hsm/{}", body.name);
+    let rec = s
+        .change(
+            &who.user.clone(),
+            "create_hsm_connection",
+            object,
+            move |ops| {
+                admin_only(&who, "create HSM connections")?;
+                let rec = ops.create_hsm_connection(NewHsmConnection {
+                    name: body.name,
+                    module: body.module,
+                    token_label: body.token_label,
+                    pin_env: body.pin_env,
+                    pin_file: body.pin_file,
+                    module_env: body.module_env,
+                    pool_size: body.pool_size,
+                    op_timeout_ms: body.op_timeout_ms,
+                })?;
+                let details = json!({"module": rec.module, "token_label": rec.token_label});
+                Ok((rec, details))
+            },
+        )
+        .await?;
+    Ok(created(json!(rec)))
+}
+
+async fn list_hsm_connections(State(s): State<AdminState>, c: Caller) -> Result<Json<Value>> {
+    let who = c.principal;
+    let list = s
+        .read(move |ops| {
+            admin_only(&who, "view HSM connections")?;
+            ops.list_hsm_connections()
+        })
+        .await?;
+    Ok(Json(json!(list)))
+}
+
+async fn get_hsm_connection(
+    State(s): State<AdminState>,
+    c: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>> {
+    let who = c.principal;
+    let rec = s
+        .read(move |ops| {
+            admin_only(&who, "view HSM connections")?;
+            ops.get_hsm_connection(&name)
+        })
+        .await?;
+    Ok(Json(json!(rec)))
+}
+
+async fn delete_hsm_connection(
+    State(s): State<AdminState>,
+    c: Caller,
+    Path(name): Path<String>,
+) -> Result<Response> {
+    let who = c.principal;
+    s.change(
+        &who.user.clone(),
+        "delete_hsm_connection",
+        format!("connection/hsm/{name}"),
+        move |ops| {
+            admin_only(&who, "delete HSM connections")?;
+            ops.delete_hsm_connection(&name)?;
+            Ok(((), Value::Null))
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn test_hsm_connection(
+    State(s): State<AdminState>,
+    c: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>> {
+    let who = c.principal;
+    let out = s
+        .change(
+            &who.user.clone(),
+            "test_hsm_connection",
+            format!("connection/hsm/{name}"),
+            move |ops| {
+                admin_only(&who, "test HSM connections")?;
+                let t = ops.test_hsm_connection(&name)?;
+                let details = json!(t);
+                Ok((t, details))
+            },
+        )
+        .await?;
+    Ok(Json(json!(out)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSourceBody {
+    name: String,
+    plugin: String,
+    hsm_connection: String,
+}
+
+async fn create_source(
+    State(s): State<AdminState>,
+    c: Caller,
+    Body(body): Body<NewSourceBody>,
+) -> Result<Response> {
+    let who = c.principal;
+    let object = format!("source/{}", body.name);
+    let status = s
+        .change(&who.user.clone(), "create_source", object, move |ops| {
+            admin_only(&who, "create key sources")?;
+            let rec = ops.create_source(&body.name, &body.plugin, &body.hsm_connection)?;
+            let details = json!({
+                "plugin": rec.plugin,
+                "container": rec.container,
+                "hsm_connection": rec.hsm_connection,
+            });
+            let status = ops.list_sources()?.into_iter().find(|s| s.name == rec.name);
+            Ok((json!(status), details))
+        })
+        .await?;
+    Ok(created(status))
 }

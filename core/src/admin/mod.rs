@@ -60,6 +60,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/accounts/{id}"),
     ("DELETE", "/api/v1/accounts/{id}"),
     ("GET", "/api/v1/sources"),
+    ("POST", "/api/v1/sources"),
+    ("GET", "/api/v1/connections/aws"),
+    ("POST", "/api/v1/connections/aws"),
+    ("GET", "/api/v1/connections/aws/{name}"),
+    ("DELETE", "/api/v1/connections/aws/{name}"),
+    ("POST", "/api/v1/connections/aws/{name}/test"),
+    ("GET", "/api/v1/connections/hsm"),
+    ("POST", "/api/v1/connections/hsm"),
+    ("GET", "/api/v1/connections/hsm/{name}"),
+    ("DELETE", "/api/v1/connections/hsm/{name}"),
+    ("POST", "/api/v1/connections/hsm/{name}/test"),
     ("GET", "/api/v1/sources/{name}/keys"),
     ("POST", "/api/v1/sources/{name}/keys"),
     ("GET", "/api/v1/sources/{name}/keys/{key}"),
@@ -169,16 +180,22 @@ impl AdminState {
             if !details.is_null() {
                 event["details"] = details;
             }
-            if let Err(e) = audit.record_durable(event) {
-                tracing::error!(action, "admin audit record failed: {e}");
-            }
+            let audited = audit.record_durable(event);
             let revision = ops.revision().unwrap_or(0);
-            result.map(|(t, _)| (t, revision))
+            (result.map(|(t, _)| (t, revision)), audited)
         })
         .await
-        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
-        .map_err(ApiError::from);
-        let (t, revision) = done?;
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?;
+        let (result, audited) = done;
+        let (t, revision) = result.map_err(ApiError::from)?;
+        // An acknowledged change always has its audit record: if the record could not
+        // be written, the caller is told (the change itself is already committed).
+        if let Err(e) = audited {
+            tracing::error!(action, "admin audit record failed: {e}");
+            return Err(ApiError::internal(format!(
+                "the change was applied but its audit record could not be written: {e}"
+            )));
+        }
         self.wait_applied(revision).await;
         Ok(t)
     }

@@ -34,6 +34,9 @@ fn environment_overrides_nested_keys() {
         jail.create_file("k.toml", MINIMAL)?;
         jail.set_env("KEYHOLD_XKS__LISTEN", "127.0.0.1:9999");
         jail.set_env("KEYHOLD_XKS__FLEET_SIZE", "3");
+        // Not configuration: a secret or PIN some `*_env` setting points at.
+        jail.set_env("KEYHOLD_ROOT_PASSWORD", "s3cret-s3cret");
+        jail.set_env("KEYHOLD_TEST_SOMETHING", "1");
         let c = Config::load(Some(Path::new("k.toml"))).unwrap();
         assert_eq!(c.xks.listen.to_string(), "127.0.0.1:9999");
         assert_eq!(c.xks.fleet_size, 3);

@@ -129,3 +129,22 @@ fn credentials_file_has_the_console_shape() {
         "SECRET"
     );
 }
+
+#[test]
+fn only_xks_capable_regions() {
+    for ok in ["us-east-1", "eu-west-1", "us-gov-west-1", "ap-southeast-4"] {
+        assert!(validate_region(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "cn-north-1",
+        "cn-northwest-1",
+        "moon-base-1",
+        "EU-WEST-1",
+        "eu-west",
+        "eu",
+    ] {
+        assert!(validate_region(bad).is_err(), "{bad}");
+    }
+    let e = validate_region("cn-north-1").unwrap_err().to_string();
+    assert!(e.contains("external key stores"), "{e}");
+}

@@ -34,6 +34,8 @@ pub struct AccountUpdate {
     pub regions: Option<Vec<String>>,
     /// New ACL (replaces the old one).
     pub acl: Option<Vec<AclEntry>>,
+    /// New AWS connection (by name; empty: none).
+    pub aws_connection: Option<String>,
 }
 
 fn validate_user_name(name: &str) -> Result<(), OpError> {
@@ -429,6 +431,19 @@ impl Operations {
         regions: Vec<String>,
         acl: Vec<AclEntry>,
     ) -> Result<AccountRecord, OpError> {
+        self.create_account_with(id, name, regions, acl, None)
+    }
+
+    /// Creates an AWS account that uses AWS connection `aws_connection` (which must
+    /// exist; it cannot be deleted while the account uses it).
+    pub fn create_account_with(
+        &self,
+        id: &str,
+        name: &str,
+        regions: Vec<String>,
+        acl: Vec<AclEntry>,
+        aws_connection: Option<String>,
+    ) -> Result<AccountRecord, OpError> {
         model::validate_account_id(id)?;
         model::validate_name("account", name)?;
         validate_regions(&regions)?;
@@ -439,12 +454,24 @@ impl Operations {
             regions,
             acl,
             created_at: model::now_unix(),
+            aws_connection,
         };
-        match self.store.commit(
-            &[Condition::Absent(keys::account(id))],
-            vec![Write::Put(keys::account(id), to_json(&record))],
-        ) {
+        let mut conditions = vec![Condition::Absent(keys::account(id))];
+        let mut writes = vec![Write::Put(keys::account(id), to_json(&record))];
+        if let Some((c, w)) = super::connections::check_account_connection(self, &record)? {
+            conditions.push(c);
+            writes.push(w);
+        }
+        match self.store.commit(&conditions, writes) {
             Ok(_) => Ok(record),
+            Err(StoreError::Conflict { key }) if key.starts_with("connections/") => {
+                Err(OpError::VersionMismatch {
+                    what: "AWS connection",
+                    id: record.aws_connection.unwrap_or_default(),
+                    expected: 0,
+                    actual: 0,
+                })
+            }
             Err(StoreError::Conflict { .. }) => Err(OpError::AlreadyExists {
                 what: "AWS account",
                 id: id.to_string(),
@@ -500,10 +527,16 @@ impl Operations {
             validate_acl(&acl)?;
             record.acl = acl;
         }
-        match self.store.commit(
-            &[Condition::Revision(entry.key.clone(), entry.revision)],
-            vec![Write::Put(entry.key, to_json(&record))],
-        ) {
+        if let Some(conn) = update.aws_connection {
+            record.aws_connection = (!conn.is_empty()).then_some(conn);
+        }
+        let mut conditions = vec![Condition::Revision(entry.key.clone(), entry.revision)];
+        let mut writes = vec![Write::Put(entry.key, to_json(&record))];
+        if let Some((c, w)) = super::connections::check_account_connection(self, &record)? {
+            conditions.push(c);
+            writes.push(w);
+        }
+        match self.store.commit(&conditions, writes) {
             Ok(_) => Ok(record),
             Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
                 what: "AWS account",

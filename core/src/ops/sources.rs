@@ -20,6 +20,9 @@ pub struct SourceStatus {
     /// Its key store container, when the plugin has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// The HSM connection it was created from (sources created through the API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hsm_connection: Option<String>,
     /// `opened` or `failed`.
     pub status: &'static str,
     /// Why it failed.
@@ -35,7 +38,7 @@ pub struct SourceStatus {
 
 impl Operations {
     fn source_handle(&self, source: &str) -> Result<std::sync::Arc<KeySourceHandle>, OpError> {
-        if !self.sources.all().iter().any(|(n, _)| *n == source) {
+        if !self.sources.contains(source) {
             return Err(OpError::NotFound {
                 what: "key source",
                 id: source.to_string(),
@@ -69,20 +72,22 @@ impl Operations {
             .all()
             .into_iter()
             .map(|(name, handle)| {
-                let rec = records.get(name);
+                let rec = records.get(&name);
                 let plugin = rec.map(|r| r.plugin.clone()).or_else(|| {
                     handle
+                        .as_ref()
                         .ok()
                         .and_then(|h| h.plugin.as_ref().map(|p| p.name.clone()))
                 });
                 SourceStatus {
-                    name: name.to_string(),
                     plugin: plugin.unwrap_or_default(),
                     container: rec.and_then(|r| r.container.clone()),
+                    hsm_connection: rec.and_then(|r| r.hsm_connection.clone()),
                     status: if handle.is_ok() { "opened" } else { "failed" },
-                    reason: handle.err().map(str::to_string),
-                    vendor: handle.ok().map(|h| h.info.vendor.to_string()),
-                    model: handle.ok().map(|h| h.info.model.to_string()),
+                    reason: handle.as_ref().err().cloned(),
+                    vendor: handle.as_ref().ok().map(|h| h.info.vendor.to_string()),
+                    model: handle.as_ref().ok().map(|h| h.info.model.to_string()),
+                    name,
                 }
             })
             .collect())

@@ -140,6 +140,8 @@ fn fixture() -> Fixture {
         plugin: "ctm".into(),
         container: None,
         created_at: 0,
+        hsm_connection: None,
+        config: None,
     };
     store
         .put(&keys::source("ctm"), serde_json::to_vec(&rec).unwrap())
@@ -652,4 +654,204 @@ fn source_keys_and_hyok_lookups() {
         f.ops.get_hyok_key(&rec.id, "k2").unwrap_err().code(),
         "not_found"
     );
+}
+
+// ----- connections -----
+
+fn aws(name: &str) -> NewAwsConnection {
+    NewAwsConnection {
+        name: name.into(),
+        access_key_id: "AKIAEXAMPLE000000001".into(),
+        secret_access_key: Zeroizing::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into()),
+        role_arn: None,
+        endpoint_url: None,
+        sts_regional_endpoints: model::StsRegionalEndpoints::Regional,
+    }
+}
+
+#[test]
+fn aws_connection_secret_is_sealed_with_its_key_as_context() {
+    let f = fixture();
+    let rec = f.ops.create_aws_connection(aws("c1")).unwrap();
+    let raw = f.store.get(&keys::aws_connection("c1")).unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&raw.value).contains("wJalrXUtnFEMI"));
+    let opened = f
+        .master
+        .open(&rec.sealed_secret_access_key, &keys::aws_connection("c1"))
+        .unwrap();
+    assert_eq!(
+        opened.as_slice(),
+        b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    );
+    assert!(
+        f.master
+            .open(&rec.sealed_secret_access_key, &keys::aws_connection("c2"))
+            .is_err()
+    );
+    assert_eq!(
+        f.ops.create_aws_connection(aws("c1")).unwrap_err().code(),
+        "already_exists"
+    );
+    let mut bad = aws("c2");
+    bad.access_key_id = "short".into();
+    assert_eq!(
+        f.ops.create_aws_connection(bad).unwrap_err().code(),
+        "invalid_input"
+    );
+    let mut bad = aws("c2");
+    bad.endpoint_url = Some("not a url".into());
+    assert_eq!(
+        f.ops.create_aws_connection(bad).unwrap_err().code(),
+        "invalid_input"
+    );
+    let mut bad = aws("c2");
+    bad.role_arn = Some("arn:aws:s3:::bucket".into());
+    assert_eq!(
+        f.ops.create_aws_connection(bad).unwrap_err().code(),
+        "invalid_input"
+    );
+    assert_eq!(f.ops.list_aws_connections().unwrap().len(), 1);
+}
+
+#[test]
+fn a_referenced_aws_connection_cannot_be_deleted() {
+    let f = fixture();
+    f.ops.create_aws_connection(aws("c1")).unwrap();
+    let e = f
+        .ops
+        .create_account_with("111122223333", "prod", vec![], vec![], Some("nope".into()))
+        .unwrap_err();
+    assert_eq!(e.code(), "not_found");
+    f.ops
+        .create_account_with("111122223333", "prod", vec![], vec![], Some("c1".into()))
+        .unwrap();
+    let e = f.ops.delete_aws_connection("c1").unwrap_err();
+    assert_eq!((e.code(), e.http_status()), ("connection_in_use", 409));
+    assert!(e.to_string().contains("111122223333"), "{e}");
+    f.ops
+        .update_account(
+            "111122223333",
+            AccountUpdate {
+                aws_connection: Some(String::new()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    f.ops.delete_aws_connection("c1").unwrap();
+    assert_eq!(
+        f.ops.delete_aws_connection("c1").unwrap_err().code(),
+        "not_found"
+    );
+}
+
+#[test]
+fn aws_connection_test_reports_the_connection_error() {
+    let f = fixture();
+    let mut c = aws("c1");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    c.endpoint_url = Some(format!("http://{closed}"));
+    f.ops.create_aws_connection(c).unwrap();
+    let t = f.ops.test_aws_connection("c1", None).unwrap();
+    assert_eq!(t.status, "Failed");
+    assert!(t.reason.unwrap().contains("cannot connect"));
+    assert_eq!(
+        f.ops
+            .test_aws_connection("c1", Some("Mars"))
+            .unwrap_err()
+            .code(),
+        "invalid_input"
+    );
+}
+
+#[test]
+fn hsm_connections_hold_a_pin_reference_and_sources_need_one() {
+    let f = fixture();
+    let base = NewHsmConnection {
+        name: "h1".into(),
+        module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+        token_label: "part1".into(),
+        pin_file: Some("/etc/keyhold/pin".into()),
+        ..Default::default()
+    };
+    for bad in [
+        NewHsmConnection {
+            pin_file: None,
+            ..base.clone()
+        },
+        NewHsmConnection {
+            pin_env: Some("PIN".into()),
+            ..base.clone()
+        },
+        NewHsmConnection {
+            module: "relative.so".into(),
+            ..base.clone()
+        },
+        NewHsmConnection {
+            token_label: String::new(),
+            ..base.clone()
+        },
+        NewHsmConnection {
+            pool_size: Some(0),
+            ..base.clone()
+        },
+    ] {
+        assert_eq!(
+            f.ops.create_hsm_connection(bad).unwrap_err().code(),
+            "invalid_input"
+        );
+    }
+    let rec = f.ops.create_hsm_connection(base.clone()).unwrap();
+    assert_eq!(
+        rec.luna_config(),
+        serde_json::json!({"module": "/usr/lib/softhsm/libsofthsm2.so",
+                           "token_label": "part1", "pin_file": "/etc/keyhold/pin"})
+    );
+    assert_eq!(
+        f.ops.create_hsm_connection(base).unwrap_err().code(),
+        "already_exists"
+    );
+    // Source creation refusals, before any plugin is loaded.
+    assert_eq!(
+        f.ops.create_source("s", "luna", "nope").unwrap_err().code(),
+        "not_found"
+    );
+    assert_eq!(
+        f.ops.create_source("s", "ctm", "h1").unwrap_err().code(),
+        "invalid_input"
+    );
+    assert_eq!(
+        f.ops.create_source("ctm", "luna", "h1").unwrap_err().code(),
+        "already_exists"
+    );
+    // This fixture cannot open plugins at run time.
+    assert_eq!(
+        f.ops.create_source("s", "luna", "h1").unwrap_err().code(),
+        "invalid_input"
+    );
+    assert!(!f.ops.sources.contains("s"));
+    f.ops.delete_hsm_connection("h1").unwrap();
+}
+
+#[test]
+fn sources_are_added_at_run_time_once() {
+    let sources = Sources::default();
+    let handle = Arc::new(KeySourceHandle::new(
+        "x",
+        None,
+        keyhold_sdk::guard(AttrSource::default()),
+        CallLimits {
+            concurrency: 1,
+            queue_timeout: Duration::from_millis(50),
+            call_timeout: Duration::from_millis(500),
+        },
+    ));
+    assert!(sources.add("x", handle.clone()));
+    assert!(!sources.add("x", handle));
+    assert!(sources.get("x").is_ok());
+    assert_eq!(sources.all().len(), 1);
+    sources.remove("x");
+    assert!(!sources.contains("x"));
 }

@@ -91,6 +91,7 @@ pub struct KeySourceHandle {
     pub errors: AtomicU64,
     /// Calls shed because no slot freed up in time.
     pub shed: AtomicU64,
+    inline: bool,
 }
 
 impl std::fmt::Debug for KeySourceHandle {
@@ -121,7 +122,17 @@ impl KeySourceHandle {
             latency: Histogram::default(),
             errors: AtomicU64::new(0),
             shed: AtomicU64::new(0),
+            inline: false,
         }
+    }
+
+    /// Runs calls on the caller's thread instead of the blocking pool (see
+    /// `SourceDecl::inline_calls`): only for sources that never block for long. The
+    /// call slots still bound concurrency; the call deadline cannot interrupt an inline
+    /// call.
+    pub fn with_inline_calls(mut self, inline: bool) -> Self {
+        self.inline = inline;
+        self
     }
 
     /// The key source itself, for synchronous callers that are already on a blocking
@@ -192,6 +203,11 @@ impl KeySourceHandle {
                 reason: e.to_string(),
             })?,
         };
+        if self.inline {
+            let result = f(&self.source);
+            drop(permit);
+            return result.map_err(PluginCallError::Source);
+        }
         let source = self.source.clone();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;

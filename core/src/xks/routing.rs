@@ -11,6 +11,7 @@ use std::{
     sync::Arc,
 };
 
+use arc_swap::ArcSwap;
 use zeroize::Zeroizing;
 
 use crate::{
@@ -24,46 +25,100 @@ use crate::{
 use super::{health::HealthCache, quota::TokenBucket};
 use crate::model::Quota;
 
+type SourceMap = HashMap<String, Result<Arc<KeySourceHandle>, String>>;
+
 /// The opened key sources, by name; a source that failed to load keeps its reason.
+///
+/// Shared (as `Arc<Sources>`) by the routing context, the management operations and
+/// the metrics endpoint. The map itself sits behind an [`ArcSwap`]: readers take a
+/// lock-free snapshot, and sources created at run time (from HSM connections, through
+/// the admin API) are added copy-on-write without stopping anyone.
 #[derive(Default)]
 pub struct Sources {
-    by_name: HashMap<String, Result<Arc<KeySourceHandle>, String>>,
+    by_name: ArcSwap<SourceMap>,
 }
 
 impl Sources {
     /// Records an opened source.
     pub fn insert(&mut self, name: &str, source: Arc<KeySourceHandle>) {
-        self.by_name.insert(name.to_string(), Ok(source));
+        self.set(name, Ok(source));
     }
 
     /// Records a source that could not be opened, and why.
     pub fn insert_failed(&mut self, name: &str, reason: String) {
-        self.by_name.insert(name.to_string(), Err(reason));
+        self.set(name, Err(reason));
+    }
+
+    /// Records a source (opened or failed) at run time, replacing any entry of that
+    /// name.
+    pub fn set(&self, name: &str, source: Result<Arc<KeySourceHandle>, String>) {
+        self.by_name.rcu(|map| {
+            let mut next = SourceMap::clone(map);
+            next.insert(name.to_string(), source.clone());
+            next
+        });
+    }
+
+    /// Adds an opened source at run time unless one of that name exists already
+    /// (atomically). Returns whether it was added.
+    pub fn add(&self, name: &str, source: Arc<KeySourceHandle>) -> bool {
+        let mut added = false;
+        self.by_name.rcu(|map| {
+            if map.contains_key(name) {
+                added = false;
+                return Arc::clone(map);
+            }
+            added = true;
+            let mut next = SourceMap::clone(map);
+            next.insert(name.to_string(), Ok(source.clone()));
+            Arc::new(next)
+        });
+        added
+    }
+
+    /// Forgets a source (undoing [`Sources::add`] when its record could not be
+    /// committed).
+    pub fn remove(&self, name: &str) {
+        self.by_name.rcu(|map| {
+            let mut next = SourceMap::clone(map);
+            next.remove(name);
+            next
+        });
+    }
+
+    /// Whether a source of this name is known (opened or failed).
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.load().contains_key(name)
     }
 
     /// A source by name, or why it is not available.
     pub fn get(&self, name: &str) -> Result<Arc<KeySourceHandle>, String> {
-        match self.by_name.get(name) {
+        match self.by_name.load().get(name) {
             Some(Ok(s)) => Ok(s.clone()),
             Some(Err(reason)) => Err(reason.clone()),
             None => Err(format!("key source '{name}' is not configured")),
         }
     }
 
-    /// Every configured source by name (sorted), opened or with the reason it failed.
-    pub fn all(&self) -> Vec<(&str, Result<&Arc<KeySourceHandle>, &str>)> {
+    /// Every known source by name (sorted), opened or with the reason it failed.
+    pub fn all(&self) -> Vec<(String, Result<Arc<KeySourceHandle>, String>)> {
         let mut out: Vec<_> = self
             .by_name
+            .load()
             .iter()
-            .map(|(name, s)| (name.as_str(), s.as_ref().map_err(String::as_str)))
+            .map(|(name, s)| (name.clone(), s.clone()))
             .collect();
-        out.sort_by(|a, b| a.0.cmp(b.0));
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
     /// Every opened source.
-    pub fn opened(&self) -> impl Iterator<Item = &Arc<KeySourceHandle>> {
-        self.by_name.values().filter_map(|s| s.as_ref().ok())
+    pub fn opened(&self) -> Vec<Arc<KeySourceHandle>> {
+        self.by_name
+            .load()
+            .values()
+            .filter_map(|s| s.as_ref().ok().cloned())
+            .collect()
     }
 }
 
@@ -286,6 +341,16 @@ impl Routing {
         let mut touched: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
         for change in &event.changes {
+            // A key source record written at run time (a source opened from an HSM
+            // connection): re-resolve the source of the stores bound to that name.
+            if let Some(source) = change.key.strip_prefix(model::keys::SOURCES) {
+                for route in self.by_id.values() {
+                    if route.record.source == source && seen.insert(route.record.id.clone()) {
+                        touched.push(route.record.id.clone());
+                    }
+                }
+                continue;
+            }
             let id = if let Some(id) = change.key.strip_prefix(model::keys::STORES) {
                 Some(id)
             } else {

@@ -101,7 +101,7 @@ impl XksService {
             .map(|r| (r.record.name.as_str(), r.metrics.as_ref()))
             .collect();
         stores.sort_by_key(|(name, _)| *name);
-        let mut opened: Vec<_> = sources.opened().collect();
+        let mut opened: Vec<_> = sources.opened();
         opened.sort_by(|a, b| a.name.cmp(&b.name));
         let shed_pool: u64 = opened.iter().map(|s| s.shed.load(Relaxed)).sum();
         self.metrics.shed_pool.store(shed_pool, Relaxed);

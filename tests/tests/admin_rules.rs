@@ -1,0 +1,323 @@
+//! The product's refusing rules (docs/product.md, "Rules") as the admin API enforces
+//! them: one test per rule, each checking the HTTP status, the stable `error.code` and
+//! that the message names the rule. Cases tests/tests/admin.rs already covers are not
+//! repeated here.
+
+use keyhold_tests::{
+    SourceFixture, TestServer,
+    admin::{AdminClient, expect_error, expect_status},
+};
+use serde_json::{Value, json};
+
+/// The health-check key of source `ctm`.
+const HC: &str = "rules-hc";
+/// A valid health-check key of the second source `ctm2`.
+const HC2: &str = "rules-hc2";
+/// A data key of `ctm`.
+const DATA: &str = "rules-data";
+/// A data key of `ctm2` only.
+const DATA2: &str = "rules-data2";
+
+/// Two ctm sources (`ctm`, `ctm2`), no store, the admin API.
+async fn server() -> TestServer {
+    TestServer::builder()
+        .source(SourceFixture::ctm())
+        .extra_source(SourceFixture::ctm_named("ctm2", "ctm2.key"))
+        .without_store()
+        .admin()
+        .start()
+        .await
+}
+
+async fn source_key(root: &AdminClient, source: &str, body: Value) {
+    let r = root
+        .post(&format!("/api/v1/sources/{source}/keys"), &body)
+        .await;
+    expect_status(&r, 201);
+}
+
+fn hc_body(name: &str) -> Value {
+    json!({"name": name, "usage": ["encrypt", "decrypt", "wrap", "unwrap"],
+           "exportable": false, "deletable": false})
+}
+
+/// Health-check and data keys in both sources.
+async fn keys(root: &AdminClient) {
+    source_key(root, "ctm", hc_body(HC)).await;
+    source_key(root, "ctm2", hc_body(HC2)).await;
+    source_key(
+        root,
+        "ctm",
+        json!({"name": DATA, "usage": ["encrypt", "decrypt"]}),
+    )
+    .await;
+    source_key(
+        root,
+        "ctm2",
+        json!({"name": DATA2, "usage": ["encrypt", "decrypt"]}),
+    )
+    .await;
+}
+
+/// Creates a store on `source`; returns its admin path.
+async fn store(root: &AdminClient, name: &str, source: &str, hc: &str) -> String {
+    let r = root
+        .post(
+            "/api/v1/stores",
+            &json!({"name": name, "source": source, "health_check_key": hc}),
+        )
+        .await;
+    let id = expect_status(&r, 201)["store"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    format!("/api/v1/stores/{id}")
+}
+
+/// The store's current ETag.
+async fn etag(root: &AdminClient, store: &str) -> String {
+    let r = root.get(store).await;
+    expect_status(&r, 200);
+    r.headers
+        .get("etag")
+        .expect("ETag")
+        .to_str()
+        .expect("ascii")
+        .to_string()
+}
+
+async fn patch(root: &AdminClient, store: &str, body: Value) -> keyhold_tests::Reply {
+    let tag = etag(root, store).await;
+    root.request("PATCH", store, Some(&body), &[("if-match", &tag)])
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_store_says_why_it_refuses_updates_and_credentials() {
+    let server = server().await;
+    let root = server.root().await;
+    keys(&root).await;
+    let store = store(&root, "blocked-one", "ctm", HC).await;
+    expect_status(&root.post(&format!("{store}/block"), &json!({})).await, 200);
+    let r = patch(&root, &store, json!({"success_audit": true})).await;
+    let msg = expect_error(&r, 409, "store_blocked");
+    assert!(
+        msg.contains("blocked-one") && msg.contains("blocked") && msg.contains("unblock"),
+        "{msg}"
+    );
+    let r = root.post(&format!("{store}/credentials"), &json!({})).await;
+    let msg = expect_error(&r, 409, "store_blocked");
+    assert!(msg.contains("blocked") && msg.contains("unblock"), "{msg}");
+    // Nothing changed: still one credential, the setting unchanged.
+    let creds = expect_status(&root.get(&format!("{store}/credentials")).await, 200);
+    assert_eq!(creds.as_array().expect("array").len(), 1);
+    let s = expect_status(&root.get(&store).await, 200);
+    assert_eq!(s["success_audit"], false);
+    // Unblocked, both work.
+    expect_status(
+        &root.post(&format!("{store}/unblock"), &json!({})).await,
+        200,
+    );
+    expect_status(
+        &patch(&root, &store, json!({"success_audit": true})).await,
+        200,
+    );
+    expect_status(
+        &root.post(&format!("{store}/credentials"), &json!({})).await,
+        201,
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_store_with_keys_is_refused_naming_the_count() {
+    let server = server().await;
+    let root = server.root().await;
+    keys(&root).await;
+    let store = store(&root, "with-keys", "ctm", HC).await;
+    for ext in ["k1", "k2"] {
+        let r = root
+            .post(
+                &format!("{store}/keys"),
+                &json!({"external_id": ext, "source_key": DATA}),
+            )
+            .await;
+        expect_status(&r, 201);
+    }
+    let r = root.delete(&format!("{store}?confirm=true")).await;
+    let msg = expect_error(&r, 409, "store_has_keys");
+    assert!(msg.contains("2 HYOK keys"), "{msg}");
+    assert!(msg.contains("with-keys"), "{msg}");
+    expect_status(&root.get(&store).await, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn patch_cannot_move_a_store_to_another_source_or_container() {
+    let server = server().await;
+    let root = server.root().await;
+    keys(&root).await;
+    let store = store(&root, "bound", "ctm", HC).await;
+    // Another source that exists: still refused.
+    let r = patch(&root, &store, json!({"source": "ctm2"})).await;
+    let msg = expect_error(&r, 422, "source_immutable");
+    assert!(
+        msg.contains("immutable") && msg.contains("'ctm'") && msg.contains("bound"),
+        "{msg}"
+    );
+    let r = patch(&root, &store, json!({"container": "other-partition"})).await;
+    let msg = expect_error(&r, 422, "source_immutable");
+    assert!(
+        msg.contains("immutable") && msg.contains("container"),
+        "{msg}"
+    );
+    // Refused together with an allowed change: nothing changes.
+    let r = patch(&root, &store, json!({"name": "moved", "source": "ctm2"})).await;
+    expect_error(&r, 422, "source_immutable");
+    let s = expect_status(&root.get(&store).await, 200);
+    assert_eq!(s["source"], "ctm");
+    assert_eq!(s["name"], "bound");
+    // Repeating the current source is no change and allowed.
+    let r = patch(
+        &root,
+        &store,
+        json!({"source": "ctm", "name": "still-bound"}),
+    )
+    .await;
+    assert_eq!(expect_status(&r, 200)["name"], "still-bound");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_health_check_key_must_come_from_the_stores_own_source() {
+    let server = server().await;
+    let root = server.root().await;
+    keys(&root).await;
+    // HC2 is a valid health-check key, of ctm2: a ctm store refuses it.
+    let r = root
+        .post(
+            "/api/v1/stores",
+            &json!({"name": "mixed", "source": "ctm", "health_check_key": HC2}),
+        )
+        .await;
+    let msg = expect_error(&r, 422, "source_key_not_found");
+    assert!(msg.contains("'ctm'") && msg.contains(HC2), "{msg}");
+    expect_error(&root.get("/api/v1/stores/mixed").await, 404, "not_found");
+    // The same key on its own source's store is fine.
+    store(&root, "on-ctm2", "ctm2", HC2).await;
+    // And an existing ctm store cannot switch to it either.
+    let s = store(&root, "on-ctm", "ctm", HC).await;
+    let r = patch(&root, &s, json!({"health_check_key": HC2})).await;
+    let msg = expect_error(&r, 422, "source_key_not_found");
+    assert!(msg.contains("'ctm'") && msg.contains(HC2), "{msg}");
+    assert_eq!(
+        expect_status(&root.get(&s).await, 200)["health_check_key"],
+        HC
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_check_key_attributes_are_named_when_wrong() {
+    let server = server().await;
+    let root = server.root().await;
+    keys(&root).await;
+    source_key(
+        &root,
+        "ctm",
+        json!({"name": "deletable-hc", "usage": ["encrypt", "decrypt", "wrap", "unwrap"],
+               "deletable": true}),
+    )
+    .await;
+    source_key(
+        &root,
+        "ctm",
+        json!({"name": "no-wrap-hc", "usage": ["encrypt", "decrypt"]}),
+    )
+    .await;
+    let cases = [
+        ("deletable-hc", &["deletable"][..]),
+        ("no-wrap-hc", &["WRAP", "UNWRAP"][..]),
+    ];
+    for (key, named) in cases {
+        let r = root
+            .post(
+                "/api/v1/stores",
+                &json!({"name": "hc-test", "source": "ctm", "health_check_key": key}),
+            )
+            .await;
+        let msg = expect_error(&r, 422, "invalid_key");
+        for n in named {
+            assert!(msg.contains(n), "{key}: names {n}: {msg}");
+        }
+    }
+    // PATCH applies the same rule.
+    let s = store(&root, "hc-patch", "ctm", HC).await;
+    let r = patch(&root, &s, json!({"health_check_key": "deletable-hc"})).await;
+    let msg = expect_error(&r, 422, "invalid_key");
+    assert!(msg.contains("deletable"), "{msg}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_credentials_bounds_hold_on_patch_too() {
+    let server = server().await;
+    let root = server.root().await;
+    keys(&root).await;
+    let s = store(&root, "bounds", "ctm", HC).await;
+    for bad in [0, 1, 21] {
+        let r = patch(&root, &s, json!({"max_credentials": bad})).await;
+        let msg = expect_error(&r, 400, "invalid_input");
+        assert!(msg.contains("max credentials"), "{bad}: {msg}");
+    }
+    assert_eq!(
+        expect_status(&root.get(&s).await, 200)["max_credentials"],
+        20
+    );
+    for good in [2, 20] {
+        let r = patch(&root, &s, json!({"max_credentials": good})).await;
+        assert_eq!(expect_status(&r, 200)["max_credentials"], good);
+    }
+    // The bounds themselves are accepted on creation.
+    for (name, good) in [("bounds-2", 2), ("bounds-20", 20)] {
+        let r = root
+            .post(
+                "/api/v1/stores",
+                &json!({"name": name, "source": "ctm", "health_check_key": HC,
+                        "max_credentials": good}),
+            )
+            .await;
+        assert_eq!(expect_status(&r, 201)["store"]["max_credentials"], good);
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hyok_key_needs_a_source_key_of_the_stores_own_source() {
+    let server = server().await;
+    let root = server.root().await;
+    keys(&root).await;
+    let s = store(&root, "hyok", "ctm", HC).await;
+    // DATA2 exists, in ctm2 only: mixing sources is refused.
+    for source_key in [DATA2, "no-such-key"] {
+        let r = root
+            .post(
+                &format!("{s}/keys"),
+                &json!({"external_id": "k", "source_key": source_key}),
+            )
+            .await;
+        let msg = expect_error(&r, 422, "source_key_not_found");
+        assert!(msg.contains("'ctm'") && msg.contains(source_key), "{msg}");
+    }
+    let keys = expect_status(&root.get(&format!("{s}/keys")).await, 200);
+    assert_eq!(keys, json!([]));
+    // Its own source's key works.
+    let r = root
+        .post(
+            &format!("{s}/keys"),
+            &json!({"external_id": "k", "source_key": DATA}),
+        )
+        .await;
+    expect_status(&r, 201);
+    server.stop().await;
+}
