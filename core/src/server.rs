@@ -1,9 +1,10 @@
 //! The listener: accepts TCP connections, optionally terminates TLS, and serves
-//! HTTP/1.1 and HTTP/2 on each with the XKS service.
+//! HTTP/1.1 and HTTP/2 on each: the XKS service, the admin API and the metrics endpoint.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use hyper::service::service_fn;
+use http::{Request, Response};
+use hyper::{body::Incoming, service::service_fn};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
@@ -16,14 +17,37 @@ use crate::xks::XksService;
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `service` on `listener` until `shutdown` turns true. Connections in flight
-/// finish their current requests.
+/// Serves the XKS `service` on `listener` until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     service: XksService,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    let svc = service_fn(move |req| {
+        let service = service.clone();
+        async move { Ok::<_, std::convert::Infallible>(service.handle(req).await) }
+    });
+    serve_http(listener, tls, svc, shutdown, "xks").await;
+}
+
+/// Serves any hyper `service` on `listener` (TLS when configured, HTTP/1.1 and HTTP/2)
+/// until `shutdown` turns true; connections in flight finish their current requests.
+/// `name` labels log lines.
+pub async fn serve_http<S, B>(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    service: S,
+    mut shutdown: watch::Receiver<bool>,
+    name: &'static str,
+) where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let acceptor = tls.map(TlsAcceptor::from);
     // Connection tasks hold the service (and through it the store): keep them so that
     // shutdown can wait for them to finish.
@@ -34,7 +58,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
-                    tracing::warn!("accept failed: {e}");
+                    tracing::warn!(listener = name, "accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -47,7 +71,7 @@ pub async fn serve(
         let mut shutdown = shutdown.clone();
         connections.spawn(async move {
             match acceptor {
-                None => serve_connection(stream, peer, service, shutdown).await,
+                None => serve_connection(stream, peer, service, shutdown, name).await,
                 Some(acceptor) => {
                     let handshake =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
@@ -56,9 +80,11 @@ pub async fn serve(
                         _ = shutdown.changed() => return,
                     };
                     match accepted {
-                        Ok(Ok(tls)) => serve_connection(tls, peer, service, shutdown).await,
-                        Ok(Err(e)) => tracing::info!(%peer, "TLS handshake refused: {e}"),
-                        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                        Ok(Ok(tls)) => serve_connection(tls, peer, service, shutdown, name).await,
+                        Ok(Err(e)) => {
+                            tracing::info!(listener = name, %peer, "TLS handshake refused: {e}")
+                        }
+                        Err(_) => tracing::info!(listener = name, %peer, "TLS handshake timed out"),
                     }
                 }
             }
@@ -69,25 +95,28 @@ pub async fn serve(
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection<S>(
-    stream: S,
+async fn serve_connection<I, S, B>(
+    stream: I,
     peer: SocketAddr,
-    service: XksService,
+    service: S,
     mut shutdown: watch::Receiver<bool>,
+    name: &'static str,
 ) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let svc = service_fn(move |req| {
-        let service = service.clone();
-        async move { Ok::<_, std::convert::Infallible>(service.handle(req).await) }
-    });
     let builder = auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     tokio::select! {
         res = conn.as_mut() => {
             if let Err(e) = res {
-                tracing::debug!(%peer, "connection ended: {e}");
+                tracing::debug!(listener = name, %peer, "connection ended: {e}");
             }
         }
         _ = shutdown.changed() => {
@@ -107,44 +136,28 @@ pub async fn serve_metrics(
     listener: TcpListener,
     service: XksService,
     sources: Arc<crate::xks::Sources>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     use bytes::Bytes;
-    use http::{Response, StatusCode, header};
+    use http::{StatusCode, header};
     use http_body_util::Full;
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(_) => continue,
-            },
-            _ = shutdown.changed() => break,
-        };
+    let svc = service_fn(move |req: Request<Incoming>| {
         let (service, sources) = (service.clone(), sources.clone());
-        tokio::spawn(async move {
-            let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let (service, sources) = (service.clone(), sources.clone());
-                async move {
-                    let mut resp = if req.uri().path() == "/metrics" {
-                        let mut r =
-                            Response::new(Full::new(Bytes::from(service.render_metrics(&sources))));
-                        r.headers_mut().insert(
-                            header::CONTENT_TYPE,
-                            http::HeaderValue::from_static("text/plain; version=0.0.4"),
-                        );
-                        r
-                    } else {
-                        Response::new(Full::new(Bytes::from_static(b"not found\n")))
-                    };
-                    if req.uri().path() != "/metrics" {
-                        *resp.status_mut() = StatusCode::NOT_FOUND;
-                    }
-                    Ok::<_, std::convert::Infallible>(resp)
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
+        async move {
+            let resp = if req.uri().path() == "/metrics" {
+                let mut r = Response::new(Full::new(Bytes::from(service.render_metrics(&sources))));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                r
+            } else {
+                let mut r = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+                *r.status_mut() = StatusCode::NOT_FOUND;
+                r
+            };
+            Ok::<_, std::convert::Infallible>(resp)
+        }
+    });
+    serve_http(listener, None, svc, shutdown, "metrics").await;
 }

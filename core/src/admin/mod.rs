@@ -6,7 +6,7 @@
 //! it cannot be added) and a test checks it against the OpenAPI document
 //! (`core/openapi.json`, served at `/api/v1/openapi.json`).
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -17,15 +17,10 @@ use axum::{
     routing::{MethodFilter, on},
 };
 use bytes::Bytes;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
-    service::TowerToHyperService,
-};
+use hyper_util::service::TowerToHyperService;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::{net::TcpListener, sync::watch};
-use tokio_rustls::TlsAcceptor;
 use zeroize::Zeroizing;
 
 use crate::{
@@ -382,79 +377,21 @@ pub fn served_routes() -> Vec<(&'static str, &'static str)> {
     .added
 }
 
-/// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves `router` on `listener` (TLS when configured) until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let acceptor = tls.map(TlsAcceptor::from);
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        while connections.try_join_next().is_some() {}
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!("admin accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let (router, acceptor, shutdown) = (router.clone(), acceptor.clone(), shutdown.clone());
-        connections.spawn(async move {
-            match acceptor {
-                None => serve_connection(stream, peer, router, shutdown).await,
-                Some(acceptor) => {
-                    let mut stop = shutdown.clone();
-                    let handshake =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-                    let accepted = tokio::select! {
-                        accepted = handshake => accepted,
-                        _ = stop.changed() => return,
-                    };
-                    match accepted {
-                        Ok(Ok(tls)) => serve_connection(tls, peer, router, shutdown).await,
-                        Ok(Err(e)) => tracing::info!(%peer, "admin TLS handshake refused: {e}"),
-                        Err(_) => tracing::info!(%peer, "admin TLS handshake timed out"),
-                    }
-                }
-            }
-        });
-    }
-    drop(listener);
-    while connections.join_next().await.is_some() {}
-}
-
-async fn serve_connection<S>(
-    stream: S,
-    peer: SocketAddr,
-    router: Router,
-    mut shutdown: watch::Receiver<bool>,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
-    tokio::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(%peer, "admin connection ended: {e}");
-            }
-        }
-        _ = shutdown.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-    }
+    crate::server::serve_http(
+        listener,
+        tls,
+        TowerToHyperService::new(router),
+        shutdown,
+        "admin",
+    )
+    .await;
 }
 
 /// On a first start (no users), creates `root` in `admins`: with the password from
