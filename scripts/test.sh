@@ -20,8 +20,9 @@ cargo build --workspace --all-targets
 
 echo "==> running the tests"
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast
+    # Doc tests first (nextest does not run them), so that nextest's summary closes the run.
     cargo test --workspace --doc
+    cargo nextest run --workspace --no-fail-fast
 else
     cargo test --workspace --no-fail-fast
 fi
