@@ -171,6 +171,39 @@ pub struct StoreRoute {
     pub metrics: Arc<StoreMetrics>,
     /// Request quota, when one applies.
     pub quota: Option<Arc<TokenBucket>>,
+    /// SigV4 signing keys of requests that verified (dropped with the route, i.e.
+    /// whenever the store's credentials change).
+    pub signing_keys: SigningKeyCache,
+}
+
+/// (access key id, yyyymmdd, region): what a SigV4 signing key depends on besides the
+/// secret.
+pub type SigningScope = (String, String, String);
+
+/// A small cache of SigV4 signing keys per [`SigningScope`].
+#[derive(Default)]
+pub struct SigningKeyCache {
+    keys: std::sync::Mutex<HashMap<SigningScope, Zeroizing<[u8; 32]>>>,
+}
+
+impl SigningKeyCache {
+    /// Most entries kept (a few credentials x a few regions x today and yesterday).
+    const CAPACITY: usize = 64;
+
+    /// The cached signing key, if any.
+    pub fn get(&self, key: &SigningScope) -> Option<[u8; 32]> {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.get(key).map(|k| **k)
+    }
+
+    /// Caches a signing key (the cache is emptied when full: dates move on).
+    pub fn insert(&self, key: SigningScope, value: [u8; 32]) {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= Self::CAPACITY {
+            keys.clear();
+        }
+        keys.insert(key, Zeroizing::new(value));
+    }
 }
 
 /// What building or updating the snapshot needs besides the store.
@@ -502,6 +535,7 @@ fn make_route(
         health,
         metrics: old.map(|o| o.metrics.clone()).unwrap_or_default(),
         quota: bucket,
+        signing_keys: SigningKeyCache::default(),
         record,
     })
 }

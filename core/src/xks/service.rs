@@ -412,8 +412,23 @@ fn authenticate(
         authority: parts.uri.authority().map(|a| a.as_str()),
         body,
     };
-    sigv4::verify(&request, &auth, secret, time::OffsetDateTime::now_utc())
-        .map_err(|e| auth_failed(e.to_string()))
+    // The signing key depends only on (secret, date, region): reuse it across requests.
+    // Only keys of requests that verified are cached, so unauthenticated callers cannot
+    // fill the cache.
+    let cache_key = (
+        auth.access_key_id.to_string(),
+        auth.date.to_string(),
+        auth.region.to_string(),
+    );
+    let cached = route.signing_keys.get(&cache_key);
+    let key = cached
+        .unwrap_or_else(|| sigv4::signing_key(secret, auth.date, auth.region, sigv4::SERVICE));
+    sigv4::verify_with_key(&request, &auth, &key, time::OffsetDateTime::now_utc())
+        .map_err(|e| auth_failed(e.to_string()))?;
+    if cached.is_none() {
+        route.signing_keys.insert(cache_key, key);
+    }
+    Ok(())
 }
 
 fn plugin_error(e: crate::plugin::PluginCallError) -> XksError {
