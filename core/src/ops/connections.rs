@@ -151,6 +151,27 @@ impl Operations {
         self
     }
 
+    /// Writes a new object; `AlreadyExists` when its key is taken.
+    fn create_entry(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        what: &'static str,
+        name: &str,
+    ) -> Result<(), OpError> {
+        match self.store.commit(
+            &[Condition::Absent(key.clone())],
+            vec![Write::Put(key, value)],
+        ) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict { .. }) => Err(OpError::AlreadyExists {
+                what,
+                id: name.to_string(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn entry(&self, key: &str, what: &'static str, name: &str) -> Result<Entry, OpError> {
         self.store.get(key)?.ok_or_else(|| OpError::NotFound {
             what,
@@ -194,17 +215,8 @@ impl Operations {
             sts_regional_endpoints: new.sts_regional_endpoints,
             created_at: model::now_unix(),
         };
-        match self.store.commit(
-            &[Condition::Absent(key.clone())],
-            vec![Write::Put(key, to_json(&record))],
-        ) {
-            Ok(_) => Ok(record),
-            Err(StoreError::Conflict { .. }) => Err(OpError::AlreadyExists {
-                what: "AWS connection",
-                id: new.name,
-            }),
-            Err(e) => Err(e.into()),
-        }
+        self.create_entry(key, to_json(&record), "AWS connection", &new.name)?;
+        Ok(record)
     }
 
     /// One AWS connection (the secret stays sealed).
@@ -355,17 +367,8 @@ impl Operations {
             op_timeout_ms: new.op_timeout_ms,
             created_at: model::now_unix(),
         };
-        match self.store.commit(
-            &[Condition::Absent(key.clone())],
-            vec![Write::Put(key, to_json(&record))],
-        ) {
-            Ok(_) => Ok(record),
-            Err(StoreError::Conflict { .. }) => Err(OpError::AlreadyExists {
-                what: "HSM connection",
-                id: new.name,
-            }),
-            Err(e) => Err(e.into()),
-        }
+        self.create_entry(key, to_json(&record), "HSM connection", &new.name)?;
+        Ok(record)
     }
 
     /// One HSM connection.
