@@ -604,26 +604,12 @@ pub fn write_credentials_file(
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     let path = dir.join(format!("{store_name}.json"));
     let text = Zeroizing::new(serde_json::to_string_pretty(file).unwrap_or_default() + "\n");
-    write_private(&path, text.as_bytes()).map_err(|e| io(&path, e))?;
+    crate::secrets::write_private_file(&path, text.as_bytes()).map_err(|e| io(&path, e))?;
     let env_path = dir.join(format!("{store_name}.env"));
     let env = Zeroizing::new(format!(
         "XKS_URI_PATH='{}'\nXKS_ACCESS_KEY_ID='{}'\nXKS_SECRET_ACCESS_KEY='{}'\n",
         file.uri_path, file.credential.access_key_id, file.credential.raw_secret_access_key
     ));
-    write_private(&env_path, env.as_bytes()).map_err(|e| io(&env_path, e))?;
+    crate::secrets::write_private_file(&env_path, env.as_bytes()).map_err(|e| io(&env_path, e))?;
     Ok(path)
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }

@@ -171,6 +171,26 @@ impl MasterKey {
     }
 }
 
+/// Writes `bytes` to `path` readable by its owner only (mode 0600, also when the file
+/// existed with other permissions), replacing any content, and syncs it to disk.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
 /// Writes a new random 32-byte key, base64-encoded, to `path` with mode 0600,
 /// creating parent directories; refuses to overwrite.
 pub fn generate_key_file(path: &Path) -> Result<(), SecretsError> {
@@ -238,6 +258,28 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(generate_key_file(&path).is_err(), "never overwrites a key");
+    }
+
+    #[test]
+    fn private_files_are_owner_only_even_when_they_existed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.txt");
+        fs::write(&path, "old content that is longer").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        write_private_file(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
     }
 
     #[test]

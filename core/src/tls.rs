@@ -113,24 +113,13 @@ fn generate_dev_pki(dir: &Path) -> Result<(), TlsError> {
         .distinguished_name
         .push(DnType::CommonName, "localhost");
     let cert = params.signed_by(&key, &ca, &ca_key).map_err(gen_err)?;
-    write_private(&dir.join("server.key"), key.serialize_pem().as_bytes())?;
+    let key_path = dir.join("server.key");
+    crate::secrets::write_private_file(&key_path, key.serialize_pem().as_bytes())
+        .map_err(|e| file_err(&key_path, e))?;
     fs::write(dir.join("server.pem"), cert.pem() + &ca.pem())
         .map_err(|e| file_err(&dir.join("server.pem"), e))?;
     fs::write(dir.join("ca.pem"), ca.pem()).map_err(|e| file_err(&dir.join("ca.pem"), e))?;
     Ok(())
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    use std::io::Write as _;
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(|e| file_err(path, e))?;
-    f.write_all(bytes).map_err(|e| file_err(path, e))
 }
 
 /// Builds the rustls server configuration.

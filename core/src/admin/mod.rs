@@ -431,7 +431,8 @@ pub fn bootstrap_root(
         return Ok(None);
     };
     let path = cfg.data_dir.join("root-password");
-    write_secret_file(&path, password.as_bytes())
+    let text = Zeroizing::new(format!("{}\n", password.as_str()));
+    crate::secrets::write_private_file(&path, text.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     println!(
         "keyhold: created admin user 'root' with password: {}\nkeyhold: (shown only this once; also written to {})",
@@ -443,20 +444,6 @@ pub fn bootstrap_root(
         "created admin user 'root' with a generated password (printed once to stdout, written to the file)"
     );
     Ok(Some(path))
-}
-
-fn write_secret_file(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
-    use std::{io::Write, os::unix::fs::OpenOptionsExt, os::unix::fs::PermissionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    f.write_all(data)?;
-    f.write_all(b"\n")?;
-    f.sync_all()
 }
 
 #[cfg(test)]

@@ -524,20 +524,11 @@ fn load_session() -> Option<Value> {
 }
 
 fn write_private(path: &Path, data: &[u8]) -> Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let fail = |e: std::io::Error| CliError::Usage(format!("cannot write {}: {e}", path.display()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(fail)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(fail)?;
-    f.write_all(data).map_err(fail)?;
-    f.write_all(b"\n").map_err(fail)?;
-    f.sync_all().map_err(fail)
+    // Holds a token or a secret: wiped when dropped.
+    let mut text = zeroize::Zeroizing::new(data.to_vec());
+    text.push(b'\n');
+    keyhold::secrets::write_private_file(path, &text)
+        .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))
 }
 
 // ----- context -----
