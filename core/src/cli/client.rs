@@ -1,30 +1,52 @@
-//! The admin API client of the CLI: one HTTP/1.1 request per connection, plain or
-//! TLS (rustls, aws-lc-rs), JSON bodies, `{"error": {"code", "message"}}` refusals
-//! turned into [`CliError`]s.
+//! The admin API client of the CLI: hyper-util's client over HTTP/1.1, plain or TLS
+//! (hyper-rustls on the binary's aws-lc-rs provider, trusting only `--cacert`), JSON
+//! bodies, `{"error": {"code", "message"}}` refusals turned into [`CliError`]s.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{error::Error as StdError, path::Path, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, header};
+use http::{HeaderMap, Method, Request, Uri, header};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::{
+    client::legacy::{self, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use rustls_pki_types::{CertificateDer, pem::PemObject};
+use serde::Serialize;
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::CliError;
+use super::{CliError, Result};
 
 /// How long connecting (TCP + TLS) and each request may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What a path segment keeps as it is: RFC 3986 unreserved characters plus `:` and `@`
+/// (ids and names are mostly URL-safe already).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b':')
+    .remove(b'@');
+
+/// Percent-encodes one path segment (an id or a name) for a request path.
+pub fn seg(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
 /// A client of one admin API server.
 pub struct Client {
     https: bool,
-    host: String,
-    port: u16,
-    authority: String,
-    prefix: String,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    /// `host:port` as error messages name it.
+    endpoint: String,
+    /// `scheme://authority`.
+    origin: String,
+    /// `[/prefix]/api/v1`: request paths are appended.
+    api: String,
+    http: legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     token: Option<String>,
 }
 
@@ -49,12 +71,8 @@ impl Reply {
 impl Client {
     /// A client of `server` (`http(s)://host[:port][/prefix]`), trusting `cacert` for
     /// HTTPS.
-    pub fn new(
-        server: &str,
-        cacert: Option<&Path>,
-        token: Option<String>,
-    ) -> Result<Client, CliError> {
-        let uri: http::Uri = server
+    pub fn new(server: &str, cacert: Option<&Path>, token: Option<String>) -> Result<Client> {
+        let uri: Uri = server
             .parse()
             .map_err(|e| CliError::Usage(format!("invalid --server URL '{server}': {e}")))?;
         let https = match uri.scheme_str() {
@@ -70,14 +88,12 @@ impl Client {
             .host()
             .ok_or_else(|| CliError::Usage(format!("--server '{server}' names no host")))?
             .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
+            .trim_end_matches(']');
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .unwrap_or_else(|| host.clone());
-        let prefix = uri.path().trim_end_matches('/').to_string();
+        let endpoint = format!("{host}:{port}");
+        let authority = uri.authority().map_or(host, |a| a.as_str());
+        let origin = format!("{}://{authority}", if https { "https" } else { "http" });
+        let api = format!("{}/api/v1", uri.path().trim_end_matches('/'));
         let tls = if https {
             let Some(ca) = cacert else {
                 return Err(CliError::Usage(format!(
@@ -85,34 +101,43 @@ impl Client {
                      (the embedded defaults write keyhold-data/tls/ca.pem)"
                 )));
             };
-            Some(tls_config(ca)?)
+            tls_config(roots(ca)?)?
         } else {
-            None
+            // Never used: every request of a plain-HTTP client has an http:// URI.
+            tls_config(rustls::RootCertStore::empty())?
         };
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let http = legacy::Client::builder(TokioExecutor::new()).build(connector);
         Ok(Client {
             https,
-            host,
-            port,
-            authority,
-            prefix,
-            tls,
+            endpoint,
+            origin,
+            api,
+            http,
             token,
         })
     }
 
-    /// Sends `method path` (a path under `/api/v1`) with an optional JSON body.
-    pub async fn send(
+    /// Sends `method path` (a path under `/api/v1`, segments encoded with [`seg`]) with
+    /// an optional JSON body and extra headers.
+    pub async fn send<B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&B>,
         headers: &[(&str, String)],
-    ) -> Result<Reply, CliError> {
-        let url = format!("{}/api/v1{path}", self.prefix);
+    ) -> Result<Reply> {
+        let url = format!("{}{path}", self.api);
         let mut req = Request::builder()
             .method(method.clone())
-            .uri(&url)
-            .header(header::HOST, &self.authority)
+            .uri(format!("{}{url}", self.origin))
             .header(header::ACCEPT, "application/json");
         if let Some(t) = &self.token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -120,45 +145,33 @@ impl Client {
         let bytes = match body {
             Some(b) => {
                 req = req.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(b.to_string())
+                serde_json::to_vec(b)
+                    .map_err(|e| CliError::Usage(format!("cannot encode the request: {e}")))?
             }
-            None => Bytes::new(),
+            None => Vec::new(),
         };
         for (n, v) in headers {
             req = req.header(*n, v);
         }
         let req = req
-            .body(Full::new(bytes))
+            .body(Full::new(Bytes::from(bytes)))
             .map_err(|e| CliError::Usage(format!("cannot build the request: {e}")))?;
         let what = format!("{method} {url}");
         let exchange = async {
-            let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            let resp = self
+                .http
+                .request(req)
                 .await
-                .map_err(|e| {
-                    CliError::Server(format!(
-                        "cannot connect to {}:{}: {e} (is `keyhold serve` running? see --server)",
-                        self.host, self.port
-                    ))
-                })?;
-            let _ = tcp.set_nodelay(true);
-            match &self.tls {
-                None => exchange(tcp, req).await,
-                Some(cfg) => {
-                    let name = ServerName::try_from(self.host.clone()).map_err(|e| {
-                        CliError::Usage(format!("invalid server name '{}': {e}", self.host))
-                    })?;
-                    let tls = tokio_rustls::TlsConnector::from(cfg.clone())
-                        .connect(name, tcp)
-                        .await
-                        .map_err(|e| {
-                            CliError::Server(format!(
-                                "TLS handshake with {}:{} failed: {e} (check --cacert)",
-                                self.host, self.port
-                            ))
-                        })?;
-                    exchange(tls, req).await
-                }
-            }
+                .map_err(|e| self.request_error(&e))?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| CliError::Server(format!("reading the answer failed: {e}")))?
+                .to_bytes();
+            Ok::<_, CliError>((status, headers, body))
         };
         let (status, headers, body) = tokio::time::timeout(TIMEOUT, exchange)
             .await
@@ -173,13 +186,49 @@ impl Client {
         if status < 400 {
             return Ok(Reply { headers, json });
         }
+        Err(self.refusal(status, &json, &what))
+    }
+
+    /// Whether the server is reached over HTTPS.
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
+    /// A failed exchange: no TCP connection, a failed TLS handshake, or a broken one.
+    fn request_error(&self, e: &legacy::Error) -> CliError {
+        let causes = causes(e);
+        if let Some(tls) = causes
+            .iter()
+            .find_map(|c| c.downcast_ref::<rustls::Error>())
+        {
+            return CliError::Server(format!(
+                "TLS handshake with {} failed: {tls} (check --cacert)",
+                self.endpoint
+            ));
+        }
+        let root = causes
+            .last()
+            .map_or_else(|| e.to_string(), |c| c.to_string());
+        if e.is_connect() {
+            CliError::Server(format!(
+                "cannot connect to {}: {root} (is `keyhold serve` running? see --server)",
+                self.endpoint
+            ))
+        } else {
+            CliError::Server(format!("request failed: {root}"))
+        }
+    }
+
+    /// An HTTP error answer (4xx refused, 5xx server error) with the API's code and
+    /// message when the body has them.
+    fn refusal(&self, status: u16, json: &Value, what: &str) -> CliError {
         let code = json["error"]["code"]
             .as_str()
             .unwrap_or("http_error")
             .to_string();
         let mut message = match json["error"]["message"].as_str() {
             Some(m) => m.to_string(),
-            None => format!("{what} answered HTTP {status}: {}", compact(&json)),
+            None => format!("{what} answered HTTP {status}: {}", compact(json)),
         };
         if status == 401 && self.token.is_none() {
             message += " (not logged in: run `keyhold login`)";
@@ -187,20 +236,30 @@ impl Client {
             message += " (the token may have expired: run `keyhold login` again)";
         }
         if status >= 500 {
-            Err(CliError::Server(format!("{message} ({code})")))
+            CliError::Server(format!("{message} ({code})"))
         } else {
-            Err(CliError::Refused {
+            CliError::Refused {
                 status,
                 code,
                 message,
-            })
+            }
         }
     }
+}
 
-    /// Whether the server is reached over HTTPS.
-    pub fn is_https(&self) -> bool {
-        self.https
+/// An error and its causes, outermost first; looks inside `io::Error`s too (their
+/// `source()` skips the error they wrap, e.g. the rustls error of a handshake).
+fn causes<'a>(e: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
+    let mut all = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        all.push(err);
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+            None => err.source(),
+        };
     }
+    all
 }
 
 fn compact(v: &Value) -> String {
@@ -211,34 +270,8 @@ fn compact(v: &Value) -> String {
     }
 }
 
-async fn exchange<S>(io: S, req: Request<Full<Bytes>>) -> Result<(u16, HeaderMap, Bytes), CliError>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| CliError::Server(format!("HTTP handshake failed: {e}")))?;
-    let driver = tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| CliError::Server(format!("request failed: {e}")))?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| CliError::Server(format!("reading the answer failed: {e}")))?
-        .to_bytes();
-    drop(sender);
-    driver.abort();
-    Ok((status, headers, body))
-}
-
-fn tls_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, CliError> {
+/// The certificates of a PEM file, as trust anchors.
+fn roots(ca: &Path) -> Result<rustls::RootCertStore> {
     let mut roots = rustls::RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(ca)
         .map_err(|e| CliError::Usage(format!("cannot read --cacert {}: {e}", ca.display())))?;
@@ -255,11 +288,18 @@ fn tls_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, CliError> {
             ca.display()
         )));
     }
+    Ok(roots)
+}
+
+/// A client TLS configuration on the aws-lc-rs provider trusting `roots` only.
+fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| CliError::Usage(format!("TLS configuration: {e}")))?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(cfg))
+        .with_no_client_auth())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,31 @@
-//! Human-readable output: aligned tables for lists, `field  value` lines for objects.
+//! What the CLI prints: aligned tables for lists, `field  value` lines for objects, or
+//! the API's JSON; stdout writes that ignore a closed pipe (e.g. `| head`).
 
 use serde_json::Value;
+
+/// `write!` to stdout, ignoring errors (a closed pipe is not a panic).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+/// `writeln!` to stdout, ignoring errors (a closed pipe is not a panic).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+pub(crate) use {out, outln};
+
+/// Prints JSON, pretty.
+pub fn print_json(v: &Value) {
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
+}
 
 /// One cell: strings as they are, `-` for null, lists joined with commas, Unix times
 /// (`*_at` fields) as UTC dates.
@@ -102,22 +127,4 @@ pub fn object(obj: &Value, skip: &[&str]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn tables_align_columns() {
-        let t = list(
-            &json!([{"name": "a", "n": 1}, {"name": "long-name", "n": null}]),
-            &["name", "n"],
-        );
-        assert_eq!(t, "NAME       N\na          1\nlong-name  -\n");
-        assert_eq!(list(&json!([]), &["x"]), "(none)\n");
-        assert_eq!(cell("created_at", &json!(0)), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            cell("usage", &json!(["encrypt", "decrypt"])),
-            "encrypt,decrypt"
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,198 @@
+//! The admin command-line interface: `keyhold login`, `keyhold keystore create ...`
+//! and friends drive the management REST API (`/api/v1`) of a running keyhold.
+//!
+//! Output is an aligned table (or `field  value` lines) by default and the API's JSON
+//! with `--output json`. Exit codes: 0 ok, 2 usage error (also bad local input),
+//! 3 refused by the server (HTTP 4xx), 4 server or connection error (HTTP 5xx,
+//! TCP/TLS failure).
+//!
+//! This file holds what every command shares (the global options, the command enum,
+//! the error type and exit codes); each resource has its own module with its clap
+//! subcommands, its request bodies and its output. Each request body is one small
+//! `Serialize` struct next to the command that sends it (the place to swap in the
+//! server's own API types); answers stay JSON values, printed as the server sent them.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Args, Subcommand, ValueEnum};
+
+mod accounts;
+mod client;
+mod context;
+mod credentials;
+mod keys;
+mod login;
+mod output;
+mod password;
+mod session;
+mod sources;
+mod stores;
+mod tokens;
+mod users;
+
+use context::Ctx;
+
+/// Where the CLI keeps the session saved by `login` (`$KEYHOLD_CLI_CONFIG` wins).
+pub const CONFIG_ENV: &str = "KEYHOLD_CLI_CONFIG";
+/// The default admin API address (the embedded defaults' `[admin] listen`).
+pub const DEFAULT_SERVER: &str = "https://127.0.0.1:8444";
+/// The CA the embedded defaults generate, used when it exists and no --cacert is given.
+pub const DEFAULT_CACERT: &str = "keyhold-data/tls/ca.pem";
+
+/// The exit-code section of `keyhold --help`.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  `audit-verify` found a broken chain, or `serve` could not start
+  2  usage error (unknown flag, missing argument, unreadable local file, bad local input)
+  3  refused by the server (HTTP 4xx: validation, authentication, permission, a rule)
+  4  server or connection error (HTTP 5xx, server not reachable, TLS failure)
+
+Admin commands talk to the management API (default https://127.0.0.1:8444 with
+keyhold-data/tls/ca.pem). Start with: keyhold login --password-stdin < keyhold-data/root-password";
+
+/// Why a command failed; decides the exit code.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad local input (exit 2).
+    Usage(String),
+    /// The server refused (HTTP 4xx; exit 3).
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The API's error code.
+        code: String,
+        /// The API's message.
+        message: String,
+    },
+    /// Server error or no connection (exit 4).
+    Server(String),
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Refused { .. } => 3,
+            CliError::Server(_) => 4,
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Usage(m) => write!(f, "{m} (usage)"),
+            CliError::Refused { code, message, .. } => write!(f, "{message} ({code})"),
+            CliError::Server(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+/// The result of a CLI step.
+type Result<T> = std::result::Result<T, CliError>;
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned tables and `field  value` lines.
+    Table,
+    /// The API's JSON, pretty-printed.
+    Json,
+}
+
+/// Options of every admin command.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Global options")]
+pub struct Global {
+    /// Admin API URL [default: the server saved by `login`, else https://127.0.0.1:8444]
+    #[arg(long, env = "KEYHOLD_SERVER", global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// CA certificate (PEM) to trust for HTTPS [default: keyhold-data/tls/ca.pem when it exists]
+    #[arg(long, env = "KEYHOLD_CACERT", global = true, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Bearer token [default: the one saved by `login`]
+    #[arg(long, env = "KEYHOLD_TOKEN", global = true, hide_env_values = true)]
+    #[arg(value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    pub output: Output,
+}
+
+/// The admin commands (flattened into `keyhold`'s subcommands).
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Logs in to the admin API and saves the session token
+    /// ($KEYHOLD_CLI_CONFIG or ~/.config/keyhold/cli.json, mode 0600)
+    Login {
+        /// User name
+        #[arg(long, default_value = "root")]
+        user: String,
+        #[command(flatten)]
+        password: password::PasswordSource,
+    },
+    /// Ends the session (revokes the token) and forgets it
+    Logout,
+    /// API tokens (long-lived, for scripts)
+    #[command(subcommand)]
+    Token(tokens::TokenCmd),
+    /// Admin API users (admins only)
+    #[command(subcommand)]
+    User(users::UserCmd),
+    /// AWS accounts and their ACLs
+    #[command(subcommand)]
+    Account(accounts::AccountCmd),
+    /// Key sources (HSMs, CipherTrust, ...)
+    #[command(subcommand)]
+    Source(sources::SourceCmd),
+    /// Keys inside a key source
+    #[command(subcommand)]
+    SourceKey(sources::SourceKeyCmd),
+    /// External key stores (STORE: id or name)
+    #[command(subcommand)]
+    Keystore(stores::KeystoreCmd),
+    /// XKS proxy authentication credentials of a key store
+    #[command(subcommand)]
+    Credential(credentials::CredentialCmd),
+    /// HYOK keys of a key store (the keys AWS KMS sees)
+    #[command(subcommand)]
+    Key(keys::KeyCmd),
+}
+
+/// Runs an admin command; prints errors as `error: <message> (<code>)`.
+pub fn run(global: Global, cmd: AdminCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(4);
+        }
+    };
+    match runtime.block_on(dispatch(global, cmd)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Hands a command to its resource's module.
+async fn dispatch(global: Global, cmd: AdminCommand) -> Result<()> {
+    match cmd {
+        AdminCommand::Login { user, password } => login::login(&global, &user, &password).await,
+        AdminCommand::Logout => login::logout(&global).await,
+        AdminCommand::Token(c) => tokens::run(Ctx::new(&global, true)?, c).await,
+        AdminCommand::User(c) => users::run(Ctx::new(&global, true)?, c).await,
+        AdminCommand::Account(c) => accounts::run(Ctx::new(&global, true)?, c).await,
+        AdminCommand::Source(c) => sources::run(Ctx::new(&global, true)?, c).await,
+        AdminCommand::SourceKey(c) => sources::run_keys(Ctx::new(&global, true)?, c).await,
+        AdminCommand::Keystore(c) => stores::run(Ctx::new(&global, true)?, c).await,
+        AdminCommand::Credential(c) => credentials::run(Ctx::new(&global, true)?, c).await,
+        AdminCommand::Key(c) => keys::run(Ctx::new(&global, true)?, c).await,
+    }
+}

@@ -1,0 +1,237 @@
+//! `keyhold account ...`: AWS accounts and their ACLs.
+
+use clap::Subcommand;
+use http::Method;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{
+    CliError, Result,
+    client::seg,
+    context::Ctx,
+    output::{self, out, outln, print_json},
+};
+
+/// `keyhold account ...`
+#[derive(Subcommand, Debug)]
+pub enum AccountCmd {
+    /// Registers an AWS account (12-digit id)
+    Create {
+        id: String,
+        /// A display name
+        #[arg(long)]
+        name: String,
+        /// AWS regions (repeatable)
+        #[arg(long = "region", value_name = "REGION")]
+        regions: Vec<String>,
+        /// ACL entry, e.g. user:bob=view,create_store (repeatable). Permissions: view,
+        /// create_store, update_store, delete_store, manage_credentials, block, manage_keys
+        #[arg(long = "grant", value_name = "PRINCIPAL=PERMS", value_parser = parse_grant)]
+        grants: Vec<Grant>,
+    },
+    /// Lists accounts you may see
+    List,
+    /// Shows an account
+    Get { id: String },
+    /// Changes an account (given fields only; --grant replaces the whole ACL)
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// AWS regions (repeatable; replaces the list)
+        #[arg(long = "region", value_name = "REGION")]
+        regions: Vec<String>,
+        /// ACL entry (repeatable; replaces the ACL)
+        #[arg(long = "grant", value_name = "PRINCIPAL=PERMS", value_parser = parse_grant)]
+        grants: Vec<Grant>,
+        /// Removes every ACL entry
+        #[arg(long, conflicts_with = "grants")]
+        clear_grants: bool,
+    },
+    /// Deletes an account
+    Delete { id: String },
+}
+
+/// One ACL entry: a principal (`user:NAME` or `group:NAME`) and its permissions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Grant {
+    principal: String,
+    permissions: Vec<String>,
+}
+
+/// An ACL grant `user:bob=view,create_store` or `group:ops=block`.
+fn parse_grant(s: &str) -> std::result::Result<Grant, String> {
+    let (principal, perms) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}': use user:NAME=perm,perm or group:NAME=perm"))?;
+    if !(principal.starts_with("user:") || principal.starts_with("group:")) {
+        return Err(format!("'{principal}': use user:NAME or group:NAME"));
+    }
+    let permissions: Vec<String> = perms
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    if permissions.is_empty() {
+        return Err(format!("'{s}' grants no permission"));
+    }
+    Ok(Grant {
+        principal: principal.to_string(),
+        permissions,
+    })
+}
+
+/// `POST /accounts` body.
+#[derive(Serialize)]
+struct CreateAccount {
+    id: String,
+    name: String,
+    regions: Vec<String>,
+    acl: Vec<Grant>,
+}
+
+/// `PUT /accounts/{id}` body: the given fields only.
+#[derive(Serialize)]
+struct UpdateAccount {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    regions: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acl: Option<Vec<Grant>>,
+}
+
+impl UpdateAccount {
+    /// The changes the flags ask for (empty lists mean "unchanged", except the ACL with
+    /// `--clear-grants`); a usage error when there is none.
+    fn new(
+        name: Option<String>,
+        regions: Vec<String>,
+        grants: Vec<Grant>,
+        clear_grants: bool,
+    ) -> Result<UpdateAccount> {
+        let body = UpdateAccount {
+            name,
+            regions: (!regions.is_empty()).then_some(regions),
+            acl: (!grants.is_empty() || clear_grants).then_some(grants),
+        };
+        if body.name.is_none() && body.regions.is_none() && body.acl.is_none() {
+            return Err(CliError::Usage(
+                "nothing to change: pass --name, --region, --grant or --clear-grants".into(),
+            ));
+        }
+        Ok(body)
+    }
+}
+
+/// Runs an `account` command.
+pub async fn run(ctx: Ctx, c: AccountCmd) -> Result<()> {
+    match c {
+        AccountCmd::Create {
+            id,
+            name,
+            regions,
+            grants,
+        } => {
+            let body = CreateAccount {
+                id,
+                name,
+                regions,
+                acl: grants,
+            };
+            let r = ctx.call_with(Method::POST, "/accounts", &body).await?;
+            view(&ctx, &r.json);
+        }
+        AccountCmd::List => {
+            let v = ctx.get("/accounts").await?;
+            list(&ctx, &v);
+        }
+        AccountCmd::Get { id } => {
+            let v = ctx.get(&format!("/accounts/{}", seg(&id))).await?;
+            view(&ctx, &v);
+        }
+        AccountCmd::Update {
+            id,
+            name,
+            regions,
+            grants,
+            clear_grants,
+        } => {
+            let body = UpdateAccount::new(name, regions, grants, clear_grants)?;
+            let path = format!("/accounts/{}", seg(&id));
+            let r = ctx.call_with(Method::PUT, &path, &body).await?;
+            view(&ctx, &r.json);
+        }
+        AccountCmd::Delete { id } => {
+            let path = format!("/accounts/{}", seg(&id));
+            ctx.act(Method::DELETE, &path, &format!("Deleted account {id}."))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// One ACL entry as `principal=perm,perm`.
+fn grant_text(e: &Value) -> String {
+    format!(
+        "{}={}",
+        output::cell("", &e["principal"]),
+        output::cell("", &e["permissions"])
+    )
+}
+
+/// An account's ACL entries.
+fn acl(account: &Value) -> &[Value] {
+    account["acl"].as_array().map_or(&[], Vec::as_slice)
+}
+
+/// Prints accounts: a table whose ACL column holds the entries, space-separated.
+fn list(ctx: &Ctx, accounts: &Value) {
+    if ctx.json() {
+        print_json(accounts);
+        return;
+    }
+    let rows: Vec<Vec<String>> = accounts
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .map(|a| {
+            let acl = acl(a).iter().map(grant_text).collect::<Vec<_>>().join(" ");
+            vec![
+                output::cell("id", &a["id"]),
+                output::cell("name", &a["name"]),
+                output::cell("regions", &a["regions"]),
+                if acl.is_empty() { "-".into() } else { acl },
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        outln!("(none)");
+    } else {
+        out!(
+            "{}",
+            output::table(&["id", "name", "regions", "acl"], &rows)
+        );
+    }
+}
+
+/// Prints one account: its fields, then one ACL entry a line.
+fn view(ctx: &Ctx, account: &Value) {
+    if ctx.json() {
+        print_json(account);
+        return;
+    }
+    out!("{}", output::object(account, &["acl"]));
+    let acl = acl(account);
+    if acl.is_empty() {
+        outln!("acl         -");
+    }
+    for (i, e) in acl.iter().enumerate() {
+        let label = if i == 0 { "acl       " } else { "          " };
+        outln!("{label}  {}", grant_text(e));
+    }
+}
+
+#[cfg(test)]
+mod tests;

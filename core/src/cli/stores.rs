@@ -1,0 +1,325 @@
+//! `keyhold keystore ...`: external key stores, named on the command line by id or
+//! name.
+
+use clap::Subcommand;
+use http::Method;
+use serde::Serialize;
+
+use super::{
+    CliError, Result,
+    client::seg,
+    context::Ctx,
+    credentials::{self, SecretOut},
+    output::{self, out, outln, print_json},
+};
+
+/// `keyhold keystore ...`
+#[derive(Subcommand, Debug)]
+pub enum KeystoreCmd {
+    /// Creates a key store and its first credential (written to --out)
+    Create {
+        name: String,
+        /// Key source
+        #[arg(long)]
+        source: String,
+        /// Health-check key in the source (usage encrypt,decrypt,wrap,unwrap)
+        #[arg(long)]
+        health_check_key: String,
+        /// AWS account (default: none; admins only)
+        #[arg(long)]
+        account: Option<String>,
+        /// URI path prefix (default: generated)
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Credentials kept at once (rotation evicts the oldest)
+        #[arg(long)]
+        max_credentials: Option<u32>,
+        /// Audit successful XKS requests too
+        #[arg(long)]
+        success_audit: bool,
+        /// Require mutual TLS on the XKS endpoint
+        #[arg(long)]
+        mtls: bool,
+        #[command(flatten)]
+        secret: SecretOut,
+    },
+    /// Lists key stores
+    List,
+    /// Shows a key store
+    Get { store: String },
+    /// Changes a key store (reads its ETag and sends If-Match, unless --if-match)
+    Update {
+        store: String,
+        /// New name
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        max_credentials: Option<u32>,
+        #[arg(long)]
+        health_check_key: Option<String>,
+        #[arg(long, value_name = "BOOL")]
+        success_audit: Option<bool>,
+        #[arg(long, value_name = "BOOL")]
+        mtls: Option<bool>,
+        /// Public XKS endpoint (https://FQDN) as AWS KMS reaches it
+        #[arg(long, value_name = "URL", conflicts_with = "vpc_service")]
+        public_endpoint: Option<String>,
+        /// VPC endpoint service name (with --vpc-endpoint)
+        #[arg(long, value_name = "NAME", requires = "vpc_endpoint")]
+        vpc_service: Option<String>,
+        /// VPC private DNS name (with --vpc-service)
+        #[arg(long, value_name = "URL", requires = "vpc_service")]
+        vpc_endpoint: Option<String>,
+        /// The store version you read (the ETag); default: the current one
+        #[arg(long, value_name = "VERSION")]
+        if_match: Option<String>,
+    },
+    /// Deletes a key store (needs --confirm; refused while it has HYOK keys)
+    Delete {
+        store: String,
+        /// Really delete it
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// Blocks a key store: XKS answers InvalidStateException
+    Block { store: String },
+    /// Unblocks a key store
+    Unblock { store: String },
+}
+
+/// `POST /stores` body.
+#[derive(Serialize)]
+struct CreateStore {
+    name: String,
+    source: String,
+    health_check_key: String,
+    success_audit: bool,
+    mtls: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uri_path_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_credentials: Option<u32>,
+}
+
+/// `PATCH /stores/{id}` body: the given fields only.
+#[derive(Serialize)]
+struct UpdateStore {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_credentials: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_check_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    success_audit: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mtls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<Location>,
+}
+
+impl UpdateStore {
+    /// Whether no field changes.
+    fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.max_credentials.is_none()
+            && self.health_check_key.is_none()
+            && self.success_audit.is_none()
+            && self.mtls.is_none()
+            && self.location.is_none()
+    }
+}
+
+/// Where AWS KMS reaches the store's XKS endpoint.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Location {
+    /// A public HTTPS endpoint.
+    Public { endpoint: String },
+    /// A VPC endpoint service and its private DNS name.
+    Vpc {
+        service_name: String,
+        endpoint: String,
+    },
+}
+
+const COLUMNS: &[&str] = &[
+    "id",
+    "name",
+    "source",
+    "account",
+    "uri_path_prefix",
+    "health_check_key",
+    "max_credentials",
+    "blocked",
+    "version",
+];
+
+/// A store's id from its id or name.
+pub async fn resolve(ctx: &Ctx, store: &str) -> Result<String> {
+    let stores = ctx.get("/stores").await?;
+    let all = stores.as_array().map_or(&[][..], Vec::as_slice);
+    let found = all
+        .iter()
+        .find(|s| s["id"] == store)
+        .or_else(|| all.iter().find(|s| s["name"] == store));
+    match found {
+        Some(s) => Ok(s["id"].as_str().unwrap_or(store).to_string()),
+        None => Err(CliError::Refused {
+            status: 404,
+            code: "not_found".into(),
+            message: format!(
+                "no key store with id or name '{store}' (see `keyhold keystore list`)"
+            ),
+        }),
+    }
+}
+
+/// The API path (`/stores/{id}`) of a store given by id or name.
+pub async fn path(ctx: &Ctx, store: &str) -> Result<String> {
+    Ok(format!("/stores/{}", seg(&resolve(ctx, store).await?)))
+}
+
+/// Runs a `keystore` command.
+pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
+    match c {
+        KeystoreCmd::Create {
+            name,
+            source,
+            health_check_key,
+            account,
+            prefix,
+            max_credentials,
+            success_audit,
+            mtls,
+            secret,
+        } => {
+            secret.check()?;
+            let body = CreateStore {
+                name,
+                source,
+                health_check_key,
+                success_audit,
+                mtls,
+                account,
+                uri_path_prefix: prefix,
+                max_credentials,
+            };
+            let r = ctx.call_with(Method::POST, "/stores", &body).await?;
+            let shown = credentials::save(&r.json["credentials_file"], &secret)?;
+            if ctx.json() {
+                let mut view = r.json.clone();
+                view["credentials_file"] = shown;
+                print_json(&view);
+            } else {
+                out!("{}", output::object(&r.json["store"], &[]));
+                outln!();
+                credentials::print(&shown, &secret);
+            }
+            Ok(())
+        }
+        KeystoreCmd::List => ctx.show_list("/stores", COLUMNS).await,
+        KeystoreCmd::Get { store } => ctx.show(&path(&ctx, &store).await?).await,
+        KeystoreCmd::Update {
+            store,
+            name,
+            max_credentials,
+            health_check_key,
+            success_audit,
+            mtls,
+            public_endpoint,
+            vpc_service,
+            vpc_endpoint,
+            if_match,
+        } => {
+            let location = match (public_endpoint, vpc_service, vpc_endpoint) {
+                (_, Some(service_name), Some(endpoint)) => Some(Location::Vpc {
+                    service_name,
+                    endpoint,
+                }),
+                (Some(endpoint), _, _) => Some(Location::Public { endpoint }),
+                _ => None,
+            };
+            let body = UpdateStore {
+                name,
+                max_credentials,
+                health_check_key,
+                success_audit,
+                mtls,
+                location,
+            };
+            update(&ctx, &store, &body, if_match).await
+        }
+        KeystoreCmd::Delete { store, confirm } => {
+            let id = resolve(&ctx, &store).await?;
+            let q = if confirm { "?confirm=true" } else { "" };
+            let path = format!("/stores/{}{q}", seg(&id));
+            match ctx.call(Method::DELETE, &path).await {
+                Err(CliError::Refused {
+                    status,
+                    code,
+                    message,
+                }) if code == "confirmation_required" => Err(CliError::Refused {
+                    status,
+                    code,
+                    message: format!("{message} (add --confirm)"),
+                }),
+                Err(e) => Err(e),
+                Ok(_) => {
+                    ctx.done(
+                        &format!("Deleted key store {store} ({id})."),
+                        &serde_json::Value::Null,
+                    );
+                    Ok(())
+                }
+            }
+        }
+        KeystoreCmd::Block { store } => {
+            let path = format!("{}/block", path(&ctx, &store).await?);
+            ctx.act(Method::POST, &path, &format!("Blocked key store {store}."))
+                .await
+        }
+        KeystoreCmd::Unblock { store } => {
+            let path = format!("{}/unblock", path(&ctx, &store).await?);
+            ctx.act(
+                Method::POST,
+                &path,
+                &format!("Unblocked key store {store}."),
+            )
+            .await
+        }
+    }
+}
+
+/// Sends a store update with `If-Match`: the version given, else the current ETag.
+async fn update(
+    ctx: &Ctx,
+    store: &str,
+    body: &UpdateStore,
+    if_match: Option<String>,
+) -> Result<()> {
+    if body.is_empty() {
+        return Err(CliError::Usage(
+            "nothing to change: pass --name, --max-credentials, --health-check-key, \
+             --success-audit, --mtls or an endpoint"
+                .into(),
+        ));
+    }
+    let path = path(ctx, store).await?;
+    let tag = match if_match {
+        Some(v) => format!("\"{}\"", v.trim().trim_matches('"')),
+        None => ctx
+            .call(Method::GET, &path)
+            .await?
+            .header("etag")
+            .ok_or_else(|| CliError::Server("the server sent no ETag for the store".into()))?,
+    };
+    let r = ctx
+        .client
+        .send(Method::PATCH, &path, Some(body), &[("if-match", tag)])
+        .await?;
+    ctx.object(&r.json);
+    Ok(())
+}
