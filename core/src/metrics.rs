@@ -185,37 +185,54 @@ pub struct Snapshot<'a> {
     pub in_flight: usize,
 }
 
-/// Writes a metric family's `# HELP` and `# TYPE` lines.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+/// Writes a metric family's `# HELP` and `# TYPE` lines; `family` is
+/// `"<name> <type> <help>"`.
+fn family(out: &mut String, family: &str) {
+    let mut parts = family.splitn(3, ' ');
+    let (name, kind, help) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-/// The per-source counters and gauges: (name, type, help, value).
-type SourceFamily = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&SourceStats<'_>) -> u64,
-);
+/// Writes one `keyhold_xks_requests_total` sample unless it is zero (`store` already a
+/// label value).
+fn requests(out: &mut String, store: &str, op: &str, outcome: Outcome, n: u64) {
+    if n > 0 {
+        let _ = writeln!(
+            out,
+            "keyhold_xks_requests_total{{store=\"{store}\",operation=\"{op}\",outcome=\"{}\"}} {n}",
+            outcome.label()
+        );
+    }
+}
+
+/// Every (store label, its counters, operation), stores in snapshot order.
+fn by_store_and_op<'a>(
+    s: &'a Snapshot<'_>,
+) -> impl Iterator<Item = (String, &'a StoreMetrics, XksOp)> + 'a {
+    s.stores
+        .iter()
+        .flat_map(|(store, m)| XksOp::ALL.map(|op| (label(store), *m, op)))
+}
+
+/// The per-source counters and gauges: (`"<name> <type> <help>"`, value).
+type SourceFamily = (&'static str, fn(&SourceStats<'_>) -> u64);
 
 const SOURCE_FAMILIES: [SourceFamily; 3] = [
     (
-        "keyhold_plugin_call_errors_total",
-        "counter",
-        "Key-source calls that failed or timed out.",
+        "keyhold_plugin_call_errors_total counter Key-source calls that failed or timed out.",
         |s| s.errors,
     ),
     (
-        "keyhold_plugin_pool_in_use",
-        "gauge",
-        "Key-source call slots in use.",
+        "keyhold_plugin_pool_in_use gauge Key-source call slots in use.",
         |s| s.in_use as u64,
     ),
     (
-        "keyhold_plugin_pool_size",
-        "gauge",
-        "Key-source call slots.",
+        "keyhold_plugin_pool_size gauge Key-source call slots.",
         |s| s.capacity as u64,
     ),
 ];
@@ -225,56 +242,30 @@ pub fn render(s: &Snapshot<'_>) -> String {
     let mut out = String::with_capacity(4096);
     family(
         &mut out,
-        "keyhold_xks_requests_total",
-        "counter",
-        "XKS requests answered, by store, operation and outcome.",
+        "keyhold_xks_requests_total counter XKS requests answered, by store, operation and outcome.",
     );
-    for (store, m) in &s.stores {
-        for op in XksOp::ALL {
-            for outcome in Outcome::all() {
-                let n = m.count(op, outcome);
-                if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "keyhold_xks_requests_total{{store=\"{}\",operation=\"{}\",outcome=\"{}\"}} {n}",
-                        label(store),
-                        op.name(),
-                        outcome.label()
-                    );
-                }
-            }
+    for (store, m, op) in by_store_and_op(s) {
+        for outcome in Outcome::all() {
+            requests(&mut out, &store, op.name(), outcome, m.count(op, outcome));
         }
     }
     for outcome in Outcome::all() {
-        let n = s.global.unrouted(outcome);
-        if n > 0 {
-            let _ = writeln!(
-                out,
-                "keyhold_xks_requests_total{{store=\"\",operation=\"\",outcome=\"{}\"}} {n}",
-                outcome.label()
-            );
-        }
+        requests(&mut out, "", "", outcome, s.global.unrouted(outcome));
     }
     family(
         &mut out,
-        "keyhold_xks_request_duration_seconds",
-        "histogram",
-        "XKS request latency, by store and operation.",
+        "keyhold_xks_request_duration_seconds histogram XKS request latency, by store and operation.",
     );
-    for (store, m) in &s.stores {
-        for op in XksOp::ALL {
-            let h = &m.latency[op as usize];
-            if h.count() > 0 {
-                let labels = format!("store=\"{}\",operation=\"{}\"", label(store), op.name());
-                h.render(&mut out, "keyhold_xks_request_duration_seconds", &labels);
-            }
+    for (store, m, op) in by_store_and_op(s) {
+        let h = &m.latency[op as usize];
+        if h.count() > 0 {
+            let labels = format!("store=\"{store}\",operation=\"{}\"", op.name());
+            h.render(&mut out, "keyhold_xks_request_duration_seconds", &labels);
         }
     }
     family(
         &mut out,
-        "keyhold_plugin_call_duration_seconds",
-        "histogram",
-        "Key-source call latency, by source.",
+        "keyhold_plugin_call_duration_seconds histogram Key-source call latency, by source.",
     );
     for source in &s.sources {
         let labels = format!("source=\"{}\"", label(source.name));
@@ -282,8 +273,9 @@ pub fn render(s: &Snapshot<'_>) -> String {
             .latency
             .render(&mut out, "keyhold_plugin_call_duration_seconds", &labels);
     }
-    for (name, kind, help, value) in SOURCE_FAMILIES {
-        family(&mut out, name, kind, help);
+    for (header, value) in SOURCE_FAMILIES {
+        family(&mut out, header);
+        let name = header.split(' ').next().unwrap_or_default();
         for source in &s.sources {
             let _ = writeln!(
                 out,
@@ -295,10 +287,8 @@ pub fn render(s: &Snapshot<'_>) -> String {
     }
     family(
         &mut out,
-        "keyhold_xks_throttled_total",
-        "counter",
         &format!(
-            "Requests refused with {}, by reason.",
+            "keyhold_xks_throttled_total counter Requests refused with {}, by reason.",
             XksErrorKind::Throttling.name()
         ),
     );
@@ -315,9 +305,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
     }
     family(
         &mut out,
-        "keyhold_xks_in_flight",
-        "gauge",
-        "Requests being answered.",
+        "keyhold_xks_in_flight gauge Requests being answered.",
     );
     let _ = writeln!(out, "keyhold_xks_in_flight {}", s.in_flight);
     out

@@ -201,16 +201,8 @@ impl KeyRequest for EncryptRequest {
 
     fn validate(self) -> Result<EncryptInput, XksError> {
         check_algorithm(self.encryption_algorithm.as_ref())?;
-        let plaintext = decode_b64(
-            required(&self.plaintext, "plaintext")?,
-            "plaintext",
-            MAX_DATA_BYTES,
-        )?;
-        let aad = fields::optional_b64(
-            &self.additional_authenticated_data,
-            "additionalAuthenticatedData",
-            MAX_AAD_BYTES,
-        )?;
+        let plaintext = fields::required_b64(&self.plaintext, "plaintext", MAX_DATA_BYTES)?;
+        let aad = fields::aad(&self.additional_authenticated_data)?;
         let want_cdiv = match self.ciphertext_data_integrity_value_algorithm.as_deref() {
             None => false,
             Some("SHA_256") => true,
@@ -252,26 +244,14 @@ impl KeyRequest for DecryptRequest {
 
     fn validate(self) -> Result<DecryptInput, XksError> {
         check_algorithm(self.encryption_algorithm.as_ref())?;
-        let ciphertext = decode_b64(
-            required(&self.ciphertext, "ciphertext")?,
-            "ciphertext",
-            MAX_DATA_BYTES,
-        )?;
+        let ciphertext = fields::required_b64(&self.ciphertext, "ciphertext", MAX_DATA_BYTES)?;
         let iv = fields::exact_b64(
-            required(&self.initialization_vector, "initializationVector")?,
+            &self.initialization_vector,
             "initializationVector",
             &[12, 16],
         )?;
-        let tag = fields::exact_b64(
-            required(&self.authentication_tag, "authenticationTag")?,
-            "authenticationTag",
-            &[16],
-        )?;
-        let aad = fields::optional_b64(
-            &self.additional_authenticated_data,
-            "additionalAuthenticatedData",
-            MAX_AAD_BYTES,
-        )?;
+        let tag = fields::exact_b64(&self.authentication_tag, "authenticationTag", &[16])?;
+        let aad = fields::aad(&self.additional_authenticated_data)?;
         let metadata = self
             .ciphertext_metadata
             .as_deref()

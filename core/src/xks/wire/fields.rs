@@ -42,25 +42,32 @@ fn too_large(name: &str, max: usize) -> XksError {
     )
 }
 
-/// An optional base64 field; empty when absent.
-pub(super) fn optional_b64(
+/// A required base64 field of at most `max` bytes.
+pub(super) fn required_b64(
     value: &Option<String>,
     name: &str,
     max: usize,
 ) -> Result<Zeroizing<Vec<u8>>, XksError> {
+    decode_b64(super::required(value, name)?, name, max)
+}
+
+/// `additionalAuthenticatedData`: optional (empty when absent), at most
+/// [`MAX_AAD_BYTES`].
+pub(super) fn aad(value: &Option<String>) -> Result<Zeroizing<Vec<u8>>, XksError> {
     match value {
-        Some(v) => decode_b64(v, name, max),
+        Some(v) => decode_b64(v, "additionalAuthenticatedData", MAX_AAD_BYTES),
         None => Ok(Zeroizing::new(Vec::new())),
     }
 }
 
-/// A base64 field that must decode to one of `lengths` bytes (ValidationException
-/// otherwise, however long).
+/// A required base64 field that must decode to one of `lengths` bytes
+/// (ValidationException otherwise, however long).
 pub(super) fn exact_b64(
-    value: &str,
+    value: &Option<String>,
     name: &str,
     lengths: &[usize],
 ) -> Result<Zeroizing<Vec<u8>>, XksError> {
+    let value = super::required(value, name)?;
     let bytes = decode_b64(value, name, MAX_SHORT_FIELD_BYTES).map_err(|e| {
         if e.kind == XksErrorKind::UnsupportedOperation {
             XksError::validation(format!("field '{name}' has the wrong length"))
