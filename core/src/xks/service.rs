@@ -319,13 +319,16 @@ impl XksService {
     }
 }
 
+/// A key operation's target: the external key id (as in the path) and the operation.
+type KeyTarget<'p> = (&'p str, KeyOp);
+
 /// The store an XKS path names, and the key operation it asks for (`None`:
 /// GetHealthStatus). Notes the operation, key and store in `ctx` as they are known.
 fn route<'r, 'p>(
     routing: &'r Routing,
     path: &'p str,
     ctx: &mut Ctx,
-) -> Result<(&'r StoreRoute, Option<(&'p str, KeyOp)>), XksError> {
+) -> Result<(&'r StoreRoute, Option<KeyTarget<'p>>), XksError> {
     let parsed = path::parse(path).ok_or_else(|| {
         XksError::new(
             XksErrorKind::InvalidUriPath,
