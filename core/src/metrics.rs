@@ -3,39 +3,15 @@
 //! latency, call-pool saturation, throttled and shed counts.
 //!
 //! The hot path only increments atomics held by the routing snapshot's per-store
-//! entries (created once per store, kept across snapshot rebuilds); `/metrics` renders
-//! them on demand.
+//! entries (created once per store, kept across snapshot rebuilds), indexed by the
+//! typed operation ([`XksOp`]) and [`Outcome`]; `/metrics` renders them on demand.
 
 use std::{
     fmt::Write as _,
     sync::atomic::{AtomicU64, Ordering::Relaxed},
 };
 
-/// Operations counted, in label order.
-pub const OPERATIONS: [&str; 5] = [
-    "GetHealthStatus",
-    "GetKeyMetadata",
-    "Encrypt",
-    "Decrypt",
-    "LoadBalancerHealth",
-];
-
-/// Outcomes counted: `ok` or an XKS `errorName`.
-pub const OUTCOMES: [&str; 13] = [
-    "ok",
-    "ValidationException",
-    "InvalidStateException",
-    "InvalidCiphertextException",
-    "InvalidKeyUsageException",
-    "AuthenticationFailedException",
-    "AccessDeniedException",
-    "KeyNotFoundException",
-    "InvalidUriPathException",
-    "ThrottlingException",
-    "UnsupportedOperationException",
-    "DependencyTimeoutException",
-    "InternalException",
-];
+use crate::xks::{XksErrorKind, XksOp};
 
 /// Histogram bucket upper bounds, in microseconds.
 pub const BUCKETS_US: [u64; 14] = [
@@ -43,17 +19,47 @@ pub const BUCKETS_US: [u64; 14] = [
     5_000_000,
 ];
 
-/// Index of an operation name in [`OPERATIONS`].
-pub fn operation_index(name: &str) -> Option<usize> {
-    OPERATIONS.iter().position(|o| *o == name)
+/// How a request ended: answered, or refused with an XKS error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered.
+    Ok,
+    /// Refused with this error.
+    Refused(XksErrorKind),
 }
 
-/// Index of an outcome in [`OUTCOMES`] (unknown names count as `InternalException`).
-pub fn outcome_index(name: &str) -> usize {
-    OUTCOMES
-        .iter()
-        .position(|o| *o == name)
-        .unwrap_or(OUTCOMES.len() - 1)
+impl Outcome {
+    /// Outcomes counted: `ok` and each XKS `errorName`.
+    pub const COUNT: usize = 1 + XksErrorKind::NAMED.len();
+
+    /// The outcome of a request's result.
+    pub fn of<T>(result: &Result<T, crate::xks::XksError>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::Refused(e.kind),
+        }
+    }
+
+    /// Every counted outcome, in label order.
+    pub fn all() -> impl Iterator<Item = Outcome> {
+        std::iter::once(Outcome::Ok).chain(XksErrorKind::NAMED.into_iter().map(Outcome::Refused))
+    }
+
+    /// This outcome's counter slot (outcomes of the same name share one).
+    pub fn index(self) -> usize {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::Refused(kind) => 1 + kind.named_index(),
+        }
+    }
+
+    /// The `outcome` label, in logs and audit records too: `ok` or the `errorName`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Refused(kind) => kind.name(),
+        }
+    }
 }
 
 /// A fixed-bucket latency histogram of atomics.
@@ -103,28 +109,20 @@ impl Histogram {
 /// One key store's counters.
 #[derive(Default)]
 pub struct StoreMetrics {
-    requests: [[AtomicU64; OUTCOMES.len()]; OPERATIONS.len()],
-    latency: [Histogram; OPERATIONS.len()],
+    requests: [[AtomicU64; Outcome::COUNT]; XksOp::ALL.len()],
+    latency: [Histogram; XksOp::ALL.len()],
 }
 
 impl StoreMetrics {
     /// Records one answered request.
-    pub fn record(&self, operation: usize, outcome: usize, latency_us: u64) {
-        if let (Some(row), Some(h)) = (self.requests.get(operation), self.latency.get(operation)) {
-            if let Some(c) = row.get(outcome) {
-                c.fetch_add(1, Relaxed);
-            }
-            h.observe_us(latency_us);
-        }
+    pub fn record(&self, op: XksOp, outcome: Outcome, latency_us: u64) {
+        self.requests[op as usize][outcome.index()].fetch_add(1, Relaxed);
+        self.latency[op as usize].observe_us(latency_us);
     }
 
-    /// Requests of `operation` that ended in `outcome`.
-    pub fn count(&self, operation: usize, outcome: usize) -> u64 {
-        self.requests
-            .get(operation)
-            .and_then(|r| r.get(outcome))
-            .map(|c| c.load(Relaxed))
-            .unwrap_or(0)
+    /// Requests of `op` that ended in `outcome`.
+    pub fn count(&self, op: XksOp, outcome: Outcome) -> u64 {
+        self.requests[op as usize][outcome.index()].load(Relaxed)
     }
 }
 
@@ -132,13 +130,25 @@ impl StoreMetrics {
 #[derive(Default)]
 pub struct GlobalMetrics {
     /// Requests that matched no key store, by outcome.
-    pub unrouted: [AtomicU64; OUTCOMES.len()],
+    unrouted: [AtomicU64; Outcome::COUNT],
     /// Requests refused because a store's quota was exhausted.
     pub throttled_quota: AtomicU64,
     /// Requests shed because the server was at its in-flight limit.
     pub shed_in_flight: AtomicU64,
     /// Requests shed because no key-source call slot freed up in time.
     pub shed_pool: AtomicU64,
+}
+
+impl GlobalMetrics {
+    /// Records a request that matched no key store.
+    pub fn record_unrouted(&self, outcome: Outcome) {
+        self.unrouted[outcome.index()].fetch_add(1, Relaxed);
+    }
+
+    /// Requests that matched no key store and ended in `outcome`.
+    pub fn unrouted(&self, outcome: Outcome) -> u64 {
+        self.unrouted[outcome.index()].load(Relaxed)
+    }
 }
 
 /// Escapes a label value.
@@ -149,95 +159,139 @@ pub fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// One key source's call statistics.
+pub struct SourceStats<'a> {
+    /// The source's name.
+    pub name: &'a str,
+    /// Its call latency.
+    pub latency: &'a Histogram,
+    /// Calls that failed, timed out or were shed.
+    pub errors: u64,
+    /// Call slots in use.
+    pub in_use: usize,
+    /// Call slots in all.
+    pub capacity: usize,
+}
+
 /// What `/metrics` needs to render.
 pub struct Snapshot<'a> {
     /// Global counters.
     pub global: &'a GlobalMetrics,
     /// (store name, its counters).
     pub stores: Vec<(&'a str, &'a StoreMetrics)>,
-    /// (source name, call histogram, errors, in-use slots, slot capacity).
-    pub sources: Vec<(&'a str, &'a Histogram, u64, usize, usize)>,
+    /// The key sources.
+    pub sources: Vec<SourceStats<'a>>,
     /// Requests being answered now.
     pub in_flight: usize,
 }
 
+/// Writes a metric family's `# HELP` and `# TYPE` lines; `family` is
+/// `"<name> <type> <help>"`.
+fn family(out: &mut String, family: &str) {
+    let mut parts = family.splitn(3, ' ');
+    let (name, kind, help) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Writes one `keyhold_xks_requests_total` sample unless it is zero (`store` already a
+/// label value).
+fn requests(out: &mut String, store: &str, op: &str, outcome: Outcome, n: u64) {
+    if n > 0 {
+        let _ = writeln!(
+            out,
+            "keyhold_xks_requests_total{{store=\"{store}\",operation=\"{op}\",outcome=\"{}\"}} {n}",
+            outcome.label()
+        );
+    }
+}
+
+/// Every (store label, its counters, operation), stores in snapshot order.
+fn by_store_and_op<'a>(
+    s: &'a Snapshot<'_>,
+) -> impl Iterator<Item = (String, &'a StoreMetrics, XksOp)> + 'a {
+    s.stores
+        .iter()
+        .flat_map(|(store, m)| XksOp::ALL.map(|op| (label(store), *m, op)))
+}
+
+/// The per-source counters and gauges: (`"<name> <type> <help>"`, value).
+type SourceFamily = (&'static str, fn(&SourceStats<'_>) -> u64);
+
+const SOURCE_FAMILIES: [SourceFamily; 3] = [
+    (
+        "keyhold_plugin_call_errors_total counter Key-source calls that failed or timed out.",
+        |s| s.errors,
+    ),
+    (
+        "keyhold_plugin_pool_in_use gauge Key-source call slots in use.",
+        |s| s.in_use as u64,
+    ),
+    (
+        "keyhold_plugin_pool_size gauge Key-source call slots.",
+        |s| s.capacity as u64,
+    ),
+];
+
 /// Renders the Prometheus text exposition format.
 pub fn render(s: &Snapshot<'_>) -> String {
     let mut out = String::with_capacity(4096);
-    out.push_str("# HELP keyhold_xks_requests_total XKS requests answered, by store, operation and outcome.\n");
-    out.push_str("# TYPE keyhold_xks_requests_total counter\n");
-    for (store, m) in &s.stores {
-        for (oi, op) in OPERATIONS.iter().enumerate() {
-            for (ki, outcome) in OUTCOMES.iter().enumerate() {
-                let n = m.count(oi, ki);
-                if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "keyhold_xks_requests_total{{store=\"{}\",operation=\"{op}\",outcome=\"{outcome}\"}} {n}",
-                        label(store)
-                    );
-                }
-            }
+    family(
+        &mut out,
+        "keyhold_xks_requests_total counter XKS requests answered, by store, operation and outcome.",
+    );
+    for (store, m, op) in by_store_and_op(s) {
+        for outcome in Outcome::all() {
+            requests(&mut out, &store, op.name(), outcome, m.count(op, outcome));
         }
     }
-    for (ki, outcome) in OUTCOMES.iter().enumerate() {
-        let n = s.global.unrouted[ki].load(Relaxed);
-        if n > 0 {
+    for outcome in Outcome::all() {
+        requests(&mut out, "", "", outcome, s.global.unrouted(outcome));
+    }
+    family(
+        &mut out,
+        "keyhold_xks_request_duration_seconds histogram XKS request latency, by store and operation.",
+    );
+    for (store, m, op) in by_store_and_op(s) {
+        let h = &m.latency[op as usize];
+        if h.count() > 0 {
+            let labels = format!("store=\"{store}\",operation=\"{}\"", op.name());
+            h.render(&mut out, "keyhold_xks_request_duration_seconds", &labels);
+        }
+    }
+    family(
+        &mut out,
+        "keyhold_plugin_call_duration_seconds histogram Key-source call latency, by source.",
+    );
+    for source in &s.sources {
+        let labels = format!("source=\"{}\"", label(source.name));
+        source
+            .latency
+            .render(&mut out, "keyhold_plugin_call_duration_seconds", &labels);
+    }
+    for (header, value) in SOURCE_FAMILIES {
+        family(&mut out, header);
+        let name = header.split(' ').next().unwrap_or_default();
+        for source in &s.sources {
             let _ = writeln!(
                 out,
-                "keyhold_xks_requests_total{{store=\"\",operation=\"\",outcome=\"{outcome}\"}} {n}"
+                "{name}{{source=\"{}\"}} {}",
+                label(source.name),
+                value(source)
             );
         }
     }
-    out.push_str("# HELP keyhold_xks_request_duration_seconds XKS request latency, by store and operation.\n");
-    out.push_str("# TYPE keyhold_xks_request_duration_seconds histogram\n");
-    for (store, m) in &s.stores {
-        for (oi, op) in OPERATIONS.iter().enumerate() {
-            if m.latency[oi].count() > 0 {
-                let labels = format!("store=\"{}\",operation=\"{op}\"", label(store));
-                m.latency[oi].render(&mut out, "keyhold_xks_request_duration_seconds", &labels);
-            }
-        }
-    }
-    out.push_str(
-        "# HELP keyhold_plugin_call_duration_seconds Key-source call latency, by source.\n",
+    family(
+        &mut out,
+        &format!(
+            "keyhold_xks_throttled_total counter Requests refused with {}, by reason.",
+            XksErrorKind::Throttling.name()
+        ),
     );
-    out.push_str("# TYPE keyhold_plugin_call_duration_seconds histogram\n");
-    for (source, h, _, _, _) in &s.sources {
-        let labels = format!("source=\"{}\"", label(source));
-        h.render(&mut out, "keyhold_plugin_call_duration_seconds", &labels);
-    }
-    out.push_str(
-        "# HELP keyhold_plugin_call_errors_total Key-source calls that failed or timed out.\n",
-    );
-    out.push_str("# TYPE keyhold_plugin_call_errors_total counter\n");
-    for (source, _, errors, _, _) in &s.sources {
-        let _ = writeln!(
-            out,
-            "keyhold_plugin_call_errors_total{{source=\"{}\"}} {errors}",
-            label(source)
-        );
-    }
-    out.push_str("# HELP keyhold_plugin_pool_in_use Key-source call slots in use.\n");
-    out.push_str("# TYPE keyhold_plugin_pool_in_use gauge\n");
-    for (source, _, _, in_use, _) in &s.sources {
-        let _ = writeln!(
-            out,
-            "keyhold_plugin_pool_in_use{{source=\"{}\"}} {in_use}",
-            label(source)
-        );
-    }
-    out.push_str("# HELP keyhold_plugin_pool_size Key-source call slots.\n");
-    out.push_str("# TYPE keyhold_plugin_pool_size gauge\n");
-    for (source, _, _, _, size) in &s.sources {
-        let _ = writeln!(
-            out,
-            "keyhold_plugin_pool_size{{source=\"{}\"}} {size}",
-            label(source)
-        );
-    }
-    out.push_str("# HELP keyhold_xks_throttled_total Requests refused with ThrottlingException, by reason.\n");
-    out.push_str("# TYPE keyhold_xks_throttled_total counter\n");
     for (reason, value) in [
         ("quota", &s.global.throttled_quota),
         ("in_flight", &s.global.shed_in_flight),
@@ -249,47 +303,13 @@ pub fn render(s: &Snapshot<'_>) -> String {
             value.load(Relaxed)
         );
     }
-    out.push_str("# HELP keyhold_xks_in_flight Requests being answered.\n");
-    out.push_str("# TYPE keyhold_xks_in_flight gauge\n");
+    family(
+        &mut out,
+        "keyhold_xks_in_flight gauge Requests being answered.",
+    );
     let _ = writeln!(out, "keyhold_xks_in_flight {}", s.in_flight);
     out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_counters_and_histograms() {
-        let store = StoreMetrics::default();
-        let enc = operation_index("Encrypt").unwrap();
-        store.record(enc, outcome_index("ok"), 120);
-        store.record(enc, outcome_index("ok"), 3_000);
-        store.record(enc, outcome_index("InvalidKeyUsageException"), 80);
-        let global = GlobalMetrics::default();
-        global.throttled_quota.fetch_add(2, Relaxed);
-        let h = Histogram::default();
-        h.observe_us(40);
-        let text = render(&Snapshot {
-            global: &global,
-            stores: vec![("acme", &store)],
-            sources: vec![("ctm", &h, 1, 3, 64)],
-            in_flight: 5,
-        });
-        assert!(text.contains(
-            "keyhold_xks_requests_total{store=\"acme\",operation=\"Encrypt\",outcome=\"ok\"} 2"
-        ));
-        assert!(text.contains("outcome=\"InvalidKeyUsageException\"} 1"));
-        assert!(text.contains(
-            "keyhold_xks_request_duration_seconds_bucket{store=\"acme\",operation=\"Encrypt\",le=\"0.00025\"} 2"
-        ));
-        assert!(text.contains(
-            "keyhold_xks_request_duration_seconds_count{store=\"acme\",operation=\"Encrypt\"} 3"
-        ));
-        assert!(text.contains("keyhold_xks_throttled_total{reason=\"quota\"} 2"));
-        assert!(text.contains("keyhold_plugin_pool_in_use{source=\"ctm\"} 3"));
-        assert!(text.contains("keyhold_xks_in_flight 5"));
-        assert_eq!(outcome_index("NoSuchName"), OUTCOMES.len() - 1);
-        assert_eq!(label("a\"b"), "a\\\"b");
-    }
-}
+mod tests;

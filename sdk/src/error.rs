@@ -10,7 +10,8 @@ use abi_stable::{
 use crate::Operation;
 
 /// Everything a key source can refuse or fail with. Each variant maps onto exactly one
-/// XKS error ([`KeySourceError::xks_error_name`]); the host adds its own context.
+/// XKS error (the host matches on [`KeySourceError::kind`]); the host adds its own
+/// context.
 ///
 /// Messages must never contain key material or plaintext.
 #[repr(u8)]
@@ -105,23 +106,55 @@ impl KeySourceError {
         KeySourceError::NotFound { key: key.into() }
     }
 
-    /// The XKS `errorName` this error is answered with.
-    pub fn xks_error_name(&self) -> &'static str {
+    /// The kind of this error, without its details.
+    pub fn kind(&self) -> KeySourceErrorKind {
         match self {
-            KeySourceError::NotFound { .. } => "KeyNotFoundException",
-            KeySourceError::Disabled { .. } => "InvalidStateException",
-            KeySourceError::KeyUsage { .. } => "InvalidKeyUsageException",
-            KeySourceError::InvalidCiphertext => "InvalidCiphertextException",
-            KeySourceError::AlreadyExists { .. }
-            | KeySourceError::InvalidKey { .. }
-            | KeySourceError::InvalidInput { .. } => "ValidationException",
-            KeySourceError::Unsupported { .. } => "UnsupportedOperationException",
-            KeySourceError::Timeout { .. } => "DependencyTimeoutException",
-            KeySourceError::Unavailable { .. } | KeySourceError::Internal { .. } => {
-                "InternalException"
-            }
+            KeySourceError::NotFound { .. } => KeySourceErrorKind::NotFound,
+            KeySourceError::AlreadyExists { .. } => KeySourceErrorKind::AlreadyExists,
+            KeySourceError::Disabled { .. } => KeySourceErrorKind::Disabled,
+            KeySourceError::KeyUsage { .. } => KeySourceErrorKind::KeyUsage,
+            KeySourceError::InvalidCiphertext => KeySourceErrorKind::InvalidCiphertext,
+            KeySourceError::InvalidKey { .. } => KeySourceErrorKind::InvalidKey,
+            KeySourceError::InvalidInput { .. } => KeySourceErrorKind::InvalidInput,
+            KeySourceError::Unsupported { .. } => KeySourceErrorKind::Unsupported,
+            KeySourceError::Unavailable { .. } => KeySourceErrorKind::Unavailable,
+            KeySourceError::Timeout { .. } => KeySourceErrorKind::Timeout,
+            KeySourceError::Internal { .. } => KeySourceErrorKind::Internal,
         }
     }
+}
+
+/// The kind of a [`KeySourceError`]: one per variant, without the details. The host
+/// maps each kind onto one XKS error with an exhaustive match, so a kind added here
+/// cannot go unmapped; the XKS error each kind is answered with is named on it.
+///
+/// Computed on either side of the plugin boundary from the error itself; it never
+/// crosses the boundary, so it is not part of the ABI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeySourceErrorKind {
+    /// [`KeySourceError::NotFound`]: XKS `KeyNotFoundException`.
+    NotFound,
+    /// [`KeySourceError::AlreadyExists`]: XKS `ValidationException`.
+    AlreadyExists,
+    /// [`KeySourceError::Disabled`]: XKS `InvalidStateException`.
+    Disabled,
+    /// [`KeySourceError::KeyUsage`]: XKS `InvalidKeyUsageException`.
+    KeyUsage,
+    /// [`KeySourceError::InvalidCiphertext`]: XKS `InvalidCiphertextException`.
+    InvalidCiphertext,
+    /// [`KeySourceError::InvalidKey`]: XKS `ValidationException`.
+    InvalidKey,
+    /// [`KeySourceError::InvalidInput`]: XKS `ValidationException`.
+    InvalidInput,
+    /// [`KeySourceError::Unsupported`]: XKS `UnsupportedOperationException`.
+    Unsupported,
+    /// [`KeySourceError::Unavailable`]: XKS `InternalException` (health reports
+    /// `UNAVAILABLE`).
+    Unavailable,
+    /// [`KeySourceError::Timeout`]: XKS `DependencyTimeoutException`.
+    Timeout,
+    /// [`KeySourceError::Internal`]: XKS `InternalException`.
+    Internal,
 }
 
 impl fmt::Display for KeySourceError {
@@ -165,38 +198,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_variant_maps_to_an_xks_error() {
+    fn every_variant_has_its_kind() {
+        use KeySourceErrorKind as K;
         let cases = [
-            (KeySourceError::not_found("k"), "KeyNotFoundException"),
+            (KeySourceError::not_found("k"), K::NotFound),
             (
-                KeySourceError::Disabled { key: "k".into() },
-                "InvalidStateException",
+                KeySourceError::AlreadyExists { key: "k".into() },
+                K::AlreadyExists,
             ),
+            (KeySourceError::Disabled { key: "k".into() }, K::Disabled),
             (
                 KeySourceError::KeyUsage {
                     key: "k".into(),
                     operation: Operation::Encrypt,
                 },
-                "InvalidKeyUsageException",
+                K::KeyUsage,
             ),
+            (KeySourceError::InvalidCiphertext, K::InvalidCiphertext),
             (
-                KeySourceError::InvalidCiphertext,
-                "InvalidCiphertextException",
+                KeySourceError::InvalidKey {
+                    key: "k".into(),
+                    problems: RVec::new(),
+                },
+                K::InvalidKey,
             ),
-            (KeySourceError::invalid_input("x"), "ValidationException"),
+            (KeySourceError::invalid_input("x"), K::InvalidInput),
             (
                 KeySourceError::Unsupported { reason: "x".into() },
-                "UnsupportedOperationException",
+                K::Unsupported,
             ),
-            (
-                KeySourceError::Timeout { reason: "x".into() },
-                "DependencyTimeoutException",
-            ),
-            (KeySourceError::unavailable("x"), "InternalException"),
-            (KeySourceError::internal("x"), "InternalException"),
+            (KeySourceError::Timeout { reason: "x".into() }, K::Timeout),
+            (KeySourceError::unavailable("x"), K::Unavailable),
+            (KeySourceError::internal("x"), K::Internal),
         ];
-        for (err, name) in cases {
-            assert_eq!(err.xks_error_name(), name, "{err}");
+        for (err, kind) in cases {
+            assert_eq!(err.kind(), kind, "{err}");
         }
     }
 

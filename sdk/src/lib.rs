@@ -17,7 +17,7 @@
 //! - [`Host`] (as [`HostBox`]): what the host offers a plugin: a namespaced, durable,
 //!   cluster-wide key-value store for the plugin's own state, and logging.
 //! - [`KeySourceError`]: the one error enum; every variant maps onto one XKS error
-//!   ([`KeySourceError::xks_error_name`]).
+//!   ([`KeySourceError::kind`]).
 //! - [`export_plugin!`]: the export helper. Plugin authors implement the plain Rust
 //!   trait [`Plugin`] (and [`KeySourceImpl`] for their key source); the macro exports the
 //!   root module and wraps every entry point in [`std::panic::catch_unwind`], so a panic
@@ -74,7 +74,7 @@ pub mod testing;
 mod types;
 
 pub use abi_stable;
-pub use error::KeySourceError;
+pub use error::{KeySourceError, KeySourceErrorKind};
 pub use export::{__open, GuardedSource, Plugin, guard};
 pub use types::*;
 

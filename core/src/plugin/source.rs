@@ -14,7 +14,8 @@ use tokio::sync::Semaphore;
 use super::LoadedPlugin;
 use crate::metrics::Histogram;
 
-/// Why a call into a key source did not produce an answer.
+/// Why a call into a key source did not produce an answer (answered as the XKS error
+/// `XksErrorKind::from(&PluginCallError)` maps it to).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PluginCallError {
@@ -49,18 +50,6 @@ pub enum PluginCallError {
         /// What happened.
         reason: String,
     },
-}
-
-impl PluginCallError {
-    /// The XKS `errorName` for this failure.
-    pub fn xks_error_name(&self) -> &'static str {
-        match self {
-            PluginCallError::Source(e) => e.xks_error_name(),
-            PluginCallError::Busy { .. } => "ThrottlingException",
-            PluginCallError::Timeout { .. } => "DependencyTimeoutException",
-            PluginCallError::Internal { .. } => "InternalException",
-        }
-    }
 }
 
 /// Call-slot and deadline settings of a key source.

@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use keyhold_sdk::{DecryptInput, EkmNode, HealthStatus};
+use keyhold_sdk::{EkmNode, HealthStatus};
 use tokio::sync::Mutex;
 
-use super::routing::StoreRoute;
+use super::{ops::reopen, routing::StoreRoute};
 
 /// The outcome of one deep check.
 #[derive(Debug, Clone)]
@@ -86,15 +86,7 @@ async fn check(route: &StoreRoute) -> HealthResult {
                 .encrypt(key.as_str().into(), probe[..].into(), aad[..].into())
                 .into_result()?;
             let plain = src
-                .decrypt(
-                    key.as_str().into(),
-                    DecryptInput {
-                        iv: sealed.iv.as_slice().into(),
-                        ciphertext: sealed.ciphertext.as_slice().into(),
-                        tag: sealed.tag.as_slice().into(),
-                        aad: aad[..].into(),
-                    },
-                )
+                .decrypt(key.as_str().into(), reopen(&sealed, aad))
                 .into_result()?;
             if plain.as_slice() != probe {
                 return Err(keyhold_sdk::KeySourceError::internal(

@@ -1,7 +1,7 @@
 //! Parsing XKS request paths: `[/<prefix>]/kms/xks/v1/health` and
 //! `[/<prefix>]/kms/xks/v1/keys/<externalKeyId>/{metadata,encrypt,decrypt}`.
 
-/// A key operation.
+/// A key operation (its [`XksOp`](super::XksOp) names it in logs and metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyOp {
     /// GetKeyMetadata.
@@ -10,17 +10,6 @@ pub enum KeyOp {
     Encrypt,
     /// Decrypt.
     Decrypt,
-}
-
-impl KeyOp {
-    /// The operation's name in logs and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            KeyOp::Metadata => "GetKeyMetadata",
-            KeyOp::Encrypt => "Encrypt",
-            KeyOp::Decrypt => "Decrypt",
-        }
-    }
 }
 
 /// What a path asks for.
@@ -68,63 +57,4 @@ pub fn parse(path: &str) -> Option<XksPath<'_>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_every_operation() {
-        assert_eq!(
-            parse("/tenants/acme/kms/xks/v1/health"),
-            Some(XksPath::Health {
-                base: "/tenants/acme/kms/xks/v1"
-            })
-        );
-        assert_eq!(
-            parse("/kms/xks/v1/health"),
-            Some(XksPath::Health {
-                base: "/kms/xks/v1"
-            })
-        );
-        assert_eq!(
-            parse("/p/kms/xks/v1/keys/k-1/encrypt"),
-            Some(XksPath::Key {
-                base: "/p/kms/xks/v1",
-                key_id: "k-1",
-                op: KeyOp::Encrypt
-            })
-        );
-        assert_eq!(
-            parse("/kms/xks/v1/keys/k/metadata"),
-            Some(XksPath::Key {
-                base: "/kms/xks/v1",
-                key_id: "k",
-                op: KeyOp::Metadata
-            })
-        );
-        assert!(matches!(
-            parse("/p/kms/xks/v1/keys/k/decrypt"),
-            Some(XksPath::Key {
-                op: KeyOp::Decrypt,
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn rejects_everything_else() {
-        for p in [
-            "/",
-            "",
-            "/p/kms/xks/v1",
-            "/p/kms/xks/v1/",
-            "/p/kms/xks/v2/health",
-            "/p/kms/xks/v1/keys/k/sign",
-            "/p/kms/xks/v1/keys//encrypt/x",
-            "/p/kms/xks/v1/key/k/encrypt",
-            "/p/kms/xks/v1/keys/a/b/encrypt",
-            "/p/health",
-        ] {
-            assert_eq!(parse(p), None, "{p}");
-        }
-    }
-}
+mod tests;

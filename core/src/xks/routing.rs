@@ -19,10 +19,10 @@ use crate::{
     model::{self, CredentialRecord, HyokKeyRecord, StoreRecord},
     plugin::KeySourceHandle,
     secrets::MasterKey,
-    store::{Store, StoreError, WatchEvent},
+    store::{Change, Store, StoreError, WatchEvent},
 };
 
-use super::{health::HealthCache, quota::TokenBucket};
+use super::{auth::SigningKeyCache, health::HealthCache, quota::TokenBucket};
 use crate::model::Quota;
 
 type SourceMap = HashMap<String, Result<Arc<KeySourceHandle>, String>>;
@@ -151,6 +151,12 @@ impl KeyInterner {
             blocked: rec.blocked,
         }
     }
+
+    /// A key record as a map entry: external id -> route.
+    fn entry(&mut self, rec: HyokKeyRecord) -> (String, KeyRoute) {
+        let route = self.route(&rec);
+        (rec.external_id, route)
+    }
 }
 
 /// Everything the data plane knows about one key store.
@@ -174,36 +180,6 @@ pub struct StoreRoute {
     /// SigV4 signing keys of requests that verified (dropped with the route, i.e.
     /// whenever the store's credentials change).
     pub signing_keys: SigningKeyCache,
-}
-
-/// (access key id, yyyymmdd, region): what a SigV4 signing key depends on besides the
-/// secret.
-pub type SigningScope = (String, String, String);
-
-/// A small cache of SigV4 signing keys per [`SigningScope`].
-#[derive(Default)]
-pub struct SigningKeyCache {
-    keys: std::sync::Mutex<HashMap<SigningScope, Zeroizing<[u8; 32]>>>,
-}
-
-impl SigningKeyCache {
-    /// Most entries kept (a few credentials x a few regions x today and yesterday).
-    const CAPACITY: usize = 64;
-
-    /// The cached signing key, if any.
-    pub fn get(&self, key: &SigningScope) -> Option<[u8; 32]> {
-        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        keys.get(key).map(|k| **k)
-    }
-
-    /// Caches a signing key (the cache is emptied when full: dates move on).
-    pub fn insert(&self, key: SigningScope, value: [u8; 32]) {
-        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if keys.len() >= Self::CAPACITY {
-            keys.clear();
-        }
-        keys.insert(key, Zeroizing::new(value));
-    }
 }
 
 /// What building or updating the snapshot needs besides the store.
@@ -314,10 +290,10 @@ impl Routing {
                 continue;
             };
             if let Some(rec) = parse::<HyokKeyRecord>(&entry.key, &entry.value) {
-                let route = interner.route(&rec);
+                let (external_id, route) = interner.entry(rec);
                 keys.entry(store_id.to_string())
                     .or_default()
-                    .insert(rec.external_id, route);
+                    .insert(external_id, route);
             }
         }
         let mut routing = Routing {
@@ -416,57 +392,19 @@ impl Routing {
                     Arc::new(self.load_keys(store, &id)?),
                 ),
                 Some(o) => {
-                    let cred_changes: Vec<_> = event
-                        .changes
-                        .iter()
-                        .filter_map(|c| {
-                            split_child(&c.key, model::keys::CREDENTIALS)
-                                .filter(|(sid, _)| *sid == id)
-                                .map(|(_, akid)| (akid, c))
-                        })
-                        .collect();
-                    let key_changes: Vec<_> = event
-                        .changes
-                        .iter()
-                        .filter_map(|c| {
-                            split_child(&c.key, model::keys::HYOK_KEYS)
-                                .filter(|(sid, _)| *sid == id)
-                                .map(|(_, ext)| (ext, c))
-                        })
-                        .collect();
-                    let creds = if cred_changes.is_empty() {
-                        o.credentials.clone()
-                    } else {
-                        let mut map = (*o.credentials).clone();
-                        for (akid, change) in cred_changes {
-                            map.remove(akid);
-                            if let Some(value) = &change.value {
-                                if let Some((akid, secret)) =
-                                    unseal(&ctx.master, &change.key, value)
-                                {
-                                    map.insert(akid, secret);
-                                }
-                            }
-                        }
-                        Arc::new(map)
-                    };
-                    let keys = if key_changes.is_empty() {
-                        o.keys.clone()
-                    } else {
-                        let mut map = (*o.keys).clone();
-                        let mut interner = KeyInterner::default();
-                        for (ext, change) in key_changes {
-                            map.remove(ext);
-                            if let Some(value) = &change.value {
-                                if let Some(rec) = parse::<HyokKeyRecord>(&change.key, value) {
-                                    let route = interner.route(&rec);
-                                    map.insert(rec.external_id, route);
-                                }
-                            }
-                        }
-                        Arc::new(map)
-                    };
-                    (creds, keys)
+                    let mut interner = KeyInterner::default();
+                    (
+                        patch(
+                            &o.credentials,
+                            event,
+                            model::keys::CREDENTIALS,
+                            &id,
+                            |c, v| unseal(&ctx.master, &c.key, v),
+                        ),
+                        patch(&o.keys, event, model::keys::HYOK_KEYS, &id, |c, v| {
+                            parse::<HyokKeyRecord>(&c.key, v).map(|rec| interner.entry(rec))
+                        }),
+                    )
                 }
             };
             next.insert(make_route(record, creds, keys, old.as_ref(), ctx));
@@ -497,12 +435,41 @@ impl Routing {
             .scan(&model::keys::hyok_keys_of(id))?
             .into_iter()
             .filter_map(|e| parse::<HyokKeyRecord>(&e.key, &e.value))
-            .map(|r| {
-                let route = interner.route(&r);
-                (r.external_id, route)
-            })
+            .map(|r| interner.entry(r))
             .collect())
     }
+}
+
+/// `map` after `event`'s changes to the children `<prefix><id>/<name>` of store `id`:
+/// each changed name removed, then added back from its new value when `read` makes an
+/// entry of it. `map` itself (shared) when the event does not touch it.
+fn patch<V: Clone>(
+    map: &Arc<HashMap<String, V>>,
+    event: &WatchEvent,
+    prefix: &str,
+    id: &str,
+    mut read: impl FnMut(&Change, &[u8]) -> Option<(String, V)>,
+) -> Arc<HashMap<String, V>> {
+    let changes: Vec<(&str, &Change)> = event
+        .changes
+        .iter()
+        .filter_map(|c| {
+            split_child(&c.key, prefix)
+                .filter(|(sid, _)| *sid == id)
+                .map(|(_, name)| (name, c))
+        })
+        .collect();
+    if changes.is_empty() {
+        return map.clone();
+    }
+    let mut next = HashMap::clone(map);
+    for (name, change) in changes {
+        next.remove(name);
+        if let Some((name, value)) = change.value.as_deref().and_then(|v| read(change, v)) {
+            next.insert(name, value);
+        }
+    }
+    Arc::new(next)
 }
 
 /// A route for a local store (remote stores are not served), carrying per-store state

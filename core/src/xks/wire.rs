@@ -1,21 +1,20 @@
-//! Request and response bodies of the four XKS operations, and their validation.
+//! Request and response bodies of the four XKS operations, and their validation into
+//! the inputs the operations run on ([`EncryptInput`], [`DecryptInput`]).
 //!
 //! Unknown fields are tolerated (the specification says new ones may appear). Every
-//! refusal names the field.
+//! refusal names the field and the problem, never the field's content.
 
-use base64::{Engine, engine::general_purpose::STANDARD as B64};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use zeroize::Zeroizing;
 
 use super::error::{XksError, XksErrorKind};
 
-/// Largest plaintext or ciphertext keyhold accepts (the specification's minimum).
-pub const MAX_DATA_BYTES: usize = 4300;
-/// Largest additional authenticated data keyhold accepts.
-pub const MAX_AAD_BYTES: usize = 8192;
-/// Largest `ciphertextMetadata` the specification allows.
-pub const MAX_METADATA_BYTES: usize = 20;
+mod fields;
+
+pub use fields::{
+    MAX_AAD_BYTES, MAX_DATA_BYTES, MAX_METADATA_BYTES, cdiv, check_algorithm, decode_b64,
+    effective_aad,
+};
 
 /// `requestMetadata`, as sent by AWS KMS.
 #[derive(Debug, Default, Deserialize)]
@@ -153,10 +152,158 @@ pub struct DecryptResponse<'a> {
     pub plaintext: &'a str,
 }
 
-/// Parses a JSON body, mapping any syntax or type error to ValidationException.
-pub fn parse_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, XksError> {
-    serde_json::from_slice(body)
-        .map_err(|e| XksError::validation(format!("request body is not valid: {e}")))
+/// A key operation's request body. Handled in three steps, in this order: parsed
+/// ([`parse_body`]), its `requestMetadata` checked ([`require_metadata`]), and, once the
+/// key is known, its fields validated into the operation's input
+/// ([`KeyRequest::validate`]).
+pub trait KeyRequest: DeserializeOwned {
+    /// What the operation runs on.
+    type Input;
+    /// Whether the operation uses the key's material: `requestMetadata.kmsKeyArn` is
+    /// required, and a blocked key is refused.
+    const CRYPTO: bool;
+    /// `requestMetadata`, if sent.
+    fn metadata(&self) -> &Option<RequestMetadata>;
+    /// Checks and decodes the fields into the input.
+    fn validate(self) -> Result<Self::Input, XksError>;
+}
+
+impl KeyRequest for MetadataRequest {
+    type Input = ();
+    const CRYPTO: bool = false;
+
+    fn metadata(&self) -> &Option<RequestMetadata> {
+        &self.request_metadata
+    }
+
+    fn validate(self) -> Result<(), XksError> {
+        Ok(())
+    }
+}
+
+/// Encrypt's validated input.
+pub struct EncryptInput {
+    /// The plaintext (at most [`MAX_DATA_BYTES`]).
+    pub plaintext: Zeroizing<Vec<u8>>,
+    /// The additional authenticated data (at most [`MAX_AAD_BYTES`]; empty if none).
+    pub aad: Zeroizing<Vec<u8>>,
+    /// Whether KMS asked for a Ciphertext Data Integrity Value.
+    pub want_cdiv: bool,
+}
+
+impl KeyRequest for EncryptRequest {
+    type Input = EncryptInput;
+    const CRYPTO: bool = true;
+
+    fn metadata(&self) -> &Option<RequestMetadata> {
+        &self.request_metadata
+    }
+
+    fn validate(self) -> Result<EncryptInput, XksError> {
+        check_algorithm(self.encryption_algorithm.as_ref())?;
+        let plaintext = fields::required_b64(&self.plaintext, "plaintext", MAX_DATA_BYTES)?;
+        let aad = fields::aad(&self.additional_authenticated_data)?;
+        let want_cdiv = match self.ciphertext_data_integrity_value_algorithm.as_deref() {
+            None => false,
+            Some("SHA_256") => true,
+            Some(_) => {
+                return Err(XksError::new(
+                    XksErrorKind::UnsupportedOperation,
+                    "ciphertextDataIntegrityValueAlgorithm is not supported (only SHA_256)",
+                ));
+            }
+        };
+        Ok(EncryptInput {
+            plaintext,
+            aad,
+            want_cdiv,
+        })
+    }
+}
+
+/// Decrypt's validated input.
+pub struct DecryptInput {
+    /// The ciphertext (at most [`MAX_DATA_BYTES`]).
+    pub ciphertext: Zeroizing<Vec<u8>>,
+    /// The IV: 12 or 16 bytes.
+    pub iv: Zeroizing<Vec<u8>>,
+    /// The authentication tag: 16 bytes.
+    pub tag: Zeroizing<Vec<u8>>,
+    /// The AES-GCM AAD: the request's AAD framed with its `ciphertextMetadata`, if any
+    /// ([`effective_aad`]).
+    pub aad: Zeroizing<Vec<u8>>,
+}
+
+impl KeyRequest for DecryptRequest {
+    type Input = DecryptInput;
+    const CRYPTO: bool = true;
+
+    fn metadata(&self) -> &Option<RequestMetadata> {
+        &self.request_metadata
+    }
+
+    fn validate(self) -> Result<DecryptInput, XksError> {
+        check_algorithm(self.encryption_algorithm.as_ref())?;
+        let ciphertext = fields::required_b64(&self.ciphertext, "ciphertext", MAX_DATA_BYTES)?;
+        let iv = fields::exact_b64(
+            &self.initialization_vector,
+            "initializationVector",
+            &[12, 16],
+        )?;
+        let tag = fields::exact_b64(&self.authentication_tag, "authenticationTag", &[16])?;
+        let aad = fields::aad(&self.additional_authenticated_data)?;
+        let metadata = self
+            .ciphertext_metadata
+            .as_deref()
+            .map(fields::ciphertext_metadata)
+            .transpose()?;
+        let aad = Zeroizing::new(effective_aad(&aad, metadata.as_ref().map(|m| m.as_slice())));
+        Ok(DecryptInput {
+            ciphertext,
+            iv,
+            tag,
+            aad,
+        })
+    }
+}
+
+/// Parses a JSON body; a syntax or type error is a ValidationException naming where
+/// the body is wrong (the field, or the line and column), never what it holds.
+pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, XksError> {
+    serde_json::from_slice(body).map_err(|_| invalid_body::<T>(body))
+}
+
+/// Why `body`, known not to parse as `T`, does not: parsed again, tracking the path
+/// (only on this error path, so that a valid body is parsed once).
+fn invalid_body<T: DeserializeOwned>(body: &[u8]) -> XksError {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let (field, e) = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Err(e) => {
+            // A body that is no JSON object fails at its root, or in its first element.
+            let field = match e.path().iter().next() {
+                None | Some(serde_path_to_error::Segment::Seq { .. }) => None,
+                Some(_) => Some(e.path().to_string()),
+            };
+            (field, e.into_inner())
+        }
+        Ok(_) => match de.end() {
+            Err(e) => (None, e),
+            Ok(()) => return XksError::validation("request body is not valid"),
+        },
+    };
+    XksError::validation(match (e.classify(), field) {
+        (serde_json::error::Category::Data, Some(field)) => {
+            format!("field '{field}' has the wrong type or value")
+        }
+        (serde_json::error::Category::Data, None) => {
+            "request body must be a JSON object".to_string()
+        }
+        _ => format!(
+            "request body is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+    })
 }
 
 /// Checks the metadata fields every key operation needs and returns it.
@@ -190,152 +337,5 @@ pub fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, Xk
         .ok_or_else(|| XksError::validation(format!("missing required field '{name}'")))
 }
 
-/// Decodes a base64 field, refusing it (without echoing it) when malformed, or with
-/// 501 UnsupportedOperationException when it decodes to more than `max` bytes.
-pub fn decode_b64(value: &str, name: &str, max: usize) -> Result<Zeroizing<Vec<u8>>, XksError> {
-    // 4 characters per 3 bytes: refuse long input before decoding it.
-    if value.len() > max.div_ceil(3) * 4 {
-        return Err(too_large(name, max));
-    }
-    let bytes = Zeroizing::new(
-        B64.decode(value)
-            .map_err(|_| XksError::validation(format!("field '{name}' is not valid base64")))?,
-    );
-    if bytes.len() > max {
-        return Err(too_large(name, max));
-    }
-    Ok(bytes)
-}
-
-fn too_large(name: &str, max: usize) -> XksError {
-    XksError::new(
-        XksErrorKind::UnsupportedOperation,
-        format!("field '{name}' exceeds the supported maximum of {max} bytes"),
-    )
-}
-
-/// Checks `encryptionAlgorithm`.
-pub fn check_algorithm(value: Option<&String>) -> Result<(), XksError> {
-    match value.map(String::as_str) {
-        Some("AES_GCM") => Ok(()),
-        None => Err(XksError::validation(
-            "missing required field 'encryptionAlgorithm'",
-        )),
-        Some(other) => Err(XksError::new(
-            XksErrorKind::UnsupportedOperation,
-            format!(
-                "encryptionAlgorithm '{}' is not supported (only AES_GCM)",
-                other.chars().take(40).collect::<String>()
-            ),
-        )),
-    }
-}
-
-/// The AES-GCM AAD for a request: the AAD as given when there is no ciphertext
-/// metadata; otherwise `u16_be(len(aad)) || aad || u8(len(meta)) || meta`, as the
-/// specification prescribes, so that metadata cannot be moved into the AAD.
-pub fn effective_aad(aad: &[u8], metadata: Option<&[u8]>) -> Vec<u8> {
-    match metadata {
-        None => aad.to_vec(),
-        Some(meta) => {
-            let mut out = Vec::with_capacity(3 + aad.len() + meta.len());
-            out.extend_from_slice(&(aad.len() as u16).to_be_bytes());
-            out.extend_from_slice(aad);
-            out.push(meta.len() as u8);
-            out.extend_from_slice(meta);
-            out
-        }
-    }
-}
-
-/// The Ciphertext Data Integrity Value: base64(SHA-256(aad || metadata || iv ||
-/// ciphertext || tag)) over decoded bytes, absent fields empty.
-pub fn cdiv(aad: &[u8], metadata: &[u8], iv: &[u8], ciphertext: &[u8], tag: &[u8]) -> String {
-    let mut h = Sha256::new();
-    for part in [aad, metadata, iv, ciphertext, tag] {
-        h.update(part);
-    }
-    B64.encode(h.finalize())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cdiv_matches_the_specification_example() {
-        let d = |s: &str| B64.decode(s).unwrap();
-        let value = cdiv(
-            b"project=nile,department=marketing",
-            b"key_version=1",
-            &d("HMrlRw85cAJUd5Ax"),
-            &d("ghxkK1txeDNn3q8Y"),
-            &d("vBxN2ncH1oEkR8WVXpmyYQ=="),
-        );
-        assert_eq!(value, "qHA/ImC9h5HsLRXqCyPmWgYx7tzyoTplzILbP0fPXsc=");
-    }
-
-    #[test]
-    fn aad_framing() {
-        assert_eq!(effective_aad(b"ab", None), b"ab");
-        assert_eq!(
-            effective_aad(b"ab", Some(b"m")),
-            [0, 2, b'a', b'b', 1, b'm']
-        );
-        assert_eq!(effective_aad(b"", Some(b"")), [0, 0, 0]);
-        // Metadata moved into the AAD gives a different AES-GCM AAD.
-        assert_ne!(
-            effective_aad(b"m", Some(b"")),
-            effective_aad(b"", Some(b"m"))
-        );
-    }
-
-    #[test]
-    fn base64_limits() {
-        let at = B64.encode(vec![1u8; 4300]);
-        assert_eq!(at.len(), 5736);
-        assert_eq!(decode_b64(&at, "plaintext", 4300).unwrap().len(), 4300);
-        let past = B64.encode(vec![1u8; 4301]);
-        let e = decode_b64(&past, "plaintext", 4300).unwrap_err();
-        assert_eq!(e.kind, XksErrorKind::UnsupportedOperation);
-        let e = decode_b64("!!!!", "plaintext", 4300).unwrap_err();
-        assert_eq!(e.kind, XksErrorKind::Validation);
-        assert!(e.message.contains("plaintext"));
-        assert_eq!(decode_b64("", "plaintext", 4300).unwrap().len(), 0);
-    }
-
-    #[test]
-    fn algorithm() {
-        assert!(check_algorithm(Some(&"AES_GCM".to_string())).is_ok());
-        assert_eq!(
-            check_algorithm(None).unwrap_err().kind,
-            XksErrorKind::Validation
-        );
-        assert_eq!(
-            check_algorithm(Some(&"AES_CBC".to_string()))
-                .unwrap_err()
-                .kind,
-            XksErrorKind::UnsupportedOperation
-        );
-    }
-
-    #[test]
-    fn metadata_requirements() {
-        let full: EncryptRequest = parse_body(
-            br#"{"requestMetadata":{"awsPrincipalArn":"p","kmsKeyArn":"k","kmsOperation":"Encrypt","kmsRequestId":"r","futureField":1},"plaintext":"","encryptionAlgorithm":"AES_GCM","unknownTopLevel":true}"#,
-        )
-        .unwrap();
-        assert!(require_metadata(&full.request_metadata, true).is_ok());
-        let no_arn: EncryptRequest = parse_body(
-            br#"{"requestMetadata":{"awsPrincipalArn":"p","kmsOperation":"Encrypt","kmsRequestId":"r"}}"#,
-        )
-        .unwrap();
-        let e = require_metadata(&no_arn.request_metadata, true).unwrap_err();
-        assert!(e.message.contains("kmsKeyArn"), "{e}");
-        assert!(require_metadata(&no_arn.request_metadata, false).is_ok());
-        let e = parse_body::<EncryptRequest>(b"{not json").unwrap_err();
-        assert_eq!(e.kind, XksErrorKind::Validation);
-        let e = parse_body::<EncryptRequest>(br#"{"plaintext": 5}"#).unwrap_err();
-        assert_eq!(e.kind, XksErrorKind::Validation);
-    }
-}
+mod tests;

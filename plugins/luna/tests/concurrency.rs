@@ -68,7 +68,7 @@ fn exhausted_pool_times_out() {
     let start = Instant::now();
     let err = source.encrypt("x", b"p", b"").unwrap_err();
     assert!(matches!(err, KeySourceError::Timeout { .. }), "{err}");
-    assert_eq!(err.xks_error_name(), "DependencyTimeoutException");
+    assert_eq!(err.kind(), keyhold_sdk::KeySourceErrorKind::Timeout);
     assert!(start.elapsed().as_millis() >= 100);
     assert_eq!(
         source.health()[0].status,

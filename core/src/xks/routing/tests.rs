@@ -1,3 +1,5 @@
+//! Tests of the routing snapshot: building it, and updating it per committed change.
+
 use super::*;
 use crate::{
     model::{XksLocation, keys},
@@ -69,6 +71,17 @@ fn put_key(s: &MemoryStore, store_id: &str, ext: &str, blocked: bool) -> u64 {
     .unwrap()
 }
 
+/// Stores "a" (with one credential of `secret` and key "k1") and "b" at these prefixes.
+fn two_stores(prefix_a: &str, prefix_b: &str, secret: &str) -> (MemoryStore, RoutingContext) {
+    let s = MemoryStore::new();
+    let c = ctx();
+    put_store(&s, &record("a", prefix_a));
+    put_store(&s, &record("b", prefix_b));
+    put_credential(&s, &c, "a", "AKIDAAAAAAAAAAAAAAAA", secret);
+    put_key(&s, "a", "k1", false);
+    (s, c)
+}
+
 /// Applies every event received so far.
 fn follow(
     routing: Routing,
@@ -89,31 +102,23 @@ fn same_content(a: &Routing, b: &Routing) {
         let other = b.by_id(&route.record.id).expect("store in both");
         assert_eq!(route.record, other.record);
         assert_eq!(route.base_path, other.base_path);
-        let mut ca: Vec<_> = route
-            .credentials
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_vec()))
-            .collect();
-        let mut cb: Vec<_> = other
-            .credentials
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_vec()))
-            .collect();
-        ca.sort();
-        cb.sort();
-        assert_eq!(ca, cb);
+        let credentials = |r: &StoreRoute| {
+            let mut c: Vec<_> = r
+                .credentials
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_vec()))
+                .collect();
+            c.sort();
+            c
+        };
+        assert_eq!(credentials(route), credentials(other));
         assert_eq!(*route.keys, *other.keys);
     }
 }
 
 #[test]
 fn build_indexes_by_base_lb_path_and_id() {
-    let s = MemoryStore::new();
-    let c = ctx();
-    put_store(&s, &record("a", "tenants/a"));
-    put_store(&s, &record("b", ""));
-    put_credential(&s, &c, "a", "AKIDAAAAAAAAAAAAAAAA", "secret-a");
-    put_key(&s, "a", "k1", false);
+    let (s, c) = two_stores("tenants/a", "", "secret-a");
     let r = Routing::build(&s, &c, None).unwrap();
     assert_eq!(r.len(), 2);
     let a = r.by_base("/tenants/a/kms/xks/v1").unwrap();
@@ -133,12 +138,7 @@ fn build_indexes_by_base_lb_path_and_id() {
 
 #[test]
 fn apply_touches_only_the_changed_store() {
-    let s = MemoryStore::new();
-    let c = ctx();
-    put_store(&s, &record("a", "a"));
-    put_store(&s, &record("b", "b"));
-    put_credential(&s, &c, "a", "AKIDAAAAAAAAAAAAAAAA", "one");
-    put_key(&s, "a", "k1", false);
+    let (s, c) = two_stores("a", "b", "one");
     let mut rx = s.watch();
     let r0 = Routing::build(&s, &c, None).unwrap();
     let b0 = r0.by_id("b").unwrap().clone();
@@ -272,28 +272,4 @@ fn quotas_come_from_the_store_or_the_default() {
     c.default_quota = None;
     let r = Routing::build(&s, &c, None).unwrap();
     assert!(r.by_id("b").unwrap().quota.is_none());
-}
-
-#[test]
-fn signing_key_cache_is_bounded() {
-    let cache = SigningKeyCache::default();
-    let scope = |i: usize| {
-        (
-            "AKID".to_string(),
-            format!("2026{i:04}"),
-            "us-east-1".to_string(),
-        )
-    };
-    assert!(cache.get(&scope(0)).is_none());
-    cache.insert(scope(0), [7u8; 32]);
-    assert_eq!(cache.get(&scope(0)), Some([7u8; 32]));
-    for i in 1..=SigningKeyCache::CAPACITY {
-        cache.insert(scope(i), [i as u8; 32]);
-    }
-    // Full: emptied, then the newest entry kept.
-    assert!(cache.get(&scope(0)).is_none());
-    assert_eq!(
-        cache.get(&scope(SigningKeyCache::CAPACITY)),
-        Some([SigningKeyCache::CAPACITY as u8; 32])
-    );
 }

@@ -1,0 +1,93 @@
+//! Request authentication: every XKS request's SigV4 signature, checked against the
+//! credentials of the key store it names, and the per-store cache of SigV4 signing keys
+//! that spares the key derivation on repeated requests. (Client certificates, when a
+//! listener requires them, are checked in the TLS handshake: see `tls`.)
+
+use std::{collections::HashMap, sync::Mutex};
+
+use http::{header, request::Parts};
+use zeroize::Zeroizing;
+
+use super::{
+    error::{XksError, XksErrorKind},
+    routing::StoreRoute,
+    sigv4,
+};
+
+/// Checks that the request is signed with a credential of `route`'s key store.
+pub fn authenticate(parts: &Parts, body: &[u8], route: &StoreRoute) -> Result<(), XksError> {
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| failed("missing Authorization header (requests must be SigV4-signed)"))?
+        .to_str()
+        .map_err(|_| failed("Authorization header is not ASCII"))?;
+    let auth = sigv4::parse_authorization(header).map_err(|e| failed(e.to_string()))?;
+    let secret = route
+        .credentials
+        .get(auth.access_key_id)
+        .ok_or_else(|| failed("unknown access key id for this key store"))?;
+    let request = sigv4::RequestParts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        authority: parts.uri.authority().map(|a| a.as_str()),
+        body,
+    };
+    // The signing key depends only on (secret, date, region): reuse it across requests.
+    // Only keys of requests that verified are cached, so unauthenticated callers cannot
+    // fill the cache.
+    let scope = (
+        auth.access_key_id.to_string(),
+        auth.date.to_string(),
+        auth.region.to_string(),
+    );
+    let cached = route.signing_keys.get(&scope);
+    let key = cached
+        .unwrap_or_else(|| sigv4::signing_key(secret, auth.date, auth.region, sigv4::SERVICE));
+    sigv4::verify_with_key(&request, &auth, &key, time::OffsetDateTime::now_utc())
+        .map_err(|e| failed(e.to_string()))?;
+    if cached.is_none() {
+        route.signing_keys.insert(scope, key);
+    }
+    Ok(())
+}
+
+fn failed(message: impl Into<String>) -> XksError {
+    XksError::new(XksErrorKind::AuthenticationFailed, message)
+}
+
+/// (access key id, yyyymmdd, region): what a SigV4 signing key depends on besides the
+/// secret.
+pub type SigningScope = (String, String, String);
+
+/// A small cache of SigV4 signing keys per [`SigningScope`], one per key store (dropped
+/// with the store's route, i.e. whenever its credentials change).
+#[derive(Default)]
+pub struct SigningKeyCache {
+    keys: Mutex<HashMap<SigningScope, Zeroizing<[u8; 32]>>>,
+}
+
+impl SigningKeyCache {
+    /// Most entries kept (a few credentials x a few regions x today and yesterday).
+    pub const CAPACITY: usize = 64;
+
+    /// The cached signing key, if any.
+    pub fn get(&self, key: &SigningScope) -> Option<[u8; 32]> {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.get(key).map(|k| **k)
+    }
+
+    /// Caches a signing key (the cache is emptied when full: dates move on).
+    pub fn insert(&self, key: SigningScope, value: [u8; 32]) {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= Self::CAPACITY {
+            keys.clear();
+        }
+        keys.insert(key, Zeroizing::new(value));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,77 @@
+//! GetHealthStatus and the load-balancer health path, both answered from the store's
+//! cached deep health check (`xks::health`).
+
+use http::{Method, StatusCode};
+
+use crate::xks::{
+    error::{XksError, XksErrorKind, json_response},
+    ops::{Resp, ok_json},
+    routing::StoreRoute,
+    service::XksSettings,
+    wire,
+};
+
+/// Answers GetHealthStatus: the proxy fleet, and the key managers with their health.
+pub async fn get_health_status(
+    route: &StoreRoute,
+    settings: &XksSettings,
+) -> Result<Resp, XksError> {
+    let result = route.health.get(route, settings.health_max_age).await;
+    let resp = wire::HealthResponse {
+        xks_proxy_fleet_size: settings.fleet_size,
+        xks_proxy_vendor: "keyhold".into(),
+        xks_proxy_model: format!("keyhold {}", env!("CARGO_PKG_VERSION")),
+        ekm_vendor: result.vendor.clone(),
+        ekm_fleet_details: result
+            .nodes
+            .iter()
+            .map(|n| wire::EkmFleetDetail {
+                id: n.id.to_string(),
+                model: n.model.to_string(),
+                health_status: n.status.as_str(),
+            })
+            .collect(),
+    };
+    Ok(ok_json(&resp))
+}
+
+/// Answers the load-balancer health path (`GET`/`HEAD`, unauthenticated): 200 `ACTIVE`
+/// when the store can serve crypto, else 503 `BLOCKED` or `UNAVAILABLE` with a reason.
+pub async fn load_balancer_health(
+    method: &Method,
+    route: &StoreRoute,
+    settings: &XksSettings,
+) -> Result<Resp, XksError> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(XksError::new(
+            XksErrorKind::MethodNotAllowed,
+            "the load-balancer health path answers GET",
+        ));
+    }
+    let result = route.health.get(route, settings.health_max_age).await;
+    let (status, text, reason) = if route.record.blocked {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "BLOCKED",
+            Some("key store is blocked".to_string()),
+        )
+    } else if result.is_healthy() {
+        (StatusCode::OK, "ACTIVE", None)
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            result
+                .outcome
+                .clone()
+                .err()
+                .or(Some("no key manager is available".into())),
+        )
+    };
+    let body = serde_json::json!({
+        "store": route.record.name,
+        "status": text,
+        "reason": reason,
+    });
+    Ok(json_response(status, body.to_string().into_bytes()))
+}
