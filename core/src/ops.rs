@@ -84,7 +84,7 @@ pub enum OpError {
     Input(String),
     /// Authentication or authorization refused.
     #[error(transparent)]
-    Auth(#[from] crate::auth::AuthError),
+    Access(#[from] crate::identity::AccessError),
 }
 
 impl From<StoreError> for OpError {
@@ -126,7 +126,7 @@ impl OpError {
             OpError::SourceUnavailable { .. } => "source_unavailable",
             OpError::Store(_) => "store_error",
             OpError::Input(_) => "invalid_input",
-            OpError::Auth(e) => e.code(),
+            OpError::Access(e) => e.code(),
         }
     }
 
@@ -156,7 +156,7 @@ impl OpError {
             OpError::Source { .. } | OpError::SourceUnavailable { .. } => 502,
             OpError::Store(_) => 500,
             OpError::Input(_) => 400,
-            OpError::Auth(e) => e.http_status(),
+            OpError::Access(e) => e.http_status(),
         }
     }
 }
@@ -724,11 +724,9 @@ mod identity;
 mod sources;
 
 pub use connections::{
-    CONNECTION_TEST_TIMEOUT, ConnectionTest, NewAwsConnection, NewHsmConnection, PluginSettings,
-    open_source,
+    CONNECTION_TEST_TIMEOUT, NewAwsConnection, NewHsmConnection, PluginSettings, open_source,
 };
 pub use identity::{AccountUpdate, RootBootstrap};
-pub use sources::SourceStatus;
 
 #[cfg(test)]
 mod tests;

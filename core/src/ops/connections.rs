@@ -9,11 +9,11 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::{OpError, Operations, decode, to_json};
 use crate::{
+    api::connections::ConnectionTest,
     model::{
         self, AccountRecord, AwsConnectionRecord, HsmConnectionRecord, SourceRecord,
         StsRegionalEndpoints, keys, rules::RuleViolation,
@@ -75,42 +75,6 @@ pub struct NewHsmConnection {
     pub pool_size: Option<u32>,
     /// Session wait bound, ms.
     pub op_timeout_ms: Option<u64>,
-}
-
-/// The outcome of a connection test: `Ready`, or `Failed` with the reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ConnectionTest {
-    /// `Ready` or `Failed`.
-    pub status: &'static str,
-    /// Why it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The HSM's model (HSM connections that are ready).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// The endpoint tried (AWS connections).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-}
-
-impl ConnectionTest {
-    fn ready() -> ConnectionTest {
-        ConnectionTest {
-            status: "Ready",
-            reason: None,
-            model: None,
-            endpoint: None,
-        }
-    }
-
-    fn failed(reason: impl Into<String>) -> ConnectionTest {
-        ConnectionTest {
-            status: "Failed",
-            reason: Some(reason.into()),
-            model: None,
-            endpoint: None,
-        }
-    }
 }
 
 fn in_use(what: &str, name: &str, users: &[String], kind: &str) -> OpError {
