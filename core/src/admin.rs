@@ -18,6 +18,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::{net::TcpListener, sync::watch};
 use utoipa_axum::router::OpenApiRouter;
 
+use self::openapi::tagged;
+
 mod accounts;
 mod authz;
 mod bootstrap;
@@ -28,6 +30,8 @@ mod etag;
 mod extract;
 mod keys;
 mod openapi;
+mod params;
+mod prelude;
 mod reply;
 mod session;
 mod sources;
@@ -40,21 +44,21 @@ pub use bootstrap::bootstrap_root;
 pub use error::ApiError;
 pub use extract::{Admin, Body, Caller};
 pub use openapi::json as openapi_json;
-pub use state::AdminState;
+pub use state::{Actor, AdminState};
 
 /// Every route with its OpenAPI operation: the single route list.
 fn api_router() -> OpenApiRouter<AdminState> {
     OpenApiRouter::with_openapi(openapi::base())
         .routes(utoipa_axum::routes!(openapi::openapi_json))
-        .merge(session::routes())
-        .merge(tokens::routes())
-        .merge(users::routes())
-        .merge(accounts::routes())
-        .merge(connections::routes())
-        .merge(sources::routes())
-        .merge(stores::routes())
-        .merge(credentials::routes())
-        .merge(keys::routes())
+        .merge(tagged("session", session::routes()))
+        .merge(tagged("tokens", tokens::routes()))
+        .merge(tagged("users", users::routes()))
+        .merge(tagged("accounts", accounts::routes()))
+        .merge(tagged("connections", connections::routes()))
+        .merge(tagged("sources", sources::routes()))
+        .merge(tagged("stores", stores::routes()))
+        .merge(tagged("credentials", credentials::routes()))
+        .merge(tagged("keys", keys::routes()))
 }
 
 /// The OpenAPI document of every route (what `GET /api/v1/openapi.json` serves).

@@ -1,25 +1,10 @@
 //! AWS accounts with their ACLs: created, changed and deleted by admins, seen by whoever
 //! the ACL lets view them.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
-use serde_json::json;
-use utoipa_axum::{router::OpenApiRouter, routes};
-
-use super::{
-    Admin, AdminState, Body, Caller,
-    reply::{Result, created},
-};
+use super::{params::AccountId, prelude::*};
 use crate::{
-    api::{
-        accounts::{Account, AccountPatch, NewAccount},
-        error::ErrorBody,
-    },
-    identity::{self, Permission},
-    ops::AccountUpdate,
+    api::accounts::{Account, AccountPatch, NewAccount},
+    identity,
 };
 
 pub(super) fn routes() -> OpenApiRouter<AdminState> {
@@ -29,33 +14,21 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
 }
 
 /// Create an AWS account with its ACL (admins).
-#[utoipa::path(
-    post,
-    path = "/api/v1/accounts",
-    tag = "accounts",
-    request_body = NewAccount,
-    responses(
-        (status = 201, description = "The account.", body = Account),
-        (status = 400, description = "Invalid input.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
-        (status = 409, description = "Exists.", body = ErrorBody),
-    )
-)]
+#[utoipa::path(post, path = "/api/v1/accounts", request_body = NewAccount, responses(
+    (status = 201, description = "The account.", body = Account),
+    (status = 400, description = "Invalid input.", body = ErrorBody),
+    (status = 403, description = "Not an admin.", body = ErrorBody),
+    (status = 409, description = "Exists.", body = ErrorBody),
+))]
 async fn create_account(
-    State(s): State<AdminState>,
-    Admin(who): Admin,
+    Admin(c): Admin,
     Body(body): Body<NewAccount>,
 ) -> Result<(StatusCode, Json<Account>)> {
     let object = format!("account/{}", body.id);
-    let acc = s
-        .change(&who, "create_account", object, move |ops, _| {
-            let a = ops.create_account_with(
-                &body.id,
-                &body.name,
-                body.regions,
-                body.acl,
-                body.aws_connection,
-            )?;
+    let acc = c
+        .change("create_account", object, move |ops, _| {
+            let (regions, acl, connection) = (body.regions, body.acl, body.aws_connection);
+            let a = ops.create_account_with(&body.id, &body.name, regions, acl, connection)?;
             let details = json!({"acl": a.acl, "aws_connection": a.aws_connection});
             Ok((a, details))
         })
@@ -64,81 +37,41 @@ async fn create_account(
 }
 
 /// AWS accounts the caller may view.
-#[utoipa::path(
-    get,
-    path = "/api/v1/accounts",
-    tag = "accounts",
-    responses((status = 200, description = "Accounts.", body = Vec<Account>))
-)]
-async fn list_accounts(State(s): State<AdminState>, c: Caller) -> Result<Json<Vec<Account>>> {
-    let accounts = s
-        .read_as(&c.principal, |ops, who| {
-            Ok(ops
-                .list_accounts()?
-                .into_iter()
-                .filter(|a| identity::authorize(who, &a.id, &a.acl, Permission::View).is_ok())
-                .collect())
-        })
-        .await?;
+#[utoipa::path(get, path = "/api/v1/accounts", responses(
+    (status = 200, description = "Accounts.", body = Vec<Account>),
+))]
+async fn list_accounts(c: Caller) -> Result<Json<Vec<Account>>> {
+    let mut accounts = c.read(|ops, _| ops.list_accounts()).await?;
+    accounts.retain(|a| identity::authorize(&c.principal, &a.id, &a.acl, Permission::View).is_ok());
     Ok(Json(accounts))
 }
 
 /// One AWS account (needs view).
-#[utoipa::path(
-    get,
-    path = "/api/v1/accounts/{id}",
-    tag = "accounts",
-    params(("id" = String, Path, description = "AWS account id")),
-    responses(
-        (status = 200, description = "The account.", body = Account),
-        (status = 403, description = "No view permission.", body = ErrorBody),
-        (status = 404, description = "No such account.", body = ErrorBody),
-    )
-)]
-async fn get_account(
-    State(s): State<AdminState>,
-    c: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Account>> {
-    let acc = s
-        .read_as(&c.principal, move |ops, who| {
-            let a = ops.get_account(&id)?;
-            identity::authorize(who, &a.id, &a.acl, Permission::View)?;
-            Ok(a)
-        })
-        .await?;
+#[utoipa::path(get, path = "/api/v1/accounts/{id}", params(AccountId), responses(
+    (status = 200, description = "The account.", body = Account),
+    (status = 403, description = "No view permission.", body = ErrorBody),
+    (status = 404, description = "No such account.", body = ErrorBody),
+))]
+async fn get_account(c: Caller, Path(AccountId { id }): Path<AccountId>) -> Result<Json<Account>> {
+    let acc = c.read(move |ops, _| ops.get_account(&id)).await?;
+    identity::authorize(&c.principal, &acc.id, &acc.acl, Permission::View)?;
     Ok(Json(acc))
 }
 
 /// Change an account's name, regions, ACL or AWS connection (admins).
-#[utoipa::path(
-    put,
-    path = "/api/v1/accounts/{id}",
-    tag = "accounts",
-    params(("id" = String, Path, description = "AWS account id")),
-    request_body = AccountPatch,
-    responses(
-        (status = 200, description = "The account.", body = Account),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
-        (status = 404, description = "No such account.", body = ErrorBody),
-    )
-)]
+#[utoipa::path(put, path = "/api/v1/accounts/{id}", params(AccountId), request_body = AccountPatch, responses(
+    (status = 200, description = "The account.", body = Account),
+    (status = 403, description = "Not an admin.", body = ErrorBody),
+    (status = 404, description = "No such account.", body = ErrorBody),
+))]
 async fn update_account(
-    State(s): State<AdminState>,
-    Admin(who): Admin,
-    Path(id): Path<String>,
+    Admin(c): Admin,
+    Path(AccountId { id }): Path<AccountId>,
     Body(body): Body<AccountPatch>,
 ) -> Result<Json<Account>> {
-    let object = format!("account/{id}");
-    let acc = s
-        .change(&who, "update_account", object, move |ops, _| {
-            let update = AccountUpdate {
-                name: body.name,
-                regions: body.regions,
-                acl: body.acl,
-                aws_connection: body.aws_connection,
-            };
-            let a = ops.update_account(&id, update)?;
+    let acc = c
+        .change("update_account", format!("account/{id}"), move |ops, _| {
+            let a = ops.update_account(&id, body)?;
             let details = json!({"acl": a.acl, "regions": a.regions});
             Ok((a, details))
         })
@@ -147,24 +80,16 @@ async fn update_account(
 }
 
 /// Delete an AWS account (admins); refused while it has stores.
-#[utoipa::path(
-    delete,
-    path = "/api/v1/accounts/{id}",
-    tag = "accounts",
-    params(("id" = String, Path, description = "AWS account id")),
-    responses(
-        (status = 204, description = "Deleted."),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
-        (status = 409, description = "Account in use.", body = ErrorBody),
-    )
-)]
+#[utoipa::path(delete, path = "/api/v1/accounts/{id}", params(AccountId), responses(
+    (status = 204, description = "Deleted."),
+    (status = 403, description = "Not an admin.", body = ErrorBody),
+    (status = 409, description = "Account in use.", body = ErrorBody),
+))]
 async fn delete_account(
-    State(s): State<AdminState>,
-    Admin(who): Admin,
-    Path(id): Path<String>,
+    Admin(c): Admin,
+    Path(AccountId { id }): Path<AccountId>,
 ) -> Result<StatusCode> {
-    let object = format!("account/{id}");
-    s.change_no_content(&who, "delete_account", object, move |ops, _| {
+    c.change_no_content("delete_account", format!("account/{id}"), move |ops, _| {
         ops.delete_account(&id)
     })
     .await

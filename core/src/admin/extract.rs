@@ -1,5 +1,8 @@
-//! Request extractors: [`Caller`] (the bearer token's user), [`Admin`] (the same,
-//! refused unless an admin) and [`Body`] (a JSON body refused with the API's error).
+//! Request extractors: [`Caller`] (the bearer token's user, with what handlers need
+//! to act for them), [`Admin`] (the same, refused unless an admin) and [`Body`] (a
+//! JSON body refused with the API's error).
+
+use std::ops::Deref;
 
 use axum::{
     extract::{FromRequest, FromRequestParts, MatchedPath, Request},
@@ -9,16 +12,24 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
-use super::{AdminState, ApiError, openapi};
-use crate::identity::{AccessError, Principal, TokenRecord};
+use super::{Actor, AdminState, ApiError, openapi};
+use crate::identity::{AccessError, TokenRecord};
 
 /// The authenticated caller of a request (`Authorization: Bearer kh_...`); refused
-/// with 401 `unauthenticated`.
+/// with 401 `unauthenticated`. Handlers act for the caller through [`Actor`]'s
+/// methods.
 pub struct Caller {
-    /// Who.
-    pub principal: Principal,
+    actor: Actor,
     /// The token they presented.
     pub token: TokenRecord,
+}
+
+impl Deref for Caller {
+    type Target = Actor;
+
+    fn deref(&self) -> &Actor {
+        &self.actor
+    }
 }
 
 impl FromRequestParts<AdminState> for Caller {
@@ -45,14 +56,17 @@ impl FromRequestParts<AdminState> for Caller {
             .ok_or_else(missing)?;
         let bearer = Zeroizing::new(bearer.trim().to_string());
         let (principal, token) = state.read(move |ops| ops.authenticate(&bearer)).await?;
-        Ok(Caller { principal, token })
+        Ok(Caller {
+            actor: Actor::new(state.clone(), principal),
+            token,
+        })
     }
 }
 
 /// An authenticated caller in the `admins` group. Others are refused with 403
 /// `admin_only`, naming the operation (its OpenAPI `operationId`, e.g. "create user");
 /// a refused change (any method but GET) is recorded in the audit log.
-pub struct Admin(pub Principal);
+pub struct Admin(pub Caller);
 
 impl FromRequestParts<AdminState> for Admin {
     type Rejection = ApiError;
@@ -63,7 +77,7 @@ impl FromRequestParts<AdminState> for Admin {
     ) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
         if caller.principal.is_admin() {
-            return Ok(Admin(caller.principal));
+            return Ok(Admin(caller));
         }
         let route = parts
             .extensions

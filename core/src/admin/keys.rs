@@ -1,26 +1,11 @@
 //! HYOK keys of a store: create (bound to a key of the store's source), list, read,
 //! delete, block and unblock; each as the account's ACL allows.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
-use serde_json::{Value, json};
-use utoipa_axum::{router::OpenApiRouter, routes};
-
 use super::{
-    AdminState, Body, Caller,
-    authz::authorize_store,
-    reply::{Result, created},
+    params::{HyokKeyId, StoreId},
+    prelude::*,
 };
-use crate::{
-    api::{
-        error::ErrorBody,
-        keys::{HyokKey, NewHyokKey},
-    },
-    identity::Permission,
-};
+use crate::api::keys::{HyokKey, NewHyokKey};
 
 pub(super) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
@@ -31,27 +16,19 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
 }
 
 /// Create a HYOK key bound to a key of the store's source.
-#[utoipa::path(
-    post,
-    path = "/api/v1/stores/{id}/keys",
-    tag = "keys",
-    params(("id" = String, Path, description = "Store id")),
-    request_body = NewHyokKey,
-    responses(
-        (status = 201, description = "The key.", body = HyokKey),
-        (status = 409, description = "Exists or store blocked.", body = ErrorBody),
-        (status = 422, description = "No such source key.", body = ErrorBody),
-    )
-)]
+#[utoipa::path(post, path = "/api/v1/stores/{id}/keys", params(StoreId), request_body = NewHyokKey, responses(
+    (status = 201, description = "The key.", body = HyokKey),
+    (status = 409, description = "Exists or store blocked.", body = ErrorBody),
+    (status = 422, description = "No such source key.", body = ErrorBody),
+))]
 async fn create_key(
-    State(s): State<AdminState>,
     c: Caller,
-    Path(id): Path<String>,
+    Path(StoreId { id }): Path<StoreId>,
     Body(body): Body<NewHyokKey>,
 ) -> Result<(StatusCode, Json<HyokKey>)> {
     let object = format!("store/{id}/key/{}", body.external_id);
-    let rec = s
-        .change(&c.principal, "create_hyok_key", object, move |ops, who| {
+    let rec = c
+        .change("create_hyok_key", object, move |ops, who| {
             authorize_store(ops, who, &id, Permission::ManageKeys)?;
             let rec = ops.create_hyok_key(&id, &body.external_id, &body.source_key)?;
             let details = json!({"source_key": rec.source_key});
@@ -62,20 +39,12 @@ async fn create_key(
 }
 
 /// HYOK keys of a store.
-#[utoipa::path(
-    get,
-    path = "/api/v1/stores/{id}/keys",
-    tag = "keys",
-    params(("id" = String, Path, description = "Store id")),
-    responses((status = 200, description = "Keys.", body = Vec<HyokKey>))
-)]
-async fn list_keys(
-    State(s): State<AdminState>,
-    c: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Vec<HyokKey>>> {
-    let keys = s
-        .read_as(&c.principal, move |ops, who| {
+#[utoipa::path(get, path = "/api/v1/stores/{id}/keys", params(StoreId), responses(
+    (status = 200, description = "Keys.", body = Vec<HyokKey>),
+))]
+async fn list_keys(c: Caller, Path(StoreId { id }): Path<StoreId>) -> Result<Json<Vec<HyokKey>>> {
+    let keys = c
+        .read(move |ops, who| {
             authorize_store(ops, who, &id, Permission::View)?;
             ops.list_hyok_keys(&id)
         })
@@ -84,26 +53,13 @@ async fn list_keys(
 }
 
 /// One HYOK key.
-#[utoipa::path(
-    get,
-    path = "/api/v1/stores/{id}/keys/{ext}",
-    tag = "keys",
-    params(
-        ("id" = String, Path, description = "Store id"),
-        ("ext" = String, Path, description = "External key id"),
-    ),
-    responses(
-        (status = 200, description = "The key.", body = HyokKey),
-        (status = 404, description = "No such key.", body = ErrorBody),
-    )
-)]
-async fn get_key(
-    State(s): State<AdminState>,
-    c: Caller,
-    Path((id, ext)): Path<(String, String)>,
-) -> Result<Json<HyokKey>> {
-    let key = s
-        .read_as(&c.principal, move |ops, who| {
+#[utoipa::path(get, path = "/api/v1/stores/{id}/keys/{ext}", params(HyokKeyId), responses(
+    (status = 200, description = "The key.", body = HyokKey),
+    (status = 404, description = "No such key.", body = ErrorBody),
+))]
+async fn get_key(c: Caller, Path(HyokKeyId { id, ext }): Path<HyokKeyId>) -> Result<Json<HyokKey>> {
+    let key = c
+        .read(move |ops, who| {
             authorize_store(ops, who, &id, Permission::View)?;
             ops.get_hyok_key(&id, &ext)
         })
@@ -112,46 +68,29 @@ async fn get_key(
 }
 
 /// Delete a HYOK key.
-#[utoipa::path(
-    delete,
-    path = "/api/v1/stores/{id}/keys/{ext}",
-    tag = "keys",
-    params(
-        ("id" = String, Path, description = "Store id"),
-        ("ext" = String, Path, description = "External key id"),
-    ),
-    responses(
-        (status = 204, description = "Deleted."),
-        (status = 404, description = "No such key.", body = ErrorBody),
-    )
-)]
-async fn delete_key(
-    State(s): State<AdminState>,
-    c: Caller,
-    Path((id, ext)): Path<(String, String)>,
-) -> Result<StatusCode> {
+#[utoipa::path(delete, path = "/api/v1/stores/{id}/keys/{ext}", params(HyokKeyId), responses(
+    (status = 204, description = "Deleted."),
+    (status = 404, description = "No such key.", body = ErrorBody),
+))]
+async fn delete_key(c: Caller, Path(HyokKeyId { id, ext }): Path<HyokKeyId>) -> Result<StatusCode> {
     let object = format!("store/{id}/key/{ext}");
-    s.change_no_content(&c.principal, "delete_hyok_key", object, move |ops, who| {
+    c.change_no_content("delete_hyok_key", object, move |ops, who| {
         authorize_store(ops, who, &id, Permission::ManageKeys)?;
         ops.delete_hyok_key(&id, &ext)
     })
     .await
 }
 
-async fn set_key_blocked(
-    s: AdminState,
-    c: Caller,
-    (id, ext): (String, String),
-    blocked: bool,
-) -> Result<Json<HyokKey>> {
+async fn set_key_blocked(c: Caller, key: HyokKeyId, blocked: bool) -> Result<Json<HyokKey>> {
     let action = if blocked {
         "block_hyok_key"
     } else {
         "unblock_hyok_key"
     };
+    let HyokKeyId { id, ext } = key;
     let object = format!("store/{id}/key/{ext}");
-    let rec = s
-        .change(&c.principal, action, object, move |ops, who| {
+    let rec = c
+        .change(action, object, move |ops, who| {
             authorize_store(ops, who, &id, Permission::Block)?;
             Ok((ops.set_hyok_key_blocked(&id, &ext, blocked)?, Value::Null))
         })
@@ -160,39 +99,17 @@ async fn set_key_blocked(
 }
 
 /// Block a HYOK key.
-#[utoipa::path(
-    post,
-    path = "/api/v1/stores/{id}/keys/{ext}/block",
-    tag = "keys",
-    params(
-        ("id" = String, Path, description = "Store id"),
-        ("ext" = String, Path, description = "External key id"),
-    ),
-    responses((status = 200, description = "The key.", body = HyokKey))
-)]
-async fn block_key(
-    State(s): State<AdminState>,
-    c: Caller,
-    Path(path): Path<(String, String)>,
-) -> Result<Json<HyokKey>> {
-    set_key_blocked(s, c, path, true).await
+#[utoipa::path(post, path = "/api/v1/stores/{id}/keys/{ext}/block", params(HyokKeyId), responses(
+    (status = 200, description = "The key.", body = HyokKey),
+))]
+async fn block_key(c: Caller, Path(key): Path<HyokKeyId>) -> Result<Json<HyokKey>> {
+    set_key_blocked(c, key, true).await
 }
 
 /// Unblock a HYOK key.
-#[utoipa::path(
-    post,
-    path = "/api/v1/stores/{id}/keys/{ext}/unblock",
-    tag = "keys",
-    params(
-        ("id" = String, Path, description = "Store id"),
-        ("ext" = String, Path, description = "External key id"),
-    ),
-    responses((status = 200, description = "The key.", body = HyokKey))
-)]
-async fn unblock_key(
-    State(s): State<AdminState>,
-    c: Caller,
-    Path(path): Path<(String, String)>,
-) -> Result<Json<HyokKey>> {
-    set_key_blocked(s, c, path, false).await
+#[utoipa::path(post, path = "/api/v1/stores/{id}/keys/{ext}/unblock", params(HyokKeyId), responses(
+    (status = 200, description = "The key.", body = HyokKey),
+))]
+async fn unblock_key(c: Caller, Path(key): Path<HyokKeyId>) -> Result<Json<HyokKey>> {
+    set_key_blocked(c, key, false).await
 }

@@ -18,6 +18,8 @@ use utoipa::{
     },
 };
 
+use utoipa_axum::router::OpenApiRouter;
+
 use crate::api::error::ErrorBody;
 
 /// The name of the bearer-token security scheme.
@@ -83,6 +85,17 @@ pub(super) fn complete(mut doc: OpenApi) -> OpenApi {
             .or_insert(unauthorized.into());
     }
     doc
+}
+
+/// `router` with every operation under `tag` (one tag per resource module).
+pub(super) fn tagged<S: Clone + Send + Sync + 'static>(
+    tag: &str,
+    mut router: OpenApiRouter<S>,
+) -> OpenApiRouter<S> {
+    for op in operations_mut(router.get_openapi_mut()) {
+        op.tags = Some(vec![tag.to_string()]);
+    }
+    router
 }
 
 struct Document {

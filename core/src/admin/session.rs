@@ -4,7 +4,7 @@ use axum::{Json, extract::State, http::StatusCode};
 use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AdminState, Body, Caller, reply::Result};
+use super::{Actor, AdminState, Body, Caller, reply::Result};
 use crate::{
     api::{
         error::ErrorBody,
@@ -20,18 +20,11 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
 }
 
 /// Log in: returns a session token (TTL admin.session_ttl_seconds).
-#[utoipa::path(
-    post,
-    path = "/api/v1/login",
-    tag = "session",
-    security(()),
-    request_body = Login,
-    responses(
-        (status = 200, description = "Session token.", body = Session),
-        (status = 400, description = "Malformed JSON.", body = ErrorBody),
-        (status = 401, description = "Wrong user name or password.", body = ErrorBody),
-    )
-)]
+#[utoipa::path(post, path = "/api/v1/login", security(()), request_body = Login, responses(
+    (status = 200, description = "Session token.", body = Session),
+    (status = 400, description = "Malformed JSON.", body = ErrorBody),
+    (status = 401, description = "Wrong user name or password.", body = ErrorBody),
+))]
 async fn login(State(s): State<AdminState>, Body(body): Body<Login>) -> Result<Json<Session>> {
     let ttl = s.session_ttl_seconds;
     // Audited under the name tried: nobody is authenticated yet.
@@ -39,13 +32,11 @@ async fn login(State(s): State<AdminState>, Body(body): Body<Login>) -> Result<J
         user: body.user.clone(),
         groups: Default::default(),
     };
-    let issued = s
-        .change(
-            &who,
-            "login",
-            format!("user/{}", body.user),
-            move |ops, _| Ok((ops.login(&body.user, &body.password, ttl)?, Value::Null)),
-        )
+    let object = format!("user/{}", body.user);
+    let issued = Actor::new(s, who)
+        .change("login", object, move |ops, _| {
+            Ok((ops.login(&body.user, &body.password, ttl)?, Value::Null))
+        })
         .await?;
     Ok(Json(Session {
         token: issued.bearer.to_string(),
@@ -56,16 +47,12 @@ async fn login(State(s): State<AdminState>, Body(body): Body<Login>) -> Result<J
 }
 
 /// Revoke the current session token.
-#[utoipa::path(
-    post,
-    path = "/api/v1/logout",
-    tag = "session",
-    responses((status = 204, description = "Revoked."))
-)]
-async fn logout(State(s): State<AdminState>, c: Caller) -> Result<StatusCode> {
-    let id = c.token.id;
-    let object = format!("token/{id}");
-    s.change_no_content(&c.principal, "logout", object, move |ops, who| {
+#[utoipa::path(post, path = "/api/v1/logout", responses(
+    (status = 204, description = "Revoked."),
+))]
+async fn logout(c: Caller) -> Result<StatusCode> {
+    let id = c.token.id.clone();
+    c.change_no_content("logout", format!("token/{id}"), move |ops, who| {
         ops.revoke_token(&id, who).map(drop)
     })
     .await

@@ -1,24 +1,14 @@
 //! Key sources (listed by anyone signed in, created by admins from an HSM connection)
 //! and their keys.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
 use keyhold_sdk::{KeyUsage, NewKey};
-use serde_json::json;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    Admin, AdminState, Body, Caller,
-    reply::{Result, created},
+    params::{SourceKeyName, SourceName},
+    prelude::*,
 };
 use crate::{
-    api::{
-        error::ErrorBody,
-        sources::{CheckedSourceKey, NewSource, NewSourceKey, Source, SourceKey},
-    },
+    api::sources::{CheckedSourceKey, NewSource, NewSourceKey, Source, SourceKey},
     ops::OpError,
 };
 
@@ -30,40 +20,30 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
 }
 
 /// Configured key sources with their status (opened/failed and why).
-#[utoipa::path(
-    get,
-    path = "/api/v1/sources",
-    tag = "sources",
-    responses((status = 200, description = "Sources.", body = Vec<Source>))
-)]
-async fn list_sources(State(s): State<AdminState>, _: Caller) -> Result<Json<Vec<Source>>> {
-    Ok(Json(s.read(|ops| ops.list_sources()).await?))
+#[utoipa::path(get, path = "/api/v1/sources", responses(
+    (status = 200, description = "Sources.", body = Vec<Source>),
+))]
+async fn list_sources(c: Caller) -> Result<Json<Vec<Source>>> {
+    Ok(Json(c.read(|ops, _| ops.list_sources()).await?))
 }
 
 /// Create a luna key source from an HSM connection and open it in the running server
 /// (admins). Container = the token label; re-opened at start.
-#[utoipa::path(
-    post,
-    path = "/api/v1/sources",
-    tag = "sources",
-    request_body = NewSource,
-    responses(
-        (status = 201, description = "The source's status.", body = Source),
-        (status = 400, description = "Invalid input (only plugin 'luna').", body = ErrorBody),
-        (status = 403, description = "Admins only.", body = ErrorBody),
-        (status = 404, description = "No such HSM connection.", body = ErrorBody),
-        (status = 409, description = "A source of that name exists.", body = ErrorBody),
-        (status = 502, description = "The plugin did not open the key source.", body = ErrorBody),
-    )
-)]
+#[utoipa::path(post, path = "/api/v1/sources", request_body = NewSource, responses(
+    (status = 201, description = "The source's status.", body = Source),
+    (status = 400, description = "Invalid input (only plugin 'luna').", body = ErrorBody),
+    (status = 403, description = "Admins only.", body = ErrorBody),
+    (status = 404, description = "No such HSM connection.", body = ErrorBody),
+    (status = 409, description = "A source of that name exists.", body = ErrorBody),
+    (status = 502, description = "The plugin did not open the key source.", body = ErrorBody),
+))]
 async fn create_source(
-    State(s): State<AdminState>,
-    Admin(who): Admin,
+    Admin(c): Admin,
     Body(body): Body<NewSource>,
 ) -> Result<(StatusCode, Json<Option<Source>>)> {
     let object = format!("source/{}", body.name);
-    let status = s
-        .change(&who, "create_source", object, move |ops, _| {
+    let status = c
+        .change("create_source", object, move |ops, _| {
             let rec = ops.create_source(&body.name, &body.plugin, &body.hsm_connection)?;
             let details = json!({
                 "plugin": rec.plugin,
@@ -78,49 +58,34 @@ async fn create_source(
 }
 
 /// Keys of a key source.
-#[utoipa::path(
-    get,
-    path = "/api/v1/sources/{name}/keys",
-    tag = "sources",
-    params(("name" = String, Path, description = "Key source name")),
-    responses(
-        (status = 200, description = "Keys.", body = Vec<SourceKey>),
-        (status = 404, description = "No such source.", body = ErrorBody),
-        (status = 502, description = "Source unavailable.", body = ErrorBody),
-    )
-)]
+#[utoipa::path(get, path = "/api/v1/sources/{name}/keys", params(SourceName), responses(
+    (status = 200, description = "Keys.", body = Vec<SourceKey>),
+    (status = 404, description = "No such source.", body = ErrorBody),
+    (status = 502, description = "Source unavailable.", body = ErrorBody),
+))]
 async fn list_source_keys(
-    State(s): State<AdminState>,
-    _: Caller,
-    Path(name): Path<String>,
+    c: Caller,
+    Path(SourceName { name }): Path<SourceName>,
 ) -> Result<Json<Vec<SourceKey>>> {
-    let keys = s.read(move |ops| ops.list_source_keys(&name)).await?;
+    let keys = c.read(move |ops, _| ops.list_source_keys(&name)).await?;
     Ok(Json(keys.iter().map(SourceKey::from).collect()))
 }
 
 /// Create a key in a key source (admins).
-#[utoipa::path(
-    post,
-    path = "/api/v1/sources/{name}/keys",
-    tag = "sources",
-    params(("name" = String, Path, description = "Key source name")),
-    request_body = NewSourceKey,
-    responses(
-        (status = 201, description = "The key.", body = SourceKey),
-        (status = 403, description = "Admins only.", body = ErrorBody),
-        (status = 409, description = "Name taken.", body = ErrorBody),
-        (status = 422, description = "Unsupported.", body = ErrorBody),
-    )
-)]
+#[utoipa::path(post, path = "/api/v1/sources/{name}/keys", params(SourceName), request_body = NewSourceKey, responses(
+    (status = 201, description = "The key.", body = SourceKey),
+    (status = 403, description = "Admins only.", body = ErrorBody),
+    (status = 409, description = "Name taken.", body = ErrorBody),
+    (status = 422, description = "Unsupported.", body = ErrorBody),
+))]
 async fn create_source_key(
-    State(s): State<AdminState>,
-    Admin(who): Admin,
-    Path(source): Path<String>,
+    Admin(c): Admin,
+    Path(SourceName { name: source }): Path<SourceName>,
     Body(body): Body<NewSourceKey>,
 ) -> Result<(StatusCode, Json<SourceKey>)> {
     let object = format!("source/{source}/key/{}", body.name);
-    let info = s
-        .change(&who, "create_source_key", object, move |ops, _| {
+    let info = c
+        .change("create_source_key", object, move |ops, _| {
             let usage = KeyUsage::parse_list(&body.usage).map_err(|bad| {
                 OpError::Input(format!(
                     "unknown usage '{bad}' (use encrypt, decrypt, wrap, unwrap)"
@@ -145,25 +110,17 @@ async fn create_source_key(
 }
 
 /// One source key, with valid_health_check_key and problems.
-#[utoipa::path(
-    get,
-    path = "/api/v1/sources/{name}/keys/{key}",
-    tag = "sources",
-    params(
-        ("name" = String, Path, description = "Key source name"),
-        ("key" = String, Path, description = "Key name"),
-    ),
-    responses(
-        (status = 200, description = "The key.", body = CheckedSourceKey),
-        (status = 422, description = "No such key.", body = ErrorBody),
-    )
-)]
+#[utoipa::path(get, path = "/api/v1/sources/{name}/keys/{key}", params(SourceKeyName), responses(
+    (status = 200, description = "The key.", body = CheckedSourceKey),
+    (status = 422, description = "No such key.", body = ErrorBody),
+))]
 async fn get_source_key(
-    State(s): State<AdminState>,
-    _: Caller,
-    Path((source, key)): Path<(String, String)>,
+    c: Caller,
+    Path(SourceKeyName { name, key }): Path<SourceKeyName>,
 ) -> Result<Json<CheckedSourceKey>> {
-    let (info, check) = s.read(move |ops| ops.get_source_key(&source, &key)).await?;
+    let (info, check) = c
+        .read(move |ops, _| ops.get_source_key(&name, &key))
+        .await?;
     Ok(Json(CheckedSourceKey {
         key: SourceKey::from(&info),
         valid_health_check_key: check.is_ok(),

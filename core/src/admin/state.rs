@@ -1,9 +1,11 @@
-//! [`AdminState`], what every handler shares, and the two ways a handler touches the
-//! store: [`AdminState::read`] and the audited [`AdminState::change`].
+//! [`AdminState`], what every handler shares, and [`Actor`], a principal acting on it:
+//! the two ways a handler touches the store, [`Actor::read`] and the audited
+//! [`Actor::change`].
 
 use std::{sync::Arc, time::Duration};
 
 use axum::http::StatusCode;
+
 use serde_json::{Value, json};
 
 use super::ApiError;
@@ -89,23 +91,53 @@ impl AdminState {
             .map_err(ApiError::from)
     }
 
-    /// Runs a read-only operation on behalf of `who` (handed to `f`).
-    pub(super) async fn read_as<T, F>(&self, who: &Principal, f: F) -> Result<T, ApiError>
+    /// Records a change refused before it ran (e.g. by the admins-only check).
+    pub(super) async fn audit_refusal(&self, user: &str, action: &str, object: &str, e: &ApiError) {
+        let event = audit_event(
+            user,
+            action,
+            object,
+            format!("refused: {}", e.code()),
+            json!(e.message()),
+        );
+        let audit = self.audit.clone();
+        let written = tokio::task::spawn_blocking(move || audit.record_durable(event)).await;
+        if !matches!(written, Ok(Ok(_))) {
+            tracing::error!(action, "admin audit record of a refusal failed");
+        }
+    }
+}
+
+/// A principal acting through the admin API: what a handler does for its caller.
+pub struct Actor {
+    state: AdminState,
+    /// Who acts.
+    pub principal: Principal,
+}
+
+impl Actor {
+    /// `principal` acting on `state`.
+    pub(super) fn new(state: AdminState, principal: Principal) -> Actor {
+        Actor { state, principal }
+    }
+
+    /// Runs a read-only operation for the principal (handed to `f`) on the blocking
+    /// pool.
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Operations, &Principal) -> Result<T, OpError> + Send + 'static,
     {
-        let who = who.clone();
-        self.read(move |ops| f(ops, &who)).await
+        let who = self.principal.clone();
+        self.state.read(move |ops| f(ops, &who)).await
     }
 
-    /// Runs a change by `who` on the blocking pool and records it (refused or done) in
-    /// the audit log, durably, before answering; then waits until this node's data
-    /// plane has applied it. `f` gets the operations and `who`, and returns the result
-    /// and audit details (never secrets; `Value::Null` for none).
+    /// Runs a change by the principal on the blocking pool and records it (refused or
+    /// done) in the audit log, durably, before answering; then waits until this node's
+    /// data plane has applied it. `f` gets the operations and the principal, and
+    /// returns the result and audit details (never secrets; `Value::Null` for none).
     pub(super) async fn change<T, F>(
         &self,
-        who: &Principal,
         action: &'static str,
         object: String,
         f: F,
@@ -114,7 +146,12 @@ impl AdminState {
         T: Send + 'static,
         F: FnOnce(&Operations, &Principal) -> Result<(T, Value), OpError> + Send + 'static,
     {
-        let (ops, audit, who) = (self.ops.clone(), self.audit.clone(), who.clone());
+        let state = &self.state;
+        let (ops, audit, who) = (
+            state.ops.clone(),
+            state.audit.clone(),
+            self.principal.clone(),
+        );
         let (result, audited) = tokio::task::spawn_blocking(move || {
             let result = f(&ops, &who);
             let (outcome, details) = match &result {
@@ -137,15 +174,13 @@ impl AdminState {
                 "the change was applied but its audit record could not be written: {e}"
             )));
         }
-        self.wait_applied(revision).await;
+        state.wait_applied(revision).await;
         Ok(t)
     }
 
-    /// [`AdminState::change`] for a change without result or audit details, answered
-    /// `204 No Content`.
+    /// [`Actor::change`] without result or audit details, answered `204 No Content`.
     pub(super) async fn change_no_content<F>(
         &self,
-        who: &Principal,
         action: &'static str,
         object: String,
         f: F,
@@ -153,26 +188,10 @@ impl AdminState {
     where
         F: FnOnce(&Operations, &Principal) -> Result<(), OpError> + Send + 'static,
     {
-        self.change(who, action, object, move |ops, who| {
+        self.change(action, object, move |ops, who| {
             f(ops, who).map(|()| ((), Value::Null))
         })
         .await?;
         Ok(StatusCode::NO_CONTENT)
-    }
-
-    /// Records a change refused before it ran (e.g. by the admins-only check).
-    pub(super) async fn audit_refusal(&self, user: &str, action: &str, object: &str, e: &ApiError) {
-        let event = audit_event(
-            user,
-            action,
-            object,
-            format!("refused: {}", e.code()),
-            json!(e.message()),
-        );
-        let audit = self.audit.clone();
-        let written = tokio::task::spawn_blocking(move || audit.record_durable(event)).await;
-        if !matches!(written, Ok(Ok(_))) {
-            tracing::error!(action, "admin audit record of a refusal failed");
-        }
     }
 }

@@ -1,29 +1,17 @@
 //! External key stores: create, list, read (with its version as `ETag`), change (with
 //! `If-Match`), delete (confirmed), block and unblock; each as the account's ACL allows.
 
-use axum::{
-    Json,
-    extract::{Path, RawQuery, State},
-    http::{HeaderMap, StatusCode},
-    response::Response,
-};
-use serde_json::{Value, json};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use axum::{extract::RawQuery, http::HeaderMap, response::Response};
 
 use super::{
-    AdminState, ApiError, Body, Caller,
-    authz::{authorize_account, authorize_store},
+    ApiError,
     etag::{if_match, with_etag},
-    reply::Result,
+    params::StoreId,
+    prelude::*,
 };
 use crate::{
-    api::{
-        error::ErrorBody,
-        stores::{CreatedStore, NewStore, Store, StorePatch},
-    },
-    identity::Permission,
+    api::stores::{CreatedStore, NewStore, Store, StorePatch},
     model,
-    ops::{self, StoreUpdate},
 };
 
 pub(super) fn routes() -> OpenApiRouter<AdminState> {
@@ -35,43 +23,23 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
 }
 
 /// Create an unlinked key store; returns the credentials file once.
-#[utoipa::path(
-    post,
-    path = "/api/v1/stores",
-    tag = "stores",
-    request_body = NewStore,
-    responses(
-        (status = 201, description = "Store, credentials file, health-check path (ETag: the store's version).", body = CreatedStore),
-        (status = 400, description = "Invalid input.", body = ErrorBody),
-        (status = 403, description = "Missing create_store.", body = ErrorBody),
-        (status = 409, description = "Name or prefix taken.", body = ErrorBody),
-        (status = 422, description = "Health-check key refused.", body = ErrorBody),
-    )
-)]
-async fn create_store(
-    State(s): State<AdminState>,
-    c: Caller,
-    Body(body): Body<NewStore>,
-) -> Result<Response> {
+#[utoipa::path(post, path = "/api/v1/stores", request_body = NewStore, responses(
+    (status = 201, description = "Store, credentials file, health-check path (ETag: the store's version).", body = CreatedStore),
+    (status = 400, description = "Invalid input.", body = ErrorBody),
+    (status = 403, description = "Missing create_store.", body = ErrorBody),
+    (status = 409, description = "Name or prefix taken.", body = ErrorBody),
+    (status = 422, description = "Health-check key refused.", body = ErrorBody),
+))]
+async fn create_store(c: Caller, Body(body): Body<NewStore>) -> Result<Response> {
     let object = format!("store/{}", body.name);
-    let (store, file) = s
-        .change(&c.principal, "create_store", object, move |ops, who| {
+    let (store, file) = c
+        .change("create_store", object, move |ops, who| {
             if let Some(a) = &body.account {
                 ops.get_account(a)?;
             }
             authorize_account(ops, who, body.account.as_deref(), Permission::CreateStore)?;
             let account = body.account.clone();
-            let (rec, file) = ops.create_store(ops::NewStore {
-                name: body.name,
-                account: body.account,
-                source: body.source,
-                uri_path_prefix: body.uri_path_prefix,
-                health_check_key: body.health_check_key,
-                max_credentials: body.max_credentials,
-                location: body.location,
-                success_audit: body.success_audit,
-                mtls: body.mtls,
-            })?;
+            let (rec, file) = ops.create_store(body)?;
             let details = json!({
                 "store_id": rec.id,
                 "account": account,
@@ -84,27 +52,22 @@ async fn create_store(
         })
         .await?;
     let health_check_path = model::lb_health_path(&store.record.uri_path_prefix);
-    Ok(with_etag(
-        StatusCode::CREATED,
-        store.version,
-        CreatedStore {
-            store,
-            credentials_file: file,
-            health_check_path,
-        },
-    ))
+    let version = store.version;
+    let created = CreatedStore {
+        store,
+        credentials_file: file,
+        health_check_path,
+    };
+    Ok(with_etag(StatusCode::CREATED, version, created))
 }
 
 /// Key stores the caller may view.
-#[utoipa::path(
-    get,
-    path = "/api/v1/stores",
-    tag = "stores",
-    responses((status = 200, description = "Stores.", body = Vec<Store>))
-)]
-async fn list_stores(State(s): State<AdminState>, c: Caller) -> Result<Json<Vec<Store>>> {
-    let views = s
-        .read_as(&c.principal, |ops, who| {
+#[utoipa::path(get, path = "/api/v1/stores", responses(
+    (status = 200, description = "Stores.", body = Vec<Store>),
+))]
+async fn list_stores(c: Caller) -> Result<Json<Vec<Store>>> {
+    let views = c
+        .read(|ops, who| {
             let accounts = ops.store_accounts()?;
             let mut out = Vec::new();
             for st in ops.list_stores()? {
@@ -120,24 +83,14 @@ async fn list_stores(State(s): State<AdminState>, c: Caller) -> Result<Json<Vec<
 }
 
 /// One key store (ETag: its version).
-#[utoipa::path(
-    get,
-    path = "/api/v1/stores/{id}",
-    tag = "stores",
-    params(("id" = String, Path, description = "Store id")),
-    responses(
-        (status = 200, description = "The store (ETag: its version).", body = Store),
-        (status = 403, description = "Missing view.", body = ErrorBody),
-        (status = 404, description = "No such store.", body = ErrorBody),
-    )
-)]
-async fn get_store(
-    State(s): State<AdminState>,
-    c: Caller,
-    Path(id): Path<String>,
-) -> Result<Response> {
-    let store = s
-        .read_as(&c.principal, move |ops, who| {
+#[utoipa::path(get, path = "/api/v1/stores/{id}", params(StoreId), responses(
+    (status = 200, description = "The store (ETag: its version).", body = Store),
+    (status = 403, description = "Missing view.", body = ErrorBody),
+    (status = 404, description = "No such store.", body = ErrorBody),
+))]
+async fn get_store(c: Caller, Path(StoreId { id }): Path<StoreId>) -> Result<Response> {
+    let store = c
+        .read(move |ops, who| {
             let st = authorize_store(ops, who, &id, Permission::View)?;
             Ok(Store::new(st, ops.store_account(&id)?))
         })
@@ -146,15 +99,8 @@ async fn get_store(
 }
 
 /// Change a key store; needs If-Match with its version.
-#[utoipa::path(
-    patch,
-    path = "/api/v1/stores/{id}",
-    tag = "stores",
-    params(
-        ("id" = String, Path, description = "Store id"),
-        ("If-Match" = String, Header, description = "\"<version>\" from the ETag"),
-    ),
-    request_body = StorePatch,
+#[utoipa::path(patch, path = "/api/v1/stores/{id}", request_body = StorePatch,
+    params(StoreId, ("If-Match" = String, Header, description = "\"<version>\" from the ETag")),
     responses(
         (status = 200, description = "The store (ETag: its new version).", body = Store),
         (status = 409, description = "Store blocked.", body = ErrorBody),
@@ -164,29 +110,17 @@ async fn get_store(
     )
 )]
 async fn update_store(
-    State(s): State<AdminState>,
     c: Caller,
-    Path(id): Path<String>,
+    Path(StoreId { id }): Path<StoreId>,
     headers: HeaderMap,
     Body(body): Body<StorePatch>,
 ) -> Result<Response> {
     let expected = if_match(&headers)?;
-    let object = format!("store/{id}");
-    let result = s
-        .change(&c.principal, "update_store", object, move |ops, who| {
+    let result = c
+        .change("update_store", format!("store/{id}"), move |ops, who| {
             authorize_store(ops, who, &id, Permission::UpdateStore)?;
             let details = json!({"fields": body.fields()});
-            let update = StoreUpdate {
-                name: body.name,
-                location: body.location,
-                health_check_key: body.health_check_key,
-                max_credentials: body.max_credentials,
-                success_audit: body.success_audit,
-                mtls: body.mtls,
-                source: body.source,
-                container: body.container,
-            };
-            let v = ops.update_store(&id, update, Some(expected))?;
+            let v = ops.update_store(&id, body, Some(expected))?;
             Ok((Store::new(v, ops.store_account(&id)?), details))
         })
         .await;
@@ -210,28 +144,20 @@ fn confirmed(query: Option<String>) -> bool {
 }
 
 /// Delete a key store (irreversible; ?confirm=true; no HYOK keys left).
-#[utoipa::path(
-    delete,
-    path = "/api/v1/stores/{id}",
-    tag = "stores",
-    params(
-        ("id" = String, Path, description = "Store id"),
-        ("confirm" = bool, Query, description = "Must be true (also 1 or yes)"),
-    ),
+#[utoipa::path(delete, path = "/api/v1/stores/{id}",
+    params(StoreId, ("confirm" = bool, Query, description = "Must be true (also 1 or yes)")),
     responses(
         (status = 204, description = "Deleted."),
         (status = 409, description = "Has keys, or not confirmed.", body = ErrorBody),
     )
 )]
 async fn delete_store(
-    State(s): State<AdminState>,
     c: Caller,
-    Path(id): Path<String>,
+    Path(StoreId { id }): Path<StoreId>,
     RawQuery(query): RawQuery,
 ) -> Result<StatusCode> {
     let confirm = confirmed(query);
-    let object = format!("store/{id}");
-    s.change(&c.principal, "delete_store", object, move |ops, who| {
+    c.change("delete_store", format!("store/{id}"), move |ops, who| {
         let st = authorize_store(ops, who, &id, Permission::DeleteStore)?;
         ops.delete_store(&id, confirm)?;
         Ok(((), json!({"name": st.value.name})))
@@ -240,15 +166,14 @@ async fn delete_store(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn set_blocked(s: AdminState, c: Caller, id: String, blocked: bool) -> Result<Response> {
+async fn set_blocked(c: Caller, id: String, blocked: bool) -> Result<Response> {
     let action = if blocked {
         "block_store"
     } else {
         "unblock_store"
     };
-    let object = format!("store/{id}");
-    let store = s
-        .change(&c.principal, action, object, move |ops, who| {
+    let store = c
+        .change(action, format!("store/{id}"), move |ops, who| {
             authorize_store(ops, who, &id, Permission::Block)?;
             let v = ops.set_store_blocked(&id, blocked)?;
             Ok((Store::new(v, ops.store_account(&id)?), Value::Null))
@@ -258,33 +183,17 @@ async fn set_blocked(s: AdminState, c: Caller, id: String, blocked: bool) -> Res
 }
 
 /// Block a store: XKS requests fail with InvalidStateException.
-#[utoipa::path(
-    post,
-    path = "/api/v1/stores/{id}/block",
-    tag = "stores",
-    params(("id" = String, Path, description = "Store id")),
-    responses((status = 200, description = "The store.", body = Store))
-)]
-async fn block_store(
-    State(s): State<AdminState>,
-    c: Caller,
-    Path(id): Path<String>,
-) -> Result<Response> {
-    set_blocked(s, c, id, true).await
+#[utoipa::path(post, path = "/api/v1/stores/{id}/block", params(StoreId), responses(
+    (status = 200, description = "The store.", body = Store),
+))]
+async fn block_store(c: Caller, Path(StoreId { id }): Path<StoreId>) -> Result<Response> {
+    set_blocked(c, id, true).await
 }
 
 /// Unblock a store.
-#[utoipa::path(
-    post,
-    path = "/api/v1/stores/{id}/unblock",
-    tag = "stores",
-    params(("id" = String, Path, description = "Store id")),
-    responses((status = 200, description = "The store.", body = Store))
-)]
-async fn unblock_store(
-    State(s): State<AdminState>,
-    c: Caller,
-    Path(id): Path<String>,
-) -> Result<Response> {
-    set_blocked(s, c, id, false).await
+#[utoipa::path(post, path = "/api/v1/stores/{id}/unblock", params(StoreId), responses(
+    (status = 200, description = "The store.", body = Store),
+))]
+async fn unblock_store(c: Caller, Path(StoreId { id }): Path<StoreId>) -> Result<Response> {
+    set_blocked(c, id, false).await
 }

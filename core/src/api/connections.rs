@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use zeroize::Zeroizing;
 
 use crate::model::AwsConnectionRecord;
 pub use crate::model::{HsmConnectionRecord as HsmConnection, StsRegionalEndpoints};
@@ -17,7 +18,8 @@ pub struct NewAwsConnection {
     /// The IAM access key id.
     pub access_key_id: String,
     /// The secret access key: sealed at rest, never returned.
-    pub secret_access_key: String,
+    #[schema(value_type = String)]
+    pub secret_access_key: Zeroizing<String>,
     /// A role to assume with these credentials.
     pub role_arn: Option<String>,
     /// An endpoint override instead of `https://kms.<region>.amazonaws.com`.

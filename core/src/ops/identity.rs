@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use zeroize::Zeroizing;
 
-use super::{OpError, Operations, decode, to_json};
+use super::{AccountUpdate, OpError, Operations, decode, to_json};
 use crate::{
     identity::{
         self, ADMINS, AccessError, AclEntry, IssuedToken, Principal, TokenKind, TokenRecord, USERS,
@@ -23,19 +23,6 @@ pub struct RootBootstrap {
     /// The password, when it was generated (to be shown once); `None` when it came
     /// from the configured environment variable.
     pub generated_password: Option<Zeroizing<String>>,
-}
-
-/// What to change on an AWS account; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct AccountUpdate {
-    /// New display name.
-    pub name: Option<String>,
-    /// New allowed regions.
-    pub regions: Option<Vec<String>>,
-    /// New ACL (replaces the old one).
-    pub acl: Option<Vec<AclEntry>>,
-    /// New AWS connection (by name; empty: none).
-    pub aws_connection: Option<String>,
 }
 
 fn validate_user_name(name: &str) -> Result<(), OpError> {

@@ -8,7 +8,7 @@ use keyhold_sdk::{
 use super::*;
 use crate::{
     api::{connections::TestStatus, sources::SourceState},
-    model::{AwsLink, ConnectionState, SourceRecord},
+    model::{AwsLink, ConnectionState, SourceRecord, XksLocation},
     plugin::{CallLimits, KeySourceHandle},
     store::MemoryStore,
 };
