@@ -2,15 +2,17 @@
 //!
 //! The library behind the `keyhold` binary, one module per concern (see
 //! `architecture.md`): [`config`], [`model`] (domain rules), [`store`] (durable state),
-//! [`secrets`] (at-rest encryption), [`plugin`] (key-source libraries), [`reconcile`]
+//! [`secrets`] (at-rest encryption), [`identity`] (admin users and tokens), [`admin`]
+//! (the management API) with its wire types in [`api`], [`plugin`] (key-source libraries), [`reconcile`]
 //! (config-declared objects), [`xks`] (the data plane), [`tls`], [`server`], [`app`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod admin;
+pub mod api;
 pub mod app;
 pub mod audit;
-pub mod auth;
 pub mod config;
+pub mod identity;
 pub mod metrics;
 pub mod model;
 pub mod ops;

@@ -346,7 +346,7 @@ pub struct SourceRecord {
 }
 
 /// Where AWS KMS reaches the store's XKS endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum XksLocation {
     /// Not set yet (unlinked stores).
@@ -367,7 +367,7 @@ pub enum XksLocation {
 }
 
 /// Whether this product serves the store (`local`) or only knows it from AWS (`remote`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreKind {
     /// Served here.
@@ -378,7 +378,7 @@ pub enum StoreKind {
 }
 
 /// An external custom key store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoreRecord {
     /// Stable id (random), used in store keys.
     pub id: String,
@@ -430,7 +430,7 @@ impl StoreRecord {
 }
 
 /// The AWS external key store a linked store corresponds to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AwsLink {
     /// The AWS custom key store id (`cks-...`).
     pub custom_key_store_id: String,
@@ -439,7 +439,7 @@ pub struct AwsLink {
 }
 
 /// AWS KMS's connection state of an external key store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ConnectionState {
     /// Connected.
@@ -468,7 +468,7 @@ impl ConnectionState {
 }
 
 /// A request quota: sustained requests per second and the burst allowed above it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Quota {
     /// Sustained requests per second (> 0).
@@ -505,7 +505,8 @@ pub struct CredentialRecord {
 }
 
 /// A HYOK key: the external key id AWS KMS uses, bound to a key of the store's source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = HyokKey)]
 pub struct HyokKeyRecord {
     /// External key id used in XKS paths.
     pub external_id: String,
@@ -519,7 +520,7 @@ pub struct HyokKeyRecord {
 }
 
 /// The credentials file the AWS KMS console accepts, returned once on creation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CredentialsFile {
     /// The store's `XksProxyUriPath`.
     #[serde(rename = "XksProxyUriPath")]
@@ -530,7 +531,7 @@ pub struct CredentialsFile {
 }
 
 /// The credential part of [`CredentialsFile`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CredentialsFileCredential {
     /// Access key id.
     #[serde(rename = "AccessKeyId")]
@@ -542,7 +543,8 @@ pub struct CredentialsFileCredential {
 
 /// An AWS account (a KMS container): its allowed regions and who may act on its key
 /// stores.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Account)]
 pub struct AccountRecord {
     /// The 12-digit AWS account id.
     pub id: String,
@@ -553,7 +555,7 @@ pub struct AccountRecord {
     pub regions: Vec<String>,
     /// Who may do what with its key stores (admins may always do everything).
     #[serde(default)]
-    pub acl: Vec<crate::auth::AclEntry>,
+    pub acl: Vec<crate::identity::AclEntry>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
     /// The AWS connection (by name) used to reach the account's AWS KMS.
@@ -562,7 +564,7 @@ pub struct AccountRecord {
 }
 
 /// How an AWS connection reaches AWS STS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StsRegionalEndpoints {
     /// The region's own STS endpoint (AWS's recommendation).
@@ -599,7 +601,8 @@ pub struct AwsConnectionRecord {
 
 /// An HSM connection: a PKCS#11 module, a token (Luna partition) and a *reference*
 /// to its PIN (an environment variable or a file), never the PIN itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = HsmConnection)]
 pub struct HsmConnectionRecord {
     /// Unique name.
     pub name: String,

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::{
     model::{
         self, CredentialRecord, CredentialsFile, CredentialsFileCredential, HyokKeyRecord,
-        ModelError, StoreKind, StoreRecord, XksLocation, keys,
+        ModelError, StoreKind, StoreRecord, keys,
         rules::{self, RuleViolation},
     },
     secrets::MasterKey,
@@ -84,7 +84,7 @@ pub enum OpError {
     Input(String),
     /// Authentication or authorization refused.
     #[error(transparent)]
-    Auth(#[from] crate::auth::AuthError),
+    Access(#[from] crate::identity::AccessError),
 }
 
 impl From<StoreError> for OpError {
@@ -126,7 +126,7 @@ impl OpError {
             OpError::SourceUnavailable { .. } => "source_unavailable",
             OpError::Store(_) => "store_error",
             OpError::Input(_) => "invalid_input",
-            OpError::Auth(e) => e.code(),
+            OpError::Access(e) => e.code(),
         }
     }
 
@@ -156,7 +156,7 @@ impl OpError {
             OpError::Source { .. } | OpError::SourceUnavailable { .. } => 502,
             OpError::Store(_) => 500,
             OpError::Input(_) => 400,
-            OpError::Auth(e) => e.http_status(),
+            OpError::Access(e) => e.http_status(),
         }
     }
 }
@@ -169,51 +169,6 @@ pub struct Versioned<T> {
     pub value: T,
     /// Its version.
     pub version: u64,
-}
-
-/// What to create.
-#[derive(Debug, Clone)]
-pub struct NewStore {
-    /// Unique name.
-    pub name: String,
-    /// The AWS account it belongs to (`None`: only admins manage it).
-    pub account: Option<String>,
-    /// Key source name (fixed forever).
-    pub source: String,
-    /// URI path prefix; generated (`keystores/<id>`) when `None`.
-    pub uri_path_prefix: Option<String>,
-    /// Health-check key: a key of the store's source that the plugin accepts.
-    pub health_check_key: String,
-    /// 2..=20, default 20.
-    pub max_credentials: Option<u32>,
-    /// Where AWS reaches the store.
-    pub location: XksLocation,
-    /// Audit successful crypto operations.
-    pub success_audit: bool,
-    /// Require mutual TLS.
-    pub mtls: bool,
-}
-
-/// What to change; `None` leaves a field as it is. `source` and `container` may only
-/// repeat the current values: a store's source binding never changes.
-#[derive(Debug, Clone, Default)]
-pub struct StoreUpdate {
-    /// New name.
-    pub name: Option<String>,
-    /// New XKS location.
-    pub location: Option<XksLocation>,
-    /// New health-check key (local stores).
-    pub health_check_key: Option<String>,
-    /// New max credentials (local stores).
-    pub max_credentials: Option<u32>,
-    /// Success-audit toggle (local stores).
-    pub success_audit: Option<bool>,
-    /// mTLS toggle (local stores).
-    pub mtls: Option<bool>,
-    /// Must equal the current source if given.
-    pub source: Option<String>,
-    /// Must equal the current container if given.
-    pub container: Option<String>,
 }
 
 /// Management operations over the durable store and the key sources.
@@ -723,12 +678,15 @@ mod connections;
 mod identity;
 mod sources;
 
-pub use connections::{
-    CONNECTION_TEST_TIMEOUT, ConnectionTest, NewAwsConnection, NewHsmConnection, PluginSettings,
-    open_source,
+pub use connections::{CONNECTION_TEST_TIMEOUT, PluginSettings, open_source};
+pub use identity::RootBootstrap;
+
+// The changes the admin API asks for are its request types (one definition).
+pub use crate::api::{
+    accounts::AccountPatch as AccountUpdate,
+    connections::{NewAwsConnection, NewHsmConnection},
+    stores::{NewStore, StorePatch as StoreUpdate},
 };
-pub use identity::{AccountUpdate, RootBootstrap};
-pub use sources::SourceStatus;
 
 #[cfg(test)]
 mod tests;

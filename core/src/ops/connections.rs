@@ -3,20 +3,19 @@
 //! and luna key sources opened at run time from HSM connections.
 
 use std::{
-    collections::BTreeMap,
     path::PathBuf,
     sync::{Arc, mpsc},
     time::{Duration, SystemTime},
 };
 
-use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::{OpError, Operations, decode, to_json};
 use crate::{
+    api::connections::{ConnectionTest, NewAwsConnection, NewHsmConnection},
     model::{
-        self, AccountRecord, AwsConnectionRecord, HsmConnectionRecord, SourceRecord,
-        StsRegionalEndpoints, keys, rules::RuleViolation,
+        self, AccountRecord, AwsConnectionRecord, HsmConnectionRecord, SourceRecord, keys,
+        rules::RuleViolation,
     },
     plugin::{self, CallLimits, KeySourceHandle, LoadedPlugin, StoreHost},
     store::{Condition, Entry, StoreError, Write},
@@ -38,80 +37,6 @@ pub const CONNECTION_TEST_TIMEOUT: Duration = Duration::from_secs(10);
 const SOURCE_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the AWS connection test waits for the endpoint.
 const AWS_TEST_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What to create.
-#[derive(Debug, Clone)]
-pub struct NewAwsConnection {
-    /// Unique name.
-    pub name: String,
-    /// The IAM access key id.
-    pub access_key_id: String,
-    /// The secret access key (sealed before it is stored).
-    pub secret_access_key: Zeroizing<String>,
-    /// A role to assume.
-    pub role_arn: Option<String>,
-    /// Endpoint override.
-    pub endpoint_url: Option<String>,
-    /// STS regional endpoints setting.
-    pub sts_regional_endpoints: StsRegionalEndpoints,
-}
-
-/// What to create.
-#[derive(Debug, Clone, Default)]
-pub struct NewHsmConnection {
-    /// Unique name.
-    pub name: String,
-    /// PKCS#11 module path.
-    pub module: String,
-    /// Token (partition) label.
-    pub token_label: String,
-    /// Environment variable holding the PIN.
-    pub pin_env: Option<String>,
-    /// File holding the PIN.
-    pub pin_file: Option<String>,
-    /// Module environment.
-    pub module_env: BTreeMap<String, String>,
-    /// Pooled sessions.
-    pub pool_size: Option<u32>,
-    /// Session wait bound, ms.
-    pub op_timeout_ms: Option<u64>,
-}
-
-/// The outcome of a connection test: `Ready`, or `Failed` with the reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ConnectionTest {
-    /// `Ready` or `Failed`.
-    pub status: &'static str,
-    /// Why it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The HSM's model (HSM connections that are ready).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// The endpoint tried (AWS connections).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-}
-
-impl ConnectionTest {
-    fn ready() -> ConnectionTest {
-        ConnectionTest {
-            status: "Ready",
-            reason: None,
-            model: None,
-            endpoint: None,
-        }
-    }
-
-    fn failed(reason: impl Into<String>) -> ConnectionTest {
-        ConnectionTest {
-            status: "Failed",
-            reason: Some(reason.into()),
-            model: None,
-            endpoint: None,
-        }
-    }
-}
 
 fn in_use(what: &str, name: &str, users: &[String], kind: &str) -> OpError {
     OpError::Rule(RuleViolation {

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 
 use zeroize::Zeroizing;
 
-use super::{OpError, Operations, decode, to_json};
+use super::{AccountUpdate, OpError, Operations, decode, to_json};
 use crate::{
-    auth::{
-        self, ADMINS, AclEntry, AuthError, IssuedToken, Principal, TokenKind, TokenRecord, USERS,
+    identity::{
+        self, ADMINS, AccessError, AclEntry, IssuedToken, Principal, TokenKind, TokenRecord, USERS,
         UserRecord,
     },
     model::{self, AccountRecord, keys, rules::RuleViolation},
@@ -23,19 +23,6 @@ pub struct RootBootstrap {
     /// The password, when it was generated (to be shown once); `None` when it came
     /// from the configured environment variable.
     pub generated_password: Option<Zeroizing<String>>,
-}
-
-/// What to change on an AWS account; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct AccountUpdate {
-    /// New display name.
-    pub name: Option<String>,
-    /// New allowed regions.
-    pub regions: Option<Vec<String>>,
-    /// New ACL (replaces the old one).
-    pub acl: Option<Vec<AclEntry>>,
-    /// New AWS connection (by name; empty: none).
-    pub aws_connection: Option<String>,
 }
 
 fn validate_user_name(name: &str) -> Result<(), OpError> {
@@ -102,7 +89,7 @@ fn validate_regions(regions: &[String]) -> Result<(), OpError> {
 }
 
 fn hash(password: &str) -> Result<String, OpError> {
-    auth::hash_password(password)
+    identity::hash_password(password)
         .map_err(|e| OpError::Input(format!("password cannot be hashed: {e}")))
 }
 
@@ -110,11 +97,11 @@ fn hash(password: &str) -> Result<String, OpError> {
 /// not exist so that a login takes as long either way.
 fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| auth::hash_password("keyhold-no-such-user").unwrap_or_default())
+    DUMMY.get_or_init(|| identity::hash_password("keyhold-no-such-user").unwrap_or_default())
 }
 
 fn unauthenticated(reason: &'static str) -> OpError {
-    OpError::Auth(AuthError::Unauthenticated(reason))
+    OpError::Access(AccessError::Unauthenticated(reason))
 }
 
 impl Operations {
@@ -127,7 +114,7 @@ impl Operations {
         &self,
         password: Option<Zeroizing<String>>,
     ) -> Result<Option<RootBootstrap>, OpError> {
-        if !self.store.scan(auth::keys::USERS)?.is_empty() {
+        if !self.store.scan(identity::keys::USERS)?.is_empty() {
             return Ok(None);
         }
         let (password, generated) = match password {
@@ -148,8 +135,11 @@ impl Operations {
             created_at: model::now_unix(),
         };
         match self.store.commit(
-            &[Condition::Absent(auth::keys::user(ROOT_USER))],
-            vec![Write::Put(auth::keys::user(ROOT_USER), to_json(&record))],
+            &[Condition::Absent(identity::keys::user(ROOT_USER))],
+            vec![Write::Put(
+                identity::keys::user(ROOT_USER),
+                to_json(&record),
+            )],
         ) {
             Ok(_) => Ok(Some(RootBootstrap {
                 generated_password: generated.then_some(password),
@@ -177,8 +167,8 @@ impl Operations {
             created_at: model::now_unix(),
         };
         match self.store.commit(
-            &[Condition::Absent(auth::keys::user(name))],
-            vec![Write::Put(auth::keys::user(name), to_json(&record))],
+            &[Condition::Absent(identity::keys::user(name))],
+            vec![Write::Put(identity::keys::user(name), to_json(&record))],
         ) {
             Ok(_) => Ok(record),
             Err(StoreError::Conflict { .. }) => Err(OpError::AlreadyExists {
@@ -193,7 +183,7 @@ impl Operations {
     pub fn get_user(&self, name: &str) -> Result<UserRecord, OpError> {
         let entry = self
             .store
-            .get(&auth::keys::user(name))?
+            .get(&identity::keys::user(name))?
             .ok_or_else(|| OpError::NotFound {
                 what: "user",
                 id: name.to_string(),
@@ -204,7 +194,7 @@ impl Operations {
     /// Every user, by name.
     pub fn list_users(&self) -> Result<Vec<UserRecord>, OpError> {
         self.store
-            .scan(auth::keys::USERS)?
+            .scan(identity::keys::USERS)?
             .iter()
             .map(decode)
             .collect()
@@ -214,7 +204,7 @@ impl Operations {
     pub fn delete_user(&self, name: &str) -> Result<(), OpError> {
         let entry = self
             .store
-            .get(&auth::keys::user(name))?
+            .get(&identity::keys::user(name))?
             .ok_or_else(|| OpError::NotFound {
                 what: "user",
                 id: name.to_string(),
@@ -235,11 +225,11 @@ impl Operations {
                     ),
                 }));
             };
-            conditions.push(Condition::Exists(auth::keys::user(&other.name)));
+            conditions.push(Condition::Exists(identity::keys::user(&other.name)));
         }
         let mut writes = vec![Write::Delete(entry.key)];
         for t in self.tokens_of(name)? {
-            writes.push(Write::Delete(auth::keys::token(&t.id)));
+            writes.push(Write::Delete(identity::keys::token(&t.id)));
         }
         match self.store.commit(&conditions, writes) {
             Ok(_) => Ok(()),
@@ -258,7 +248,7 @@ impl Operations {
         validate_password(password)?;
         let entry = self
             .store
-            .get(&auth::keys::user(name))?
+            .get(&identity::keys::user(name))?
             .ok_or_else(|| OpError::NotFound {
                 what: "user",
                 id: name.to_string(),
@@ -282,13 +272,13 @@ impl Operations {
 
     /// Checks a user's password (false for unknown users, in about the same time).
     pub fn check_password(&self, name: &str, password: &str) -> Result<bool, OpError> {
-        match self.store.get(&auth::keys::user(name))? {
+        match self.store.get(&identity::keys::user(name))? {
             Some(entry) => {
                 let user: UserRecord = decode(&entry)?;
-                Ok(auth::verify_password(password, &user.password_hash))
+                Ok(identity::verify_password(password, &user.password_hash))
             }
             None => {
-                let _ = auth::verify_password(password, dummy_hash());
+                let _ = identity::verify_password(password, dummy_hash());
                 Ok(false)
             }
         }
@@ -297,11 +287,11 @@ impl Operations {
     // ----- tokens -----
 
     fn put_token(&self, issued: &IssuedToken) -> Result<(), OpError> {
-        let key = auth::keys::token(&issued.record.id);
+        let key = identity::keys::token(&issued.record.id);
         self.store.commit(
             &[
                 Condition::Absent(key.clone()),
-                Condition::Exists(auth::keys::user(&issued.record.user)),
+                Condition::Exists(identity::keys::user(&issued.record.user)),
             ],
             vec![Write::Put(key, to_json(&issued.record))],
         )?;
@@ -321,7 +311,8 @@ impl Operations {
         }
         let ttl = i64::try_from(ttl_seconds).unwrap_or(i64::MAX / 2);
         let expires = model::now_unix().saturating_add(ttl);
-        let issued = auth::issue_token(user, TokenKind::Session, Some(expires), "login session");
+        let issued =
+            identity::issue_token(user, TokenKind::Session, Some(expires), "login session");
         self.put_token(&issued)?;
         self.purge_expired_tokens(user)?;
         Ok(issued)
@@ -342,21 +333,21 @@ impl Operations {
                 "description must be at most 256 characters".into(),
             ));
         }
-        let issued = auth::issue_token(user, TokenKind::Api, expires_at, description);
+        let issued = identity::issue_token(user, TokenKind::Api, expires_at, description);
         self.put_token(&issued)?;
         Ok(issued)
     }
 
     /// Who presents `bearer`, and the token's record.
     pub fn authenticate(&self, bearer: &str) -> Result<(Principal, TokenRecord), OpError> {
-        let (id, secret) = auth::parse_bearer(bearer)?;
+        let (id, secret) = identity::parse_bearer(bearer)?;
         let entry = self
             .store
-            .get(&auth::keys::token(id))?
+            .get(&identity::keys::token(id))?
             .ok_or_else(|| unauthenticated("unknown or revoked token"))?;
         let record: TokenRecord = decode(&entry)?;
-        auth::check_token(&record, secret, model::now_unix())?;
-        let user = match self.store.get(&auth::keys::user(&record.user))? {
+        identity::check_token(&record, secret, model::now_unix())?;
+        let user = match self.store.get(&identity::keys::user(&record.user))? {
             Some(e) => decode::<UserRecord>(&e)?,
             None => return Err(unauthenticated("the token's user no longer exists")),
         };
@@ -372,7 +363,7 @@ impl Operations {
     fn tokens_of(&self, user: &str) -> Result<Vec<TokenRecord>, OpError> {
         let all: Vec<TokenRecord> = self
             .store
-            .scan(auth::keys::TOKENS)?
+            .scan(identity::keys::TOKENS)?
             .iter()
             .map(decode)
             .collect::<Result<_, _>>()?;
@@ -385,7 +376,7 @@ impl Operations {
             .tokens_of(user)?
             .into_iter()
             .filter(|t| t.expires_at.is_some_and(|e| e <= now))
-            .map(|t| Write::Delete(auth::keys::token(&t.id)))
+            .map(|t| Write::Delete(identity::keys::token(&t.id)))
             .collect();
         if !writes.is_empty() {
             self.store.commit(&[], writes)?;
@@ -409,7 +400,7 @@ impl Operations {
         };
         let entry = self
             .store
-            .get(&auth::keys::token(id))?
+            .get(&identity::keys::token(id))?
             .ok_or_else(not_found)?;
         let record: TokenRecord = decode(&entry)?;
         if record.user != who.user && !who.is_admin() {

@@ -5,36 +5,11 @@ use std::collections::HashMap;
 use keyhold_sdk::{KeyInfo, KeySourceError, NewKey};
 
 use super::{OpError, Operations, decode};
+use crate::api::sources::{Source, SourceState};
 use crate::{
     model::{HyokKeyRecord, SourceRecord, keys},
     plugin::KeySourceHandle,
 };
-
-/// A configured key source as the management plane shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SourceStatus {
-    /// The source's name.
-    pub name: String,
-    /// Its plugin kind (`ctm`, `luna`, ...).
-    pub plugin: String,
-    /// Its key store container, when the plugin has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<String>,
-    /// The HSM connection it was created from (sources created through the API).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hsm_connection: Option<String>,
-    /// `opened` or `failed`.
-    pub status: &'static str,
-    /// Why it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Vendor the source reports (opened sources).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vendor: Option<String>,
-    /// Model the source reports (opened sources).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-}
 
 impl Operations {
     fn source_handle(&self, source: &str) -> Result<std::sync::Arc<KeySourceHandle>, OpError> {
@@ -60,7 +35,7 @@ impl Operations {
     }
 
     /// Every configured key source with its status.
-    pub fn list_sources(&self) -> Result<Vec<SourceStatus>, OpError> {
+    pub fn list_sources(&self) -> Result<Vec<Source>, OpError> {
         let records: HashMap<String, SourceRecord> = self
             .store
             .scan(keys::SOURCES)?
@@ -79,11 +54,15 @@ impl Operations {
                         .ok()
                         .and_then(|h| h.plugin.as_ref().map(|p| p.name.clone()))
                 });
-                SourceStatus {
+                Source {
                     plugin: plugin.unwrap_or_default(),
                     container: rec.and_then(|r| r.container.clone()),
                     hsm_connection: rec.and_then(|r| r.hsm_connection.clone()),
-                    status: if handle.is_ok() { "opened" } else { "failed" },
+                    status: if handle.is_ok() {
+                        SourceState::Opened
+                    } else {
+                        SourceState::Failed
+                    },
                     reason: handle.as_ref().err().cloned(),
                     vendor: handle.as_ref().ok().map(|h| h.info.vendor.to_string()),
                     model: handle.as_ref().ok().map(|h| h.info.model.to_string()),

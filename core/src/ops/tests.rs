@@ -7,7 +7,8 @@ use keyhold_sdk::{
 
 use super::*;
 use crate::{
-    model::{AwsLink, ConnectionState, SourceRecord},
+    api::{connections::TestStatus, sources::SourceState},
+    model::{AwsLink, ConnectionState, SourceRecord, XksLocation},
     plugin::{CallLimits, KeySourceHandle},
     store::MemoryStore,
 };
@@ -501,9 +502,9 @@ fn accounts_bind_stores_and_refuse_deletion_while_used() {
         .create_account("111122223333", "prod", vec!["EU".into()], vec![])
         .unwrap_err();
     assert_eq!(e.code(), "invalid_input");
-    let acl = vec![crate::auth::AclEntry {
+    let acl = vec![crate::identity::AclEntry {
         principal: "user:bob".into(),
-        permissions: [crate::auth::Permission::View].into_iter().collect(),
+        permissions: [crate::identity::Permission::View].into_iter().collect(),
     }];
     f.ops
         .create_account("111122223333", "prod", vec!["eu-west-1".into()], acl)
@@ -555,7 +556,7 @@ fn users_tokens_and_the_root_bootstrap() {
     let session = f.ops.login("root", &pw, 60).unwrap();
     let (who, rec) = f.ops.authenticate(&session.bearer).unwrap();
     assert!(who.is_admin());
-    assert_eq!(rec.kind, crate::auth::TokenKind::Session);
+    assert_eq!(rec.kind, crate::identity::TokenKind::Session);
     assert_eq!(
         f.ops
             .login("root", "wrong password", 60)
@@ -617,7 +618,7 @@ fn source_keys_and_hyok_lookups() {
     assert_eq!(sources.len(), 1);
     assert_eq!(
         (sources[0].plugin.as_str(), sources[0].status),
-        ("ctm", "opened")
+        ("ctm", SourceState::Opened)
     );
     let k = f
         .ops
@@ -755,7 +756,7 @@ fn aws_connection_test_reports_the_connection_error() {
     c.endpoint_url = Some(format!("http://{closed}"));
     f.ops.create_aws_connection(c).unwrap();
     let t = f.ops.test_aws_connection("c1", None).unwrap();
-    assert_eq!(t.status, "Failed");
+    assert_eq!(t.status, TestStatus::Failed);
     assert!(t.reason.unwrap().contains("cannot connect"));
     assert_eq!(
         f.ops

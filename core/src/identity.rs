@@ -1,4 +1,5 @@
-//! Management-plane identities: users with argon2-hashed passwords, expiring session
+//! Management-plane identities (the admin API's users and tokens; "auth" in this tree
+//! means XKS request authentication only): users with argon2-hashed passwords, expiring session
 //! tokens and revocable API tokens, the built-in groups, and per-account ACLs.
 //!
 //! Authorization is a pure function ([`authorize`]) over a user's groups and an
@@ -15,6 +16,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64URL};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 /// The built-in group that may do everything (holds the root admin).
@@ -23,7 +25,9 @@ pub const ADMINS: &str = "admins";
 pub const USERS: &str = "users";
 
 /// What an ACL can grant on an AWS account's key stores and keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     /// See stores, keys and credentials metadata.
@@ -69,7 +73,7 @@ impl Permission {
 }
 
 /// One ACL entry: a user (`user:<name>`) or group (`group:<name>`) and what it may do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AclEntry {
     /// `user:<name>` or `group:<name>`.
     pub principal: String,
@@ -80,7 +84,7 @@ pub struct AclEntry {
 /// Why a request is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum AuthError {
+pub enum AccessError {
     /// No credentials, or wrong ones (401).
     #[error("authentication failed: {0}")]
     Unauthenticated(&'static str),
@@ -100,24 +104,24 @@ pub enum AuthError {
         /// The user.
         user: String,
         /// What was attempted.
-        action: &'static str,
+        action: String,
     },
 }
 
-impl AuthError {
+impl AccessError {
     /// Stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            AuthError::Unauthenticated(_) => "unauthenticated",
-            AuthError::Forbidden { .. } => "forbidden",
-            AuthError::AdminOnly { .. } => "admin_only",
+            AccessError::Unauthenticated(_) => "unauthenticated",
+            AccessError::Forbidden { .. } => "forbidden",
+            AccessError::AdminOnly { .. } => "admin_only",
         }
     }
 
     /// HTTP status.
     pub fn http_status(&self) -> u16 {
         match self {
-            AuthError::Unauthenticated(_) => 401,
+            AccessError::Unauthenticated(_) => 401,
             _ => 403,
         }
     }
@@ -146,7 +150,7 @@ pub fn authorize(
     account: &str,
     acl: &[AclEntry],
     permission: Permission,
-) -> Result<(), AuthError> {
+) -> Result<(), AccessError> {
     if who.is_admin() {
         return Ok(());
     }
@@ -161,7 +165,7 @@ pub fn authorize(
     if granted {
         Ok(())
     } else {
-        Err(AuthError::Forbidden {
+        Err(AccessError::Forbidden {
             user: who.user.clone(),
             account: account.to_string(),
             permission,
@@ -170,13 +174,13 @@ pub fn authorize(
 }
 
 /// Only admins.
-pub fn require_admin(who: &Principal, action: &'static str) -> Result<(), AuthError> {
+pub fn require_admin(who: &Principal, action: impl Into<String>) -> Result<(), AccessError> {
     if who.is_admin() {
         Ok(())
     } else {
-        Err(AuthError::AdminOnly {
+        Err(AccessError::AdminOnly {
             user: who.user.clone(),
-            action,
+            action: action.into(),
         })
     }
 }
@@ -215,7 +219,7 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 }
 
 /// Kind of bearer token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
     /// From a login; expires.
@@ -293,22 +297,22 @@ pub fn issue_token(
 }
 
 /// Splits a bearer string into (token id, secret).
-pub fn parse_bearer(bearer: &str) -> Result<(&str, &str), AuthError> {
+pub fn parse_bearer(bearer: &str) -> Result<(&str, &str), AccessError> {
     bearer
         .strip_prefix("kh_")
         .and_then(|rest| rest.split_once('.'))
         .filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
-        .ok_or(AuthError::Unauthenticated("malformed bearer token"))
+        .ok_or(AccessError::Unauthenticated("malformed bearer token"))
 }
 
 /// Checks a presented secret against its record at time `now` (Unix seconds).
-pub fn check_token(record: &TokenRecord, secret: &str, now: i64) -> Result<(), AuthError> {
+pub fn check_token(record: &TokenRecord, secret: &str, now: i64) -> Result<(), AccessError> {
     let presented = sha256_hex(secret.as_bytes());
     if !bool::from(presented.as_bytes().ct_eq(record.secret_sha256.as_bytes())) {
-        return Err(AuthError::Unauthenticated("invalid token"));
+        return Err(AccessError::Unauthenticated("invalid token"));
     }
     if record.expires_at.is_some_and(|t| now >= t) {
-        return Err(AuthError::Unauthenticated("token expired: log in again"));
+        return Err(AccessError::Unauthenticated("token expired: log in again"));
     }
     Ok(())
 }
@@ -330,94 +334,4 @@ pub mod keys {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn who(user: &str, groups: &[&str]) -> Principal {
-        Principal {
-            user: user.into(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-        }
-    }
-
-    fn grant(principal: &str, perms: &[Permission]) -> AclEntry {
-        AclEntry {
-            principal: principal.into(),
-            permissions: perms.iter().copied().collect(),
-        }
-    }
-
-    #[test]
-    fn admins_may_do_everything() {
-        for p in Permission::ALL {
-            assert!(authorize(&who("root", &[ADMINS]), "111122223333", &[], p).is_ok());
-        }
-        assert!(require_admin(&who("root", &[ADMINS]), "manage users").is_ok());
-        let e = require_admin(&who("bob", &[USERS]), "manage users").unwrap_err();
-        assert_eq!((e.code(), e.http_status()), ("admin_only", 403));
-    }
-
-    #[test]
-    fn users_need_a_grant_naming_the_permission() {
-        let bob = who("bob", &[USERS]);
-        let e = authorize(&bob, "111122223333", &[], Permission::View).unwrap_err();
-        assert_eq!(e.http_status(), 403);
-        assert!(e.to_string().contains("'view'"), "{e}");
-        let acl = [grant(
-            "user:bob",
-            &[Permission::View, Permission::ManageCredentials],
-        )];
-        assert!(authorize(&bob, "a", &acl, Permission::View).is_ok());
-        assert!(authorize(&bob, "a", &acl, Permission::ManageCredentials).is_ok());
-        let e = authorize(&bob, "a", &acl, Permission::DeleteStore).unwrap_err();
-        assert!(e.to_string().contains("delete_store"));
-        // Someone else's grant does not apply; a group grant does.
-        let acl = [grant("user:alice", &[Permission::View])];
-        assert!(authorize(&bob, "a", &acl, Permission::View).is_err());
-        let acl = [grant("group:users", &[Permission::Block])];
-        assert!(authorize(&bob, "a", &acl, Permission::Block).is_ok());
-        assert!(
-            authorize(
-                &bob,
-                "a",
-                &[grant("bogus", &[Permission::View])],
-                Permission::View
-            )
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn passwords_hash_and_verify() {
-        let h = hash_password("correct horse").unwrap();
-        assert!(h.starts_with("$argon2id$"));
-        assert!(!h.contains("correct horse"));
-        assert!(verify_password("correct horse", &h));
-        assert!(!verify_password("wrong", &h));
-        assert!(!verify_password("correct horse", "not a hash"));
-        assert_ne!(
-            hash_password("same").unwrap(),
-            hash_password("same").unwrap()
-        );
-    }
-
-    #[test]
-    fn tokens_verify_expire_and_never_store_the_secret() {
-        let t = issue_token("bob", TokenKind::Session, Some(1_000), "");
-        let (id, secret) = parse_bearer(&t.bearer).unwrap();
-        assert_eq!(id, t.record.id);
-        assert!(!serde_json::to_string(&t.record).unwrap().contains(secret));
-        assert!(check_token(&t.record, secret, 999).is_ok());
-        assert_eq!(
-            check_token(&t.record, secret, 1_000).unwrap_err(),
-            AuthError::Unauthenticated("token expired: log in again")
-        );
-        assert!(check_token(&t.record, "guess", 0).is_err());
-        for bad in ["", "kh_", "kh_abc", "kh_.x", "kh_x.", "Bearer x"] {
-            assert!(parse_bearer(bad).is_err(), "{bad}");
-        }
-        let api = issue_token("ci", TokenKind::Api, None, "pipeline");
-        let (_, s) = parse_bearer(&api.bearer).unwrap();
-        assert!(check_token(&api.record, s, i64::MAX - 1).is_ok());
-    }
-}
+mod tests;

@@ -1,0 +1,96 @@
+//! AWS accounts with their ACLs: created, changed and deleted by admins, seen by whoever
+//! the ACL lets view them.
+
+use super::{params::AccountId, prelude::*};
+use crate::{
+    api::accounts::{Account, AccountPatch, NewAccount},
+    identity,
+};
+
+pub(super) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_accounts, create_account))
+        .routes(routes!(get_account, update_account, delete_account))
+}
+
+/// Create an AWS account with its ACL (admins).
+#[utoipa::path(post, path = "/api/v1/accounts", request_body = NewAccount, responses(
+    (status = 201, description = "The account.", body = Account),
+    (status = 400, description = "Invalid input.", body = ErrorBody),
+    (status = 403, description = "Not an admin.", body = ErrorBody),
+    (status = 409, description = "Exists.", body = ErrorBody),
+))]
+async fn create_account(
+    Admin(c): Admin,
+    Body(body): Body<NewAccount>,
+) -> Result<(StatusCode, Json<Account>)> {
+    let object = format!("account/{}", body.id);
+    let acc = c
+        .change("create_account", object, move |ops, _| {
+            let (regions, acl, connection) = (body.regions, body.acl, body.aws_connection);
+            let a = ops.create_account_with(&body.id, &body.name, regions, acl, connection)?;
+            let details = json!({"acl": a.acl, "aws_connection": a.aws_connection});
+            Ok((a, details))
+        })
+        .await?;
+    Ok(created(acc))
+}
+
+/// AWS accounts the caller may view.
+#[utoipa::path(get, path = "/api/v1/accounts", responses(
+    (status = 200, description = "Accounts.", body = Vec<Account>),
+))]
+async fn list_accounts(c: Caller) -> Result<Json<Vec<Account>>> {
+    let mut accounts = c.read(|ops, _| ops.list_accounts()).await?;
+    accounts.retain(|a| identity::authorize(&c.principal, &a.id, &a.acl, Permission::View).is_ok());
+    Ok(Json(accounts))
+}
+
+/// One AWS account (needs view).
+#[utoipa::path(get, path = "/api/v1/accounts/{id}", params(AccountId), responses(
+    (status = 200, description = "The account.", body = Account),
+    (status = 403, description = "No view permission.", body = ErrorBody),
+    (status = 404, description = "No such account.", body = ErrorBody),
+))]
+async fn get_account(c: Caller, Path(AccountId { id }): Path<AccountId>) -> Result<Json<Account>> {
+    let acc = c.read(move |ops, _| ops.get_account(&id)).await?;
+    identity::authorize(&c.principal, &acc.id, &acc.acl, Permission::View)?;
+    Ok(Json(acc))
+}
+
+/// Change an account's name, regions, ACL or AWS connection (admins).
+#[utoipa::path(put, path = "/api/v1/accounts/{id}", params(AccountId), request_body = AccountPatch, responses(
+    (status = 200, description = "The account.", body = Account),
+    (status = 403, description = "Not an admin.", body = ErrorBody),
+    (status = 404, description = "No such account.", body = ErrorBody),
+))]
+async fn update_account(
+    Admin(c): Admin,
+    Path(AccountId { id }): Path<AccountId>,
+    Body(body): Body<AccountPatch>,
+) -> Result<Json<Account>> {
+    let acc = c
+        .change("update_account", format!("account/{id}"), move |ops, _| {
+            let a = ops.update_account(&id, body)?;
+            let details = json!({"acl": a.acl, "regions": a.regions});
+            Ok((a, details))
+        })
+        .await?;
+    Ok(Json(acc))
+}
+
+/// Delete an AWS account (admins); refused while it has stores.
+#[utoipa::path(delete, path = "/api/v1/accounts/{id}", params(AccountId), responses(
+    (status = 204, description = "Deleted."),
+    (status = 403, description = "Not an admin.", body = ErrorBody),
+    (status = 409, description = "Account in use.", body = ErrorBody),
+))]
+async fn delete_account(
+    Admin(c): Admin,
+    Path(AccountId { id }): Path<AccountId>,
+) -> Result<StatusCode> {
+    c.change_no_content("delete_account", format!("account/{id}"), move |ops, _| {
+        ops.delete_account(&id)
+    })
+    .await
+}

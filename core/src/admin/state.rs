@@ -1,0 +1,197 @@
+//! [`AdminState`], what every handler shares, and [`Actor`], a principal acting on it:
+//! the two ways a handler touches the store, [`Actor::read`] and the audited
+//! [`Actor::change`].
+
+use std::{sync::Arc, time::Duration};
+
+use axum::http::StatusCode;
+
+use serde_json::{Value, json};
+
+use super::ApiError;
+use crate::{
+    audit::AuditLog,
+    identity::Principal,
+    ops::{OpError, Operations},
+};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AdminState {
+    ops: Arc<Operations>,
+    audit: AuditLog,
+    pub(super) session_ttl_seconds: u64,
+    data_plane: Option<crate::xks::XksService>,
+}
+
+/// The audit record of an admin change (refused or done): never secrets.
+fn audit_event(user: &str, action: &str, object: &str, outcome: String, details: Value) -> Value {
+    let mut event = json!({
+        "kind": "admin",
+        "user": user,
+        "action": action,
+        "object": object,
+        "outcome": outcome,
+    });
+    if !details.is_null() {
+        event["details"] = details;
+    }
+    event
+}
+
+fn task_failed(e: tokio::task::JoinError) -> ApiError {
+    ApiError::internal(format!("task failed: {e}"))
+}
+
+impl AdminState {
+    /// State over `ops`, auditing to `audit`.
+    pub fn new(ops: Arc<Operations>, audit: AuditLog, session_ttl_seconds: u64) -> AdminState {
+        AdminState {
+            ops,
+            audit,
+            session_ttl_seconds,
+            data_plane: None,
+        }
+    }
+
+    /// Answers a change only once this node's data plane serves it (read-your-writes
+    /// for XKS requests right after an admin call).
+    pub fn with_data_plane(mut self, service: crate::xks::XksService) -> AdminState {
+        self.data_plane = Some(service);
+        self
+    }
+
+    async fn wait_applied(&self, revision: u64) {
+        let Some(service) = &self.data_plane else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while service.routing().revision < revision {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    revision,
+                    "data plane has not applied an admin change within 5 s"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Runs a read-only operation on the blocking pool.
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Operations) -> Result<T, OpError> + Send + 'static,
+    {
+        let ops = self.ops.clone();
+        tokio::task::spawn_blocking(move || f(&ops))
+            .await
+            .map_err(task_failed)?
+            .map_err(ApiError::from)
+    }
+
+    /// Records a change refused before it ran (e.g. by the admins-only check).
+    pub(super) async fn audit_refusal(&self, user: &str, action: &str, object: &str, e: &ApiError) {
+        let event = audit_event(
+            user,
+            action,
+            object,
+            format!("refused: {}", e.code()),
+            json!(e.message()),
+        );
+        let audit = self.audit.clone();
+        let written = tokio::task::spawn_blocking(move || audit.record_durable(event)).await;
+        if !matches!(written, Ok(Ok(_))) {
+            tracing::error!(action, "admin audit record of a refusal failed");
+        }
+    }
+}
+
+/// A principal acting through the admin API: what a handler does for its caller.
+pub struct Actor {
+    state: AdminState,
+    /// Who acts.
+    pub principal: Principal,
+}
+
+impl Actor {
+    /// `principal` acting on `state`.
+    pub(super) fn new(state: AdminState, principal: Principal) -> Actor {
+        Actor { state, principal }
+    }
+
+    /// Runs a read-only operation for the principal (handed to `f`) on the blocking
+    /// pool.
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Operations, &Principal) -> Result<T, OpError> + Send + 'static,
+    {
+        let who = self.principal.clone();
+        self.state.read(move |ops| f(ops, &who)).await
+    }
+
+    /// Runs a change by the principal on the blocking pool and records it (refused or
+    /// done) in the audit log, durably, before answering; then waits until this node's
+    /// data plane has applied it. `f` gets the operations and the principal, and
+    /// returns the result and audit details (never secrets; `Value::Null` for none).
+    pub(super) async fn change<T, F>(
+        &self,
+        action: &'static str,
+        object: String,
+        f: F,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Operations, &Principal) -> Result<(T, Value), OpError> + Send + 'static,
+    {
+        let state = &self.state;
+        let (ops, audit, who) = (
+            state.ops.clone(),
+            state.audit.clone(),
+            self.principal.clone(),
+        );
+        let (result, audited) = tokio::task::spawn_blocking(move || {
+            let result = f(&ops, &who);
+            let (outcome, details) = match &result {
+                Ok((_, d)) => ("ok".to_string(), d.clone()),
+                Err(e) => (format!("refused: {}", e.code()), json!(e.to_string())),
+            };
+            let audited =
+                audit.record_durable(audit_event(&who.user, action, &object, outcome, details));
+            let revision = ops.revision().unwrap_or(0);
+            (result.map(|(t, _)| (t, revision)), audited)
+        })
+        .await
+        .map_err(task_failed)?;
+        let (t, revision) = result.map_err(ApiError::from)?;
+        // An acknowledged change always has its audit record: if the record could not
+        // be written, the caller is told (the change itself is already committed).
+        if let Err(e) = audited {
+            tracing::error!(action, "admin audit record failed: {e}");
+            return Err(ApiError::internal(format!(
+                "the change was applied but its audit record could not be written: {e}"
+            )));
+        }
+        state.wait_applied(revision).await;
+        Ok(t)
+    }
+
+    /// [`Actor::change`] without result or audit details, answered `204 No Content`.
+    pub(super) async fn change_no_content<F>(
+        &self,
+        action: &'static str,
+        object: String,
+        f: F,
+    ) -> Result<StatusCode, ApiError>
+    where
+        F: FnOnce(&Operations, &Principal) -> Result<(), OpError> + Send + 'static,
+    {
+        self.change(action, object, move |ops, who| {
+            f(ops, who).map(|()| ((), Value::Null))
+        })
+        .await?;
+        Ok(StatusCode::NO_CONTENT)
+    }
+}

@@ -1,0 +1,199 @@
+//! External key stores: create, list, read (with its version as `ETag`), change (with
+//! `If-Match`), delete (confirmed), block and unblock; each as the account's ACL allows.
+
+use axum::{extract::RawQuery, http::HeaderMap, response::Response};
+
+use super::{
+    ApiError,
+    etag::{if_match, with_etag},
+    params::StoreId,
+    prelude::*,
+};
+use crate::{
+    api::stores::{CreatedStore, NewStore, Store, StorePatch},
+    model,
+};
+
+pub(super) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_stores, create_store))
+        .routes(routes!(get_store, update_store, delete_store))
+        .routes(routes!(block_store))
+        .routes(routes!(unblock_store))
+}
+
+/// Create an unlinked key store; returns the credentials file once.
+#[utoipa::path(post, path = "/api/v1/stores", request_body = NewStore, responses(
+    (status = 201, description = "Store, credentials file, health-check path (ETag: the store's version).", body = CreatedStore),
+    (status = 400, description = "Invalid input.", body = ErrorBody),
+    (status = 403, description = "Missing create_store.", body = ErrorBody),
+    (status = 409, description = "Name or prefix taken.", body = ErrorBody),
+    (status = 422, description = "Health-check key refused.", body = ErrorBody),
+))]
+async fn create_store(c: Caller, Body(body): Body<NewStore>) -> Result<Response> {
+    let object = format!("store/{}", body.name);
+    let (store, file) = c
+        .change("create_store", object, move |ops, who| {
+            if let Some(a) = &body.account {
+                ops.get_account(a)?;
+            }
+            authorize_account(ops, who, body.account.as_deref(), Permission::CreateStore)?;
+            let account = body.account.clone();
+            let (rec, file) = ops.create_store(body)?;
+            let details = json!({
+                "store_id": rec.id,
+                "account": account,
+                "source": rec.source,
+                "uri_path_prefix": rec.uri_path_prefix,
+                "access_key_id": file.credential.access_key_id,
+            });
+            let current = ops.get_store(&rec.id)?;
+            Ok(((Store::new(current, account), file), details))
+        })
+        .await?;
+    let health_check_path = model::lb_health_path(&store.record.uri_path_prefix);
+    let version = store.version;
+    let created = CreatedStore {
+        store,
+        credentials_file: file,
+        health_check_path,
+    };
+    Ok(with_etag(StatusCode::CREATED, version, created))
+}
+
+/// Key stores the caller may view.
+#[utoipa::path(get, path = "/api/v1/stores", responses(
+    (status = 200, description = "Stores.", body = Vec<Store>),
+))]
+async fn list_stores(c: Caller) -> Result<Json<Vec<Store>>> {
+    let views = c
+        .read(|ops, who| {
+            let accounts = ops.store_accounts()?;
+            let mut out = Vec::new();
+            for st in ops.list_stores()? {
+                let account = accounts.get(&st.value.id).cloned();
+                if authorize_account(ops, who, account.as_deref(), Permission::View).is_ok() {
+                    out.push(Store::new(st, account));
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(Json(views))
+}
+
+/// One key store (ETag: its version).
+#[utoipa::path(get, path = "/api/v1/stores/{id}", params(StoreId), responses(
+    (status = 200, description = "The store (ETag: its version).", body = Store),
+    (status = 403, description = "Missing view.", body = ErrorBody),
+    (status = 404, description = "No such store.", body = ErrorBody),
+))]
+async fn get_store(c: Caller, Path(StoreId { id }): Path<StoreId>) -> Result<Response> {
+    let store = c
+        .read(move |ops, who| {
+            let st = authorize_store(ops, who, &id, Permission::View)?;
+            Ok(Store::new(st, ops.store_account(&id)?))
+        })
+        .await?;
+    Ok(with_etag(StatusCode::OK, store.version, store))
+}
+
+/// Change a key store; needs If-Match with its version.
+#[utoipa::path(patch, path = "/api/v1/stores/{id}", request_body = StorePatch,
+    params(StoreId, ("If-Match" = String, Header, description = "\"<version>\" from the ETag")),
+    responses(
+        (status = 200, description = "The store (ETag: its new version).", body = Store),
+        (status = 409, description = "Store blocked.", body = ErrorBody),
+        (status = 412, description = "Stale If-Match.", body = ErrorBody),
+        (status = 422, description = "Source is immutable.", body = ErrorBody),
+        (status = 428, description = "If-Match missing.", body = ErrorBody),
+    )
+)]
+async fn update_store(
+    c: Caller,
+    Path(StoreId { id }): Path<StoreId>,
+    headers: HeaderMap,
+    Body(body): Body<StorePatch>,
+) -> Result<Response> {
+    let expected = if_match(&headers)?;
+    let result = c
+        .change("update_store", format!("store/{id}"), move |ops, who| {
+            authorize_store(ops, who, &id, Permission::UpdateStore)?;
+            let details = json!({"fields": body.fields()});
+            let v = ops.update_store(&id, body, Some(expected))?;
+            Ok((Store::new(v, ops.store_account(&id)?), details))
+        })
+        .await;
+    match result {
+        Ok(store) => Ok(with_etag(StatusCode::OK, store.version, store)),
+        Err(e) if e.code == "version_mismatch" => Err(ApiError {
+            status: StatusCode::PRECONDITION_FAILED,
+            ..e
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+fn confirmed(query: Option<String>) -> bool {
+    query.unwrap_or_default().split('&').any(|pair| {
+        matches!(
+            pair.split_once('='),
+            Some(("confirm", "true")) | Some(("confirm", "1")) | Some(("confirm", "yes"))
+        )
+    })
+}
+
+/// Delete a key store (irreversible; ?confirm=true; no HYOK keys left).
+#[utoipa::path(delete, path = "/api/v1/stores/{id}",
+    params(StoreId, ("confirm" = bool, Query, description = "Must be true (also 1 or yes)")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 409, description = "Has keys, or not confirmed.", body = ErrorBody),
+    )
+)]
+async fn delete_store(
+    c: Caller,
+    Path(StoreId { id }): Path<StoreId>,
+    RawQuery(query): RawQuery,
+) -> Result<StatusCode> {
+    let confirm = confirmed(query);
+    c.change("delete_store", format!("store/{id}"), move |ops, who| {
+        let st = authorize_store(ops, who, &id, Permission::DeleteStore)?;
+        ops.delete_store(&id, confirm)?;
+        Ok(((), json!({"name": st.value.name})))
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_blocked(c: Caller, id: String, blocked: bool) -> Result<Response> {
+    let action = if blocked {
+        "block_store"
+    } else {
+        "unblock_store"
+    };
+    let store = c
+        .change(action, format!("store/{id}"), move |ops, who| {
+            authorize_store(ops, who, &id, Permission::Block)?;
+            let v = ops.set_store_blocked(&id, blocked)?;
+            Ok((Store::new(v, ops.store_account(&id)?), Value::Null))
+        })
+        .await?;
+    Ok(with_etag(StatusCode::OK, store.version, store))
+}
+
+/// Block a store: XKS requests fail with InvalidStateException.
+#[utoipa::path(post, path = "/api/v1/stores/{id}/block", params(StoreId), responses(
+    (status = 200, description = "The store.", body = Store),
+))]
+async fn block_store(c: Caller, Path(StoreId { id }): Path<StoreId>) -> Result<Response> {
+    set_blocked(c, id, true).await
+}
+
+/// Unblock a store.
+#[utoipa::path(post, path = "/api/v1/stores/{id}/unblock", params(StoreId), responses(
+    (status = 200, description = "The store.", body = Store),
+))]
+async fn unblock_store(c: Caller, Path(StoreId { id }): Path<StoreId>) -> Result<Response> {
+    set_blocked(c, id, false).await
+}

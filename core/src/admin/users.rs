@@ -1,0 +1,110 @@
+//! Admin users: list, create and delete (admins), read (admins or the user), set a
+//! password (admins; users their own with the current one).
+
+use super::{params::UserName, prelude::*};
+use crate::{
+    api::users::{NewPassword, NewUser, User},
+    identity::{self, AccessError},
+    ops::OpError,
+};
+
+pub(super) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, delete_user))
+        .routes(routes!(set_password))
+}
+
+/// List users (admins).
+#[utoipa::path(get, path = "/api/v1/users", responses(
+    (status = 200, description = "Users.", body = Vec<User>),
+    (status = 403, description = "Not an admin.", body = ErrorBody),
+))]
+async fn list_users(Admin(c): Admin) -> Result<Json<Vec<User>>> {
+    let users = c.read(|ops, _| ops.list_users()).await?;
+    Ok(Json(users.iter().map(User::from).collect()))
+}
+
+/// Create a user (admins).
+#[utoipa::path(post, path = "/api/v1/users", request_body = NewUser, responses(
+    (status = 201, description = "The user.", body = User),
+    (status = 400, description = "Invalid input.", body = ErrorBody),
+    (status = 403, description = "Not an admin.", body = ErrorBody),
+    (status = 409, description = "Name taken.", body = ErrorBody),
+))]
+async fn create_user(
+    Admin(c): Admin,
+    Body(body): Body<NewUser>,
+) -> Result<(StatusCode, Json<User>)> {
+    let object = format!("user/{}", body.name);
+    let user = c
+        .change("create_user", object, move |ops, _| {
+            let u = ops.create_user(&body.name, &body.password, body.groups)?;
+            let groups = json!({"groups": u.groups});
+            Ok((u, groups))
+        })
+        .await?;
+    Ok(created(User::from(&user)))
+}
+
+/// One user (admins, or the user themself).
+#[utoipa::path(get, path = "/api/v1/users/{name}", params(UserName), responses(
+    (status = 200, description = "The user.", body = User),
+    (status = 403, description = "Another user, and not an admin.", body = ErrorBody),
+    (status = 404, description = "No such user.", body = ErrorBody),
+))]
+async fn get_user(c: Caller, Path(UserName { name }): Path<UserName>) -> Result<Json<User>> {
+    let user = c
+        .read(move |ops, who| {
+            if who.user != name {
+                identity::require_admin(who, "see other users")?;
+            }
+            ops.get_user(&name)
+        })
+        .await?;
+    Ok(Json(User::from(&user)))
+}
+
+/// Delete a user and their tokens (admins); not the last admin.
+#[utoipa::path(delete, path = "/api/v1/users/{name}", params(UserName), responses(
+    (status = 204, description = "Deleted."),
+    (status = 403, description = "Not an admin.", body = ErrorBody),
+    (status = 409, description = "Last admin.", body = ErrorBody),
+))]
+async fn delete_user(
+    Admin(c): Admin,
+    Path(UserName { name }): Path<UserName>,
+) -> Result<StatusCode> {
+    c.change_no_content("delete_user", format!("user/{name}"), move |ops, _| {
+        ops.delete_user(&name)
+    })
+    .await
+}
+
+/// Set a password (admins; users their own with current_password).
+#[utoipa::path(put, path = "/api/v1/users/{name}/password", params(UserName), request_body = NewPassword, responses(
+    (status = 204, description = "Changed."),
+    (status = 400, description = "Weak password.", body = ErrorBody),
+    (status = 403, description = "Another user, and not an admin.", body = ErrorBody),
+))]
+async fn set_password(
+    c: Caller,
+    Path(UserName { name }): Path<UserName>,
+    Body(body): Body<NewPassword>,
+) -> Result<StatusCode> {
+    c.change_no_content("set_password", format!("user/{name}"), move |ops, who| {
+        if !who.is_admin() {
+            if who.user != name {
+                identity::require_admin(who, "change other users' passwords")?;
+            }
+            let current = body.current_password.unwrap_or_default();
+            if !ops.check_password(&name, &current)? {
+                return Err(OpError::Access(AccessError::Unauthenticated(
+                    "current_password is missing or wrong",
+                )));
+            }
+        }
+        ops.set_password(&name, &body.password)
+    })
+    .await
+}

@@ -1,0 +1,138 @@
+//! AWS and HSM connections: `/api/v1/connections/aws`, `/api/v1/connections/hsm`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use zeroize::Zeroizing;
+
+use crate::model::AwsConnectionRecord;
+pub use crate::model::{HsmConnectionRecord as HsmConnection, StsRegionalEndpoints};
+
+/// `POST /api/v1/connections/aws` body.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAwsConnection {
+    /// Unique name.
+    pub name: String,
+    /// The IAM access key id.
+    pub access_key_id: String,
+    /// The secret access key: sealed at rest, never returned.
+    #[schema(value_type = String)]
+    pub secret_access_key: Zeroizing<String>,
+    /// A role to assume with these credentials.
+    pub role_arn: Option<String>,
+    /// An endpoint override instead of `https://kms.<region>.amazonaws.com`.
+    pub endpoint_url: Option<String>,
+    /// How STS is reached.
+    #[serde(default)]
+    pub sts_regional_endpoints: StsRegionalEndpoints,
+}
+
+/// An AWS connection as the API shows it: never the secret, sealed or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AwsConnection {
+    /// Unique name.
+    pub name: String,
+    /// The IAM access key id.
+    pub access_key_id: String,
+    /// A role to assume.
+    pub role_arn: Option<String>,
+    /// The endpoint override.
+    pub endpoint_url: Option<String>,
+    /// How STS is reached.
+    pub sts_regional_endpoints: StsRegionalEndpoints,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+impl From<&AwsConnectionRecord> for AwsConnection {
+    fn from(c: &AwsConnectionRecord) -> Self {
+        AwsConnection {
+            name: c.name.clone(),
+            access_key_id: c.access_key_id.clone(),
+            role_arn: c.role_arn.clone(),
+            endpoint_url: c.endpoint_url.clone(),
+            sts_regional_endpoints: c.sts_regional_endpoints,
+            created_at: c.created_at,
+        }
+    }
+}
+
+/// `POST /api/v1/connections/aws/{name}/test` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConnectionTest {
+    /// The region whose KMS endpoint is called (default `us-east-1`).
+    pub region: Option<String>,
+}
+
+/// `POST /api/v1/connections/hsm` body. The PIN is referenced, never sent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHsmConnection {
+    /// Unique name.
+    pub name: String,
+    /// Path of the PKCS#11 module.
+    pub module: String,
+    /// Label of the token (partition).
+    pub token_label: String,
+    /// Environment variable holding the PIN.
+    pub pin_env: Option<String>,
+    /// File holding the PIN.
+    pub pin_file: Option<String>,
+    /// Environment for the module (e.g. SoftHSM2's `SOFTHSM2_CONF`).
+    #[serde(default)]
+    pub module_env: BTreeMap<String, String>,
+    /// Pooled sessions of a key source made from it.
+    pub pool_size: Option<u32>,
+    /// Session wait bound, milliseconds.
+    pub op_timeout_ms: Option<u64>,
+}
+
+/// Whether a connection test reached its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum TestStatus {
+    /// Reached and usable.
+    Ready,
+    /// Not usable: see the reason.
+    Failed,
+}
+
+/// The outcome of a connection test: `Ready`, or `Failed` with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionTest {
+    /// `Ready` or `Failed`.
+    pub status: TestStatus,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The HSM's model (HSM connections that are ready).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The endpoint tried (AWS connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+}
+
+impl ConnectionTest {
+    /// A test that succeeded.
+    pub fn ready() -> ConnectionTest {
+        ConnectionTest {
+            status: TestStatus::Ready,
+            reason: None,
+            model: None,
+            endpoint: None,
+        }
+    }
+
+    /// A test that failed for `reason`.
+    pub fn failed(reason: impl Into<String>) -> ConnectionTest {
+        ConnectionTest {
+            status: TestStatus::Failed,
+            reason: Some(reason.into()),
+            model: None,
+            endpoint: None,
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! HYOK keys of a store: `/api/v1/stores/{id}/keys`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub use crate::model::HyokKeyRecord as HyokKey;
+
+/// `POST /api/v1/stores/{id}/keys` body.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHyokKey {
+    /// External key id (the id AWS KMS uses in XKS paths).
+    pub external_id: String,
+    /// Name of the key in the store's source.
+    pub source_key: String,
+}

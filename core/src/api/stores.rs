@@ -1,0 +1,128 @@
+//! External key stores: `/api/v1/stores`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub use crate::model::{
+    AwsLink, ConnectionState, CredentialsFile, Quota, StoreKind, StoreRecord, XksLocation,
+};
+use crate::{model, ops::Versioned};
+
+/// `POST /api/v1/stores` body: an unlinked key store.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewStore {
+    /// Unique name.
+    pub name: String,
+    /// The AWS account it belongs to (none: only admins manage it).
+    pub account: Option<String>,
+    /// Key source name (fixed forever).
+    pub source: String,
+    /// URI path prefix; generated (`keystores/<id>`) when absent.
+    pub uri_path_prefix: Option<String>,
+    /// A key of the source that the plugin accepts as health-check key.
+    pub health_check_key: String,
+    /// 2..=20, default 20.
+    #[schema(minimum = 2, maximum = 20)]
+    pub max_credentials: Option<u32>,
+    /// Where AWS reaches the store.
+    #[serde(default)]
+    pub location: XksLocation,
+    /// Audit successful crypto operations.
+    #[serde(default)]
+    pub success_audit: bool,
+    /// Require mutual TLS.
+    #[serde(default)]
+    pub mtls: bool,
+}
+
+/// `PATCH /api/v1/stores/{id}` body: absent fields stay as they are; `source` and
+/// `container` may only repeat the current values.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StorePatch {
+    /// New name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New XKS location.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<XksLocation>,
+    /// New health-check key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check_key: Option<String>,
+    /// New max credentials (2..=20).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_credentials: Option<u32>,
+    /// Success-audit toggle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success_audit: Option<bool>,
+    /// mTLS toggle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtls: Option<bool>,
+    /// Must equal the current source if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Must equal the current container if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+impl StorePatch {
+    /// The names of the fields the patch sets (for the audit record).
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            ("name", self.name.is_some()),
+            ("location", self.location.is_some()),
+            ("health_check_key", self.health_check_key.is_some()),
+            ("max_credentials", self.max_credentials.is_some()),
+            ("success_audit", self.success_audit.is_some()),
+            ("mtls", self.mtls.is_some()),
+            ("source", self.source.is_some()),
+            ("container", self.container.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(n, _)| n)
+        .collect()
+    }
+}
+
+/// A key store as the API shows it; its `version` is also the response's `ETag`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Store {
+    /// The stored record.
+    #[serde(flatten)]
+    pub record: StoreRecord,
+    /// Its version (send it back in `If-Match`).
+    pub version: u64,
+    /// The AWS account it belongs to.
+    pub account: Option<String>,
+    /// Its `XksProxyUriPath`.
+    pub xks_uri_path: String,
+    /// Its load-balancer health-check path.
+    pub health_check_path: String,
+}
+
+impl Store {
+    /// The view of `store`, which belongs to `account`.
+    pub fn new(store: Versioned<StoreRecord>, account: Option<String>) -> Store {
+        Store {
+            xks_uri_path: store.value.xks_base_path(),
+            health_check_path: model::lb_health_path(&store.value.uri_path_prefix),
+            record: store.value,
+            version: store.version,
+            account,
+        }
+    }
+}
+
+/// A new store with its first credential (shown only here).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedStore {
+    /// The store.
+    pub store: Store,
+    /// The credentials file for the AWS KMS console.
+    pub credentials_file: CredentialsFile,
+    /// The store's load-balancer health-check path.
+    pub health_check_path: String,
+}
