@@ -17,9 +17,34 @@ use crate::{
 };
 
 /// Declares `#[tokio::test]`s that run suite functions against a source expression,
-/// e.g. `xks_suite!(SourceFixture::luna(); encrypt_decrypt_round_trips_with_fresh_ivs);`.
+/// e.g. `xks_suite!(SourceFixture::luna(); encrypt_decrypt_round_trips_with_fresh_ivs);`,
+/// or a whole group: `xks_suite!(source; operations)` (the four operations' successful
+/// shapes) or `xks_suite!(source; errors)` (the error table and the size limits).
 #[macro_export]
 macro_rules! xks_suite {
+    ($source:expr; operations) => {
+        $crate::xks_suite!(
+            $source;
+            encrypt_decrypt_round_trips_with_fresh_ivs,
+            cdiv_is_sha256_of_aad_iv_ciphertext_tag,
+            health_status_and_load_balancer_health,
+            key_metadata_per_key,
+            credentials_change_without_restart,
+            concurrent_round_trips_over_several_connections,
+        );
+    };
+    ($source:expr; errors) => {
+        $crate::xks_suite!(
+            $source;
+            validation_exceptions,
+            invalid_state_for_blocked_store_blocked_key_and_disabled_key,
+            invalid_ciphertext_exceptions,
+            invalid_key_usage_exceptions,
+            not_found_paths_methods_and_authentication,
+            unsupported_operation_exceptions,
+            size_limits_at_and_one_past,
+        );
+    };
     ($source:expr; $($name:ident),+ $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread")]
@@ -389,15 +414,8 @@ pub async fn invalid_state_for_blocked_store_blocked_key_and_disabled_key(source
 
     // A blocked store: every operation, health included.
     server.set_store_blocked(true).await;
-    c.encrypt(KEY_ALL, b"x", None, false)
-        .await
-        .assert_error(400, "InvalidStateException");
-    c.decrypt(KEY_ALL, &sealed, None)
-        .await
-        .assert_error(400, "InvalidStateException");
-    c.metadata(KEY_ALL)
-        .await
-        .assert_error(400, "InvalidStateException");
+    c.assert_key_ops_fail(KEY_ALL, &sealed, 400, "InvalidStateException")
+        .await;
     c.health().await.assert_error(400, "InvalidStateException");
     // Authentication still comes first.
     let bad = c.with_cred(crate::Credential::new(

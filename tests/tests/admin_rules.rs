@@ -5,7 +5,7 @@
 
 use keyhold_tests::{
     SourceFixture, TestServer,
-    admin::{AdminClient, expect_error, expect_status},
+    admin::{AdminClient, etag, expect_error, expect_status, health_check_key},
 };
 use serde_json::{Value, json};
 
@@ -30,42 +30,27 @@ async fn server() -> TestServer {
 }
 
 async fn source_key(root: &AdminClient, source: &str, body: Value) {
-    let r = root
-        .post(&format!("/api/v1/sources/{source}/keys"), &body)
-        .await;
-    expect_status(&r, 201);
-}
-
-fn hc_body(name: &str) -> Value {
-    json!({"name": name, "usage": ["encrypt", "decrypt", "wrap", "unwrap"],
-           "exportable": false, "deletable": false})
+    expect_status(&root.create_source_key(source, &body).await, 201);
 }
 
 /// Health-check and data keys in both sources.
 async fn keys(root: &AdminClient) {
-    source_key(root, "ctm", hc_body(HC)).await;
-    source_key(root, "ctm2", hc_body(HC2)).await;
-    source_key(
-        root,
-        "ctm",
-        json!({"name": DATA, "usage": ["encrypt", "decrypt"]}),
-    )
-    .await;
-    source_key(
-        root,
-        "ctm2",
-        json!({"name": DATA2, "usage": ["encrypt", "decrypt"]}),
-    )
-    .await;
+    source_key(root, "ctm", health_check_key(HC)).await;
+    source_key(root, "ctm2", health_check_key(HC2)).await;
+    for (source, name) in [("ctm", DATA), ("ctm2", DATA2)] {
+        source_key(
+            root,
+            source,
+            json!({"name": name, "usage": ["encrypt", "decrypt"]}),
+        )
+        .await;
+    }
 }
 
 /// Creates a store on `source`; returns its admin path.
 async fn store(root: &AdminClient, name: &str, source: &str, hc: &str) -> String {
     let r = root
-        .post(
-            "/api/v1/stores",
-            &json!({"name": name, "source": source, "health_check_key": hc}),
-        )
+        .create_store(&json!({"name": name, "source": source, "health_check_key": hc}))
         .await;
     let id = expect_status(&r, 201)["store"]["id"]
         .as_str()
@@ -74,22 +59,11 @@ async fn store(root: &AdminClient, name: &str, source: &str, hc: &str) -> String
     format!("/api/v1/stores/{id}")
 }
 
-/// The store's current ETag.
-async fn etag(root: &AdminClient, store: &str) -> String {
+/// PATCHes the store with its current ETag.
+async fn patch(root: &AdminClient, store: &str, body: Value) -> keyhold_tests::Reply {
     let r = root.get(store).await;
     expect_status(&r, 200);
-    r.headers
-        .get("etag")
-        .expect("ETag")
-        .to_str()
-        .expect("ascii")
-        .to_string()
-}
-
-async fn patch(root: &AdminClient, store: &str, body: Value) -> keyhold_tests::Reply {
-    let tag = etag(root, store).await;
-    root.request("PATCH", store, Some(&body), &[("if-match", &tag)])
-        .await
+    root.patch(store, &body, Some(&etag(&r))).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -136,12 +110,7 @@ async fn deleting_a_store_with_keys_is_refused_naming_the_count() {
     keys(&root).await;
     let store = store(&root, "with-keys", "ctm", HC).await;
     for ext in ["k1", "k2"] {
-        let r = root
-            .post(
-                &format!("{store}/keys"),
-                &json!({"external_id": ext, "source_key": DATA}),
-            )
-            .await;
+        let r = root.create_hyok_key(&store, ext, DATA).await;
         expect_status(&r, 201);
     }
     let r = root.delete(&format!("{store}?confirm=true")).await;
@@ -195,10 +164,7 @@ async fn the_health_check_key_must_come_from_the_stores_own_source() {
     keys(&root).await;
     // HC2 is a valid health-check key, of ctm2: a ctm store refuses it.
     let r = root
-        .post(
-            "/api/v1/stores",
-            &json!({"name": "mixed", "source": "ctm", "health_check_key": HC2}),
-        )
+        .create_store(&json!({"name": "mixed", "source": "ctm", "health_check_key": HC2}))
         .await;
     let msg = expect_error(&r, 422, "source_key_not_found");
     assert!(msg.contains("'ctm'") && msg.contains(HC2), "{msg}");
@@ -241,10 +207,7 @@ async fn health_check_key_attributes_are_named_when_wrong() {
     ];
     for (key, named) in cases {
         let r = root
-            .post(
-                "/api/v1/stores",
-                &json!({"name": "hc-test", "source": "ctm", "health_check_key": key}),
-            )
+            .create_store(&json!({"name": "hc-test", "source": "ctm", "health_check_key": key}))
             .await;
         let msg = expect_error(&r, 422, "invalid_key");
         for n in named {
@@ -281,8 +244,7 @@ async fn max_credentials_bounds_hold_on_patch_too() {
     // The bounds themselves are accepted on creation.
     for (name, good) in [("bounds-2", 2), ("bounds-20", 20)] {
         let r = root
-            .post(
-                "/api/v1/stores",
+            .create_store(
                 &json!({"name": name, "source": "ctm", "health_check_key": HC,
                         "max_credentials": good}),
             )
@@ -300,24 +262,14 @@ async fn a_hyok_key_needs_a_source_key_of_the_stores_own_source() {
     let s = store(&root, "hyok", "ctm", HC).await;
     // DATA2 exists, in ctm2 only: mixing sources is refused.
     for source_key in [DATA2, "no-such-key"] {
-        let r = root
-            .post(
-                &format!("{s}/keys"),
-                &json!({"external_id": "k", "source_key": source_key}),
-            )
-            .await;
+        let r = root.create_hyok_key(&s, "k", source_key).await;
         let msg = expect_error(&r, 422, "source_key_not_found");
         assert!(msg.contains("'ctm'") && msg.contains(source_key), "{msg}");
     }
     let keys = expect_status(&root.get(&format!("{s}/keys")).await, 200);
     assert_eq!(keys, json!([]));
     // Its own source's key works.
-    let r = root
-        .post(
-            &format!("{s}/keys"),
-            &json!({"external_id": "k", "source_key": DATA}),
-        )
-        .await;
+    let r = root.create_hyok_key(&s, "k", DATA).await;
     expect_status(&r, 201);
     server.stop().await;
 }

@@ -402,9 +402,7 @@ async fn json_output_and_exit_codes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn https_with_cacert() {
-    let server = TestServer::builder()
-        .source(SourceFixture::ctm())
-        .without_store()
+    let server = TestServer::admin_only()
         .admin_line("plain_http = false")
         .start()
         .await;

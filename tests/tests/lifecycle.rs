@@ -58,15 +58,8 @@ async fn a_wrong_source_master_key_fails_the_source_not_the_server() {
     assert_eq!(failed[0].0, "ctm");
     println!("failed source: {}", failed[0].1);
     let c = server.client();
-    c.decrypt(KEY_ALL, &sealed, None)
-        .await
-        .assert_error(500, "InternalException");
-    c.encrypt(KEY_ALL, b"x", None, false)
-        .await
-        .assert_error(500, "InternalException");
-    c.metadata(KEY_ALL)
-        .await
-        .assert_error(500, "InternalException");
+    c.assert_key_ops_fail(KEY_ALL, &sealed, 500, "InternalException")
+        .await;
     let h = c.health().await.ok_json();
     let fleet = h["ekmFleetDetails"].as_array().expect("fleet");
     assert!(!fleet.is_empty());

@@ -42,8 +42,8 @@ use hyper_util::{
     server::conn::auto,
 };
 use keyhold_benches::{
-    ACCESS_KEY_ID, KEY_ID, Op, PREFIX, SECRET, decrypt_body_from_encrypt_response, encrypt_body,
-    health_body, metadata_body, plaintext, sigv4_headers,
+    Credential, KEY_ID, Op, PREFIX, decrypt_body_from_encrypt_response, encrypt_body, health_body,
+    metadata_body, plaintext, sign_post,
 };
 use serde_json::{Value, json};
 use tokio::{
@@ -101,11 +101,11 @@ struct RunArgs {
     /// External key id for metadata/encrypt/decrypt.
     #[arg(long, default_value = KEY_ID)]
     key: String,
-    /// SigV4 access key id.
-    #[arg(long, default_value = ACCESS_KEY_ID)]
+    /// SigV4 access key id (default: the conformance store's first credential).
+    #[arg(long, default_value_t = Credential::a().access_key_id)]
     access_key_id: String,
     /// SigV4 secret access key.
-    #[arg(long, env = "XKS_LOAD_SECRET", default_value = SECRET, hide_default_value = true)]
+    #[arg(long, env = "XKS_LOAD_SECRET", default_value_t = Credential::a().secret, hide_default_value = true)]
     secret: String,
     /// Operations to run, one after the other (repeat or comma-separate).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "encrypt")]
@@ -260,8 +260,7 @@ struct Work {
     size: Option<usize>,
     path: String,
     body: Bytes,
-    access_key_id: String,
-    secret: String,
+    cred: Credential,
     authority: String,
     sign: SignMode,
 }
@@ -275,25 +274,15 @@ struct Signature {
 
 impl Work {
     fn signed_headers(&self) -> Vec<(HeaderName, HeaderValue)> {
-        let ct = ("content-type", "application/json");
-        sigv4_headers(
-            &self.access_key_id,
-            &self.secret,
-            "POST",
-            &self.authority,
-            &self.path,
-            &[ct],
-            &self.body,
-            SystemTime::now(),
-        )
-        .into_iter()
-        .map(|(n, v)| {
-            (
-                HeaderName::from_bytes(n.as_bytes()).expect("signer header name"),
-                HeaderValue::from_str(&v).expect("signer header value"),
-            )
-        })
-        .collect()
+        sign_post(&self.cred, &self.authority, &self.path, &self.body)
+            .into_iter()
+            .map(|(n, v)| {
+                (
+                    HeaderName::from_bytes(n.as_bytes()).expect("signer header name"),
+                    HeaderValue::from_str(&v).expect("signer header value"),
+                )
+            })
+            .collect()
     }
 
     fn request(&self, cache: &mut Signature) -> Request<Full<Bytes>> {
@@ -535,8 +524,7 @@ async fn prepare(
         size: matches!(op, Op::Encrypt | Op::Decrypt).then_some(size),
         path: op.path(&args.prefix, &args.key),
         body: body.into(),
-        access_key_id: args.access_key_id.clone(),
-        secret: args.secret.clone(),
+        cred: Credential::new(&args.access_key_id, &args.secret),
         authority: target.authority.clone(),
         sign,
     };

@@ -1,14 +1,13 @@
 //! validate_health_check_key refuses keys created directly with cryptoki that miss a
 //! required attribute, naming it.
 
-mod common;
-
 use cryptoki::{
     mechanism::Mechanism,
     object::{Attribute, KeyType, ObjectClass},
 };
 use keyhold_sdk::{KeySourceError, KeySourceImpl, testing::MemoryHost};
-use plugin_luna::{LunaSource, pkcs11::find_slot};
+use keyhold_testkit::luna::LunaToken;
+use plugin_luna::LunaSource;
 
 fn template(label: &str, len: u64, change: Option<Attribute>) -> Vec<Attribute> {
     let mut t = vec![
@@ -35,20 +34,13 @@ fn template(label: &str, len: u64, change: Option<Attribute>) -> Vec<Attribute> 
 
 #[test]
 fn health_check_key_attributes_are_each_named() {
-    common::new_token("attributes");
+    let token = LunaToken::labelled("attributes");
     let source = LunaSource::open(
-        &common::config("attributes", serde_json::json!({})),
+        &token.config(serde_json::json!({})),
         MemoryHost::new().boxed(),
     )
     .unwrap();
-    let ctx = common::ctx();
-    let (slot, _) = find_slot(&ctx, "attributes").unwrap().unwrap();
-    let session = ctx.open_rw_session(slot).unwrap();
-    plugin_luna::pkcs11::login(
-        &session,
-        &cryptoki::types::AuthPin::from(common::USER_PIN.to_string()),
-    )
-    .unwrap();
+    let session = token.user_session();
 
     let cases: Vec<(&str, u64, Option<Attribute>, &str)> = vec![
         ("good", 32, None, ""),

@@ -30,7 +30,36 @@ impl AdminClient {
         }
     }
 
-    /// Sends `method path` with an optional JSON body and extra headers.
+    /// The request `method path` with an optional JSON body and the bearer token.
+    pub fn raw(&self, method: &str, path: &str, body: Option<&Value>) -> RawRequest {
+        let mut req = RawRequest::new(
+            method,
+            path,
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        );
+        if body.is_some() {
+            req = req.with_header("content-type", "application/json");
+        }
+        match &self.token {
+            Some(t) => req.with_header("authorization", &format!("Bearer {t}")),
+            None => req,
+        }
+    }
+
+    /// Sends `req` on a fresh connection; transport failures (refused connection, reset,
+    /// a server killed mid-request) and a 30 s timeout are errors, not panics.
+    pub async fn try_send(&self, req: &RawRequest) -> Result<Reply, crate::BoxError> {
+        let fut = async {
+            let conn = self.transport.connect().await?;
+            conn.send(req).await
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), fut)
+            .await
+            .map_err(|_| format!("{} {}: no answer within 30 s", req.method, req.path))?
+    }
+
+    /// Sends `method path` with an optional JSON body and extra headers; panics on a
+    /// transport failure or when no answer comes within 30 s.
     pub async fn request(
         &self,
         method: &str,
@@ -38,53 +67,13 @@ impl AdminClient {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut req = RawRequest::new(
-            method,
-            path,
-            body.map(|b| b.to_string()).unwrap_or_default(),
-        );
-        if body.is_some() {
-            req = req.with_header("content-type", "application/json");
-        }
-        if let Some(t) = &self.token {
-            req = req.with_header("authorization", &format!("Bearer {t}"));
-        }
+        let mut req = self.raw(method, path, body);
         for (n, v) in headers {
             req = req.with_header(n, v);
         }
-        let conn = self.transport.connect().await.expect("admin connect");
-        conn.send(&req)
+        self.try_send(&req)
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
-    }
-
-    /// Sends `method path` with an optional JSON body; transport failures (refused
-    /// connection, reset, a server killed mid-request) and a 30 s timeout are errors
-    /// instead of panics.
-    pub async fn try_request(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Reply, crate::BoxError> {
-        let mut req = RawRequest::new(
-            method,
-            path,
-            body.map(|b| b.to_string()).unwrap_or_default(),
-        );
-        if body.is_some() {
-            req = req.with_header("content-type", "application/json");
-        }
-        if let Some(t) = &self.token {
-            req = req.with_header("authorization", &format!("Bearer {t}"));
-        }
-        let fut = async {
-            let conn = self.transport.connect().await?;
-            conn.send(&req).await
-        };
-        tokio::time::timeout(std::time::Duration::from_secs(30), fut)
-            .await
-            .map_err(|_| format!("{method} {path}: no answer within 30 s"))?
     }
 
     /// GET.
@@ -102,6 +91,30 @@ impl AdminClient {
         self.request("DELETE", path, None, &[]).await
     }
 
+    /// `POST /api/v1/stores` with `body`.
+    pub async fn create_store(&self, body: &Value) -> Reply {
+        self.post("/api/v1/stores", body).await
+    }
+
+    /// `POST /api/v1/sources/{source}/keys` with `body`.
+    pub async fn create_source_key(&self, source: &str, body: &Value) -> Reply {
+        self.post(&format!("/api/v1/sources/{source}/keys"), body)
+            .await
+    }
+
+    /// `POST {store}/keys`: HYOK key `external_id` on `source_key`, where `store` is
+    /// the store's admin path (`/api/v1/stores/<id>`).
+    pub async fn create_hyok_key(&self, store: &str, external_id: &str, source_key: &str) -> Reply {
+        let body = serde_json::json!({"external_id": external_id, "source_key": source_key});
+        self.post(&format!("{store}/keys"), &body).await
+    }
+
+    /// `PATCH path` with `body`, and `If-Match: <etag>` when given.
+    pub async fn patch(&self, path: &str, body: &Value, if_match: Option<&str>) -> Reply {
+        let headers: Vec<(&str, &str)> = if_match.map(|t| ("if-match", t)).into_iter().collect();
+        self.request("PATCH", path, Some(body), &headers).await
+    }
+
     /// Logs in; panics unless it succeeds. Returns a client with the session token.
     pub async fn login(&self, user: &str, password: &str) -> AdminClient {
         let r = self
@@ -115,16 +128,28 @@ impl AdminClient {
     }
 }
 
+/// A reply's `ETag`.
+#[track_caller]
+pub fn etag(r: &Reply) -> String {
+    r.headers
+        .get("etag")
+        .expect("ETag")
+        .to_str()
+        .expect("ascii")
+        .to_string()
+}
+
+/// The body of a health-check source key: every usage, neither exportable nor
+/// deletable.
+pub fn health_check_key(name: &str) -> Value {
+    serde_json::json!({"name": name, "usage": ["encrypt", "decrypt", "wrap", "unwrap"],
+                       "exportable": false, "deletable": false})
+}
+
 /// Asserts the status and returns the JSON body (`null` for an empty body).
 #[track_caller]
 pub fn expect_status(r: &Reply, status: u16) -> Value {
-    assert_eq!(
-        r.status.as_u16(),
-        status,
-        "expected {status}, got {}: {}",
-        r.status,
-        String::from_utf8_lossy(&r.body)
-    );
+    r.assert_status(status, &status.to_string());
     if r.body.is_empty() {
         Value::Null
     } else {
