@@ -128,7 +128,7 @@ pub fn conformance_config(data_dir: &Path, plugin_dir: &Path, listen: &str) -> S
         )
         .replace(
             "\"data/conformance/ctm-master.key\"",
-            &toml_str(&format!("{data}/ctm-master.key")),
+            &toml_str(format!("{data}/ctm-master.key")),
         )
         .replace(
             "listen = \"127.0.0.1:8080\"",
@@ -140,6 +140,6 @@ pub fn conformance_config(data_dir: &Path, plugin_dir: &Path, listen: &str) -> S
     );
     format!(
         "{text}\n[plugins]\ndir = {}\n",
-        toml_str(&plugin_dir.display().to_string())
+        toml_str(plugin_dir.display().to_string())
     )
 }

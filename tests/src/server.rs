@@ -281,6 +281,17 @@ impl TestServer {
             .admin()
     }
 
+    /// Starts an admin-API-only server (see [`Self::admin_only`]) serving the admin API
+    /// over HTTPS with the generated development certificate.
+    pub async fn start_admin_https() -> TestServer {
+        let server = TestServer::admin_only()
+            .admin_line("plain_http = false")
+            .start()
+            .await;
+        assert!(server.running.admin_tls);
+        server
+    }
+
     /// Starts the default fixture.
     pub async fn start_default() -> TestServer {
         ServerBuilder::default().start().await

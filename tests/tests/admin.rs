@@ -5,7 +5,11 @@ use std::os::unix::fs::PermissionsExt;
 
 use keyhold_tests::{
     TestServer, XksClient,
-    admin::{AdminClient, credential_of, etag, expect_error, expect_status, health_check_key},
+    admin::access_key_ids,
+    admin::{
+        AdminClient, created_store_id, credential_of, data_key, etag, expect_error, expect_status,
+        health_check_key,
+    },
 };
 use serde_json::{Value, json};
 
@@ -15,26 +19,27 @@ async fn server() -> TestServer {
     TestServer::admin_only().start().await
 }
 
+/// The server, a root client, the health-check key and a data key.
+async fn server_with_keys() -> (TestServer, AdminClient) {
+    let server = server().await;
+    let root = server.root().await;
+    health_and_data_keys(&root).await;
+    (server, root)
+}
+
 /// Creates the health-check key (ALL usage, non-exportable, non-deletable) and a data key.
 async fn health_and_data_keys(root: &AdminClient) {
     let r = root.create_source_key("ctm", &health_check_key(HC)).await;
     let k = expect_status(&r, 201);
     assert_eq!(k["name"], HC);
     assert_eq!(k["exportable"], false);
-    let r = root
-        .create_source_key(
-            "ctm",
-            &json!({"name": "data-1", "usage": ["encrypt", "decrypt"]}),
-        )
-        .await;
+    let r = root.create_source_key("ctm", &data_key("data-1")).await;
     expect_status(&r, 201);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lifecycle_of_an_unlinked_ctm_store() {
-    let server = server().await;
-    let root = server.root().await;
-    health_and_data_keys(&root).await;
+    let (server, root) = server_with_keys().await;
     let r = root.get(&format!("/api/v1/sources/ctm/keys/{HC}")).await;
     let k = expect_status(&r, 200);
     assert_eq!(k["valid_health_check_key"], true, "{k}");
@@ -74,12 +79,7 @@ async fn lifecycle_of_an_unlinked_ctm_store() {
     let xks = xks.with_cred(third.clone());
     xks.health().await.ok_json();
     let listed = expect_status(&root.get(&format!("{store}/credentials")).await, 200);
-    let ids: Vec<&str> = listed
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|c| c["access_key_id"].as_str().expect("id"))
-        .collect();
+    let ids: Vec<&str> = access_key_ids(&listed);
     assert_eq!(
         ids,
         [second.access_key_id.as_str(), third.access_key_id.as_str()]
@@ -203,9 +203,7 @@ async fn lifecycle_of_an_unlinked_ctm_store() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_rule_refusal_has_a_code_and_a_reason() {
-    let server = server().await;
-    let root = server.root().await;
-    health_and_data_keys(&root).await;
+    let (server, root) = server_with_keys().await;
     let r = root
         .create_source_key(
             "ctm",
@@ -247,10 +245,7 @@ async fn every_rule_refusal_has_a_code_and_a_reason() {
     let r = root
         .create_store(&with(json!({"uri_path_prefix": "p/one"})))
         .await;
-    let id = expect_status(&r, 201)["store"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id = created_store_id(&r);
     let r = root
         .create_store(&with(json!({"uri_path_prefix": "p/two"})))
         .await;
@@ -314,20 +309,13 @@ async fn every_rule_refusal_has_a_code_and_a_reason() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acl_grants_decide_what_users_may_do() {
-    let server = server().await;
-    let root = server.root().await;
-    health_and_data_keys(&root).await;
+    let (server, root) = server_with_keys().await;
     for (name, groups) in [
         ("bob", json!(["users"])),
         ("carol", json!(["users"])),
         ("ada", json!(["admins"])),
     ] {
-        let r = root
-            .post(
-                "/api/v1/users",
-                &json!({"name": name, "password": "correct horse", "groups": groups}),
-            )
-            .await;
+        let r = root.create_user(name, "correct horse", Some(&groups)).await;
         expect_status(&r, 201);
     }
     let r = root
@@ -341,10 +329,7 @@ async fn acl_grants_decide_what_users_may_do() {
     let store_body = json!({"name": "acl-1", "account": "111122223333", "source": "ctm",
                             "health_check_key": HC});
     let r = root.create_store(&store_body).await;
-    let id = expect_status(&r, 201)["store"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id = created_store_id(&r);
     let store = format!("/api/v1/stores/{id}");
 
     let anon = server.admin();
@@ -386,10 +371,7 @@ async fn acl_grants_decide_what_users_may_do() {
     let r = root
         .create_store(&json!({"name": "acl-root", "source": "ctm", "health_check_key": HC}))
         .await;
-    let root_store = expect_status(&r, 201)["store"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let root_store = created_store_id(&r);
     expect_error(
         &bob.get(&format!("/api/v1/stores/{root_store}")).await,
         403,
@@ -438,19 +420,9 @@ async fn tokens_sessions_and_passwords() {
     let server = server().await;
     let anon = server.admin();
     // Wrong password, no token, garbage token: 401.
-    let r = anon
-        .post(
-            "/api/v1/login",
-            &json!({"user": "root", "password": "wrong password"}),
-        )
-        .await;
+    let r = anon.try_login("root", "wrong password").await;
     expect_error(&r, 401, "unauthenticated");
-    let r = anon
-        .post(
-            "/api/v1/login",
-            &json!({"user": "nobody", "password": "wrong password"}),
-        )
-        .await;
+    let r = anon.try_login("nobody", "wrong password").await;
     expect_error(&r, 401, "unauthenticated");
     expect_error(&anon.get("/api/v1/stores").await, 401, "unauthenticated");
     expect_error(
@@ -477,12 +449,7 @@ async fn tokens_sessions_and_passwords() {
     expect_status(&r, 204);
     expect_error(&api.get("/api/v1/stores").await, 401, "unauthenticated");
     // A user cannot revoke someone else's token; changes their own password.
-    let r = root
-        .post(
-            "/api/v1/users",
-            &json!({"name": "dave", "password": "first password"}),
-        )
-        .await;
+    let r = root.create_user("dave", "first password", None).await;
     assert_eq!(expect_status(&r, 201)["groups"], json!(["users"]));
     let dave = anon.login("dave", "first password").await;
     let root_tokens = expect_status(&root.get("/api/v1/tokens").await, 200);
@@ -503,20 +470,10 @@ async fn tokens_sessions_and_passwords() {
         )
         .await;
     expect_status(&r, 204);
-    let r = anon
-        .post(
-            "/api/v1/login",
-            &json!({"user": "dave", "password": "first password"}),
-        )
-        .await;
+    let r = anon.try_login("dave", "first password").await;
     expect_error(&r, 401, "unauthenticated");
     let dave = anon.login("dave", "second password").await;
-    let r = root
-        .post(
-            "/api/v1/users",
-            &json!({"name": "weak", "password": "short"}),
-        )
-        .await;
+    let r = root.create_user("weak", "short", None).await;
     expect_error(&r, 400, "invalid_input");
     // Logout revokes the session; deleting a user revokes theirs.
     expect_status(&dave.post("/api/v1/logout", &json!({})).await, 204);
@@ -626,11 +583,7 @@ async fn openapi_document_covers_every_served_route() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_api_serves_https_with_the_development_certificate() {
-    let server = TestServer::admin_only()
-        .admin_line("plain_http = false")
-        .start()
-        .await;
-    assert!(server.running.admin_tls);
+    let server = TestServer::start_admin_https().await;
     let ca = std::fs::read_to_string(server.path().join("tls/ca.pem")).expect("dev CA");
     let addr = server.running.admin_addr.expect("admin addr");
     let transport = keyhold_tests::Transport::https(addr, &ca);

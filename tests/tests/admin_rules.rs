@@ -5,7 +5,10 @@
 
 use keyhold_tests::{
     SourceFixture, TestServer,
-    admin::{AdminClient, etag, expect_error, expect_status, health_check_key},
+    admin::{
+        AdminClient, created_store_id, data_key, etag, expect_error, expect_status,
+        health_check_key,
+    },
 };
 use serde_json::{Value, json};
 
@@ -38,13 +41,16 @@ async fn keys(root: &AdminClient) {
     source_key(root, "ctm", health_check_key(HC)).await;
     source_key(root, "ctm2", health_check_key(HC2)).await;
     for (source, name) in [("ctm", DATA), ("ctm2", DATA2)] {
-        source_key(
-            root,
-            source,
-            json!({"name": name, "usage": ["encrypt", "decrypt"]}),
-        )
-        .await;
+        source_key(root, source, data_key(name)).await;
     }
+}
+
+/// The server, a root client, and the health-check and data keys in both sources.
+async fn server_with_keys() -> (TestServer, AdminClient) {
+    let server = server().await;
+    let root = server.root().await;
+    keys(&root).await;
+    (server, root)
 }
 
 /// Creates a store on `source`; returns its admin path.
@@ -52,10 +58,7 @@ async fn store(root: &AdminClient, name: &str, source: &str, hc: &str) -> String
     let r = root
         .create_store(&json!({"name": name, "source": source, "health_check_key": hc}))
         .await;
-    let id = expect_status(&r, 201)["store"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id = created_store_id(&r);
     format!("/api/v1/stores/{id}")
 }
 
@@ -68,9 +71,7 @@ async fn patch(root: &AdminClient, store: &str, body: Value) -> keyhold_tests::R
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_blocked_store_says_why_it_refuses_updates_and_credentials() {
-    let server = server().await;
-    let root = server.root().await;
-    keys(&root).await;
+    let (server, root) = server_with_keys().await;
     let store = store(&root, "blocked-one", "ctm", HC).await;
     expect_status(&root.post(&format!("{store}/block"), &json!({})).await, 200);
     let r = patch(&root, &store, json!({"success_audit": true})).await;
@@ -105,9 +106,7 @@ async fn a_blocked_store_says_why_it_refuses_updates_and_credentials() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_a_store_with_keys_is_refused_naming_the_count() {
-    let server = server().await;
-    let root = server.root().await;
-    keys(&root).await;
+    let (server, root) = server_with_keys().await;
     let store = store(&root, "with-keys", "ctm", HC).await;
     for ext in ["k1", "k2"] {
         let r = root.create_hyok_key(&store, ext, DATA).await;
@@ -123,9 +122,7 @@ async fn deleting_a_store_with_keys_is_refused_naming_the_count() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn patch_cannot_move_a_store_to_another_source_or_container() {
-    let server = server().await;
-    let root = server.root().await;
-    keys(&root).await;
+    let (server, root) = server_with_keys().await;
     let store = store(&root, "bound", "ctm", HC).await;
     // Another source that exists: still refused.
     let r = patch(&root, &store, json!({"source": "ctm2"})).await;
@@ -159,9 +156,7 @@ async fn patch_cannot_move_a_store_to_another_source_or_container() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_health_check_key_must_come_from_the_stores_own_source() {
-    let server = server().await;
-    let root = server.root().await;
-    keys(&root).await;
+    let (server, root) = server_with_keys().await;
     // HC2 is a valid health-check key, of ctm2: a ctm store refuses it.
     let r = root
         .create_store(&json!({"name": "mixed", "source": "ctm", "health_check_key": HC2}))
@@ -185,9 +180,7 @@ async fn the_health_check_key_must_come_from_the_stores_own_source() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_check_key_attributes_are_named_when_wrong() {
-    let server = server().await;
-    let root = server.root().await;
-    keys(&root).await;
+    let (server, root) = server_with_keys().await;
     source_key(
         &root,
         "ctm",
@@ -195,12 +188,7 @@ async fn health_check_key_attributes_are_named_when_wrong() {
                "deletable": true}),
     )
     .await;
-    source_key(
-        &root,
-        "ctm",
-        json!({"name": "no-wrap-hc", "usage": ["encrypt", "decrypt"]}),
-    )
-    .await;
+    source_key(&root, "ctm", data_key("no-wrap-hc")).await;
     let cases = [
         ("deletable-hc", &["deletable"][..]),
         ("no-wrap-hc", &["WRAP", "UNWRAP"][..]),
@@ -224,9 +212,7 @@ async fn health_check_key_attributes_are_named_when_wrong() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn max_credentials_bounds_hold_on_patch_too() {
-    let server = server().await;
-    let root = server.root().await;
-    keys(&root).await;
+    let (server, root) = server_with_keys().await;
     let s = store(&root, "bounds", "ctm", HC).await;
     for bad in [0, 1, 21] {
         let r = patch(&root, &s, json!({"max_credentials": bad})).await;
@@ -256,9 +242,7 @@ async fn max_credentials_bounds_hold_on_patch_too() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hyok_key_needs_a_source_key_of_the_stores_own_source() {
-    let server = server().await;
-    let root = server.root().await;
-    keys(&root).await;
+    let (server, root) = server_with_keys().await;
     let s = store(&root, "hyok", "ctm", HC).await;
     // DATA2 exists, in ctm2 only: mixing sources is refused.
     for source_key in [DATA2, "no-such-key"] {

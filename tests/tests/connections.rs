@@ -16,7 +16,10 @@ use hyper_util::rt::TokioIo;
 use keyhold::model::keys;
 use keyhold_tests::{
     Credential, TestServer, XksClient,
-    admin::{AdminClient, credential_of, expect_error, expect_status, health_check_key},
+    admin::{
+        AdminClient, credential_of, data_key, expect_each_error, expect_error, expect_status,
+        health_check_key,
+    },
     luna::{self, LunaToken},
     sign::Signer,
 };
@@ -55,13 +58,22 @@ async fn failed_connection(root: &AdminClient, body: &Value) -> String {
     t["reason"].as_str().expect("reason").to_string()
 }
 
+/// Source `name` as `GET /api/v1/sources` lists it.
+async fn listed_source(root: &AdminClient, name: &str) -> Value {
+    let sources = expect_status(&root.get("/api/v1/sources").await, 200);
+    sources
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("{name} listed: {sources}"))
+        .clone()
+}
+
 /// A non-admin user's client.
 async fn user(server: &TestServer, root: &AdminClient) -> AdminClient {
     let r = root
-        .post(
-            "/api/v1/users",
-            &json!({"name": "bob", "password": "correct horse", "groups": ["users"]}),
-        )
+        .create_user("bob", "correct horse", Some(&json!(["users"])))
         .await;
     expect_status(&r, 201);
     server.admin().login("bob", "correct horse").await
@@ -140,22 +152,13 @@ async fn hsm_connection_test_luna_source_store_and_restart() {
 
     // Non-admins may not see or use connections.
     let bob = user(&server, &root).await;
-    expect_error(&bob.get("/api/v1/connections/hsm").await, 403, "admin_only");
-    expect_error(
-        &bob.post("/api/v1/connections/hsm/hsm1/test", &json!({}))
-            .await,
-        403,
-        "admin_only",
-    );
-    expect_error(
-        &bob.post(
-            "/api/v1/sources",
-            &json!({"name": "x", "plugin": "luna", "hsm_connection": "hsm1"}),
-        )
-        .await,
-        403,
-        "admin_only",
-    );
+    let luna_source = json!({"name": "x", "plugin": "luna", "hsm_connection": "hsm1"});
+    let refused = [
+        ("GET", "/api/v1/connections/hsm", None),
+        ("POST", "/api/v1/connections/hsm/hsm1/test", Some(json!({}))),
+        ("POST", "/api/v1/sources", Some(luna_source)),
+    ];
+    expect_each_error(&bob, &refused, 403, "admin_only").await;
 
     // A luna source from the connection, opened in the running server.
     let r = root
@@ -177,14 +180,7 @@ async fn hsm_connection_test_luna_source_store_and_restart() {
         let body = json!({"name": name, "plugin": plugin, "hsm_connection": connection});
         expect_error(&root.post("/api/v1/sources", &body).await, status, code);
     }
-    let sources = expect_status(&root.get("/api/v1/sources").await, 200);
-    let listed = sources
-        .as_array()
-        .expect("array")
-        .iter()
-        .find(|s| s["name"] == "hsm-src")
-        .expect("hsm-src listed")
-        .clone();
+    let listed = listed_source(&root, "hsm-src").await;
     assert_eq!(listed["status"], "opened");
     assert_eq!(listed["plugin"], "luna");
 
@@ -205,15 +201,10 @@ async fn hsm_connection_test_luna_source_store_and_restart() {
 
     // Keys, a store on the new source, and XKS with the returned credentials.
     let r = root
-        .post("/api/v1/sources/hsm-src/keys", &health_check_key("hc"))
+        .create_source_key("hsm-src", &health_check_key("hc"))
         .await;
     expect_status(&r, 201);
-    let r = root
-        .post(
-            "/api/v1/sources/hsm-src/keys",
-            &json!({"name": "data-1", "usage": ["encrypt", "decrypt"]}),
-        )
-        .await;
+    let r = root.create_source_key("hsm-src", &data_key("data-1")).await;
     expect_status(&r, 201);
     let r = root
         .create_store(&json!({"name": "hsm-store", "source": "hsm-src", "health_check_key": "hc"}))
@@ -249,14 +240,7 @@ async fn hsm_connection_test_luna_source_store_and_restart() {
         server.running.failed_sources
     );
     let root = server.root().await;
-    let sources = expect_status(&root.get("/api/v1/sources").await, 200);
-    let listed = sources
-        .as_array()
-        .expect("array")
-        .iter()
-        .find(|s| s["name"] == "hsm-src")
-        .expect("hsm-src listed after restart")
-        .clone();
+    let listed = listed_source(&root, "hsm-src").await;
     assert_eq!(listed["status"], "opened", "{listed}");
     let xks = XksClient::new(server.transport(), cred, &uri_path);
     xks.health().await.ok_json();
@@ -611,29 +595,22 @@ async fn aws_connections_sealed_tested_and_referenced() {
 
     // Non-admins get 403 everywhere.
     let bob = user(&server, &root).await;
-    expect_error(&bob.get("/api/v1/connections/aws").await, 403, "admin_only");
-    expect_error(
-        &bob.get("/api/v1/connections/aws/aws-wrong").await,
-        403,
-        "admin_only",
-    );
-    expect_error(
-        &bob.post("/api/v1/connections/aws", &aws_body("b", SECRET, None))
-            .await,
-        403,
-        "admin_only",
-    );
-    expect_error(
-        &bob.post("/api/v1/connections/aws/aws-wrong/test", &json!({}))
-            .await,
-        403,
-        "admin_only",
-    );
-    expect_error(
-        &bob.delete("/api/v1/connections/aws/aws-wrong").await,
-        403,
-        "admin_only",
-    );
+    let refused = [
+        ("GET", "/api/v1/connections/aws", None),
+        ("GET", "/api/v1/connections/aws/aws-wrong", None),
+        (
+            "POST",
+            "/api/v1/connections/aws",
+            Some(aws_body("b", SECRET, None)),
+        ),
+        (
+            "POST",
+            "/api/v1/connections/aws/aws-wrong/test",
+            Some(json!({})),
+        ),
+        ("DELETE", "/api/v1/connections/aws/aws-wrong", None),
+    ];
+    expect_each_error(&bob, &refused, 403, "admin_only").await;
 
     // Every change is audited, never with the secret.
     server.running.audit.flush().expect("audit flush");

@@ -19,6 +19,7 @@ use keyhold::{
 };
 use keyhold_tests::{
     Credential, XksClient,
+    admin::access_key_ids,
     admin::{AdminClient, credential_of, expect_status},
     process::{BinaryConfig, BinaryServer},
 };
@@ -94,6 +95,18 @@ impl Burst {
     fn update(&self, name: &str, f: impl FnOnce(&mut StoreModel)) {
         let mut m = self.model.lock().expect("model");
         f(m.stores.get_mut(name).expect("store in model"));
+    }
+
+    /// Sends a request; whether it was answered with `ok` (see [`Burst::send`]).
+    async fn sent(
+        &self,
+        admin: &AdminClient,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        ok: u16,
+    ) -> bool {
+        self.send(admin, method, path, body, ok).await.is_some()
     }
 
     /// Sends a request; `None` when the server is gone (after the kill) or answered
@@ -196,11 +209,7 @@ async fn writer(burst: Arc<Burst>, admin: AdminClient, round: usize, task: usize
         });
         let body = json!({"external_id": ext, "source_key": DATA});
         let path = format!("{store}/keys");
-        if burst
-            .send(&admin, "POST", &path, Some(&body), 201)
-            .await
-            .is_none()
-        {
+        if !burst.sent(&admin, "POST", &path, Some(&body), 201).await {
             return;
         }
         let audit = audit_key("create_hyok_key", format!("store/{id}/key/{ext}"), "");
@@ -216,11 +225,7 @@ async fn writer(burst: Arc<Burst>, admin: AdminClient, round: usize, task: usize
             burst.update(&name, |s| s.blocked = None);
             let path = format!("{store}/{action}");
             let body = json!({});
-            if burst
-                .send(&admin, "POST", &path, Some(&body), 200)
-                .await
-                .is_none()
-            {
+            if !burst.sent(&admin, "POST", &path, Some(&body), 200).await {
                 return;
             }
             let audit = audit_key(format!("{action}_store"), store_object(&id), "");
@@ -232,11 +237,7 @@ async fn writer(burst: Arc<Burst>, admin: AdminClient, round: usize, task: usize
                 s.keys.insert(ext.clone(), Known::Unknown);
             });
             let path = format!("{store}/keys/{ext}");
-            if burst
-                .send(&admin, "DELETE", &path, None, 204)
-                .await
-                .is_none()
-            {
+            if !burst.sent(&admin, "DELETE", &path, None, 204).await {
                 return;
             }
             let audit = audit_key("delete_hyok_key", format!("store/{id}/key/{ext}"), "");
@@ -246,11 +247,7 @@ async fn writer(burst: Arc<Burst>, admin: AdminClient, round: usize, task: usize
             if i % 4 == 2 {
                 burst.update(&name, |s| s.exists = Known::Unknown);
                 let path = format!("{store}?confirm=true");
-                if burst
-                    .send(&admin, "DELETE", &path, None, 204)
-                    .await
-                    .is_none()
-                {
+                if !burst.sent(&admin, "DELETE", &path, None, 204).await {
                     return;
                 }
                 let audit = audit_key("delete_store", store_object(&id), "");
@@ -394,12 +391,7 @@ async fn check_acknowledged(
                 .await,
             200,
         );
-        let akids: Vec<&str> = creds
-            .as_array()
-            .expect("array")
-            .iter()
-            .map(|c| c["access_key_id"].as_str().expect("akid"))
-            .collect();
+        let akids: Vec<&str> = access_key_ids(&creds);
         for c in &m.creds {
             checked.1 += 1;
             assert!(

@@ -115,17 +115,46 @@ impl AdminClient {
         self.request("PATCH", path, Some(body), &headers).await
     }
 
+    /// `POST /api/v1/login` with `user` and `password`.
+    pub async fn try_login(&self, user: &str, password: &str) -> Reply {
+        let body = serde_json::json!({"user": user, "password": password});
+        self.post("/api/v1/login", &body).await
+    }
+
     /// Logs in; panics unless it succeeds. Returns a client with the session token.
     pub async fn login(&self, user: &str, password: &str) -> AdminClient {
-        let r = self
-            .post(
-                "/api/v1/login",
-                &serde_json::json!({"user": user, "password": password}),
-            )
-            .await;
-        let json = expect_status(&r, 200);
+        let json = expect_status(&self.try_login(user, password).await, 200);
         self.with_token(json["token"].as_str().expect("token"))
     }
+
+    /// `POST /api/v1/users`: user `name` with `password`, in `groups` when given.
+    pub async fn create_user(&self, name: &str, password: &str, groups: Option<&Value>) -> Reply {
+        let mut body = serde_json::json!({"name": name, "password": password});
+        if let Some(groups) = groups {
+            body["groups"] = groups.clone();
+        }
+        self.post("/api/v1/users", &body).await
+    }
+}
+
+/// The id of the store a `POST /api/v1/stores` reply created (asserting 201).
+#[track_caller]
+pub fn created_store_id(r: &Reply) -> String {
+    expect_status(r, 201)["store"]["id"]
+        .as_str()
+        .expect("store.id")
+        .to_string()
+}
+
+/// The `access_key_id`s of a credential list (`GET .../credentials`).
+#[track_caller]
+pub fn access_key_ids(listed: &Value) -> Vec<&str> {
+    listed
+        .as_array()
+        .expect("credential list")
+        .iter()
+        .map(|c| c["access_key_id"].as_str().expect("access_key_id"))
+        .collect()
 }
 
 /// A reply's `ETag`.
@@ -144,6 +173,11 @@ pub fn etag(r: &Reply) -> String {
 pub fn health_check_key(name: &str) -> Value {
     serde_json::json!({"name": name, "usage": ["encrypt", "decrypt", "wrap", "unwrap"],
                        "exportable": false, "deletable": false})
+}
+
+/// The body of a data source key: encrypt and decrypt.
+pub fn data_key(name: &str) -> Value {
+    serde_json::json!({"name": name, "usage": ["encrypt", "decrypt"]})
 }
 
 /// Asserts the status and returns the JSON body (`null` for an empty body).
@@ -172,6 +206,20 @@ pub fn expect_error(r: &Reply, status: u16, code: &str) -> String {
         .as_str()
         .expect("error.message")
         .to_string()
+}
+
+/// Asserts that each request `(method, path, JSON body)` of `client` is refused with
+/// `status` and error code `code`.
+pub async fn expect_each_error(
+    client: &AdminClient,
+    requests: &[(&str, &str, Option<Value>)],
+    status: u16,
+    code: &str,
+) {
+    for (method, path, body) in requests {
+        let r = client.request(method, path, body.as_ref(), &[]).await;
+        expect_error(&r, status, code);
+    }
 }
 
 /// The credential of a credentials file (`POST /stores` `credentials_file`, or the body
