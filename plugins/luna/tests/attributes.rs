@@ -42,46 +42,38 @@ fn health_check_key_attributes_are_each_named() {
     .unwrap();
     let session = token.user_session();
 
-    let cases: Vec<(&str, u64, Option<Attribute>, &str)> = vec![
-        ("good", 32, None, ""),
+    // (label, one attribute changed from a good health-check key, the problem named)
+    let changed = [
         (
             "extractable",
-            32,
-            Some(Attribute::Extractable(true)),
+            Attribute::Extractable(true),
             "CKA_EXTRACTABLE must be false",
         ),
         (
             "not-sensitive",
-            32,
-            Some(Attribute::Sensitive(false)),
+            Attribute::Sensitive(false),
             "CKA_SENSITIVE must be true",
         ),
         (
             "no-encrypt",
-            32,
-            Some(Attribute::Encrypt(false)),
+            Attribute::Encrypt(false),
             "CKA_ENCRYPT must be true",
         ),
         (
             "no-decrypt",
-            32,
-            Some(Attribute::Decrypt(false)),
+            Attribute::Decrypt(false),
             "CKA_DECRYPT must be true",
         ),
-        (
-            "no-wrap",
-            32,
-            Some(Attribute::Wrap(false)),
-            "CKA_WRAP must be true",
-        ),
+        ("no-wrap", Attribute::Wrap(false), "CKA_WRAP must be true"),
         (
             "no-unwrap",
-            32,
-            Some(Attribute::Unwrap(false)),
+            Attribute::Unwrap(false),
             "CKA_UNWRAP must be true",
         ),
-        ("aes-128", 16, None, "CKA_VALUE_LEN must be 32"),
     ];
+    let mut cases: Vec<(&str, u64, Option<Attribute>, &str)> = vec![("good", 32, None, "")];
+    cases.extend(changed.map(|(label, a, problem)| (label, 32, Some(a), problem)));
+    cases.push(("aes-128", 16, None, "CKA_VALUE_LEN must be 32"));
     for (label, len, change, _) in &cases {
         session
             .generate_key(
