@@ -97,18 +97,6 @@ impl Burst {
         f(m.stores.get_mut(name).expect("store in model"));
     }
 
-    /// Sends a request; whether it was answered with `ok` (see [`Burst::send`]).
-    async fn sent(
-        &self,
-        admin: &AdminClient,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-        ok: u16,
-    ) -> bool {
-        self.send(admin, method, path, body, ok).await.is_some()
-    }
-
     /// Sends a request; `None` when the server is gone (after the kill) or answered
     /// something else than `ok` (recorded as an error unless the server was killed).
     async fn send(
@@ -209,9 +197,9 @@ async fn writer(burst: Arc<Burst>, admin: AdminClient, round: usize, task: usize
         });
         let body = json!({"external_id": ext, "source_key": DATA});
         let path = format!("{store}/keys");
-        if !burst.sent(&admin, "POST", &path, Some(&body), 201).await {
+        let Some(_) = burst.send(&admin, "POST", &path, Some(&body), 201).await else {
             return;
-        }
+        };
         let audit = audit_key("create_hyok_key", format!("store/{id}/key/{ext}"), "");
         burst.ack_store(audit, &name, |s| {
             s.keys.insert(ext.clone(), Known::Present);
@@ -225,9 +213,9 @@ async fn writer(burst: Arc<Burst>, admin: AdminClient, round: usize, task: usize
             burst.update(&name, |s| s.blocked = None);
             let path = format!("{store}/{action}");
             let body = json!({});
-            if !burst.sent(&admin, "POST", &path, Some(&body), 200).await {
+            let Some(_) = burst.send(&admin, "POST", &path, Some(&body), 200).await else {
                 return;
-            }
+            };
             let audit = audit_key(format!("{action}_store"), store_object(&id), "");
             burst.ack_store(audit, &name, |s| s.blocked = Some(blocked));
         }
@@ -237,9 +225,9 @@ async fn writer(burst: Arc<Burst>, admin: AdminClient, round: usize, task: usize
                 s.keys.insert(ext.clone(), Known::Unknown);
             });
             let path = format!("{store}/keys/{ext}");
-            if !burst.sent(&admin, "DELETE", &path, None, 204).await {
+            let Some(_) = burst.send(&admin, "DELETE", &path, None, 204).await else {
                 return;
-            }
+            };
             let audit = audit_key("delete_hyok_key", format!("store/{id}/key/{ext}"), "");
             burst.ack_store(audit, &name, |s| {
                 s.keys.insert(ext.clone(), Known::Deleted);
@@ -247,9 +235,9 @@ async fn writer(burst: Arc<Burst>, admin: AdminClient, round: usize, task: usize
             if i % 4 == 2 {
                 burst.update(&name, |s| s.exists = Known::Unknown);
                 let path = format!("{store}?confirm=true");
-                if !burst.sent(&admin, "DELETE", &path, None, 204).await {
+                let Some(_) = burst.send(&admin, "DELETE", &path, None, 204).await else {
                     return;
-                }
+                };
                 let audit = audit_key("delete_store", store_object(&id), "");
                 burst.ack_store(audit, &name, |s| s.exists = Known::Deleted);
             }

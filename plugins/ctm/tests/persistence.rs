@@ -143,9 +143,7 @@ fn keys_survive_a_restart_and_need_the_right_master_key() {
 
 #[test]
 fn a_record_moved_to_another_name_does_not_load() {
-    let host = MemoryHost::new();
-    let kf = common::key_file(&[0x44; 32]);
-    let source = common::open(&kf.config, &host).unwrap();
+    let (host, kf, source) = common::opened(&[0x44; 32]);
     create(&source, "victim", KeyUsage::ALL, false, true);
     create(&source, "attacker", KeyUsage::ALL, false, true);
     drop(source);
@@ -205,9 +203,7 @@ fn nodes_sharing_a_host_see_each_others_changes() {
 
 #[test]
 fn health_check_rules_name_every_problem() {
-    let host = MemoryHost::new();
-    let kf = common::key_file(&[0x66; 32]);
-    let source = common::open(&kf.config, &host).unwrap();
+    let (_host, _kf, source) = common::opened(&[0x66; 32]);
     create(&source, "bad", KeyUsage::ENCRYPT, true, true);
     match source.validate_health_check_key("bad".into()).into_result() {
         Err(KeySourceError::InvalidKey { key, problems }) => {

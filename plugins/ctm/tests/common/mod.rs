@@ -40,3 +40,12 @@ pub fn key_file(key: &[u8; 32]) -> KeyFile {
     let config = serde_json::json!({ "master_key_file": path }).to_string();
     KeyFile { dir, path, config }
 }
+
+/// A fresh host, a master key file of `key`, and a key source opened from the loaded
+/// library with them.
+pub fn opened(key: &[u8; 32]) -> (MemoryHost, KeyFile, KeySourceBox) {
+    let host = MemoryHost::new();
+    let kf = key_file(key);
+    let source = open(&kf.config, &host).unwrap();
+    (host, kf, source)
+}
