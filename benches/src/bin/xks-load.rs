@@ -414,68 +414,87 @@ async fn reconnect(target: &Target, window: Window) -> Option<Sender> {
     }
 }
 
+/// One connection's sending loop: its connection, signature cache and measurements.
+struct Worker {
+    target: Arc<Target>,
+    work: Arc<Work>,
+    window: Window,
+    sender: Sender,
+    cache: Signature,
+    stats: Stats,
+}
+
+impl Worker {
+    /// Connects (retrying until the window's hard end); `None` when it never could.
+    async fn connect(target: Arc<Target>, work: Arc<Work>, window: Window) -> Option<Worker> {
+        let sender = reconnect(&target, window).await?;
+        Some(Worker {
+            target,
+            work,
+            window,
+            sender,
+            cache: Signature::default(),
+            stats: Stats::new(),
+        })
+    }
+
+    /// Sends one request and records it when its start (the `intended` send time, or
+    /// the actual one) is in the measured window; reconnects after a transport error.
+    /// False when the connection is lost for good.
+    async fn exchange(&mut self, intended: Option<Instant>) -> bool {
+        let req = self.work.request(&mut self.cache);
+        let sent = Instant::now();
+        let outcome = send(&mut self.sender, req).await;
+        let done = Instant::now();
+        let from = intended.unwrap_or(sent);
+        if from >= self.window.measure_from {
+            self.stats.record(&outcome, done - from, done - sent);
+        }
+        if matches!(outcome, Outcome::Transport(_)) {
+            match reconnect(&self.target, self.window).await {
+                Some(s) => self.sender = s,
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
 async fn closed_worker(
     target: Arc<Target>,
     work: Arc<Work>,
     window: Window,
     budget: Arc<AtomicU64>,
 ) -> Stats {
-    let mut stats = Stats::new();
-    let mut cache = Signature::default();
-    let Some(mut sender) = reconnect(&target, window).await else {
-        return stats;
+    let Some(mut worker) = Worker::connect(target, work, window).await else {
+        return Stats::new();
     };
     while Instant::now() < window.end {
         if budget.fetch_sub(1, Ordering::Relaxed) == 0 {
             budget.store(0, Ordering::Relaxed);
             break;
         }
-        let req = work.request(&mut cache);
-        let sent = Instant::now();
-        let outcome = send(&mut sender, req).await;
-        let done = Instant::now();
-        if sent >= window.measure_from {
-            stats.record(&outcome, done - sent, done - sent);
-        }
-        if matches!(outcome, Outcome::Transport(_)) {
-            match reconnect(&target, window).await {
-                Some(s) => sender = s,
-                None => break,
-            }
+        if !worker.exchange(None).await {
+            break;
         }
     }
-    stats
+    worker.stats
 }
 
 type Queue = Arc<Mutex<tokio::sync::mpsc::UnboundedReceiver<Instant>>>;
 
 async fn open_worker(target: Arc<Target>, work: Arc<Work>, window: Window, queue: Queue) -> Stats {
-    let mut stats = Stats::new();
-    let mut cache = Signature::default();
-    let Some(mut sender) = reconnect(&target, window).await else {
-        return stats;
+    let Some(mut worker) = Worker::connect(target, work, window).await else {
+        return Stats::new();
     };
     loop {
         let next = { queue.lock().await.recv().await };
         let Some(intended) = next else { break };
-        if Instant::now() > window.hard_end {
+        if Instant::now() > window.hard_end || !worker.exchange(Some(intended)).await {
             break;
         }
-        let req = work.request(&mut cache);
-        let sent = Instant::now();
-        let outcome = send(&mut sender, req).await;
-        let done = Instant::now();
-        if intended >= window.measure_from {
-            stats.record(&outcome, done - intended, done - sent);
-        }
-        if matches!(outcome, Outcome::Transport(_)) {
-            match reconnect(&target, window).await {
-                Some(s) => sender = s,
-                None => break,
-            }
-        }
     }
-    stats
+    worker.stats
 }
 
 /// Releases intended send times at `rate` per second from a dedicated OS thread
