@@ -460,39 +460,41 @@ impl Worker {
     }
 }
 
-async fn closed_worker(
-    target: Arc<Target>,
-    work: Arc<Work>,
-    window: Window,
-    budget: Arc<AtomicU64>,
-) -> Stats {
-    let Some(mut worker) = Worker::connect(target, work, window).await else {
-        return Stats::new();
-    };
-    while Instant::now() < window.end {
-        if budget.fetch_sub(1, Ordering::Relaxed) == 0 {
-            budget.store(0, Ordering::Relaxed);
-            break;
-        }
-        if !worker.exchange(None).await {
-            break;
-        }
-    }
-    worker.stats
-}
-
 type Queue = Arc<Mutex<tokio::sync::mpsc::UnboundedReceiver<Instant>>>;
 
-async fn open_worker(target: Arc<Target>, work: Arc<Work>, window: Window, queue: Queue) -> Stats {
+/// What paces a connection's requests.
+#[derive(Clone)]
+enum Pace {
+    /// Closed loop: the next request as soon as the answer came, while this shared
+    /// budget of requests lasts.
+    Closed(Arc<AtomicU64>),
+    /// Open loop: one request per intended send time taken from the queue.
+    Open(Queue),
+}
+
+async fn worker(target: Arc<Target>, work: Arc<Work>, window: Window, pace: Pace) -> Stats {
     let Some(mut worker) = Worker::connect(target, work, window).await else {
         return Stats::new();
     };
-    loop {
-        let next = { queue.lock().await.recv().await };
-        let Some(intended) = next else { break };
-        if Instant::now() > window.hard_end || !worker.exchange(Some(intended)).await {
-            break;
+    match pace {
+        Pace::Closed(budget) => {
+            while Instant::now() < window.end {
+                if budget.fetch_sub(1, Ordering::Relaxed) == 0 {
+                    budget.store(0, Ordering::Relaxed);
+                    break;
+                }
+                if !worker.exchange(None).await {
+                    break;
+                }
+            }
         }
+        Pace::Open(queue) => loop {
+            let next = { queue.lock().await.recv().await };
+            let Some(intended) = next else { break };
+            if Instant::now() > window.hard_end || !worker.exchange(Some(intended)).await {
+                break;
+            }
+        },
     }
     worker.stats
 }
@@ -601,36 +603,27 @@ async fn run_one(args: &RunArgs, target: Arc<Target>, work: Arc<Work>) {
         end,
         hard_end: end + Duration::from_secs(10),
     };
-    let mut handles = Vec::new();
-    let mut scheduler = None;
-    match args.rate {
-        None => {
-            let budget = Arc::new(AtomicU64::new(args.max_requests));
-            for _ in 0..args.connections {
-                handles.push(tokio::spawn(closed_worker(
-                    target.clone(),
-                    work.clone(),
-                    window,
-                    budget.clone(),
-                )));
-            }
-        }
+    let (pace, open) = match args.rate {
+        None => (
+            Pace::Closed(Arc::new(AtomicU64::new(args.max_requests))),
+            None,
+        ),
         Some(rate) => {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let queue: Queue = Arc::new(Mutex::new(rx));
-            for _ in 0..args.connections {
-                handles.push(tokio::spawn(open_worker(
-                    target.clone(),
-                    work.clone(),
-                    window,
-                    queue.clone(),
-                )));
-            }
+            (Pace::Open(Arc::new(Mutex::new(rx))), Some((rate, tx)))
+        }
+    };
+    let handles: Vec<_> = (0..args.connections)
+        .map(|_| tokio::spawn(worker(target.clone(), work.clone(), window, pace.clone())))
+        .collect();
+    let scheduler = match open {
+        None => None,
+        Some((rate, tx)) => {
             // Let the connections open before the first intended send time.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            scheduler = Some(schedule(rate, Instant::now(), end, args.max_requests, tx));
+            Some(schedule(rate, Instant::now(), end, args.max_requests, tx))
         }
-    }
+    };
     let mut stats = Stats::new();
     for h in handles {
         if let Ok(s) = h.await {
