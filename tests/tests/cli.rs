@@ -133,9 +133,7 @@ async fn lifecycle(server: &TestServer, source: &str) {
         )),
         "{out}"
     );
-    xks.health()
-        .await
-        .assert_error(401, "AuthenticationFailedException");
+    xks.assert_unauthenticated().await;
     xks.with_cred(second.clone()).health().await.ok_json();
     let xks = xks.with_cred(third.clone());
     xks.health().await.ok_json();

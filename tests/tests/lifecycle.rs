@@ -242,15 +242,13 @@ async fn a_server_with_broken_plugins_still_starts() {
             "missing",
             &paths::target_debug_dir().join("libplugin_nowhere.so"),
         ))
-        .extra_source(SourceFixture::library(
+        .extra_source(SourceFixture::built_library(
             "foreign",
-            "foreign",
-            &paths::library("libnot_a_plugin.so"),
+            "libnot_a_plugin.so",
         ))
-        .extra_source(SourceFixture::library(
+        .extra_source(SourceFixture::built_library(
             "badabi",
-            "badabi",
-            &paths::library("libplugin_bad_abi.so"),
+            "libplugin_bad_abi.so",
         ))
         .start()
         .await;
@@ -269,11 +267,7 @@ async fn a_server_with_broken_plugins_still_starts() {
 
     // A store whose only source is broken: the server starts, the source is failed.
     let server = TestServer::builder()
-        .source(SourceFixture::library(
-            "ctm",
-            "ctm",
-            &paths::library("libplugin_bad_abi.so"),
-        ))
+        .source(SourceFixture::built_library("ctm", "libplugin_bad_abi.so"))
         .start()
         .await;
     assert_eq!(server.running.failed_sources.len(), 1);

@@ -492,6 +492,14 @@ impl XksClient {
         self.call("/health", &bodies::health()).await
     }
 
+    /// Asserts that GetHealthStatus is refused with 401 AuthenticationFailedException
+    /// (this client's credential is not, or no longer, valid).
+    pub async fn assert_unauthenticated(&self) {
+        self.health()
+            .await
+            .assert_error(401, "AuthenticationFailedException");
+    }
+
     /// Asserts that Encrypt, Decrypt (of `sealed`) and GetKeyMetadata of `key` are each
     /// refused with `status` and XKS error `name`.
     pub async fn assert_key_ops_fail(&self, key: &str, sealed: &Sealed, status: u16, name: &str) {
