@@ -2,7 +2,7 @@
 //! derived from the secret on every request, as `XksService` does today; warm: with a
 //! cached signing key), the CDIV, and the Encrypt request's JSON parse + base64 decode.
 
-use std::{hint::black_box, time::SystemTime};
+use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -10,9 +10,7 @@ use keyhold::xks::{
     sigv4::{self, RequestParts},
     wire::{self, EncryptRequest},
 };
-use keyhold_benches::{
-    ACCESS_KEY_ID, KEY_ID, Op, PREFIX, REGION, SECRET, encrypt_body, plaintext, sigv4_headers,
-};
+use keyhold_benches::{Credential, KEY_ID, Op, PREFIX, REGION, encrypt_body, plaintext, sign_post};
 
 /// Payload sizes: a data key (32 bytes) and the largest plaintext XKS must accept.
 const SIZES: [usize; 2] = [32, 4300];
@@ -27,22 +25,12 @@ struct Signed {
 fn signed_encrypt(size: usize) -> Signed {
     let path = Op::Encrypt.path(PREFIX, KEY_ID);
     let body = encrypt_body(&plaintext(size));
-    let content_type = ("content-type", "application/json");
-    let added = sigv4_headers(
-        ACCESS_KEY_ID,
-        SECRET,
-        "POST",
-        AUTHORITY,
-        &path,
-        &[content_type],
-        &body,
-        SystemTime::now(),
-    );
+    let added = sign_post(&Credential::a(), AUTHORITY, &path, &body);
     let mut headers = HeaderMap::new();
     headers.insert(http::header::HOST, HeaderValue::from_static(AUTHORITY));
     headers.insert(
         http::header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type.1),
+        HeaderValue::from_static("application/json"),
     );
     for (name, value) in added {
         headers.insert(
@@ -58,6 +46,7 @@ fn signed_encrypt(size: usize) -> Signed {
 }
 
 fn bench_sigv4(c: &mut Criterion) {
+    let secret = Credential::a().secret;
     let mut group = c.benchmark_group("sigv4");
     for size in SIZES {
         let s = signed_encrypt(size);
@@ -79,8 +68,8 @@ fn bench_sigv4(c: &mut Criterion) {
         let now = time::OffsetDateTime::now_utc();
         // Sanity: both paths accept the request.
         let auth = sigv4::parse_authorization(&auth_value).expect("parses");
-        sigv4::verify(&parts, &auth, SECRET.as_bytes(), now).expect("verifies");
-        let key = sigv4::signing_key(SECRET.as_bytes(), auth.date, REGION, sigv4::SERVICE);
+        sigv4::verify(&parts, &auth, secret.as_bytes(), now).expect("verifies");
+        let key = sigv4::signing_key(secret.as_bytes(), auth.date, REGION, sigv4::SERVICE);
         sigv4::verify_with_key(&parts, &auth, &key, now).expect("verifies with key");
 
         group.throughput(Throughput::Bytes(s.body.len() as u64));
@@ -90,7 +79,7 @@ fn bench_sigv4(c: &mut Criterion) {
             |b, parts| {
                 b.iter(|| {
                     let auth = sigv4::parse_authorization(black_box(&auth_value)).unwrap();
-                    sigv4::verify(parts, &auth, black_box(SECRET.as_bytes()), now).unwrap();
+                    sigv4::verify(parts, &auth, black_box(secret.as_bytes()), now).unwrap();
                 })
             },
         );
@@ -109,7 +98,7 @@ fn bench_sigv4(c: &mut Criterion) {
     group.bench_function("signing_key", |b| {
         b.iter(|| {
             sigv4::signing_key(
-                black_box(SECRET.as_bytes()),
+                black_box(secret.as_bytes()),
                 "20260101",
                 REGION,
                 sigv4::SERVICE,

@@ -8,30 +8,35 @@
 //! - `luna_softhsm2`: the PKCS#11 plugin on a fresh SoftHSM2 token (skipped, with a
 //!   message, when SoftHSM2 is not installed).
 
-use std::{hint::black_box, path::Path, process::Command};
+use std::{hint::black_box, path::Path};
 
-use abi_stable::library::lib_header_from_path;
 use aes_gcm::{
     AeadInPlace, Aes256Gcm, KeyInit,
     aead::{OsRng, generic_array::GenericArray, rand_core::RngCore},
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use keyhold_benches::{AAD, plaintext, plugin_library};
+use keyhold_benches::{AAD, plaintext};
 use keyhold_sdk::{
-    DecryptInput, Encrypted, KeySourceBox, KeyUsage, NewKey, Plugin, PluginModRef,
-    testing::MemoryHost,
+    DecryptInput, Encrypted, KeySourceBox, KeyUsage, NewKey, Plugin, testing::MemoryHost,
+};
+use keyhold_testkit::{
+    luna::{self, LunaToken},
+    plugins,
 };
 
 const SIZES: [usize; 2] = [32, 4300];
 const KEY: &str = "bench-key";
-const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
-fn load(name: &str) -> PluginModRef {
-    let path = plugin_library(name).unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("loading {}", path.display());
-    lib_header_from_path(&path)
-        .and_then(|h| h.init_root_module::<PluginModRef>())
-        .unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()))
+/// Opens a key source from plugin `name`'s library, as keyhold loads it.
+fn open(name: &str, config: &str) -> KeySourceBox {
+    eprintln!(
+        "loading {}",
+        keyhold_benches::plugin_library(name)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .display()
+    );
+    plugins::open(name, config, &MemoryHost::new())
+        .unwrap_or_else(|e| panic!("open {name} (cdylib): {e}"))
 }
 
 fn ctm_config(dir: &Path) -> String {
@@ -50,7 +55,14 @@ fn with_key(source: KeySourceBox) -> KeySourceBox {
     source
 }
 
-fn bench_source(c: &mut Criterion, group_name: &str, source: &KeySourceBox) {
+/// Benches `seal` (encrypt) and `open` (decrypt what `seal` made) at every size in
+/// group `group_name`.
+fn bench_round_trip<S, R>(
+    c: &mut Criterion,
+    group_name: &str,
+    seal: impl Fn(&[u8]) -> S,
+    open: impl Fn(&S) -> R,
+) {
     let mut group = c.benchmark_group(group_name);
     for size in SIZES {
         let pt = plaintext(size);
@@ -58,91 +70,70 @@ fn bench_source(c: &mut Criterion, group_name: &str, source: &KeySourceBox) {
         group.bench_with_input(
             BenchmarkId::new("encrypt", format!("{size}B")),
             &pt,
-            |b, pt| {
-                b.iter(|| {
-                    source
-                        .encrypt(KEY.into(), black_box(pt.as_slice()).into(), AAD.into())
-                        .into_result()
-                        .unwrap()
-                })
-            },
+            |b, pt| b.iter(|| seal(black_box(pt.as_slice()))),
         );
-        let sealed: Encrypted = source
-            .encrypt(KEY.into(), pt.as_slice().into(), AAD.into())
-            .into_result()
-            .unwrap();
+        let sealed = seal(&pt);
         group.bench_with_input(
             BenchmarkId::new("decrypt", format!("{size}B")),
             &sealed,
-            |b, sealed| {
-                b.iter(|| {
-                    source
-                        .decrypt(
-                            KEY.into(),
-                            DecryptInput {
-                                iv: sealed.iv.as_slice().into(),
-                                ciphertext: black_box(sealed.ciphertext.as_slice()).into(),
-                                tag: sealed.tag.as_slice().into(),
-                                aad: AAD.into(),
-                            },
-                        )
-                        .into_result()
-                        .unwrap()
-                })
-            },
+            |b, sealed| b.iter(|| open(black_box(sealed))),
         );
     }
     group.finish();
 }
 
+fn bench_source(c: &mut Criterion, group_name: &str, source: &KeySourceBox) {
+    bench_round_trip(
+        c,
+        group_name,
+        |pt| -> Encrypted {
+            source
+                .encrypt(KEY.into(), pt.into(), AAD.into())
+                .into_result()
+                .unwrap()
+        },
+        |sealed| {
+            source
+                .decrypt(
+                    KEY.into(),
+                    DecryptInput {
+                        iv: sealed.iv.as_slice().into(),
+                        ciphertext: sealed.ciphertext.as_slice().into(),
+                        tag: sealed.tag.as_slice().into(),
+                        aad: AAD.into(),
+                    },
+                )
+                .into_result()
+                .unwrap()
+        },
+    );
+}
+
+/// What ctm does per call, with `aes-gcm` in this binary: a fresh OS-random IV and the
+/// AES-256 key schedule on every encryption, the key schedule on every decryption.
 fn bench_aes_gcm(c: &mut Criterion) {
-    let mut group = c.benchmark_group("aes_gcm_direct");
     let mut key = [0u8; 32];
     OsRng.fill_bytes(&mut key);
-    for size in SIZES {
-        let pt = plaintext(size);
-        group.throughput(Throughput::Bytes(size as u64));
-        group.bench_with_input(
-            BenchmarkId::new("encrypt", format!("{size}B")),
-            &pt,
-            |b, pt| {
-                b.iter(|| {
-                    let mut iv = [0u8; 12];
-                    OsRng.fill_bytes(&mut iv);
-                    let mut buf = black_box(pt).to_vec();
-                    let tag = Aes256Gcm::new(GenericArray::from_slice(&key))
-                        .encrypt_in_place_detached(GenericArray::from_slice(&iv), AAD, &mut buf)
-                        .unwrap();
-                    (iv, buf, tag)
-                })
-            },
-        );
-        let mut iv = [0u8; 12];
-        OsRng.fill_bytes(&mut iv);
-        let mut ct = pt.clone();
-        let tag = Aes256Gcm::new(GenericArray::from_slice(&key))
-            .encrypt_in_place_detached(GenericArray::from_slice(&iv), AAD, &mut ct)
-            .unwrap();
-        group.bench_with_input(
-            BenchmarkId::new("decrypt", format!("{size}B")),
-            &ct,
-            |b, ct| {
-                b.iter(|| {
-                    let mut buf = black_box(ct).to_vec();
-                    Aes256Gcm::new(GenericArray::from_slice(&key))
-                        .decrypt_in_place_detached(
-                            GenericArray::from_slice(&iv),
-                            AAD,
-                            &mut buf,
-                            &tag,
-                        )
-                        .unwrap();
-                    buf
-                })
-            },
-        );
-    }
-    group.finish();
+    bench_round_trip(
+        c,
+        "aes_gcm_direct",
+        |pt| {
+            let mut iv = [0u8; 12];
+            OsRng.fill_bytes(&mut iv);
+            let mut buf = pt.to_vec();
+            let tag = Aes256Gcm::new(GenericArray::from_slice(&key))
+                .encrypt_in_place_detached(GenericArray::from_slice(&iv), AAD, &mut buf)
+                .unwrap();
+            (iv, buf, tag)
+        },
+        |(iv, ct, tag)| {
+            let mut buf = ct.clone();
+            Aes256Gcm::new(GenericArray::from_slice(&key))
+                .decrypt_in_place_detached(GenericArray::from_slice(iv), AAD, &mut buf, tag)
+                .unwrap();
+            buf
+        },
+    );
 }
 
 fn bench_ctm(c: &mut Criterion) {
@@ -154,70 +145,21 @@ fn bench_ctm(c: &mut Criterion) {
     );
     bench_source(c, "ctm_rlib", &with_key(linked));
 
-    let module = load("ctm");
-    let loaded = module.open()(config.as_str().into(), MemoryHost::new().boxed())
-        .into_result()
-        .expect("open ctm (cdylib)");
+    let loaded = open("ctm", &config);
     bench_source(c, "ctm_cdylib", &with_key(loaded));
 }
 
 fn bench_luna(c: &mut Criterion) {
-    let util = Command::new("softhsm2-util").arg("--version").output();
-    if !Path::new(SOFTHSM_MODULE).is_file() || util.is_err() {
+    if !luna::available() {
         eprintln!(
-            "luna_softhsm2: SKIPPED: SoftHSM2 is not installed ({SOFTHSM_MODULE} or softhsm2-util missing; \
-             `apt-get install softhsm2`)"
+            "luna_softhsm2: SKIPPED: SoftHSM2 is not installed ({} missing; `apt-get install softhsm2`)",
+            luna::MODULE
         );
         return;
     }
-    // A fresh token in a temporary directory, as plugins/luna's tests and
-    // scripts/softhsm-demo.sh prepare it.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir_all(&tokens).expect("token dir");
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-            tokens.display()
-        ),
-    )
-    .expect("softhsm2.conf");
-    let pin = "bench-user-pin-5678";
-    let pin_file = dir.path().join("user.pin");
-    std::fs::write(&pin_file, format!("{pin}\n")).expect("pin file");
-    let label = "keyhold-bench";
-    let out = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            label,
-            "--so-pin",
-            "bench-so-pin-1234",
-            "--pin",
-            pin,
-        ])
-        .output()
-        .expect("run softhsm2-util");
-    assert!(
-        out.status.success(),
-        "softhsm2-util --init-token failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let config = serde_json::json!({
-        "module": SOFTHSM_MODULE,
-        "token_label": label,
-        "pin_file": pin_file,
-        "module_env": { "SOFTHSM2_CONF": conf },
-    })
-    .to_string();
-    let module = load("luna");
-    let source = module.open()(config.as_str().into(), MemoryHost::new().boxed())
-        .into_result()
-        .expect("open luna (cdylib) on SoftHSM2");
+    // A fresh token, as the luna tests prepare it.
+    let token = LunaToken::labelled("keyhold-bench");
+    let source = open("luna", &token.config(serde_json::json!({})));
     bench_source(c, "luna_softhsm2", &with_key(source));
 }
 

@@ -10,7 +10,7 @@
 
 use std::{
     hint::black_box,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -19,9 +19,8 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 use keyhold::{app::Running, xks::XksService};
 use keyhold_benches::{
-    ACCESS_KEY_ID, KEY_ID, Op, PREFIX, SECRET, conformance_config,
-    decrypt_body_from_encrypt_response, encrypt_body, health_body, metadata_body, plaintext,
-    plugin_library, sigv4_headers,
+    Credential, KEY_ID, Op, PREFIX, conformance_config, decrypt_body_from_encrypt_response,
+    encrypt_body, health_body, metadata_body, plaintext, plugin_library, sign_post,
 };
 
 const AUTHORITY: &str = "127.0.0.1:8080";
@@ -48,20 +47,15 @@ impl Template {
 
     /// (Re-)signs at the current time.
     fn sign(&mut self) {
-        let ct = ("content-type", "application/json");
         let mut headers = vec![
             ("host".to_string(), AUTHORITY.to_string()),
-            (ct.0.to_string(), ct.1.to_string()),
+            ("content-type".to_string(), "application/json".to_string()),
         ];
-        headers.extend(sigv4_headers(
-            ACCESS_KEY_ID,
-            SECRET,
-            "POST",
+        headers.extend(sign_post(
+            &Credential::a(),
             AUTHORITY,
             &self.path,
-            &[ct],
             &self.body,
-            SystemTime::now(),
         ));
         self.headers = headers;
     }

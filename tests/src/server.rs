@@ -219,18 +219,7 @@ impl ServerBuilder {
             None => Arc::new(tempfile::tempdir().expect("tempdir")),
         };
         let text = self.toml(dir.path());
-        let cfg =
-            Config::from_toml(&text).unwrap_or_else(|e| panic!("test config refused: {e}\n{text}"));
-        match keyhold::app::start(cfg.clone()).await {
-            Ok(running) => Ok(TestServer {
-                running,
-                cfg,
-                dir,
-                builder: self,
-                ca_pem: None,
-            }),
-            Err(e) => Err((e, dir)),
-        }
+        launch(&text, dir, self).await
     }
 
     /// Starts keyhold (panics when it does not start).
@@ -239,6 +228,27 @@ impl ServerBuilder {
             Ok(s) => s,
             Err((e, _)) => panic!("keyhold did not start: {e}"),
         }
+    }
+}
+
+/// Starts keyhold on configuration `text` (which must parse) in `dir`; `builder` is
+/// kept for restarts.
+async fn launch(
+    text: &str,
+    dir: Arc<TempDir>,
+    builder: ServerBuilder,
+) -> Result<TestServer, (StartError, Arc<TempDir>)> {
+    let cfg =
+        Config::from_toml(text).unwrap_or_else(|e| panic!("test config refused: {e}\n{text}"));
+    match keyhold::app::start(cfg.clone()).await {
+        Ok(running) => Ok(TestServer {
+            running,
+            cfg,
+            dir,
+            builder,
+            ca_pem: None,
+        }),
+        Err(e) => Err((e, dir)),
     }
 }
 
@@ -262,6 +272,26 @@ impl TestServer {
         ServerBuilder::default()
     }
 
+    /// A builder of an admin-API-only server: the `ctm` source, no store, the admin
+    /// API on plain HTTP (add `admin_line`s to change it).
+    pub fn admin_only() -> ServerBuilder {
+        ServerBuilder::default()
+            .source(SourceFixture::ctm())
+            .without_store()
+            .admin()
+    }
+
+    /// Starts an admin-API-only server (see [`Self::admin_only`]) serving the admin API
+    /// over HTTPS with the generated development certificate.
+    pub async fn start_admin_https() -> TestServer {
+        let server = TestServer::admin_only()
+            .admin_line("plain_http = false")
+            .start()
+            .await;
+        assert!(server.running.admin_tls);
+        server
+    }
+
     /// Starts the default fixture.
     pub async fn start_default() -> TestServer {
         ServerBuilder::default().start().await
@@ -274,18 +304,7 @@ impl TestServer {
         let text = text
             .replace("{dir}", &dir.path().to_string_lossy())
             .replace("{plugins}", &plugin_dir().to_string_lossy());
-        let cfg =
-            Config::from_toml(&text).unwrap_or_else(|e| panic!("test config refused: {e}\n{text}"));
-        match keyhold::app::start(cfg.clone()).await {
-            Ok(running) => Ok(TestServer {
-                running,
-                cfg,
-                dir,
-                builder: ServerBuilder::default(),
-                ca_pem: None,
-            }),
-            Err(e) => Err((e, dir)),
-        }
+        launch(&text, dir, ServerBuilder::default()).await
     }
 
     /// The data directory.
@@ -302,12 +321,7 @@ impl TestServer {
     pub fn transport(&self) -> Transport {
         let addr = self.running.xks_addr;
         match (&self.ca_pem, self.running.tls) {
-            (Some(ca), true) => Transport {
-                addr,
-                tls: Some(crate::pki::ClientTls::trusting(ca).build()),
-                host: "localhost".into(),
-                proto: crate::client::Proto::Http1,
-            },
+            (Some(ca), true) => Transport::https(addr, ca),
             _ => Transport::plain(addr),
         }
     }

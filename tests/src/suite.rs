@@ -6,10 +6,10 @@
 use std::collections::HashSet;
 
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{
-    Credential, Proto, RawRequest, Sealed, SourceFixture, TestServer, bodies,
+    Credential, Proto, RawRequest, Sealed, SourceFixture, TestServer, XksClient, bodies,
     client::Transport,
     fixture::{
         BASE, KEY_ALL, KEY_DECRYPT_ONLY, KEY_ENCRYPT_ONLY, KEY_NO_CRYPTO, KeyFixture, LB_HEALTH,
@@ -17,9 +17,34 @@ use crate::{
 };
 
 /// Declares `#[tokio::test]`s that run suite functions against a source expression,
-/// e.g. `xks_suite!(SourceFixture::luna(); encrypt_decrypt_round_trips_with_fresh_ivs);`.
+/// e.g. `xks_suite!(SourceFixture::luna(); encrypt_decrypt_round_trips_with_fresh_ivs);`,
+/// or a whole group: `xks_suite!(source; operations)` (the four operations' successful
+/// shapes) or `xks_suite!(source; errors)` (the error table and the size limits).
 #[macro_export]
 macro_rules! xks_suite {
+    ($source:expr; operations) => {
+        $crate::xks_suite!(
+            $source;
+            encrypt_decrypt_round_trips_with_fresh_ivs,
+            cdiv_is_sha256_of_aad_iv_ciphertext_tag,
+            health_status_and_load_balancer_health,
+            key_metadata_per_key,
+            credentials_change_without_restart,
+            concurrent_round_trips_over_several_connections,
+        );
+    };
+    ($source:expr; errors) => {
+        $crate::xks_suite!(
+            $source;
+            validation_exceptions,
+            invalid_state_for_blocked_store_blocked_key_and_disabled_key,
+            invalid_ciphertext_exceptions,
+            invalid_key_usage_exceptions,
+            not_found_paths_methods_and_authentication,
+            unsupported_operation_exceptions,
+            size_limits_at_and_one_past,
+        );
+    };
     ($source:expr; $($name:ident),+ $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread")]
@@ -30,9 +55,34 @@ macro_rules! xks_suite {
     };
 }
 
-pub async fn encrypt_decrypt_round_trips_with_fresh_ivs(source: SourceFixture) {
+/// The conformance store on `source`, and a client of it.
+async fn start(source: SourceFixture) -> (TestServer, XksClient) {
     let server = TestServer::builder().source(source).start().await;
     let c = server.client();
+    (server, c)
+}
+
+/// An Encrypt body (plaintext `x`, no AAD) changed by `edit`.
+fn encrypt_with(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut body = bodies::encrypt(b"x", None, false);
+    edit(&mut body);
+    body
+}
+
+/// `sealed` changed by `edit`.
+fn sealed_with(sealed: &Sealed, edit: impl FnOnce(&mut Sealed)) -> Sealed {
+    let mut t = sealed.clone();
+    edit(&mut t);
+    t
+}
+
+/// Removes `field` from a JSON object.
+fn remove(body: &mut Value, field: &str) {
+    body.as_object_mut().expect("object").remove(field);
+}
+
+pub async fn encrypt_decrypt_round_trips_with_fresh_ivs(source: SourceFixture) {
+    let (server, c) = start(source).await;
     let a = c.encrypt_ok(KEY_ALL, b"same plaintext", Some(b"aad")).await;
     let b = c.encrypt_ok(KEY_ALL, b"same plaintext", Some(b"aad")).await;
     assert_eq!(a.iv.len(), 12);
@@ -59,8 +109,7 @@ pub async fn encrypt_decrypt_round_trips_with_fresh_ivs(source: SourceFixture) {
 }
 
 pub async fn cdiv_is_sha256_of_aad_iv_ciphertext_tag(source: SourceFixture) {
-    let server = TestServer::builder().source(source).start().await;
-    let c = server.client();
+    let (server, c) = start(source).await;
     for aad in [None, Some(&b"project=nile,department=marketing"[..])] {
         let json = c.encrypt(KEY_ALL, b"integrity", aad, true).await.ok_json();
         let sealed = Sealed::from_json(&json);
@@ -81,8 +130,7 @@ pub async fn cdiv_is_sha256_of_aad_iv_ciphertext_tag(source: SourceFixture) {
 }
 
 pub async fn health_status_and_load_balancer_health(source: SourceFixture) {
-    let server = TestServer::builder().source(source).start().await;
-    let c = server.client();
+    let (server, c) = start(source).await;
     let h = c.health().await.ok_json();
     assert!(h["xksProxyFleetSize"].as_u64().expect("fleet size") > 0);
     assert!(!h["xksProxyVendor"].as_str().expect("vendor").is_empty());
@@ -121,8 +169,7 @@ pub async fn health_status_and_load_balancer_health(source: SourceFixture) {
 }
 
 pub async fn key_metadata_per_key(source: SourceFixture) {
-    let server = TestServer::builder().source(source).start().await;
-    let c = server.client();
+    let (server, c) = start(source).await;
     let usage = |v: &serde_json::Value| -> HashSet<String> {
         v["keyUsage"]
             .as_array()
@@ -156,16 +203,13 @@ pub async fn key_metadata_per_key(source: SourceFixture) {
 }
 
 pub async fn credentials_change_without_restart(source: SourceFixture) {
-    let server = TestServer::builder().source(source).start().await;
-    let c = server.client();
+    let (server, c) = start(source).await;
     let new = Credential::new(
         "NEWCREDENTIAL234567ABCDEFG",
         "bmV3IGNyZWRlbnRpYWwgc2VjcmV0IGZvciB0ZXN0cyE=",
     );
     let nc = c.with_cred(new.clone());
-    nc.health()
-        .await
-        .assert_error(401, "AuthenticationFailedException");
+    nc.assert_unauthenticated().await;
     server.add_credential(&new).await;
     nc.health().await.ok_json();
     let sealed = nc.encrypt_ok(KEY_ALL, b"rotated", None).await;
@@ -177,21 +221,16 @@ pub async fn credentials_change_without_restart(source: SourceFixture) {
     server
         .delete_credential(&Credential::a().access_key_id)
         .await;
-    c.health()
-        .await
-        .assert_error(401, "AuthenticationFailedException");
+    c.assert_unauthenticated().await;
     c.with_cred(Credential::b()).health().await.ok_json();
     nc.health().await.ok_json();
     server.delete_credential(&new.access_key_id).await;
-    nc.health()
-        .await
-        .assert_error(401, "AuthenticationFailedException");
+    nc.assert_unauthenticated().await;
     server.stop().await;
 }
 
 pub async fn concurrent_round_trips_over_several_connections(source: SourceFixture) {
-    let server = TestServer::builder().source(source).start().await;
-    let c = server.client();
+    let (server, c) = start(source).await;
     // Four HTTP/2 (prior knowledge) connections shared by half the tasks; the other
     // half open their own HTTP/1.1 connections.
     let h2 = Transport::plain(server.running.xks_addr).with_proto(Proto::Http2);
@@ -246,8 +285,7 @@ pub async fn concurrent_round_trips_over_several_connections(source: SourceFixtu
 }
 
 pub async fn validation_exceptions(source: SourceFixture) {
-    let server = TestServer::builder().source(source).start().await;
-    let c = server.client();
+    let (server, c) = start(source).await;
     let enc = format!("/keys/{KEY_ALL}/encrypt");
     let dec = format!("/keys/{KEY_ALL}/decrypt");
     let sealed = c.encrypt_ok(KEY_ALL, b"validation", None).await;
@@ -258,28 +296,33 @@ pub async fn validation_exceptions(source: SourceFixture) {
             .with_header("content-type", "application/json"),
     );
     c.send(&req).await.assert_error(400, "ValidationException");
-    // A field of the wrong type.
-    let mut body = bodies::encrypt(b"x", None, false);
-    body["plaintext"] = json!(5);
-    c.call(&enc, &body)
-        .await
-        .assert_error(400, "ValidationException");
-    // Missing plaintext.
-    let mut body = bodies::encrypt(b"x", None, false);
-    body.as_object_mut().expect("object").remove("plaintext");
-    let msg = c
-        .call(&enc, &body)
-        .await
-        .assert_error(400, "ValidationException");
-    assert!(msg.contains("plaintext"), "{msg}");
-    // Missing encryptionAlgorithm.
-    let mut body = bodies::encrypt(b"x", None, false);
-    body.as_object_mut()
-        .expect("object")
-        .remove("encryptionAlgorithm");
-    c.call(&enc, &body)
-        .await
-        .assert_error(400, "ValidationException");
+    // A field of the wrong type, missing plaintext, encryptionAlgorithm or
+    // requestMetadata, bad base64: (body, what the message names).
+    let refused = [
+        (encrypt_with(|b| b["plaintext"] = json!(5)), ""),
+        (encrypt_with(|b| remove(b, "plaintext")), "plaintext"),
+        (encrypt_with(|b| remove(b, "encryptionAlgorithm")), ""),
+        (encrypt_with(|b| remove(b, "requestMetadata")), ""),
+        (
+            encrypt_with(|b| b["plaintext"] = json!("not base64!")),
+            "plaintext",
+        ),
+        (
+            encrypt_with(|b| b["additionalAuthenticatedData"] = json!("%%%%")),
+            "",
+        ),
+    ];
+    for (body, named) in &refused {
+        let msg = c
+            .call(&enc, body)
+            .await
+            .assert_error(400, "ValidationException");
+        assert!(msg.contains(named), "{named}: {msg}");
+        assert!(
+            !msg.contains("not base64!"),
+            "the field is not echoed: {msg}"
+        );
+    }
     // Missing requestMetadata.kmsRequestId, on every key operation.
     for (op, mut body) in [
         (enc.clone(), bodies::encrypt(b"x", None, false)),
@@ -296,31 +339,6 @@ pub async fn validation_exceptions(source: SourceFixture) {
             .assert_error(400, "ValidationException");
         assert!(msg.contains("kmsRequestId"), "{op}: {msg}");
     }
-    // Missing requestMetadata altogether.
-    let mut body = bodies::encrypt(b"x", None, false);
-    body.as_object_mut()
-        .expect("object")
-        .remove("requestMetadata");
-    c.call(&enc, &body)
-        .await
-        .assert_error(400, "ValidationException");
-    // Bad base64 in each field.
-    let mut body = bodies::encrypt(b"x", None, false);
-    body["plaintext"] = json!("not base64!");
-    let msg = c
-        .call(&enc, &body)
-        .await
-        .assert_error(400, "ValidationException");
-    assert!(msg.contains("plaintext"), "{msg}");
-    assert!(
-        !msg.contains("not base64!"),
-        "the field is not echoed: {msg}"
-    );
-    let mut body = bodies::encrypt(b"x", None, false);
-    body["additionalAuthenticatedData"] = json!("%%%%");
-    c.call(&enc, &body)
-        .await
-        .assert_error(400, "ValidationException");
     for field in ["ciphertext", "initializationVector", "authenticationTag"] {
         let mut body = bodies::decrypt(&sealed, None);
         body[field] = json!("***");
@@ -331,25 +349,29 @@ pub async fn validation_exceptions(source: SourceFixture) {
         assert!(msg.contains(field), "{field}: {msg}");
     }
     // IV of 8 bytes, tag of 15 bytes.
-    let mut short_iv = sealed.clone();
-    short_iv.iv.truncate(8);
-    let msg = c
-        .decrypt(KEY_ALL, &short_iv, None)
-        .await
-        .assert_error(400, "ValidationException");
-    assert!(msg.contains("initializationVector"), "{msg}");
-    let mut short_tag = sealed.clone();
-    short_tag.tag.truncate(15);
-    let msg = c
-        .decrypt(KEY_ALL, &short_tag, None)
-        .await
-        .assert_error(400, "ValidationException");
-    assert!(msg.contains("authenticationTag"), "{msg}");
+    let cases = [
+        (
+            sealed_with(&sealed, |t| t.iv.truncate(8)),
+            "initializationVector",
+        ),
+        (
+            sealed_with(&sealed, |t| t.tag.truncate(15)),
+            "authenticationTag",
+        ),
+    ];
+    for (t, named) in &cases {
+        let msg = c
+            .decrypt(KEY_ALL, t, None)
+            .await
+            .assert_error(400, "ValidationException");
+        assert!(msg.contains(named), "{msg}");
+    }
     // Unknown fields and an unknown kmsOperation are tolerated.
-    let mut body = bodies::encrypt(b"x", None, false);
-    body["someFutureField"] = json!({"a": 1});
-    body["requestMetadata"]["kmsOperation"] = json!("SomeFutureKmsOperation");
-    body["requestMetadata"]["futureMetadata"] = json!(true);
+    let body = encrypt_with(|b| {
+        b["someFutureField"] = json!({"a": 1});
+        b["requestMetadata"]["kmsOperation"] = json!("SomeFutureKmsOperation");
+        b["requestMetadata"]["futureMetadata"] = json!(true);
+    });
     c.call(&enc, &body).await.ok_json();
     server.stop().await;
 }
@@ -389,32 +411,22 @@ pub async fn invalid_state_for_blocked_store_blocked_key_and_disabled_key(source
 
     // A blocked store: every operation, health included.
     server.set_store_blocked(true).await;
-    c.encrypt(KEY_ALL, b"x", None, false)
-        .await
-        .assert_error(400, "InvalidStateException");
-    c.decrypt(KEY_ALL, &sealed, None)
-        .await
-        .assert_error(400, "InvalidStateException");
-    c.metadata(KEY_ALL)
-        .await
-        .assert_error(400, "InvalidStateException");
+    c.assert_key_ops_fail(KEY_ALL, &sealed, 400, "InvalidStateException")
+        .await;
     c.health().await.assert_error(400, "InvalidStateException");
     // Authentication still comes first.
     let bad = c.with_cred(crate::Credential::new(
         &crate::Credential::a().access_key_id,
         &"C".repeat(44),
     ));
-    bad.health()
-        .await
-        .assert_error(401, "AuthenticationFailedException");
+    bad.assert_unauthenticated().await;
     server.set_store_blocked(false).await;
     assert_eq!(c.decrypt_ok(KEY_ALL, &sealed, None).await, b"blocked key");
     server.stop().await;
 }
 
 pub async fn invalid_ciphertext_exceptions(source: SourceFixture) {
-    let server = TestServer::builder().source(source).start().await;
-    let c = server.client();
+    let (server, c) = start(source).await;
     let aad = b"context=tests";
     let sealed = c.encrypt_ok(KEY_ALL, b"authentic", Some(aad)).await;
     assert_eq!(
@@ -422,27 +434,19 @@ pub async fn invalid_ciphertext_exceptions(source: SourceFixture) {
         b"authentic"
     );
 
-    c.decrypt(KEY_ALL, &sealed, Some(b"context=other"))
-        .await
-        .assert_error(400, "InvalidCiphertextException");
-    c.decrypt(KEY_ALL, &sealed, None)
-        .await
-        .assert_error(400, "InvalidCiphertextException");
-    let mut t = sealed.clone();
-    t.tag[0] ^= 1;
-    c.decrypt(KEY_ALL, &t, Some(aad))
-        .await
-        .assert_error(400, "InvalidCiphertextException");
-    let mut t = sealed.clone();
-    t.iv[11] ^= 0x80;
-    c.decrypt(KEY_ALL, &t, Some(aad))
-        .await
-        .assert_error(400, "InvalidCiphertextException");
-    let mut t = sealed.clone();
-    t.ciphertext[0] ^= 1;
-    c.decrypt(KEY_ALL, &t, Some(aad))
-        .await
-        .assert_error(400, "InvalidCiphertextException");
+    // Another AAD, none, a flipped bit in the tag, the IV or the ciphertext.
+    let cases: [(Sealed, Option<&[u8]>); 5] = [
+        (sealed.clone(), Some(b"context=other")),
+        (sealed.clone(), None),
+        (sealed_with(&sealed, |t| t.tag[0] ^= 1), Some(aad)),
+        (sealed_with(&sealed, |t| t.iv[11] ^= 0x80), Some(aad)),
+        (sealed_with(&sealed, |t| t.ciphertext[0] ^= 1), Some(aad)),
+    ];
+    for (t, aad) in &cases {
+        c.decrypt(KEY_ALL, t, *aad)
+            .await
+            .assert_error(400, "InvalidCiphertextException");
+    }
     // Another key does not decrypt it either.
     let other = c.decrypt(KEY_DECRYPT_ONLY, &sealed, Some(aad)).await;
     other.assert_error(400, "InvalidCiphertextException");
@@ -464,39 +468,27 @@ pub async fn invalid_ciphertext_exceptions(source: SourceFixture) {
 }
 
 pub async fn invalid_key_usage_exceptions(source: SourceFixture) {
-    let server = TestServer::builder().source(source).start().await;
-    let c = server.client();
+    let (server, c) = start(source).await;
     let sealed = c.encrypt_ok(KEY_ENCRYPT_ONLY, b"one way", None).await;
-    c.decrypt(KEY_ENCRYPT_ONLY, &sealed, None)
-        .await
-        .assert_error(400, "InvalidKeyUsageException");
-    c.encrypt(KEY_DECRYPT_ONLY, b"x", None, false)
-        .await
-        .assert_error(400, "InvalidKeyUsageException");
-    c.encrypt(KEY_NO_CRYPTO, b"x", None, false)
-        .await
-        .assert_error(400, "InvalidKeyUsageException");
-    c.decrypt(KEY_NO_CRYPTO, &sealed, None)
-        .await
-        .assert_error(400, "InvalidKeyUsageException");
+    let replies = [
+        c.decrypt(KEY_ENCRYPT_ONLY, &sealed, None).await,
+        c.encrypt(KEY_DECRYPT_ONLY, b"x", None, false).await,
+        c.encrypt(KEY_NO_CRYPTO, b"x", None, false).await,
+        c.decrypt(KEY_NO_CRYPTO, &sealed, None).await,
+    ];
+    for reply in replies {
+        reply.assert_error(400, "InvalidKeyUsageException");
+    }
     server.stop().await;
 }
 
 pub async fn not_found_paths_methods_and_authentication(source: SourceFixture) {
-    let server = TestServer::builder().source(source).start().await;
-    let c = server.client();
+    let (server, c) = start(source).await;
     let sealed = c.encrypt_ok(KEY_ALL, b"x", None).await;
 
     // Unknown key id.
-    c.metadata("no-such-key")
-        .await
-        .assert_error(404, "KeyNotFoundException");
-    c.encrypt("no-such-key", b"x", None, false)
-        .await
-        .assert_error(404, "KeyNotFoundException");
-    c.decrypt("no-such-key", &sealed, None)
-        .await
-        .assert_error(404, "KeyNotFoundException");
+    c.assert_key_ops_fail("no-such-key", &sealed, 404, "KeyNotFoundException")
+        .await;
 
     // Unknown prefix, unknown operation, "/", and other non-XKS paths; signed or not.
     for path in [
@@ -509,27 +501,24 @@ pub async fn not_found_paths_methods_and_authentication(source: SourceFixture) {
         "/".to_string(),
     ] {
         let unsigned = RawRequest::post_json(&path, &bodies::health());
-        c.send(&unsigned)
-            .await
-            .assert_error(404, "InvalidUriPathException");
-        let signed = c.sign(unsigned);
-        c.send(&signed)
-            .await
-            .assert_error(404, "InvalidUriPathException");
+        let signed = c.sign(unsigned.clone());
         let get = RawRequest::new("GET", &path, "");
-        c.send(&get)
-            .await
-            .assert_error(404, "InvalidUriPathException");
+        for req in [unsigned, signed, get] {
+            c.send(&req)
+                .await
+                .assert_error(404, "InvalidUriPathException");
+        }
     }
 
     // GET on each of the four operation URIs: 405, JSON, Allow: POST.
-    for op in [
+    let ops = [
         "/health".to_string(),
         format!("/keys/{KEY_ALL}/metadata"),
         format!("/keys/{KEY_ALL}/encrypt"),
         format!("/keys/{KEY_ALL}/decrypt"),
-    ] {
-        let req = c.sign(RawRequest::new("GET", &c.op_path(&op), ""));
+    ];
+    for op in &ops {
+        let req = c.sign(RawRequest::new("GET", &c.op_path(op), ""));
         let reply = c.send(&req).await;
         assert_eq!(reply.status.as_u16(), 405, "GET {op}");
         assert_eq!(reply.content_type(), Some("application/json"));
@@ -549,13 +538,8 @@ pub async fn not_found_paths_methods_and_authentication(source: SourceFixture) {
     assert_eq!(reply.status.as_u16(), 405);
 
     // 401 in the table: missing signature on each operation.
-    for op in [
-        "/health".to_string(),
-        format!("/keys/{KEY_ALL}/metadata"),
-        format!("/keys/{KEY_ALL}/encrypt"),
-        format!("/keys/{KEY_ALL}/decrypt"),
-    ] {
-        let req = RawRequest::post_json(&c.op_path(&op), &bodies::health());
+    for op in &ops {
+        let req = RawRequest::post_json(&c.op_path(op), &bodies::health());
         c.send(&req)
             .await
             .assert_error(401, "AuthenticationFailedException");
@@ -564,8 +548,7 @@ pub async fn not_found_paths_methods_and_authentication(source: SourceFixture) {
 }
 
 pub async fn unsupported_operation_exceptions(source: SourceFixture) {
-    let server = TestServer::builder().source(source).start().await;
-    let c = server.client();
+    let (server, c) = start(source).await;
     let enc = format!("/keys/{KEY_ALL}/encrypt");
     let dec = format!("/keys/{KEY_ALL}/decrypt");
     let sealed = c.encrypt_ok(KEY_ALL, b"x", None).await;
@@ -675,31 +658,31 @@ pub async fn size_limits_at_and_one_past(source: SourceFixture) {
 
     // IV: 12 ok (above), 16 is a valid length (so the ciphertext simply does not verify),
     // 8 is malformed. Tag: 16 ok, 15 malformed.
-    let mut iv16 = sealed.clone();
-    iv16.iv.extend_from_slice(&[0u8; 4]);
-    c.decrypt(KEY_ALL, &iv16, None)
-        .await
-        .assert_error(400, "InvalidCiphertextException");
-    let mut iv8 = sealed.clone();
-    iv8.iv.truncate(8);
-    c.decrypt(KEY_ALL, &iv8, None)
-        .await
-        .assert_error(400, "ValidationException");
-    let mut iv13 = sealed.clone();
-    iv13.iv.push(0);
-    c.decrypt(KEY_ALL, &iv13, None)
-        .await
-        .assert_error(400, "ValidationException");
-    let mut tag15 = sealed.clone();
-    tag15.tag.pop();
-    c.decrypt(KEY_ALL, &tag15, None)
-        .await
-        .assert_error(400, "ValidationException");
-    let mut tag17 = sealed.clone();
-    tag17.tag.push(0);
-    c.decrypt(KEY_ALL, &tag17, None)
-        .await
-        .assert_error(400, "ValidationException");
+    let cases = [
+        (
+            sealed_with(&sealed, |t| t.iv.extend_from_slice(&[0u8; 4])),
+            "InvalidCiphertextException",
+        ),
+        (
+            sealed_with(&sealed, |t| t.iv.truncate(8)),
+            "ValidationException",
+        ),
+        (
+            sealed_with(&sealed, |t| t.iv.push(0)),
+            "ValidationException",
+        ),
+        (
+            sealed_with(&sealed, |t| t.tag.truncate(15)),
+            "ValidationException",
+        ),
+        (
+            sealed_with(&sealed, |t| t.tag.push(0)),
+            "ValidationException",
+        ),
+    ];
+    for (t, name) in &cases {
+        c.decrypt(KEY_ALL, t, None).await.assert_error(400, name);
+    }
     server.stop().await;
 }
 

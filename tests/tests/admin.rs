@@ -4,76 +4,49 @@
 use std::os::unix::fs::PermissionsExt;
 
 use keyhold_tests::{
-    Credential, SourceFixture, TestServer, XksClient,
-    admin::{AdminClient, expect_error, expect_status},
+    TestServer, XksClient,
+    admin::access_key_ids,
+    admin::{
+        AdminClient, created_store_id, credential_of, data_key, etag, expect_error, expect_status,
+        health_check_key,
+    },
 };
 use serde_json::{Value, json};
 
 const HC: &str = "admin-hc";
 
 async fn server() -> TestServer {
-    TestServer::builder()
-        .source(SourceFixture::ctm())
-        .without_store()
-        .admin()
-        .start()
-        .await
+    TestServer::admin_only().start().await
+}
+
+/// The server, a root client, the health-check key and a data key.
+async fn server_with_keys() -> (TestServer, AdminClient) {
+    let server = server().await;
+    let root = server.root().await;
+    health_and_data_keys(&root).await;
+    (server, root)
 }
 
 /// Creates the health-check key (ALL usage, non-exportable, non-deletable) and a data key.
 async fn health_and_data_keys(root: &AdminClient) {
-    let r = root
-        .post(
-            "/api/v1/sources/ctm/keys",
-            &json!({"name": HC, "usage": ["encrypt", "decrypt", "wrap", "unwrap"],
-                    "exportable": false, "deletable": false}),
-        )
-        .await;
+    let r = root.create_source_key("ctm", &health_check_key(HC)).await;
     let k = expect_status(&r, 201);
     assert_eq!(k["name"], HC);
     assert_eq!(k["exportable"], false);
-    let r = root
-        .post(
-            "/api/v1/sources/ctm/keys",
-            &json!({"name": "data-1", "usage": ["encrypt", "decrypt"]}),
-        )
-        .await;
+    let r = root.create_source_key("ctm", &data_key("data-1")).await;
     expect_status(&r, 201);
-}
-
-fn cred_of(file: &Value) -> Credential {
-    Credential::new(
-        file["XksProxyAuthenticationCredential"]["AccessKeyId"]
-            .as_str()
-            .expect("AccessKeyId"),
-        file["XksProxyAuthenticationCredential"]["RawSecretAccessKey"]
-            .as_str()
-            .expect("RawSecretAccessKey"),
-    )
-}
-
-fn etag(r: &keyhold_tests::Reply) -> String {
-    r.headers
-        .get("etag")
-        .expect("ETag")
-        .to_str()
-        .expect("ascii")
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lifecycle_of_an_unlinked_ctm_store() {
-    let server = server().await;
-    let root = server.root().await;
-    health_and_data_keys(&root).await;
+    let (server, root) = server_with_keys().await;
     let r = root.get(&format!("/api/v1/sources/ctm/keys/{HC}")).await;
     let k = expect_status(&r, 200);
     assert_eq!(k["valid_health_check_key"], true, "{k}");
 
     // Create: the credentials file in the AWS console's shape, once.
     let r = root
-        .post(
-            "/api/v1/stores",
+        .create_store(
             &json!({"name": "life", "source": "ctm", "health_check_key": HC,
                     "max_credentials": 2}),
         )
@@ -88,30 +61,23 @@ async fn lifecycle_of_an_unlinked_ctm_store() {
     assert!(created["health_check_path"].as_str().is_some());
     let id = created["store"]["id"].as_str().expect("id").to_string();
     let store = format!("/api/v1/stores/{id}");
-    let first = cred_of(file);
+    let first = credential_of(file);
     let xks = XksClient::new(server.transport(), first.clone(), uri_path);
     xks.health().await.ok_json();
 
     // Rotation: a second credential, both work; a third evicts the oldest at once.
     let r = root.post(&format!("{store}/credentials"), &json!({})).await;
-    let second = cred_of(&expect_status(&r, 201));
+    let second = credential_of(&expect_status(&r, 201));
     xks.health().await.ok_json();
     xks.with_cred(second.clone()).health().await.ok_json();
     let r = root.post(&format!("{store}/credentials"), &json!({})).await;
-    let third = cred_of(&expect_status(&r, 201));
-    xks.health()
-        .await
-        .assert_error(401, "AuthenticationFailedException");
+    let third = credential_of(&expect_status(&r, 201));
+    xks.assert_unauthenticated().await;
     xks.with_cred(second.clone()).health().await.ok_json();
     let xks = xks.with_cred(third.clone());
     xks.health().await.ok_json();
     let listed = expect_status(&root.get(&format!("{store}/credentials")).await, 200);
-    let ids: Vec<&str> = listed
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|c| c["access_key_id"].as_str().expect("id"))
-        .collect();
+    let ids: Vec<&str> = access_key_ids(&listed);
     assert_eq!(
         ids,
         [second.access_key_id.as_str(), third.access_key_id.as_str()]
@@ -145,44 +111,25 @@ async fn lifecycle_of_an_unlinked_ctm_store() {
     let r = root.get(&store).await;
     let tag = etag(&r);
     let patch = json!({"name": "life-renamed", "success_audit": true});
-    let r = root
-        .request("PATCH", &store, Some(&patch), &[("if-match", &tag)])
-        .await;
+    let r = root.patch(&store, &patch, Some(&tag)).await;
     let patched = expect_status(&r, 200);
     assert_eq!(patched["name"], "life-renamed");
     let new_tag = etag(&r);
     assert_ne!(new_tag, tag);
     let r = root
-        .request(
-            "PATCH",
-            &store,
-            Some(&json!({"mtls": false})),
-            &[("if-match", &tag)],
-        )
+        .patch(&store, &json!({"mtls": false}), Some(&tag))
         .await;
     expect_error(&r, 412, "version_mismatch");
-    let r = root
-        .request("PATCH", &store, Some(&json!({"mtls": false})), &[])
-        .await;
+    let r = root.patch(&store, &json!({"mtls": false}), None).await;
     expect_error(&r, 428, "precondition_required");
     let r = root
-        .request(
-            "PATCH",
-            &store,
-            Some(&json!({"source": "other"})),
-            &[("if-match", &new_tag)],
-        )
+        .patch(&store, &json!({"source": "other"}), Some(&new_tag))
         .await;
     let msg = expect_error(&r, 422, "source_immutable");
     assert!(msg.contains("immutable"), "{msg}");
 
     // HYOK key from a source key: metadata and encrypt work through XKS.
-    let r = root
-        .post(
-            &format!("{store}/keys"),
-            &json!({"external_id": "k1", "source_key": "data-1"}),
-        )
-        .await;
+    let r = root.create_hyok_key(&store, "k1", "data-1").await;
     expect_status(&r, 201);
     let md = xks.metadata("k1").await.ok_json();
     assert_eq!(md["keyStatus"], "ENABLED", "{md}");
@@ -254,12 +201,10 @@ async fn lifecycle_of_an_unlinked_ctm_store() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_rule_refusal_has_a_code_and_a_reason() {
-    let server = server().await;
-    let root = server.root().await;
-    health_and_data_keys(&root).await;
+    let (server, root) = server_with_keys().await;
     let r = root
-        .post(
-            "/api/v1/sources/ctm/keys",
+        .create_source_key(
+            "ctm",
             &json!({"name": "leaky", "usage": ["encrypt", "decrypt", "wrap", "unwrap"],
                     "exportable": true}),
         )
@@ -290,20 +235,17 @@ async fn every_rule_refusal_has_a_code_and_a_reason() {
     assert!(msg.contains("export"), "names the attribute: {msg}");
     for bad in [1, 21] {
         let r = root
-            .post("/api/v1/stores", &with(json!({"max_credentials": bad})))
+            .create_store(&with(json!({"max_credentials": bad})))
             .await;
         let msg = expect_error(&r, 400, "invalid_input");
         assert!(msg.contains("max credentials"), "{msg}");
     }
     let r = root
-        .post("/api/v1/stores", &with(json!({"uri_path_prefix": "p/one"})))
+        .create_store(&with(json!({"uri_path_prefix": "p/one"})))
         .await;
-    let id = expect_status(&r, 201)["store"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id = created_store_id(&r);
     let r = root
-        .post("/api/v1/stores", &with(json!({"uri_path_prefix": "p/two"})))
+        .create_store(&with(json!({"uri_path_prefix": "p/two"})))
         .await;
     expect_error(&r, 409, "already_exists");
     let r = root
@@ -314,9 +256,7 @@ async fn every_rule_refusal_has_a_code_and_a_reason() {
         .await;
     let msg = expect_error(&r, 409, "already_exists");
     assert!(msg.contains("prefix"), "{msg}");
-    let r = root
-        .post("/api/v1/stores", &with(json!({"source": "nope"})))
-        .await;
+    let r = root.create_store(&with(json!({"source": "nope"}))).await;
     expect_error(&r, 404, "not_found");
 
     // A blocked store refuses credential additions and updates.
@@ -326,21 +266,9 @@ async fn every_rule_refusal_has_a_code_and_a_reason() {
     let tag = etag(&r);
     let r = root.post(&format!("{store}/credentials"), &json!({})).await;
     expect_error(&r, 409, "store_blocked");
-    let r = root
-        .request(
-            "PATCH",
-            &store,
-            Some(&json!({"name": "x"})),
-            &[("if-match", &tag)],
-        )
-        .await;
+    let r = root.patch(&store, &json!({"name": "x"}), Some(&tag)).await;
     expect_error(&r, 409, "store_blocked");
-    let r = root
-        .post(
-            &format!("{store}/keys"),
-            &json!({"external_id": "k", "source_key": "data-1"}),
-        )
-        .await;
+    let r = root.create_hyok_key(&store, "k", "data-1").await;
     expect_error(&r, 409, "store_blocked");
 
     // Unknown objects and malformed requests.
@@ -361,9 +289,7 @@ async fn every_rule_refusal_has_a_code_and_a_reason() {
     let conn = root.transport.connect().await.expect("connect");
     let r = conn.send(&raw).await.expect("send");
     expect_error(&r, 400, "invalid_json");
-    let r = root
-        .post("/api/v1/stores", &with(json!({"colour": "blue"})))
-        .await;
+    let r = root.create_store(&with(json!({"colour": "blue"}))).await;
     let msg = expect_error(&r, 400, "invalid_json");
     assert!(msg.contains("colour"), "{msg}");
     expect_error(&root.get("/api/v1/nothing-here").await, 404, "not_found");
@@ -381,20 +307,13 @@ async fn every_rule_refusal_has_a_code_and_a_reason() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acl_grants_decide_what_users_may_do() {
-    let server = server().await;
-    let root = server.root().await;
-    health_and_data_keys(&root).await;
+    let (server, root) = server_with_keys().await;
     for (name, groups) in [
         ("bob", json!(["users"])),
         ("carol", json!(["users"])),
         ("ada", json!(["admins"])),
     ] {
-        let r = root
-            .post(
-                "/api/v1/users",
-                &json!({"name": name, "password": "correct horse", "groups": groups}),
-            )
-            .await;
+        let r = root.create_user(name, "correct horse", Some(&groups)).await;
         expect_status(&r, 201);
     }
     let r = root
@@ -407,11 +326,8 @@ async fn acl_grants_decide_what_users_may_do() {
     expect_status(&r, 201);
     let store_body = json!({"name": "acl-1", "account": "111122223333", "source": "ctm",
                             "health_check_key": HC});
-    let r = root.post("/api/v1/stores", &store_body).await;
-    let id = expect_status(&r, 201)["store"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let r = root.create_store(&store_body).await;
+    let id = created_store_id(&r);
     let store = format!("/api/v1/stores/{id}");
 
     let anon = server.admin();
@@ -431,7 +347,7 @@ async fn acl_grants_decide_what_users_may_do() {
     assert_eq!(listed.as_array().expect("array").len(), 1);
     let mut body = store_body.clone();
     body["name"] = json!("acl-2");
-    let msg = expect_error(&bob.post("/api/v1/stores", &body).await, 403, "forbidden");
+    let msg = expect_error(&bob.create_store(&body).await, 403, "forbidden");
     assert!(msg.contains("create_store"), "{msg}");
     let msg = expect_error(
         &bob.post(&format!("{store}/credentials"), &json!({})).await,
@@ -451,15 +367,9 @@ async fn acl_grants_decide_what_users_may_do() {
     );
     // Stores without an account are for admins only.
     let r = root
-        .post(
-            "/api/v1/stores",
-            &json!({"name": "acl-root", "source": "ctm", "health_check_key": HC}),
-        )
+        .create_store(&json!({"name": "acl-root", "source": "ctm", "health_check_key": HC}))
         .await;
-    let root_store = expect_status(&r, 201)["store"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let root_store = created_store_id(&r);
     expect_error(
         &bob.get(&format!("/api/v1/stores/{root_store}")).await,
         403,
@@ -478,7 +388,7 @@ async fn acl_grants_decide_what_users_may_do() {
         )
         .await;
     expect_status(&r, 200);
-    expect_status(&bob.post("/api/v1/stores", &body).await, 201);
+    expect_status(&bob.create_store(&body).await, 201);
     expect_status(
         &carol
             .post(&format!("{store}/credentials"), &json!({}))
@@ -508,19 +418,9 @@ async fn tokens_sessions_and_passwords() {
     let server = server().await;
     let anon = server.admin();
     // Wrong password, no token, garbage token: 401.
-    let r = anon
-        .post(
-            "/api/v1/login",
-            &json!({"user": "root", "password": "wrong password"}),
-        )
-        .await;
+    let r = anon.try_login("root", "wrong password").await;
     expect_error(&r, 401, "unauthenticated");
-    let r = anon
-        .post(
-            "/api/v1/login",
-            &json!({"user": "nobody", "password": "wrong password"}),
-        )
-        .await;
+    let r = anon.try_login("nobody", "wrong password").await;
     expect_error(&r, 401, "unauthenticated");
     expect_error(&anon.get("/api/v1/stores").await, 401, "unauthenticated");
     expect_error(
@@ -547,12 +447,7 @@ async fn tokens_sessions_and_passwords() {
     expect_status(&r, 204);
     expect_error(&api.get("/api/v1/stores").await, 401, "unauthenticated");
     // A user cannot revoke someone else's token; changes their own password.
-    let r = root
-        .post(
-            "/api/v1/users",
-            &json!({"name": "dave", "password": "first password"}),
-        )
-        .await;
+    let r = root.create_user("dave", "first password", None).await;
     assert_eq!(expect_status(&r, 201)["groups"], json!(["users"]));
     let dave = anon.login("dave", "first password").await;
     let root_tokens = expect_status(&root.get("/api/v1/tokens").await, 200);
@@ -573,20 +468,10 @@ async fn tokens_sessions_and_passwords() {
         )
         .await;
     expect_status(&r, 204);
-    let r = anon
-        .post(
-            "/api/v1/login",
-            &json!({"user": "dave", "password": "first password"}),
-        )
-        .await;
+    let r = anon.try_login("dave", "first password").await;
     expect_error(&r, 401, "unauthenticated");
     let dave = anon.login("dave", "second password").await;
-    let r = root
-        .post(
-            "/api/v1/users",
-            &json!({"name": "weak", "password": "short"}),
-        )
-        .await;
+    let r = root.create_user("weak", "short", None).await;
     expect_error(&r, 400, "invalid_input");
     // Logout revokes the session; deleting a user revokes theirs.
     expect_status(&dave.post("/api/v1/logout", &json!({})).await, 204);
@@ -600,9 +485,7 @@ async fn tokens_sessions_and_passwords() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn session_tokens_expire() {
-    let server = TestServer::builder()
-        .source(SourceFixture::ctm())
-        .without_store()
+    let server = TestServer::admin_only()
         .admin_line("session_ttl_seconds = 1")
         .start()
         .await;
@@ -645,9 +528,7 @@ async fn root_password_from_the_environment() {
     let var = format!("KEYHOLD_TEST_ROOT_PW_{}", std::process::id());
     // SAFETY: set before the server starts; a unique name nothing else reads.
     unsafe { std::env::set_var(&var, "from the environment") };
-    let server = TestServer::builder()
-        .source(SourceFixture::ctm())
-        .without_store()
+    let server = TestServer::admin_only()
         .root_password_env(&var)
         .start()
         .await;
@@ -695,21 +576,10 @@ async fn openapi_document_covers_every_served_route() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_api_serves_https_with_the_development_certificate() {
-    let server = TestServer::builder()
-        .source(SourceFixture::ctm())
-        .without_store()
-        .admin_line("plain_http = false")
-        .start()
-        .await;
-    assert!(server.running.admin_tls);
+    let server = TestServer::start_admin_https().await;
     let ca = std::fs::read_to_string(server.path().join("tls/ca.pem")).expect("dev CA");
     let addr = server.running.admin_addr.expect("admin addr");
-    let transport = keyhold_tests::Transport {
-        addr,
-        tls: Some(keyhold_tests::pki::ClientTls::trusting(&ca).build()),
-        host: "localhost".into(),
-        proto: keyhold_tests::Proto::Http1,
-    };
+    let transport = keyhold_tests::Transport::https(addr, &ca);
     let https = AdminClient::new(transport.clone());
     let root = https.login("root", &server.root_password()).await;
     expect_status(&root.get("/api/v1/sources").await, 200);

@@ -5,7 +5,10 @@
 
 use keyhold_tests::{
     SourceFixture, TestServer,
-    admin::{AdminClient, expect_error, expect_status},
+    admin::{
+        AdminClient, created_store_id, data_key, etag, expect_error, expect_status,
+        health_check_key,
+    },
 };
 use serde_json::{Value, json};
 
@@ -30,73 +33,45 @@ async fn server() -> TestServer {
 }
 
 async fn source_key(root: &AdminClient, source: &str, body: Value) {
-    let r = root
-        .post(&format!("/api/v1/sources/{source}/keys"), &body)
-        .await;
-    expect_status(&r, 201);
-}
-
-fn hc_body(name: &str) -> Value {
-    json!({"name": name, "usage": ["encrypt", "decrypt", "wrap", "unwrap"],
-           "exportable": false, "deletable": false})
+    expect_status(&root.create_source_key(source, &body).await, 201);
 }
 
 /// Health-check and data keys in both sources.
 async fn keys(root: &AdminClient) {
-    source_key(root, "ctm", hc_body(HC)).await;
-    source_key(root, "ctm2", hc_body(HC2)).await;
-    source_key(
-        root,
-        "ctm",
-        json!({"name": DATA, "usage": ["encrypt", "decrypt"]}),
-    )
-    .await;
-    source_key(
-        root,
-        "ctm2",
-        json!({"name": DATA2, "usage": ["encrypt", "decrypt"]}),
-    )
-    .await;
+    source_key(root, "ctm", health_check_key(HC)).await;
+    source_key(root, "ctm2", health_check_key(HC2)).await;
+    for (source, name) in [("ctm", DATA), ("ctm2", DATA2)] {
+        source_key(root, source, data_key(name)).await;
+    }
+}
+
+/// The server, a root client, and the health-check and data keys in both sources.
+async fn server_with_keys() -> (TestServer, AdminClient) {
+    let server = server().await;
+    let root = server.root().await;
+    keys(&root).await;
+    (server, root)
 }
 
 /// Creates a store on `source`; returns its admin path.
 async fn store(root: &AdminClient, name: &str, source: &str, hc: &str) -> String {
     let r = root
-        .post(
-            "/api/v1/stores",
-            &json!({"name": name, "source": source, "health_check_key": hc}),
-        )
+        .create_store(&json!({"name": name, "source": source, "health_check_key": hc}))
         .await;
-    let id = expect_status(&r, 201)["store"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id = created_store_id(&r);
     format!("/api/v1/stores/{id}")
 }
 
-/// The store's current ETag.
-async fn etag(root: &AdminClient, store: &str) -> String {
+/// PATCHes the store with its current ETag.
+async fn patch(root: &AdminClient, store: &str, body: Value) -> keyhold_tests::Reply {
     let r = root.get(store).await;
     expect_status(&r, 200);
-    r.headers
-        .get("etag")
-        .expect("ETag")
-        .to_str()
-        .expect("ascii")
-        .to_string()
-}
-
-async fn patch(root: &AdminClient, store: &str, body: Value) -> keyhold_tests::Reply {
-    let tag = etag(root, store).await;
-    root.request("PATCH", store, Some(&body), &[("if-match", &tag)])
-        .await
+    root.patch(store, &body, Some(&etag(&r))).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_blocked_store_says_why_it_refuses_updates_and_credentials() {
-    let server = server().await;
-    let root = server.root().await;
-    keys(&root).await;
+    let (server, root) = server_with_keys().await;
     let store = store(&root, "blocked-one", "ctm", HC).await;
     expect_status(&root.post(&format!("{store}/block"), &json!({})).await, 200);
     let r = patch(&root, &store, json!({"success_audit": true})).await;
@@ -131,17 +106,10 @@ async fn a_blocked_store_says_why_it_refuses_updates_and_credentials() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_a_store_with_keys_is_refused_naming_the_count() {
-    let server = server().await;
-    let root = server.root().await;
-    keys(&root).await;
+    let (server, root) = server_with_keys().await;
     let store = store(&root, "with-keys", "ctm", HC).await;
     for ext in ["k1", "k2"] {
-        let r = root
-            .post(
-                &format!("{store}/keys"),
-                &json!({"external_id": ext, "source_key": DATA}),
-            )
-            .await;
+        let r = root.create_hyok_key(&store, ext, DATA).await;
         expect_status(&r, 201);
     }
     let r = root.delete(&format!("{store}?confirm=true")).await;
@@ -154,9 +122,7 @@ async fn deleting_a_store_with_keys_is_refused_naming_the_count() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn patch_cannot_move_a_store_to_another_source_or_container() {
-    let server = server().await;
-    let root = server.root().await;
-    keys(&root).await;
+    let (server, root) = server_with_keys().await;
     let store = store(&root, "bound", "ctm", HC).await;
     // Another source that exists: still refused.
     let r = patch(&root, &store, json!({"source": "ctm2"})).await;
@@ -190,15 +156,10 @@ async fn patch_cannot_move_a_store_to_another_source_or_container() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_health_check_key_must_come_from_the_stores_own_source() {
-    let server = server().await;
-    let root = server.root().await;
-    keys(&root).await;
+    let (server, root) = server_with_keys().await;
     // HC2 is a valid health-check key, of ctm2: a ctm store refuses it.
     let r = root
-        .post(
-            "/api/v1/stores",
-            &json!({"name": "mixed", "source": "ctm", "health_check_key": HC2}),
-        )
+        .create_store(&json!({"name": "mixed", "source": "ctm", "health_check_key": HC2}))
         .await;
     let msg = expect_error(&r, 422, "source_key_not_found");
     assert!(msg.contains("'ctm'") && msg.contains(HC2), "{msg}");
@@ -219,9 +180,7 @@ async fn the_health_check_key_must_come_from_the_stores_own_source() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_check_key_attributes_are_named_when_wrong() {
-    let server = server().await;
-    let root = server.root().await;
-    keys(&root).await;
+    let (server, root) = server_with_keys().await;
     source_key(
         &root,
         "ctm",
@@ -229,22 +188,14 @@ async fn health_check_key_attributes_are_named_when_wrong() {
                "deletable": true}),
     )
     .await;
-    source_key(
-        &root,
-        "ctm",
-        json!({"name": "no-wrap-hc", "usage": ["encrypt", "decrypt"]}),
-    )
-    .await;
+    source_key(&root, "ctm", data_key("no-wrap-hc")).await;
     let cases = [
         ("deletable-hc", &["deletable"][..]),
         ("no-wrap-hc", &["WRAP", "UNWRAP"][..]),
     ];
     for (key, named) in cases {
         let r = root
-            .post(
-                "/api/v1/stores",
-                &json!({"name": "hc-test", "source": "ctm", "health_check_key": key}),
-            )
+            .create_store(&json!({"name": "hc-test", "source": "ctm", "health_check_key": key}))
             .await;
         let msg = expect_error(&r, 422, "invalid_key");
         for n in named {
@@ -261,9 +212,7 @@ async fn health_check_key_attributes_are_named_when_wrong() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn max_credentials_bounds_hold_on_patch_too() {
-    let server = server().await;
-    let root = server.root().await;
-    keys(&root).await;
+    let (server, root) = server_with_keys().await;
     let s = store(&root, "bounds", "ctm", HC).await;
     for bad in [0, 1, 21] {
         let r = patch(&root, &s, json!({"max_credentials": bad})).await;
@@ -281,8 +230,7 @@ async fn max_credentials_bounds_hold_on_patch_too() {
     // The bounds themselves are accepted on creation.
     for (name, good) in [("bounds-2", 2), ("bounds-20", 20)] {
         let r = root
-            .post(
-                "/api/v1/stores",
+            .create_store(
                 &json!({"name": name, "source": "ctm", "health_check_key": HC,
                         "max_credentials": good}),
             )
@@ -294,30 +242,18 @@ async fn max_credentials_bounds_hold_on_patch_too() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hyok_key_needs_a_source_key_of_the_stores_own_source() {
-    let server = server().await;
-    let root = server.root().await;
-    keys(&root).await;
+    let (server, root) = server_with_keys().await;
     let s = store(&root, "hyok", "ctm", HC).await;
     // DATA2 exists, in ctm2 only: mixing sources is refused.
     for source_key in [DATA2, "no-such-key"] {
-        let r = root
-            .post(
-                &format!("{s}/keys"),
-                &json!({"external_id": "k", "source_key": source_key}),
-            )
-            .await;
+        let r = root.create_hyok_key(&s, "k", source_key).await;
         let msg = expect_error(&r, 422, "source_key_not_found");
         assert!(msg.contains("'ctm'") && msg.contains(source_key), "{msg}");
     }
     let keys = expect_status(&root.get(&format!("{s}/keys")).await, 200);
     assert_eq!(keys, json!([]));
     // Its own source's key works.
-    let r = root
-        .post(
-            &format!("{s}/keys"),
-            &json!({"external_id": "k", "source_key": DATA}),
-        )
-        .await;
+    let r = root.create_hyok_key(&s, "k", DATA).await;
     expect_status(&r, 201);
     server.stop().await;
 }

@@ -4,7 +4,8 @@
 use std::os::unix::fs::PermissionsExt;
 
 use keyhold_tests::{
-    Credential, SourceFixture, TestServer, XksClient, cli::KeyholdCli, luna, paths::free_port,
+    Credential, SourceFixture, TestServer, XksClient, admin::access_key_ids, cli::KeyholdCli, luna,
+    paths::free_port,
 };
 use serde_json::Value;
 
@@ -132,19 +133,12 @@ async fn lifecycle(server: &TestServer, source: &str) {
         )),
         "{out}"
     );
-    xks.health()
-        .await
-        .assert_error(401, "AuthenticationFailedException");
+    xks.assert_unauthenticated().await;
     xks.with_cred(second.clone()).health().await.ok_json();
     let xks = xks.with_cred(third.clone());
     xks.health().await.ok_json();
     let listed = cli.json(&["credential", "list", "life"]).await;
-    let ids: Vec<&str> = listed
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|c| c["access_key_id"].as_str().expect("id"))
-        .collect();
+    let ids: Vec<&str> = access_key_ids(&listed);
     assert_eq!(
         ids,
         [second.access_key_id.as_str(), third.access_key_id.as_str()]
@@ -402,13 +396,7 @@ async fn json_output_and_exit_codes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn https_with_cacert() {
-    let server = TestServer::builder()
-        .source(SourceFixture::ctm())
-        .without_store()
-        .admin_line("plain_http = false")
-        .start()
-        .await;
-    assert!(server.running.admin_tls);
+    let server = TestServer::start_admin_https().await;
     let port = server.running.admin_addr.expect("admin").port();
     let url = format!("https://127.0.0.1:{port}");
     // Without a CA the CLI cannot trust the server: a usage error.

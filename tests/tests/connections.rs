@@ -15,30 +15,18 @@ use hyper::{Request, Response, body::Incoming, service::service_fn};
 use hyper_util::rt::TokioIo;
 use keyhold::model::keys;
 use keyhold_tests::{
-    Credential, SourceFixture, TestServer, XksClient,
-    admin::{AdminClient, expect_error, expect_status},
+    Credential, TestServer, XksClient,
+    admin::{
+        AdminClient, credential_of, data_key, expect_each_error, expect_error, expect_status,
+        health_check_key,
+    },
     luna::{self, LunaToken},
+    sign::Signer,
 };
 use serde_json::{Value, json};
 
 async fn server() -> TestServer {
-    TestServer::builder()
-        .source(SourceFixture::ctm())
-        .without_store()
-        .admin()
-        .start()
-        .await
-}
-
-fn cred_of(file: &Value) -> Credential {
-    Credential::new(
-        file["XksProxyAuthenticationCredential"]["AccessKeyId"]
-            .as_str()
-            .expect("AccessKeyId"),
-        file["XksProxyAuthenticationCredential"]["RawSecretAccessKey"]
-            .as_str()
-            .expect("RawSecretAccessKey"),
-    )
+    TestServer::admin_only().start().await
 }
 
 fn hsm_body(name: &str, label: &str, pin_file: &std::path::Path) -> Value {
@@ -60,13 +48,32 @@ async fn test_connection(root: &AdminClient, kind: &str, name: &str, body: &Valu
     expect_status(&r, 200)
 }
 
+/// Creates HSM connection `body` (201) and tests it: it must fail; returns the reason.
+async fn failed_connection(root: &AdminClient, body: &Value) -> String {
+    let r = root.post("/api/v1/connections/hsm", body).await;
+    expect_status(&r, 201);
+    let name = body["name"].as_str().expect("name");
+    let t = test_connection(root, "hsm", name, &json!({})).await;
+    assert_eq!(t["status"], "Failed", "{t}");
+    t["reason"].as_str().expect("reason").to_string()
+}
+
+/// Source `name` as `GET /api/v1/sources` lists it.
+async fn listed_source(root: &AdminClient, name: &str) -> Value {
+    let sources = expect_status(&root.get("/api/v1/sources").await, 200);
+    sources
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("{name} listed: {sources}"))
+        .clone()
+}
+
 /// A non-admin user's client.
 async fn user(server: &TestServer, root: &AdminClient) -> AdminClient {
     let r = root
-        .post(
-            "/api/v1/users",
-            &json!({"name": "bob", "password": "correct horse", "groups": ["users"]}),
-        )
+        .create_user("bob", "correct horse", Some(&json!(["users"])))
         .await;
     expect_status(&r, 201);
     server.admin().login("bob", "correct horse").await
@@ -88,65 +95,31 @@ async fn hsm_connection_test_luna_source_store_and_restart() {
     let wrong_pin = "wrong-pin-000111";
     let wrong_file = server.path().join("wrong.pin");
     std::fs::write(&wrong_file, format!("{wrong_pin}\n")).expect("write PIN file");
-    let r = root
-        .post(
-            "/api/v1/connections/hsm",
-            &hsm_body("bad-pin", &token.label, &wrong_file),
-        )
-        .await;
-    expect_status(&r, 201);
-    let t = test_connection(&root, "hsm", "bad-pin", &json!({})).await;
-    assert_eq!(t["status"], "Failed", "{t}");
-    let reason = t["reason"].as_str().expect("reason");
+    let body = hsm_body("bad-pin", &token.label, &wrong_file);
+    let reason = failed_connection(&root, &body).await;
     assert!(reason.contains(&token.label), "{reason}");
     assert!(!reason.contains(wrong_pin) && !reason.contains(luna::USER_PIN));
 
     // An unknown label and a missing module fail with their reasons.
-    let r = root
-        .post(
-            "/api/v1/connections/hsm",
-            &hsm_body("no-token", "no-such-token-label", &env.pin_file),
-        )
-        .await;
-    expect_status(&r, 201);
-    let t = test_connection(&root, "hsm", "no-token", &json!({})).await;
-    assert_eq!(t["status"], "Failed", "{t}");
-    assert!(
-        t["reason"]
-            .as_str()
-            .expect("reason")
-            .contains("no-such-token-label"),
-        "{t}"
-    );
+    let body = hsm_body("no-token", "no-such-token-label", &env.pin_file);
+    let reason = failed_connection(&root, &body).await;
+    assert!(reason.contains("no-such-token-label"), "{reason}");
     let mut missing = hsm_body("no-module", &token.label, &env.pin_file);
     missing["module"] = json!("/nonexistent/libpkcs11.so");
-    expect_status(&root.post("/api/v1/connections/hsm", &missing).await, 201);
-    let t = test_connection(&root, "hsm", "no-module", &json!({})).await;
-    assert_eq!(t["status"], "Failed", "{t}");
-    assert!(
-        t["reason"]
-            .as_str()
-            .expect("reason")
-            .contains("/nonexistent/libpkcs11.so"),
-        "{t}"
-    );
+    let reason = failed_connection(&root, &missing).await;
+    assert!(reason.contains("/nonexistent/libpkcs11.so"), "{reason}");
 
-    // Input rules: a PIN reference is required, exactly one of them.
-    let mut both = hsm_body("both", &token.label, &env.pin_file);
-    both["pin_env"] = json!("SOME_PIN");
-    expect_error(
-        &root.post("/api/v1/connections/hsm", &both).await,
-        400,
-        "invalid_input",
-    );
-    // Unknown fields (e.g. a PIN) are refused.
-    let mut pin = hsm_body("pin", &token.label, &env.pin_file);
-    pin["pin"] = json!("1234");
-    expect_error(
-        &root.post("/api/v1/connections/hsm", &pin).await,
-        400,
-        "invalid_json",
-    );
+    // Input rules: a PIN reference is required, exactly one of them; unknown fields
+    // (e.g. a PIN) are refused.
+    for (name, field, value, code) in [
+        ("both", "pin_env", "SOME_PIN", "invalid_input"),
+        ("pin", "pin", "1234", "invalid_json"),
+    ] {
+        let mut body = hsm_body(name, &token.label, &env.pin_file);
+        body[field] = json!(value);
+        let r = root.post("/api/v1/connections/hsm", &body).await;
+        expect_error(&r, 400, code);
+    }
 
     // The good connection: Ready, with the token's model.
     let r = root
@@ -179,22 +152,13 @@ async fn hsm_connection_test_luna_source_store_and_restart() {
 
     // Non-admins may not see or use connections.
     let bob = user(&server, &root).await;
-    expect_error(&bob.get("/api/v1/connections/hsm").await, 403, "admin_only");
-    expect_error(
-        &bob.post("/api/v1/connections/hsm/hsm1/test", &json!({}))
-            .await,
-        403,
-        "admin_only",
-    );
-    expect_error(
-        &bob.post(
-            "/api/v1/sources",
-            &json!({"name": "x", "plugin": "luna", "hsm_connection": "hsm1"}),
-        )
-        .await,
-        403,
-        "admin_only",
-    );
+    let luna_source = json!({"name": "x", "plugin": "luna", "hsm_connection": "hsm1"});
+    let refused = [
+        ("GET", "/api/v1/connections/hsm", None),
+        ("POST", "/api/v1/connections/hsm/hsm1/test", Some(json!({}))),
+        ("POST", "/api/v1/sources", Some(luna_source)),
+    ];
+    expect_each_error(&bob, &refused, 403, "admin_only").await;
 
     // A luna source from the connection, opened in the running server.
     let r = root
@@ -207,54 +171,16 @@ async fn hsm_connection_test_luna_source_store_and_restart() {
     assert_eq!(src["status"], "opened", "{src}");
     assert_eq!(src["container"], token.label.as_str());
     assert_eq!(src["hsm_connection"], "hsm1");
-    expect_error(
-        &root
-            .post(
-                "/api/v1/sources",
-                &json!({"name": "hsm-src", "plugin": "luna", "hsm_connection": "hsm1"}),
-            )
-            .await,
-        409,
-        "already_exists",
-    );
-    expect_error(
-        &root
-            .post(
-                "/api/v1/sources",
-                &json!({"name": "ctm", "plugin": "luna", "hsm_connection": "hsm1"}),
-            )
-            .await,
-        409,
-        "already_exists",
-    );
-    expect_error(
-        &root
-            .post(
-                "/api/v1/sources",
-                &json!({"name": "other", "plugin": "luna", "hsm_connection": "nope"}),
-            )
-            .await,
-        404,
-        "not_found",
-    );
-    expect_error(
-        &root
-            .post(
-                "/api/v1/sources",
-                &json!({"name": "other", "plugin": "ctm", "hsm_connection": "hsm1"}),
-            )
-            .await,
-        400,
-        "invalid_input",
-    );
-    let sources = expect_status(&root.get("/api/v1/sources").await, 200);
-    let listed = sources
-        .as_array()
-        .expect("array")
-        .iter()
-        .find(|s| s["name"] == "hsm-src")
-        .expect("hsm-src listed")
-        .clone();
+    for (name, plugin, connection, status, code) in [
+        ("hsm-src", "luna", "hsm1", 409, "already_exists"),
+        ("ctm", "luna", "hsm1", 409, "already_exists"),
+        ("other", "luna", "nope", 404, "not_found"),
+        ("other", "ctm", "hsm1", 400, "invalid_input"),
+    ] {
+        let body = json!({"name": name, "plugin": plugin, "hsm_connection": connection});
+        expect_error(&root.post("/api/v1/sources", &body).await, status, code);
+    }
+    let listed = listed_source(&root, "hsm-src").await;
     assert_eq!(listed["status"], "opened");
     assert_eq!(listed["plugin"], "luna");
 
@@ -275,25 +201,13 @@ async fn hsm_connection_test_luna_source_store_and_restart() {
 
     // Keys, a store on the new source, and XKS with the returned credentials.
     let r = root
-        .post(
-            "/api/v1/sources/hsm-src/keys",
-            &json!({"name": "hc", "usage": ["encrypt", "decrypt", "wrap", "unwrap"],
-                    "exportable": false, "deletable": false}),
-        )
+        .create_source_key("hsm-src", &health_check_key("hc"))
         .await;
     expect_status(&r, 201);
-    let r = root
-        .post(
-            "/api/v1/sources/hsm-src/keys",
-            &json!({"name": "data-1", "usage": ["encrypt", "decrypt"]}),
-        )
-        .await;
+    let r = root.create_source_key("hsm-src", &data_key("data-1")).await;
     expect_status(&r, 201);
     let r = root
-        .post(
-            "/api/v1/stores",
-            &json!({"name": "hsm-store", "source": "hsm-src", "health_check_key": "hc"}),
-        )
+        .create_store(&json!({"name": "hsm-store", "source": "hsm-src", "health_check_key": "hc"}))
         .await;
     let created = expect_status(&r, 201);
     assert_eq!(created["store"]["container"], token.label.as_str());
@@ -303,7 +217,7 @@ async fn hsm_connection_test_luna_source_store_and_restart() {
         .as_str()
         .expect("uri path")
         .to_string();
-    let cred = cred_of(file);
+    let cred = credential_of(file);
     let r = root
         .post(
             &format!("/api/v1/stores/{id}/keys"),
@@ -326,14 +240,7 @@ async fn hsm_connection_test_luna_source_store_and_restart() {
         server.running.failed_sources
     );
     let root = server.root().await;
-    let sources = expect_status(&root.get("/api/v1/sources").await, 200);
-    let listed = sources
-        .as_array()
-        .expect("array")
-        .iter()
-        .find(|s| s["name"] == "hsm-src")
-        .expect("hsm-src listed after restart")
-        .clone();
+    let listed = listed_source(&root, "hsm-src").await;
     assert_eq!(listed["status"], "opened", "{listed}");
     let xks = XksClient::new(server.transport(), cred, &uri_path);
     xks.health().await.ok_json();
@@ -368,36 +275,24 @@ fn expected_authorization(
     at: SystemTime,
     signed: &[&str],
 ) -> Option<String> {
-    use aws_credential_types::Credentials;
-    use aws_sigv4::{
-        http_request::{SignableBody, SignableRequest, SigningSettings, sign},
-        sign::v4::SigningParams,
+    let cred = Credential::new(AKID, SECRET);
+    let signer = Signer {
+        cred: &cred,
+        service: "kms",
+        region,
     };
-    use aws_smithy_runtime_api::client::identity::Identity;
-    let identity: Identity = Credentials::new(AKID, SECRET, None, None, "stub").into();
-    let params = SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("kms")
-        .time(at)
-        .settings(SigningSettings::default())
-        .build()
-        .ok()?
-        .into();
     let headers: Vec<(&str, &str)> = signed
         .iter()
         .filter(|n| **n != "x-amz-date")
         .filter_map(|n| Some((*n, parts.headers.get(*n)?.to_str().ok()?)))
         .collect();
     let host = parts.headers.get("host")?.to_str().ok()?;
-    let uri = format!("http://{host}{}", parts.uri.path());
-    let signable =
-        SignableRequest::new("POST", uri, headers.into_iter(), SignableBody::Bytes(body)).ok()?;
-    let (instructions, _) = sign(signable, &params).ok()?.into_parts();
-    instructions
-        .headers()
+    signer
+        .headers("POST", host, parts.uri.path(), headers, body, at)
+        .ok()?
+        .into_iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("authorization"))
-        .map(|(_, v)| v.to_string())
+        .map(|(_, v)| v)
 }
 
 async fn kms_stub(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -700,29 +595,22 @@ async fn aws_connections_sealed_tested_and_referenced() {
 
     // Non-admins get 403 everywhere.
     let bob = user(&server, &root).await;
-    expect_error(&bob.get("/api/v1/connections/aws").await, 403, "admin_only");
-    expect_error(
-        &bob.get("/api/v1/connections/aws/aws-wrong").await,
-        403,
-        "admin_only",
-    );
-    expect_error(
-        &bob.post("/api/v1/connections/aws", &aws_body("b", SECRET, None))
-            .await,
-        403,
-        "admin_only",
-    );
-    expect_error(
-        &bob.post("/api/v1/connections/aws/aws-wrong/test", &json!({}))
-            .await,
-        403,
-        "admin_only",
-    );
-    expect_error(
-        &bob.delete("/api/v1/connections/aws/aws-wrong").await,
-        403,
-        "admin_only",
-    );
+    let refused = [
+        ("GET", "/api/v1/connections/aws", None),
+        ("GET", "/api/v1/connections/aws/aws-wrong", None),
+        (
+            "POST",
+            "/api/v1/connections/aws",
+            Some(aws_body("b", SECRET, None)),
+        ),
+        (
+            "POST",
+            "/api/v1/connections/aws/aws-wrong/test",
+            Some(json!({})),
+        ),
+        ("DELETE", "/api/v1/connections/aws/aws-wrong", None),
+    ];
+    expect_each_error(&bob, &refused, 403, "admin_only").await;
 
     // Every change is audited, never with the secret.
     server.running.audit.flush().expect("audit flush");

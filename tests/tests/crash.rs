@@ -19,6 +19,7 @@ use keyhold::{
 };
 use keyhold_tests::{
     Credential, XksClient,
+    admin::access_key_ids,
     admin::{AdminClient, credential_of, expect_status},
     process::{BinaryConfig, BinaryServer},
 };
@@ -86,6 +87,11 @@ impl Burst {
         self.acks.fetch_add(1, SeqCst);
     }
 
+    /// Records an acknowledged change of store `name`.
+    fn ack_store(&self, audit: AuditKey, name: &str, f: impl FnOnce(&mut StoreModel)) {
+        self.ack(audit, |m| f(m.stores.get_mut(name).expect("store")));
+    }
+
     fn update(&self, name: &str, f: impl FnOnce(&mut StoreModel)) {
         let mut m = self.model.lock().expect("model");
         f(m.stores.get_mut(name).expect("store in model"));
@@ -101,7 +107,7 @@ impl Burst {
         body: Option<&Value>,
         ok: u16,
     ) -> Option<Value> {
-        match admin.try_request(method, path, body).await {
+        match admin.try_send(&admin.raw(method, path, body)).await {
             Ok(r) if r.status.as_u16() == ok => Some(if r.body.is_empty() {
                 Value::Null
             } else {
@@ -153,10 +159,10 @@ async fn writer(burst: Arc<Burst>, admin: AdminClient, round: usize, task: usize
             .as_str()
             .expect("uri path")
             .to_string();
-        let audit = (
-            "create_store".to_string(),
+        let audit = audit_key(
+            "create_store",
             format!("store/{name}"),
-            first.access_key_id.clone(),
+            &first.access_key_id,
         );
         burst.ack(audit, |m| {
             m.stores.insert(
@@ -174,51 +180,29 @@ async fn writer(burst: Arc<Burst>, admin: AdminClient, round: usize, task: usize
         });
         let store = format!("/api/v1/stores/{id}");
 
+        let path = format!("{store}/credentials");
         let Some(file) = burst
-            .send(
-                &admin,
-                "POST",
-                &format!("{store}/credentials"),
-                Some(&json!({})),
-                201,
-            )
+            .send(&admin, "POST", &path, Some(&json!({})), 201)
             .await
         else {
             return;
         };
         let second = credential_of(&file);
-        let audit = (
-            "add_credential".to_string(),
-            format!("store/{id}"),
-            second.access_key_id.clone(),
-        );
-        burst.ack(audit, |m| {
-            m.stores.get_mut(&name).expect("store").creds.push(second)
-        });
+        let audit = audit_key("add_credential", store_object(&id), &second.access_key_id);
+        burst.ack_store(audit, &name, |s| s.creds.push(second));
 
         let ext = format!("k-{i}");
         burst.update(&name, |s| {
             s.keys.insert(ext.clone(), Known::Unknown);
         });
         let body = json!({"external_id": ext, "source_key": DATA});
-        if burst
-            .send(&admin, "POST", &format!("{store}/keys"), Some(&body), 201)
-            .await
-            .is_none()
-        {
+        let path = format!("{store}/keys");
+        let Some(_) = burst.send(&admin, "POST", &path, Some(&body), 201).await else {
             return;
-        }
-        let audit = (
-            "create_hyok_key".to_string(),
-            format!("store/{id}/key/{ext}"),
-            String::new(),
-        );
-        burst.ack(audit, |m| {
-            m.stores
-                .get_mut(&name)
-                .expect("store")
-                .keys
-                .insert(ext.clone(), Known::Present);
+        };
+        let audit = audit_key("create_hyok_key", format!("store/{id}/key/{ext}"), "");
+        burst.ack_store(audit, &name, |s| {
+            s.keys.insert(ext.clone(), Known::Present);
         });
 
         let mut steps = vec![("block", true)];
@@ -227,27 +211,13 @@ async fn writer(burst: Arc<Burst>, admin: AdminClient, round: usize, task: usize
         }
         for (action, blocked) in steps {
             burst.update(&name, |s| s.blocked = None);
-            if burst
-                .send(
-                    &admin,
-                    "POST",
-                    &format!("{store}/{action}"),
-                    Some(&json!({})),
-                    200,
-                )
-                .await
-                .is_none()
-            {
+            let path = format!("{store}/{action}");
+            let body = json!({});
+            let Some(_) = burst.send(&admin, "POST", &path, Some(&body), 200).await else {
                 return;
-            }
-            let audit = (
-                format!("{action}_store"),
-                format!("store/{id}"),
-                String::new(),
-            );
-            burst.ack(audit, |m| {
-                m.stores.get_mut(&name).expect("store").blocked = Some(blocked)
-            });
+            };
+            let audit = audit_key(format!("{action}_store"), store_object(&id), "");
+            burst.ack_store(audit, &name, |s| s.blocked = Some(blocked));
         }
 
         if i % 2 == 0 {
@@ -255,42 +225,29 @@ async fn writer(burst: Arc<Burst>, admin: AdminClient, round: usize, task: usize
                 s.keys.insert(ext.clone(), Known::Unknown);
             });
             let path = format!("{store}/keys/{ext}");
-            if burst
-                .send(&admin, "DELETE", &path, None, 204)
-                .await
-                .is_none()
-            {
+            let Some(_) = burst.send(&admin, "DELETE", &path, None, 204).await else {
                 return;
-            }
-            let audit = (
-                "delete_hyok_key".to_string(),
-                format!("store/{id}/key/{ext}"),
-                String::new(),
-            );
-            burst.ack(audit, |m| {
-                m.stores
-                    .get_mut(&name)
-                    .expect("store")
-                    .keys
-                    .insert(ext.clone(), Known::Deleted);
+            };
+            let audit = audit_key("delete_hyok_key", format!("store/{id}/key/{ext}"), "");
+            burst.ack_store(audit, &name, |s| {
+                s.keys.insert(ext.clone(), Known::Deleted);
             });
             if i % 4 == 2 {
                 burst.update(&name, |s| s.exists = Known::Unknown);
                 let path = format!("{store}?confirm=true");
-                if burst
-                    .send(&admin, "DELETE", &path, None, 204)
-                    .await
-                    .is_none()
-                {
+                let Some(_) = burst.send(&admin, "DELETE", &path, None, 204).await else {
                     return;
-                }
-                let audit = ("delete_store".to_string(), store_object(&id), String::new());
-                burst.ack(audit, |m| {
-                    m.stores.get_mut(&name).expect("store").exists = Known::Deleted
-                });
+                };
+                let audit = audit_key("delete_store", store_object(&id), "");
+                burst.ack_store(audit, &name, |s| s.exists = Known::Deleted);
             }
         }
     }
+}
+
+/// An audit record to expect: (action, object, access key id).
+fn audit_key(action: impl Into<String>, object: String, access_key_id: &str) -> AuditKey {
+    (action.into(), object, access_key_id.to_string())
 }
 
 fn store_object(id: &str) -> String {
@@ -422,12 +379,7 @@ async fn check_acknowledged(
                 .await,
             200,
         );
-        let akids: Vec<&str> = creds
-            .as_array()
-            .expect("array")
-            .iter()
-            .map(|c| c["access_key_id"].as_str().expect("akid"))
-            .collect();
+        let akids: Vec<&str> = access_key_ids(&creds);
         for c in &m.creds {
             checked.1 += 1;
             assert!(
@@ -612,11 +564,7 @@ async fn acknowledged_admin_changes_survive_sigkill_and_restart() {
                 (DATA, json!(["encrypt", "decrypt"])),
             ] {
                 let r = root
-                    .post(
-                        "/api/v1/sources/ctm/keys",
-                        &json!({"name": name, "usage": usage, "exportable": false, "deletable": false}),
-                    )
-                    .await;
+                    .create_source_key("ctm", &json!({"name": name, "usage": usage, "exportable": false, "deletable": false})).await;
                 expect_status(&r, 201);
             }
         } else {

@@ -1,7 +1,8 @@
 //! Restarts, configuration reconciliation, the `keyhold` binary, and the plugin loader.
 
 use std::{
-    process::{Command, Stdio},
+    path::Path,
+    process::{Command, Output, Stdio},
     time::Duration,
 };
 
@@ -58,15 +59,8 @@ async fn a_wrong_source_master_key_fails_the_source_not_the_server() {
     assert_eq!(failed[0].0, "ctm");
     println!("failed source: {}", failed[0].1);
     let c = server.client();
-    c.decrypt(KEY_ALL, &sealed, None)
-        .await
-        .assert_error(500, "InternalException");
-    c.encrypt(KEY_ALL, b"x", None, false)
-        .await
-        .assert_error(500, "InternalException");
-    c.metadata(KEY_ALL)
-        .await
-        .assert_error(500, "InternalException");
+    c.assert_key_ops_fail(KEY_ALL, &sealed, 500, "InternalException")
+        .await;
     let h = c.health().await.ok_json();
     let fleet = h["ekmFleetDetails"].as_array().expect("fleet");
     assert!(!fleet.is_empty());
@@ -113,50 +107,41 @@ async fn a_store_cannot_move_to_another_source() {
 #[tokio::test(flavor = "multi_thread")]
 async fn keyhold_binary_refuses_an_invalid_config_naming_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("bad.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "data_dir = {}\n[xks]\nlisten = \"nope\"\nplain_http = true\n",
-            paths::toml_str(dir.path().join("data").to_string_lossy())
-        ),
-    )
-    .expect("write config");
     for sub in ["serve", "check-config"] {
-        let out = Command::new(paths::keyhold_bin())
-            .args([sub, "--config"])
-            .arg(&file)
-            .env_remove("KEYHOLD_XKS__LISTEN")
-            .output()
-            .expect("run keyhold");
+        let out = keyhold_on_config(dir.path(), "listen = \"nope\"", sub);
         assert!(!out.status.success(), "{sub}: {out:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("listen"), "{sub}: {stderr}");
     }
     // A rule violation names its key too.
-    std::fs::write(
-        &file,
-        format!(
-            "data_dir = {}\n[xks]\nlisten = \"127.0.0.1:0\"\nplain_http = true\nfleet_size = 0\n",
-            paths::toml_str(dir.path().join("data").to_string_lossy())
-        ),
-    )
-    .expect("write config");
-    let out = Command::new(paths::keyhold_bin())
-        .args(["check-config", "--config"])
-        .arg(&file)
-        .output()
-        .expect("run keyhold");
+    let xks = "listen = \"127.0.0.1:0\"\nfleet_size = 0";
+    let out = keyhold_on_config(dir.path(), xks, "check-config");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("xks.fleet_size"));
     // A missing file is named.
-    let out = Command::new(paths::keyhold_bin())
-        .args(["serve", "--config"])
-        .arg(dir.path().join("absent.toml"))
-        .output()
-        .expect("run keyhold");
+    let out = keyhold(&["serve", "--config"], &dir.path().join("absent.toml"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("absent.toml"));
+}
+
+/// Runs `keyhold <args> <file>` (without a listen override from the environment).
+fn keyhold(args: &[&str], file: &Path) -> Output {
+    Command::new(paths::keyhold_bin())
+        .args(args)
+        .arg(file)
+        .env_remove("KEYHOLD_XKS__LISTEN")
+        .output()
+        .expect("run keyhold")
+}
+
+/// Writes `<dir>/bad.toml` (data under `<dir>/data`, plain HTTP, `[xks]` lines `xks`)
+/// and runs `keyhold <sub> --config` on it.
+fn keyhold_on_config(dir: &Path, xks: &str, sub: &str) -> Output {
+    let file = dir.join("bad.toml");
+    let data = paths::toml_str(dir.join("data").to_string_lossy());
+    let text = format!("data_dir = {data}\n[xks]\n{xks}\nplain_http = true\n");
+    std::fs::write(&file, text).expect("write config");
+    keyhold(&[sub, "--config"], &file)
 }
 
 struct Child(std::process::Child);
@@ -257,15 +242,13 @@ async fn a_server_with_broken_plugins_still_starts() {
             "missing",
             &paths::target_debug_dir().join("libplugin_nowhere.so"),
         ))
-        .extra_source(SourceFixture::library(
+        .extra_source(SourceFixture::built_library(
             "foreign",
-            "foreign",
-            &paths::library("libnot_a_plugin.so"),
+            "libnot_a_plugin.so",
         ))
-        .extra_source(SourceFixture::library(
+        .extra_source(SourceFixture::built_library(
             "badabi",
-            "badabi",
-            &paths::library("libplugin_bad_abi.so"),
+            "libplugin_bad_abi.so",
         ))
         .start()
         .await;
@@ -284,11 +267,7 @@ async fn a_server_with_broken_plugins_still_starts() {
 
     // A store whose only source is broken: the server starts, the source is failed.
     let server = TestServer::builder()
-        .source(SourceFixture::library(
-            "ctm",
-            "ctm",
-            &paths::library("libplugin_bad_abi.so"),
-        ))
+        .source(SourceFixture::built_library("ctm", "libplugin_bad_abi.so"))
         .start()
         .await;
     assert_eq!(server.running.failed_sources.len(), 1);

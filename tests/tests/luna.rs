@@ -10,26 +10,15 @@ use std::time::Duration;
 
 use keyhold_sdk::{KeySourceImpl, KeyUsage, NewKey, testing::MemoryHost};
 use keyhold_tests::{
-    RawRequest, Reply, SourceFixture, TestServer, XksClient,
+    RawRequest, Reply, Sealed, SourceFixture, TestServer, XksClient,
     fixture::{HEALTH_KEY, KEY_ALL, KEY_ENCRYPT_ONLY, LB_HEALTH},
     luna::{self, LunaToken},
 };
 
+keyhold_tests::xks_suite!(SourceFixture::luna(); operations);
+keyhold_tests::xks_suite!(SourceFixture::luna(); errors);
 keyhold_tests::xks_suite!(
     SourceFixture::luna();
-    encrypt_decrypt_round_trips_with_fresh_ivs,
-    cdiv_is_sha256_of_aad_iv_ciphertext_tag,
-    health_status_and_load_balancer_health,
-    key_metadata_per_key,
-    credentials_change_without_restart,
-    concurrent_round_trips_over_several_connections,
-    validation_exceptions,
-    invalid_state_for_blocked_store_blocked_key_and_disabled_key,
-    invalid_ciphertext_exceptions,
-    invalid_key_usage_exceptions,
-    not_found_paths_methods_and_authentication,
-    unsupported_operation_exceptions,
-    size_limits_at_and_one_past,
     aws_sigv4_signed_requests_verify_with_both_credentials,
 );
 
@@ -77,8 +66,9 @@ fn ok_or_clean_error(reply: &Reply) -> bool {
     false
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sessions_logged_out_underneath_recover_without_restart() {
+/// A server on a fresh token (health cached for 1 s), a round trip done, and
+/// `plaintext` sealed under the all-usage key.
+async fn serving_token(plaintext: &[u8]) -> (LunaToken, TestServer, Sealed) {
     let token = LunaToken::new();
     let server = TestServer::builder()
         .source(token.source())
@@ -86,10 +76,27 @@ async fn sessions_logged_out_underneath_recover_without_restart() {
         .start()
         .await;
     let c = server.client();
-    let before = c
-        .encrypt_ok(KEY_ALL, b"sealed before the logout", None)
-        .await;
+    let before = c.encrypt_ok(KEY_ALL, plaintext, None).await;
     round_trip(&c, "before").await;
+    (token, server, before)
+}
+
+/// Whether an encryption succeeds within five attempts (the others being clean XKS
+/// errors).
+async fn recovers(c: &XksClient, plaintext: &[u8]) -> bool {
+    for _ in 0..5 {
+        let reply = c.encrypt(KEY_ALL, plaintext, None, false).await;
+        if ok_or_clean_error(&reply) {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_logged_out_underneath_recover_without_restart() {
+    let (token, server, before) = serving_token(b"sealed before the logout").await;
+    let c = server.client();
 
     // C_Logout from another session of the server's process: every pooled session of
     // the plugin is logged out underneath it.
@@ -97,16 +104,8 @@ async fn sessions_logged_out_underneath_recover_without_restart() {
 
     // The next requests answer 200 (transparent re-login) or, at worst, a clean XKS
     // error; within a few attempts they succeed, and then keep succeeding.
-    let mut recovered = false;
-    for _ in 0..5 {
-        let reply = c.encrypt(KEY_ALL, b"after the logout", None, false).await;
-        if ok_or_clean_error(&reply) {
-            recovered = true;
-            break;
-        }
-    }
     assert!(
-        recovered,
+        recovers(&c, b"after the logout").await,
         "requests succeed again after a logout underneath"
     );
     for i in 0..5 {
@@ -124,17 +123,8 @@ async fn sessions_logged_out_underneath_recover_without_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn token_reinitialised_underneath_is_key_not_found_then_works_again() {
-    let token = LunaToken::new();
-    let server = TestServer::builder()
-        .source(token.source())
-        .xks_line("health_cache_seconds = 1")
-        .start()
-        .await;
+    let (token, server, before) = serving_token(b"sealed before the re-init").await;
     let c = server.client();
-    let before = c
-        .encrypt_ok(KEY_ALL, b"sealed before the re-init", None)
-        .await;
-    round_trip(&c, "before").await;
 
     // Re-initialise the token from another process while the server holds logged-in
     // sessions and cached key handles: every key is destroyed.
@@ -174,13 +164,7 @@ async fn token_reinitialised_underneath_is_key_not_found_then_works_again() {
     // An administrator re-creates the keys on the token (through the plugin, in this
     // process): the running server finds them by label, without a restart.
     let admin = plugin_luna::LunaSource::open(
-        &serde_json::json!({
-            "module": luna::MODULE,
-            "token_label": token.label,
-            "pin_file": luna::env().pin_file,
-            "module_env": { "SOFTHSM2_CONF": luna::env().conf },
-        })
-        .to_string(),
+        &token.config(serde_json::json!({})),
         MemoryHost::new().boxed(),
     )
     .expect("admin opens the token");
@@ -189,15 +173,7 @@ async fn token_reinitialised_underneath_is_key_not_found_then_works_again() {
             .create_key(NewKey::new(name, usage))
             .expect("re-create key");
     }
-    let mut recovered = false;
-    for _ in 0..5 {
-        let reply = c.encrypt(KEY_ALL, b"x", None, false).await;
-        if ok_or_clean_error(&reply) {
-            recovered = true;
-            break;
-        }
-    }
-    assert!(recovered, "the re-created key serves again");
+    assert!(recovers(&c, b"x").await, "the re-created key serves again");
     round_trip(&c, "after re-creation").await;
     // Old ciphertexts were under the destroyed key: they do not decrypt (cleanly).
     c.decrypt(KEY_ALL, &before, None)
@@ -278,15 +254,8 @@ async fn wrong_pin_unknown_label_and_missing_module_fail_the_source_not_the_serv
     }
 
     let c = server.client();
-    c.encrypt(KEY_ALL, b"x", None, false)
-        .await
-        .assert_error(500, "InternalException");
-    c.decrypt(KEY_ALL, &sealed, None)
-        .await
-        .assert_error(500, "InternalException");
-    c.metadata(KEY_ALL)
-        .await
-        .assert_error(500, "InternalException");
+    c.assert_key_ops_fail(KEY_ALL, &sealed, 500, "InternalException")
+        .await;
     let h = c.health().await.ok_json();
     let fleet = h["ekmFleetDetails"].as_array().expect("fleet");
     assert!(

@@ -67,6 +67,24 @@ fn assert_sample(text: &str, series: &str, expected: f64) {
     );
 }
 
+#[track_caller]
+fn assert_samples(text: &str, expected: &[(&str, f64)]) {
+    for (series, value) in expected {
+        assert_sample(text, series, *value);
+    }
+}
+
+/// 100 concurrent encrypts that must each succeed or be throttled, with at least one
+/// of each (`what` throttles); returns (ok, throttled, the metrics text after).
+async fn throttling_burst(server: &TestServer, what: &str) -> (usize, usize, String) {
+    let c = server.client();
+    let replies = encrypt_burst(&c, 100).await;
+    let (ok, throttled) = only_ok_or_throttled(&c, &replies).await;
+    println!("{what}: {ok} ok, {throttled} throttled");
+    assert!(ok >= 1 && throttled >= 1, "{ok} ok, {throttled} throttled");
+    (ok, throttled, metrics(server).await)
+}
+
 /// Fires `n` concurrent encrypts (one connection each) of distinct plaintexts.
 async fn encrypt_burst(c: &XksClient, n: usize) -> Vec<(Vec<u8>, Reply)> {
     let mut tasks = Vec::new();
@@ -175,11 +193,7 @@ async fn saturated_call_slots_shed_with_throttling() {
         .start()
         .await;
     let c = server.client();
-    let replies = encrypt_burst(&c, 100).await;
-    let (ok, throttled) = only_ok_or_throttled(&c, &replies).await;
-    println!("plugin pool: {ok} ok, {throttled} throttled");
-    assert!(ok >= 1 && throttled >= 1, "{ok} ok, {throttled} throttled");
-    let text = metrics(&server).await;
+    let (ok, throttled, text) = throttling_burst(&server, "plugin pool").await;
     // Calls shed from the pool: the refused requests, plus at most the background
     // health-check refresh (it runs at start and then every 30 s here, and takes call
     // slots like any request).
@@ -189,22 +203,21 @@ async fn saturated_call_slots_shed_with_throttling() {
         (throttled as f64..=throttled as f64 + 1.0).contains(&shed),
         "{shed} calls shed, {throttled} requests throttled\n{text}"
     );
-    assert_sample(
+    assert_samples(
         &text,
-        "keyhold_xks_throttled_total{reason=\"in_flight\"}",
-        0.0,
+        &[
+            ("keyhold_xks_throttled_total{reason=\"in_flight\"}", 0.0),
+            (
+                "keyhold_xks_requests_total{store=\"acme\",operation=\"Encrypt\",outcome=\"ThrottlingException\"}",
+                throttled as f64,
+            ),
+            (
+                "keyhold_xks_requests_total{store=\"acme\",operation=\"Encrypt\",outcome=\"ok\"}",
+                ok as f64,
+            ),
+            ("keyhold_plugin_pool_size{source=\"slow\"}", 2.0),
+        ],
     );
-    assert_sample(
-        &text,
-        "keyhold_xks_requests_total{store=\"acme\",operation=\"Encrypt\",outcome=\"ThrottlingException\"}",
-        throttled as f64,
-    );
-    assert_sample(
-        &text,
-        "keyhold_xks_requests_total{store=\"acme\",operation=\"Encrypt\",outcome=\"ok\"}",
-        ok as f64,
-    );
-    assert_sample(&text, "keyhold_plugin_pool_size{source=\"slow\"}", 2.0);
     // Once the burst is over, requests are served again.
     let sealed = c.encrypt_ok(KEY_ALL, b"after the burst", None).await;
     assert_eq!(
@@ -223,23 +236,18 @@ async fn requests_beyond_max_in_flight_are_refused_with_throttling() {
         .metrics()
         .start()
         .await;
-    let c = server.client();
-    let replies = encrypt_burst(&c, 100).await;
-    let (ok, throttled) = only_ok_or_throttled(&c, &replies).await;
-    println!("in flight: {ok} ok, {throttled} throttled");
-    assert!(ok >= 1 && throttled >= 1, "{ok} ok, {throttled} throttled");
-    let text = metrics(&server).await;
-    assert_sample(
+    let (_, throttled, text) = throttling_burst(&server, "in flight").await;
+    assert_samples(
         &text,
-        "keyhold_xks_throttled_total{reason=\"in_flight\"}",
-        throttled as f64,
+        &[
+            (
+                "keyhold_xks_throttled_total{reason=\"in_flight\"}",
+                throttled as f64,
+            ),
+            ("keyhold_xks_throttled_total{reason=\"plugin_pool\"}", 0.0),
+            ("keyhold_xks_in_flight", 0.0),
+        ],
     );
-    assert_sample(
-        &text,
-        "keyhold_xks_throttled_total{reason=\"plugin_pool\"}",
-        0.0,
-    );
-    assert_sample(&text, "keyhold_xks_in_flight", 0.0);
     server.stop().await;
 }
 
@@ -468,51 +476,49 @@ async fn metrics_count_requests_outcomes_latency_and_throttling() {
             "keyhold_xks_requests_total{{store=\"acme\",operation=\"{op}\",outcome=\"{outcome}\"}}"
         )
     };
-    assert_sample(&text, &req("Encrypt", "ok"), 3.0);
-    assert_sample(&text, &req("Decrypt", "ok"), 1.0);
-    assert_sample(&text, &req("Decrypt", "InvalidCiphertextException"), 1.0);
-    assert_sample(&text, &req("Encrypt", "InvalidKeyUsageException"), 1.0);
-    assert_sample(&text, &req("Encrypt", "ThrottlingException"), 1.0);
-    assert_sample(&text, &req("GetHealthStatus", "ok"), 1.0);
-    assert_sample(
-        &text,
-        &req("GetHealthStatus", "AuthenticationFailedException"),
-        1.0,
-    );
-    assert_sample(
-        &text,
-        "keyhold_xks_requests_total{store=\"\",operation=\"\",outcome=\"InvalidUriPathException\"}",
-        1.0,
-    );
-    assert_sample(
-        &text,
-        "keyhold_xks_request_duration_seconds_count{store=\"acme\",operation=\"Encrypt\"}",
-        5.0,
-    );
-    assert_sample(
-        &text,
-        "keyhold_xks_request_duration_seconds_count{store=\"acme\",operation=\"Decrypt\"}",
-        2.0,
-    );
-    assert_sample(
-        &text,
-        "keyhold_xks_request_duration_seconds_bucket{store=\"acme\",operation=\"Encrypt\",le=\"+Inf\"}",
-        5.0,
-    );
+    let expected = [
+        (req("Encrypt", "ok"), 3.0),
+        (req("Decrypt", "ok"), 1.0),
+        (req("Decrypt", "InvalidCiphertextException"), 1.0),
+        (req("Encrypt", "InvalidKeyUsageException"), 1.0),
+        (req("Encrypt", "ThrottlingException"), 1.0),
+        (req("GetHealthStatus", "ok"), 1.0),
+        (req("GetHealthStatus", "AuthenticationFailedException"), 1.0),
+        (
+            "keyhold_xks_requests_total{store=\"\",operation=\"\",outcome=\"InvalidUriPathException\"}".into(),
+            1.0,
+        ),
+        (
+            "keyhold_xks_request_duration_seconds_count{store=\"acme\",operation=\"Encrypt\"}".into(),
+            5.0,
+        ),
+        (
+            "keyhold_xks_request_duration_seconds_count{store=\"acme\",operation=\"Decrypt\"}".into(),
+            2.0,
+        ),
+        (
+            "keyhold_xks_request_duration_seconds_bucket{store=\"acme\",operation=\"Encrypt\",le=\"+Inf\"}".into(),
+            5.0,
+        ),
+    ];
+    for (series, value) in &expected {
+        assert_sample(&text, series, *value);
+    }
     let calls = sample(
         &text,
         "keyhold_plugin_call_duration_seconds_count{source=\"ctm\"}",
     )
     .expect("plugin call histogram");
     assert!(calls >= 5.0, "{calls}\n{text}");
-    assert_sample(&text, "keyhold_xks_throttled_total{reason=\"quota\"}", 1.0);
-    assert_sample(
+    assert_samples(
         &text,
-        "keyhold_xks_throttled_total{reason=\"in_flight\"}",
-        0.0,
+        &[
+            ("keyhold_xks_throttled_total{reason=\"quota\"}", 1.0),
+            ("keyhold_xks_throttled_total{reason=\"in_flight\"}", 0.0),
+            ("keyhold_plugin_pool_size{source=\"ctm\"}", 64.0),
+            ("keyhold_plugin_pool_in_use{source=\"ctm\"}", 0.0),
+        ],
     );
-    assert_sample(&text, "keyhold_plugin_pool_size{source=\"ctm\"}", 64.0);
-    assert_sample(&text, "keyhold_plugin_pool_in_use{source=\"ctm\"}", 0.0);
     // Every sample line is `name{labels} value` or `name value` with a number.
     let mut names: HashMap<&str, usize> = HashMap::new();
     for line in text

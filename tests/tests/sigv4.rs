@@ -111,45 +111,54 @@ async fn tampered_requests_are_refused() {
     );
     client.send(&good).await.ok_json();
 
-    let mut cases: Vec<(&str, RawRequest)> = Vec::new();
-    let mut body = good.clone();
-    body.body = bodies::encrypt(b"sigv4 tesT", None, false)
-        .to_string()
-        .into();
-    cases.push(("body", body));
-    let mut path = good.clone();
-    path.path = client.op_path("/keys/demo-encrypt-only/encrypt");
-    cases.push(("path", path));
-    let mut header = good.clone();
-    header.set_header("x-test-signed", "two");
-    cases.push(("signed header", header));
-    let mut content_type = good.clone();
-    content_type.set_header("content-type", "application/json; charset=utf-8");
-    cases.push(("content-type", content_type));
-    let mut date = good.clone();
-    let d = date.header("x-amz-date").expect("date").to_string();
+    let tampered = |edit: &dyn Fn(&mut RawRequest)| {
+        let mut req = good.clone();
+        edit(&mut req);
+        req
+    };
+    let d = good.header("x-amz-date").expect("date").to_string();
     // Same day, other second: the scope still matches, the signature does not.
     let last = d.as_bytes()[d.len() - 2];
     let other = if last == b'0' { '1' } else { '0' };
-    let tampered = format!("{}{}Z", &d[..d.len() - 2], other);
-    date.set_header("x-amz-date", &tampered);
-    cases.push(("date", date));
-    let mut missing = good.clone();
-    missing.remove_header("authorization");
-    cases.push(("missing Authorization", missing));
-    let mut malformed = good.clone();
-    malformed.set_header("authorization", "AWS4-HMAC-SHA256 this is not it");
-    cases.push(("malformed Authorization", malformed));
-    let mut basic = good.clone();
-    basic.set_header("authorization", "Basic dXNlcjpwYXNz");
-    cases.push(("other scheme", basic));
-    let mut service = good.clone();
-    let auth = service
+    let other_second = format!("{}{}Z", &d[..d.len() - 2], other);
+    let other_service = good
         .header("authorization")
         .expect("auth")
         .replace("kms-xks-proxy", "kms");
-    service.set_header("authorization", &auth);
-    cases.push(("other service", service));
+    let other_body = bodies::encrypt(b"sigv4 tesT", None, false).to_string();
+    let other_path = client.op_path("/keys/demo-encrypt-only/encrypt");
+    let mut cases: Vec<(&str, RawRequest)> = vec![
+        ("body", tampered(&|r| r.body = other_body.clone().into())),
+        ("path", tampered(&|r| r.path = other_path.clone())),
+        (
+            "signed header",
+            tampered(&|r| r.set_header("x-test-signed", "two")),
+        ),
+        (
+            "content-type",
+            tampered(&|r| r.set_header("content-type", "application/json; charset=utf-8")),
+        ),
+        (
+            "date",
+            tampered(&|r| r.set_header("x-amz-date", &other_second)),
+        ),
+        (
+            "missing Authorization",
+            tampered(&|r| r.remove_header("authorization")),
+        ),
+        (
+            "malformed Authorization",
+            tampered(&|r| r.set_header("authorization", "AWS4-HMAC-SHA256 this is not it")),
+        ),
+        (
+            "other scheme",
+            tampered(&|r| r.set_header("authorization", "Basic dXNlcjpwYXNz")),
+        ),
+        (
+            "other service",
+            tampered(&|r| r.set_header("authorization", &other_service)),
+        ),
+    ];
 
     cases.push((
         "wrong secret",

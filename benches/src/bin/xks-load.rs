@@ -42,8 +42,8 @@ use hyper_util::{
     server::conn::auto,
 };
 use keyhold_benches::{
-    ACCESS_KEY_ID, KEY_ID, Op, PREFIX, SECRET, decrypt_body_from_encrypt_response, encrypt_body,
-    health_body, metadata_body, plaintext, sigv4_headers,
+    Credential, KEY_ID, Op, PREFIX, decrypt_body_from_encrypt_response, encrypt_body, health_body,
+    metadata_body, plaintext, sign_post,
 };
 use serde_json::{Value, json};
 use tokio::{
@@ -101,11 +101,11 @@ struct RunArgs {
     /// External key id for metadata/encrypt/decrypt.
     #[arg(long, default_value = KEY_ID)]
     key: String,
-    /// SigV4 access key id.
-    #[arg(long, default_value = ACCESS_KEY_ID)]
+    /// SigV4 access key id (default: the conformance store's first credential).
+    #[arg(long, default_value_t = Credential::a().access_key_id)]
     access_key_id: String,
     /// SigV4 secret access key.
-    #[arg(long, env = "XKS_LOAD_SECRET", default_value = SECRET, hide_default_value = true)]
+    #[arg(long, env = "XKS_LOAD_SECRET", default_value_t = Credential::a().secret, hide_default_value = true)]
     secret: String,
     /// Operations to run, one after the other (repeat or comma-separate).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "encrypt")]
@@ -260,8 +260,7 @@ struct Work {
     size: Option<usize>,
     path: String,
     body: Bytes,
-    access_key_id: String,
-    secret: String,
+    cred: Credential,
     authority: String,
     sign: SignMode,
 }
@@ -275,25 +274,15 @@ struct Signature {
 
 impl Work {
     fn signed_headers(&self) -> Vec<(HeaderName, HeaderValue)> {
-        let ct = ("content-type", "application/json");
-        sigv4_headers(
-            &self.access_key_id,
-            &self.secret,
-            "POST",
-            &self.authority,
-            &self.path,
-            &[ct],
-            &self.body,
-            SystemTime::now(),
-        )
-        .into_iter()
-        .map(|(n, v)| {
-            (
-                HeaderName::from_bytes(n.as_bytes()).expect("signer header name"),
-                HeaderValue::from_str(&v).expect("signer header value"),
-            )
-        })
-        .collect()
+        sign_post(&self.cred, &self.authority, &self.path, &self.body)
+            .into_iter()
+            .map(|(n, v)| {
+                (
+                    HeaderName::from_bytes(n.as_bytes()).expect("signer header name"),
+                    HeaderValue::from_str(&v).expect("signer header value"),
+                )
+            })
+            .collect()
     }
 
     fn request(&self, cache: &mut Signature) -> Request<Full<Bytes>> {
@@ -425,68 +414,89 @@ async fn reconnect(target: &Target, window: Window) -> Option<Sender> {
     }
 }
 
-async fn closed_worker(
+/// One connection's sending loop: its connection, signature cache and measurements.
+struct Worker {
     target: Arc<Target>,
     work: Arc<Work>,
     window: Window,
-    budget: Arc<AtomicU64>,
-) -> Stats {
-    let mut stats = Stats::new();
-    let mut cache = Signature::default();
-    let Some(mut sender) = reconnect(&target, window).await else {
-        return stats;
-    };
-    while Instant::now() < window.end {
-        if budget.fetch_sub(1, Ordering::Relaxed) == 0 {
-            budget.store(0, Ordering::Relaxed);
-            break;
-        }
-        let req = work.request(&mut cache);
+    sender: Sender,
+    cache: Signature,
+    stats: Stats,
+}
+
+impl Worker {
+    /// Connects (retrying until the window's hard end); `None` when it never could.
+    async fn connect(target: Arc<Target>, work: Arc<Work>, window: Window) -> Option<Worker> {
+        let sender = reconnect(&target, window).await?;
+        Some(Worker {
+            target,
+            work,
+            window,
+            sender,
+            cache: Signature::default(),
+            stats: Stats::new(),
+        })
+    }
+
+    /// Sends one request and records it when its start (the `intended` send time, or
+    /// the actual one) is in the measured window; reconnects after a transport error.
+    /// False when the connection is lost for good.
+    async fn exchange(&mut self, intended: Option<Instant>) -> bool {
+        let req = self.work.request(&mut self.cache);
         let sent = Instant::now();
-        let outcome = send(&mut sender, req).await;
+        let outcome = send(&mut self.sender, req).await;
         let done = Instant::now();
-        if sent >= window.measure_from {
-            stats.record(&outcome, done - sent, done - sent);
+        let from = intended.unwrap_or(sent);
+        if from >= self.window.measure_from {
+            self.stats.record(&outcome, done - from, done - sent);
         }
         if matches!(outcome, Outcome::Transport(_)) {
-            match reconnect(&target, window).await {
-                Some(s) => sender = s,
-                None => break,
+            match reconnect(&self.target, self.window).await {
+                Some(s) => self.sender = s,
+                None => return false,
             }
         }
+        true
     }
-    stats
 }
 
 type Queue = Arc<Mutex<tokio::sync::mpsc::UnboundedReceiver<Instant>>>;
 
-async fn open_worker(target: Arc<Target>, work: Arc<Work>, window: Window, queue: Queue) -> Stats {
-    let mut stats = Stats::new();
-    let mut cache = Signature::default();
-    let Some(mut sender) = reconnect(&target, window).await else {
-        return stats;
+/// What paces a connection's requests.
+#[derive(Clone)]
+enum Pace {
+    /// Closed loop: the next request as soon as the answer came, while this shared
+    /// budget of requests lasts.
+    Closed(Arc<AtomicU64>),
+    /// Open loop: one request per intended send time taken from the queue.
+    Open(Queue),
+}
+
+async fn worker(target: Arc<Target>, work: Arc<Work>, window: Window, pace: Pace) -> Stats {
+    let Some(mut worker) = Worker::connect(target, work, window).await else {
+        return Stats::new();
     };
-    loop {
-        let next = { queue.lock().await.recv().await };
-        let Some(intended) = next else { break };
-        if Instant::now() > window.hard_end {
-            break;
-        }
-        let req = work.request(&mut cache);
-        let sent = Instant::now();
-        let outcome = send(&mut sender, req).await;
-        let done = Instant::now();
-        if intended >= window.measure_from {
-            stats.record(&outcome, done - intended, done - sent);
-        }
-        if matches!(outcome, Outcome::Transport(_)) {
-            match reconnect(&target, window).await {
-                Some(s) => sender = s,
-                None => break,
+    match pace {
+        Pace::Closed(budget) => {
+            while Instant::now() < window.end {
+                if budget.fetch_sub(1, Ordering::Relaxed) == 0 {
+                    budget.store(0, Ordering::Relaxed);
+                    break;
+                }
+                if !worker.exchange(None).await {
+                    break;
+                }
             }
         }
+        Pace::Open(queue) => loop {
+            let next = { queue.lock().await.recv().await };
+            let Some(intended) = next else { break };
+            if Instant::now() > window.hard_end || !worker.exchange(Some(intended)).await {
+                break;
+            }
+        },
     }
-    stats
+    worker.stats
 }
 
 /// Releases intended send times at `rate` per second from a dedicated OS thread
@@ -535,8 +545,7 @@ async fn prepare(
         size: matches!(op, Op::Encrypt | Op::Decrypt).then_some(size),
         path: op.path(&args.prefix, &args.key),
         body: body.into(),
-        access_key_id: args.access_key_id.clone(),
-        secret: args.secret.clone(),
+        cred: Credential::new(&args.access_key_id, &args.secret),
         authority: target.authority.clone(),
         sign,
     };
@@ -594,36 +603,27 @@ async fn run_one(args: &RunArgs, target: Arc<Target>, work: Arc<Work>) {
         end,
         hard_end: end + Duration::from_secs(10),
     };
-    let mut handles = Vec::new();
-    let mut scheduler = None;
-    match args.rate {
-        None => {
-            let budget = Arc::new(AtomicU64::new(args.max_requests));
-            for _ in 0..args.connections {
-                handles.push(tokio::spawn(closed_worker(
-                    target.clone(),
-                    work.clone(),
-                    window,
-                    budget.clone(),
-                )));
-            }
-        }
+    let (pace, open) = match args.rate {
+        None => (
+            Pace::Closed(Arc::new(AtomicU64::new(args.max_requests))),
+            None,
+        ),
         Some(rate) => {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let queue: Queue = Arc::new(Mutex::new(rx));
-            for _ in 0..args.connections {
-                handles.push(tokio::spawn(open_worker(
-                    target.clone(),
-                    work.clone(),
-                    window,
-                    queue.clone(),
-                )));
-            }
+            (Pace::Open(Arc::new(Mutex::new(rx))), Some((rate, tx)))
+        }
+    };
+    let handles: Vec<_> = (0..args.connections)
+        .map(|_| tokio::spawn(worker(target.clone(), work.clone(), window, pace.clone())))
+        .collect();
+    let scheduler = match open {
+        None => None,
+        Some((rate, tx)) => {
             // Let the connections open before the first intended send time.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            scheduler = Some(schedule(rate, Instant::now(), end, args.max_requests, tx));
+            Some(schedule(rate, Instant::now(), end, args.max_requests, tx))
         }
-    }
+    };
     let mut stats = Stats::new();
     for h in handles {
         if let Ok(s) = h.await {

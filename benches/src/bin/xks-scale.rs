@@ -22,11 +22,7 @@ use keyhold::{
     secrets::{MasterKey, MasterKeySource},
     store::{EmbeddedStore, Store, Write},
 };
-
-const AKID_1: &str = "7MSKH6YXF3BEX3H3APGWHMI42G";
-const SECRET_1: &str = "R2waUCZNy/ulj/7eURO1g5oc8XXokuDrR53OzOURNaM=";
-const AKID_2: &str = "OL4OMBO6E27Z2EWQK6UJYOBY";
-const SECRET_2: &str = "UGsVhs7lY4k7WboReepYN22iuC4VZMQPO8Laxcey7H/ny27974Yu";
+use keyhold_benches::Credential;
 
 #[derive(Parser)]
 #[command(about = "keyhold scale measurements")]
@@ -63,6 +59,7 @@ enum Cmd {
 }
 
 fn config(data_dir: &Path, plugins_dir: &Path, listen: &str) -> String {
+    let cred = Credential::a();
     format!(
         r#"
 data_dir = "{d}"
@@ -80,14 +77,16 @@ source = "ctm"
 uri_path_prefix = "tenants/acme"
 health_check_key = "acme-health"
 [[stores.credentials]]
-access_key_id = "{AKID_1}"
-secret = "{SECRET_1}"
+access_key_id = "{akid}"
+secret = "{secret}"
 [[stores.keys]]
 id = "scale-key"
 usage = ["encrypt", "decrypt", "wrap", "unwrap"]
 "#,
         d = data_dir.display(),
         p = plugins_dir.display(),
+        akid = cred.access_key_id,
+        secret = cred.secret,
     )
 }
 
@@ -142,10 +141,14 @@ fn populate(data_dir: &Path, stores: usize, keys_per_store: usize) -> Result<(),
             Write::Put(keys::store_name_index(&rec.name), id.clone().into_bytes()),
             Write::Put(keys::prefix_index(&prefix), id.clone().into_bytes()),
         ];
-        for (akid, secret) in [(AKID_1, SECRET_1), (AKID_2, SECRET_2)] {
-            let key = keys::credential(&id, akid);
+        for Credential {
+            access_key_id,
+            secret,
+        } in [Credential::a(), Credential::b()]
+        {
+            let key = keys::credential(&id, &access_key_id);
             let cred = CredentialRecord {
-                access_key_id: akid.into(),
+                access_key_id,
                 sealed_secret: master.seal(secret.as_bytes(), &key),
                 created_at_ns: 0,
                 origin: "scale".into(),

@@ -8,9 +8,7 @@ use plugin_ctm::CtmSource;
 
 #[test]
 fn conformance_kit_passes_through_the_loaded_cdylib() {
-    let host = MemoryHost::new();
-    let kf = common::key_file(&[0x11; 32]);
-    let source = common::open(&kf.config, &host).unwrap();
+    let (host, _kf, source) = common::opened(&[0x11; 32]);
     let report = conformance::run(&source).unwrap_or_else(|f| panic!("{f}"));
     assert_eq!(report.passed, conformance::CHECKS);
     // Only the non-deletable keys the kit needs remain, all named with its prefix.
@@ -36,9 +34,7 @@ fn conformance_kit_passes_in_process() {
 
 #[test]
 fn conformance_kit_leaves_other_keys_alone() {
-    let host = MemoryHost::new();
-    let kf = common::key_file(&[0x33; 32]);
-    let source = common::open(&kf.config, &host).unwrap();
+    let (host, _kf, source) = common::opened(&[0x33; 32]);
     let mine = source
         .create_key(keyhold_sdk::NewKey {
             name: "mine".into(),

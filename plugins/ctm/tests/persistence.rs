@@ -44,6 +44,17 @@ fn decrypt(
         .map(|v| v.into_vec())
 }
 
+fn encrypt(
+    source: &KeySourceBox,
+    name: &str,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<keyhold_sdk::Encrypted, KeySourceError> {
+    source
+        .encrypt(name.into(), plaintext.into(), aad.into())
+        .into_result()
+}
+
 fn sorted(mut keys: Vec<KeyInfo>) -> Vec<KeyInfo> {
     keys.sort_by(|a, b| a.name.cmp(&b.name));
     keys
@@ -66,13 +77,7 @@ fn keys_survive_a_restart_and_need_the_right_master_key() {
     );
     create(&source, "c", KeyUsage::ALL, false, false);
     source.set_enabled("c".into(), false).unwrap();
-    let enc = source
-        .encrypt(
-            "a".into(),
-            b"persist me".as_slice().into(),
-            b"ctx".as_slice().into(),
-        )
-        .unwrap();
+    let enc = encrypt(&source, "a", b"persist me", b"ctx").unwrap();
     let listed = sorted(source.list_keys().unwrap().into_vec());
     assert_eq!(listed.len(), 3);
     assert!(listed[1].exportable && !listed[1].deletable);
@@ -84,9 +89,7 @@ fn keys_survive_a_restart_and_need_the_right_master_key() {
     assert_eq!(sorted(source.list_keys().unwrap().into_vec()), listed);
     assert_eq!(decrypt(&source, "a", &enc, b"ctx").unwrap(), b"persist me");
     assert!(matches!(
-        source
-            .encrypt("c".into(), b"x".as_slice().into(), b"".as_slice().into())
-            .into_result(),
+        encrypt(&source, "c", b"x", b""),
         Err(KeySourceError::Disabled { .. })
     ));
     drop(source);
@@ -140,9 +143,7 @@ fn keys_survive_a_restart_and_need_the_right_master_key() {
 
 #[test]
 fn a_record_moved_to_another_name_does_not_load() {
-    let host = MemoryHost::new();
-    let kf = common::key_file(&[0x44; 32]);
-    let source = common::open(&kf.config, &host).unwrap();
+    let (host, kf, source) = common::opened(&[0x44; 32]);
     create(&source, "victim", KeyUsage::ALL, false, true);
     create(&source, "attacker", KeyUsage::ALL, false, true);
     drop(source);
@@ -171,13 +172,7 @@ fn nodes_sharing_a_host_see_each_others_changes() {
 
     create(&node_a, "shared", KeyUsage::ALL, false, true);
     // B never saw it: a cache miss reads the KV.
-    let enc = node_b
-        .encrypt(
-            "shared".into(),
-            b"hi".as_slice().into(),
-            b"".as_slice().into(),
-        )
-        .unwrap();
+    let enc = encrypt(&node_b, "shared", b"hi", b"").unwrap();
     assert_eq!(decrypt(&node_a, "shared", &enc, b"").unwrap(), b"hi");
     assert_eq!(node_b.list_keys().unwrap().len(), 1);
     assert!(matches!(
@@ -208,9 +203,7 @@ fn nodes_sharing_a_host_see_each_others_changes() {
 
 #[test]
 fn health_check_rules_name_every_problem() {
-    let host = MemoryHost::new();
-    let kf = common::key_file(&[0x66; 32]);
-    let source = common::open(&kf.config, &host).unwrap();
+    let (_host, _kf, source) = common::opened(&[0x66; 32]);
     create(&source, "bad", KeyUsage::ENCRYPT, true, true);
     match source.validate_health_check_key("bad".into()).into_result() {
         Err(KeySourceError::InvalidKey { key, problems }) => {

@@ -1,14 +1,13 @@
 //! validate_health_check_key refuses keys created directly with cryptoki that miss a
 //! required attribute, naming it.
 
-mod common;
-
 use cryptoki::{
     mechanism::Mechanism,
     object::{Attribute, KeyType, ObjectClass},
 };
 use keyhold_sdk::{KeySourceError, KeySourceImpl, testing::MemoryHost};
-use plugin_luna::{LunaSource, pkcs11::find_slot};
+use keyhold_testkit::luna::LunaToken;
+use plugin_luna::LunaSource;
 
 fn template(label: &str, len: u64, change: Option<Attribute>) -> Vec<Attribute> {
     let mut t = vec![
@@ -35,61 +34,46 @@ fn template(label: &str, len: u64, change: Option<Attribute>) -> Vec<Attribute> 
 
 #[test]
 fn health_check_key_attributes_are_each_named() {
-    common::new_token("attributes");
+    let token = LunaToken::labelled("attributes");
     let source = LunaSource::open(
-        &common::config("attributes", serde_json::json!({})),
+        &token.config(serde_json::json!({})),
         MemoryHost::new().boxed(),
     )
     .unwrap();
-    let ctx = common::ctx();
-    let (slot, _) = find_slot(&ctx, "attributes").unwrap().unwrap();
-    let session = ctx.open_rw_session(slot).unwrap();
-    plugin_luna::pkcs11::login(
-        &session,
-        &cryptoki::types::AuthPin::from(common::USER_PIN.to_string()),
-    )
-    .unwrap();
+    let session = token.user_session();
 
-    let cases: Vec<(&str, u64, Option<Attribute>, &str)> = vec![
-        ("good", 32, None, ""),
+    // (label, one attribute changed from a good health-check key, the problem named)
+    let changed = [
         (
             "extractable",
-            32,
-            Some(Attribute::Extractable(true)),
+            Attribute::Extractable(true),
             "CKA_EXTRACTABLE must be false",
         ),
         (
             "not-sensitive",
-            32,
-            Some(Attribute::Sensitive(false)),
+            Attribute::Sensitive(false),
             "CKA_SENSITIVE must be true",
         ),
         (
             "no-encrypt",
-            32,
-            Some(Attribute::Encrypt(false)),
+            Attribute::Encrypt(false),
             "CKA_ENCRYPT must be true",
         ),
         (
             "no-decrypt",
-            32,
-            Some(Attribute::Decrypt(false)),
+            Attribute::Decrypt(false),
             "CKA_DECRYPT must be true",
         ),
-        (
-            "no-wrap",
-            32,
-            Some(Attribute::Wrap(false)),
-            "CKA_WRAP must be true",
-        ),
+        ("no-wrap", Attribute::Wrap(false), "CKA_WRAP must be true"),
         (
             "no-unwrap",
-            32,
-            Some(Attribute::Unwrap(false)),
+            Attribute::Unwrap(false),
             "CKA_UNWRAP must be true",
         ),
-        ("aes-128", 16, None, "CKA_VALUE_LEN must be 32"),
     ];
+    let mut cases: Vec<(&str, u64, Option<Attribute>, &str)> = vec![("good", 32, None, "")];
+    cases.extend(changed.map(|(label, a, problem)| (label, 32, Some(a), problem)));
+    cases.push(("aes-128", 16, None, "CKA_VALUE_LEN must be 32"));
     for (label, len, change, _) in &cases {
         session
             .generate_key(

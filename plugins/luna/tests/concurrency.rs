@@ -1,29 +1,29 @@
 //! 16 threads x 100 encrypt/decrypt round trips through a pool of 4 sessions, and a
 //! bounded wait (Timeout) when the pool is exhausted.
 
-mod common;
-
 use std::time::Instant;
 
 use keyhold_sdk::{
     DecryptInput, KeySourceError, KeySourceImpl, KeyUsage, NewKey, abi_stable::std_types::RSlice,
     testing::MemoryHost,
 };
+use keyhold_testkit::luna::LunaToken;
 use plugin_luna::LunaSource;
+
+/// A source on a fresh token `label` (`pool_size` sessions, `op_timeout_ms`), with key
+/// `key`.
+fn source_with_key(label: &str, pool_size: usize, op_timeout_ms: u64, key: &str) -> LunaSource {
+    let token = LunaToken::labelled(label);
+    let config = serde_json::json!({"pool_size": pool_size, "op_timeout_ms": op_timeout_ms});
+    let source = LunaSource::open(&token.config(config), MemoryHost::new().boxed()).unwrap();
+    source.create_key(NewKey::new(key, KeyUsage::ALL)).unwrap();
+    source
+}
 
 #[test]
 fn sixteen_threads_share_four_sessions() {
-    common::new_token("concurrency");
     // A generous wait bound: the machine running the tests may be busy.
-    let source = LunaSource::open(
-        &common::config(
-            "concurrency",
-            serde_json::json!({"pool_size": 4, "op_timeout_ms": 30000}),
-        ),
-        MemoryHost::new().boxed(),
-    )
-    .unwrap();
-    source.create_key(NewKey::new("c", KeyUsage::ALL)).unwrap();
+    let source = source_with_key("concurrency", 4, 30000, "c");
     std::thread::scope(|scope| {
         for t in 0..16u8 {
             let source = &source;
@@ -53,16 +53,7 @@ fn sixteen_threads_share_four_sessions() {
 
 #[test]
 fn exhausted_pool_times_out() {
-    common::new_token("exhaust");
-    let source = LunaSource::open(
-        &common::config(
-            "exhaust",
-            serde_json::json!({"pool_size": 2, "op_timeout_ms": 100}),
-        ),
-        MemoryHost::new().boxed(),
-    )
-    .unwrap();
-    source.create_key(NewKey::new("x", KeyUsage::ALL)).unwrap();
+    let source = source_with_key("exhaust", 2, 100, "x");
     let a = source.pool().acquire().ok().unwrap();
     let b = source.pool().acquire().ok().unwrap();
     let start = Instant::now();

@@ -1,43 +1,18 @@
 //! The sdk conformance kit and the plugin's own behaviour checks, against the loaded
 //! `libplugin_luna.so` (as the host loads it) on a fresh SoftHSM2 token.
 
-mod common;
-
-use std::path::PathBuf;
-
 use keyhold_sdk::{
-    DecryptInput, HealthStatus, KeySourceBox, KeySourceError, KeyUsage, NewKey, PluginModRef,
+    DecryptInput, Encrypted, HealthStatus, KeySourceBox, KeySourceError, KeyUsage, NewKey,
     abi_stable::std_types::{RSlice, RStr},
     testing::MemoryHost,
 };
-
-fn library_path() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    // `cargo build` puts the library in target/debug; `cargo test` rebuilds it only in
-    // target/debug/deps. Load whichever is newer, so a test never runs a stale build.
-    let uplifted = target.join("debug").join("libplugin_luna.so");
-    let deps = target.join("debug").join("deps").join("libplugin_luna.so");
-    let mtime = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    match (mtime(&uplifted), mtime(&deps)) {
-        (Some(a), Some(b)) if b > a => deps,
-        (None, Some(_)) => deps,
-        _ => uplifted,
-    }
-}
-
-fn plugin() -> PluginModRef {
-    let path = library_path();
-    abi_stable::library::lib_header_from_path(&path)
-        .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))
-        .init_root_module::<PluginModRef>()
-        .unwrap()
-}
+use keyhold_testkit::{
+    luna::{self, LunaToken},
+    plugins,
+};
 
 fn open(config: &str, host: &MemoryHost) -> Result<KeySourceBox, KeySourceError> {
-    let m = plugin();
-    m.open()(RStr::from_str(config), host.boxed()).into_result()
+    plugins::open("luna", config, host)
 }
 
 fn nk(name: &str, usage: KeyUsage) -> NewKey {
@@ -47,34 +22,53 @@ fn nk(name: &str, usage: KeyUsage) -> NewKey {
     }
 }
 
-fn dec<'a>(iv: &'a [u8], ct: &'a [u8], tag: &'a [u8], aad: &'a [u8]) -> DecryptInput<'a> {
-    DecryptInput {
+/// Encrypts `pt` under `key`.
+fn enc(src: &KeySourceBox, key: &str, pt: &[u8], aad: &[u8]) -> Result<Encrypted, KeySourceError> {
+    src.encrypt(
+        RStr::from_str(key),
+        RSlice::from_slice(pt),
+        RSlice::from_slice(aad),
+    )
+    .into_result()
+}
+
+/// Decrypts the parts `(iv, ciphertext, tag)` under `key`.
+fn dec(
+    src: &KeySourceBox,
+    key: &str,
+    (iv, ct, tag): (&[u8], &[u8], &[u8]),
+    aad: &[u8],
+) -> Result<Vec<u8>, KeySourceError> {
+    let input = DecryptInput {
         iv: RSlice::from_slice(iv),
         ciphertext: RSlice::from_slice(ct),
         tag: RSlice::from_slice(tag),
         aad: RSlice::from_slice(aad),
-    }
+    };
+    src.decrypt(RStr::from_str(key), input)
+        .into_result()
+        .map(|v| v.into_vec())
+}
+
+/// The parts of `e` to decrypt.
+fn parts(e: &Encrypted) -> (&[u8], &[u8], &[u8]) {
+    (&e.iv, &e.ciphertext, &e.tag)
 }
 
 #[test]
 fn conformance_kit_passes_on_the_loaded_library() {
-    common::new_token("conformance");
-    let m = plugin();
-    assert_eq!(m.name()().as_str(), "luna");
-    let source = open(
-        &common::config("conformance", serde_json::json!({})),
-        &MemoryHost::new(),
-    )
-    .unwrap();
+    let token = LunaToken::labelled("conformance");
+    assert_eq!(plugins::module("luna").name()().as_str(), "luna");
+    let source = open(&token.config(serde_json::json!({})), &MemoryHost::new()).unwrap();
     let result = keyhold_sdk::conformance::run(&source);
     assert!(result.is_ok(), "conformance: {:?}", result.err());
 }
 
 #[test]
 fn keys_crypto_usage_and_enabled_flag() {
-    common::new_token("behaviour");
+    let token = LunaToken::labelled("behaviour");
     let host = MemoryHost::new();
-    let config = common::config("behaviour", serde_json::json!({"pool_size": 2}));
+    let config = token.config(serde_json::json!({"pool_size": 2}));
     let src = open(&config, &host).unwrap();
 
     // info and health read the token.
@@ -114,115 +108,46 @@ fn keys_crypto_usage_and_enabled_flag() {
     src.validate_health_check_key(RStr::from_str("k1")).unwrap();
 
     // round trip, AAD and tag checks.
-    let e = src
-        .encrypt(
-            RStr::from_str("k1"),
-            RSlice::from_slice(b"hello"),
-            RSlice::from_slice(b"aad"),
-        )
-        .unwrap();
+    let e = enc(&src, "k1", b"hello", b"aad").unwrap();
     assert_eq!((e.iv.len(), e.ciphertext.len(), e.tag.len()), (12, 5, 16));
-    let pt = src
-        .decrypt(
-            RStr::from_str("k1"),
-            dec(&e.iv, &e.ciphertext, &e.tag, b"aad"),
-        )
-        .unwrap();
-    assert_eq!(pt.as_slice(), b"hello");
-    let wrong_aad = src
-        .decrypt(
-            RStr::from_str("k1"),
-            dec(&e.iv, &e.ciphertext, &e.tag, b"AAD"),
-        )
-        .into_result();
+    assert_eq!(dec(&src, "k1", parts(&e), b"aad").unwrap(), b"hello");
+    let wrong_aad = dec(&src, "k1", parts(&e), b"AAD");
     assert_eq!(wrong_aad, Err(KeySourceError::InvalidCiphertext));
     let mut tag = e.tag.to_vec();
     tag[0] ^= 1;
     assert_eq!(
-        src.decrypt(
-            RStr::from_str("k1"),
-            dec(&e.iv, &e.ciphertext, &tag, b"aad")
-        )
-        .into_result(),
+        dec(&src, "k1", (&e.iv, &e.ciphertext, &tag), b"aad"),
         Err(KeySourceError::InvalidCiphertext)
     );
-    assert!(matches!(
-        src.decrypt(
-            RStr::from_str("k1"),
-            dec(&e.iv[..8], &e.ciphertext, &e.tag, b"aad")
-        )
-        .into_result(),
-        Err(KeySourceError::InvalidInput { .. })
-    ));
-    assert!(matches!(
-        src.decrypt(
-            RStr::from_str("k1"),
-            dec(&e.iv, &e.ciphertext, &e.tag[..12], b"aad")
-        )
-        .into_result(),
-        Err(KeySourceError::InvalidInput { .. })
-    ));
+    let short_iv = (&e.iv[..8], &e.ciphertext[..], &e.tag[..]);
+    let short_tag = (&e.iv[..], &e.ciphertext[..], &e.tag[..12]);
+    for short in [short_iv, short_tag] {
+        assert!(matches!(
+            dec(&src, "k1", short, b"aad"),
+            Err(KeySourceError::InvalidInput { .. })
+        ));
+    }
     // the session is still usable after a failed tag check
-    let again = src
-        .decrypt(
-            RStr::from_str("k1"),
-            dec(&e.iv, &e.ciphertext, &e.tag, b"aad"),
-        )
-        .unwrap();
-    assert_eq!(again.as_slice(), b"hello");
+    assert_eq!(dec(&src, "k1", parts(&e), b"aad").unwrap(), b"hello");
     // empty plaintext
-    let empty = src
-        .encrypt(
-            RStr::from_str("k1"),
-            RSlice::from_slice(b""),
-            RSlice::from_slice(b""),
-        )
-        .unwrap();
-    assert_eq!(
-        src.decrypt(
-            RStr::from_str("k1"),
-            dec(&empty.iv, &empty.ciphertext, &empty.tag, b"")
-        )
-        .unwrap()
-        .len(),
-        0
-    );
+    let empty = enc(&src, "k1", b"", b"").unwrap();
+    assert_eq!(dec(&src, "k1", parts(&empty), b"").unwrap().len(), 0);
 
     // usage enforcement
     src.create_key(nk("enc-only", KeyUsage::ENCRYPT)).unwrap();
     src.create_key(nk("wrap-only", KeyUsage::WRAP.union(KeyUsage::UNWRAP)))
         .unwrap();
-    let e2 = src
-        .encrypt(
-            RStr::from_str("enc-only"),
-            RSlice::from_slice(b"x"),
-            RSlice::from_slice(b""),
-        )
-        .unwrap();
+    let e2 = enc(&src, "enc-only", b"x", b"").unwrap();
     assert!(matches!(
-        src.decrypt(
-            RStr::from_str("enc-only"),
-            dec(&e2.iv, &e2.ciphertext, &e2.tag, b"")
-        )
-        .into_result(),
+        dec(&src, "enc-only", parts(&e2), b""),
         Err(KeySourceError::KeyUsage { .. })
     ));
     assert!(matches!(
-        src.encrypt(
-            RStr::from_str("wrap-only"),
-            RSlice::from_slice(b"x"),
-            RSlice::from_slice(b"")
-        )
-        .into_result(),
+        enc(&src, "wrap-only", b"x", b""),
         Err(KeySourceError::KeyUsage { .. })
     ));
     assert!(matches!(
-        src.encrypt(
-            RStr::from_str("nope"),
-            RSlice::from_slice(b"x"),
-            RSlice::from_slice(b"")
-        )
-        .into_result(),
+        enc(&src, "nope", b"x", b""),
         Err(KeySourceError::NotFound { .. })
     ));
     let hc = src
@@ -241,20 +166,11 @@ fn keys_crypto_usage_and_enabled_flag() {
     assert!(!d.enabled);
     assert!(host.entries().contains_key("disabled/k1"));
     assert!(matches!(
-        src.encrypt(
-            RStr::from_str("k1"),
-            RSlice::from_slice(b"x"),
-            RSlice::from_slice(b"")
-        )
-        .into_result(),
+        enc(&src, "k1", b"x", b""),
         Err(KeySourceError::Disabled { .. })
     ));
     assert!(matches!(
-        src.decrypt(
-            RStr::from_str("k1"),
-            dec(&e.iv, &e.ciphertext, &e.tag, b"aad")
-        )
-        .into_result(),
+        dec(&src, "k1", parts(&e), b"aad"),
         Err(KeySourceError::Disabled { .. })
     ));
     drop(src);
@@ -265,13 +181,7 @@ fn keys_crypto_usage_and_enabled_flag() {
     );
     let en = src.set_enabled(RStr::from_str("k1"), true).unwrap();
     assert_eq!(en, before, "re-enabling restores the key exactly");
-    let pt = src
-        .decrypt(
-            RStr::from_str("k1"),
-            dec(&e.iv, &e.ciphertext, &e.tag, b"aad"),
-        )
-        .unwrap();
-    assert_eq!(pt.as_slice(), b"hello");
+    assert_eq!(dec(&src, "k1", parts(&e), b"aad").unwrap(), b"hello");
 
     // list and delete
     let names: Vec<String> = src
@@ -307,55 +217,43 @@ fn keys_crypto_usage_and_enabled_flag() {
 
 #[test]
 fn open_errors_are_clear() {
-    common::new_token("open-errors");
+    let token = LunaToken::labelled("open-errors");
     let host = MemoryHost::new();
     let err = |c: String| match open(&c, &host) {
         Ok(_) => panic!("opened with {c}"),
         Err(e) => e,
     };
     // unknown field
-    let e = err(common::config(
-        "open-errors",
-        serde_json::json!({"pin": "1234"}),
-    ));
+    let e = err(token.config(serde_json::json!({"pin": "1234"})));
     assert!(
         matches!(e, KeySourceError::InvalidInput { .. }) && e.to_string().contains("pin"),
         "{e}"
     );
     // missing module file
-    let e = err(common::config(
-        "open-errors",
-        serde_json::json!({"module": "/nonexistent/libnope.so"}),
-    ));
+    let e = err(token.config(serde_json::json!({"module": "/nonexistent/libnope.so"})));
     assert!(
         matches!(e, KeySourceError::InvalidInput { .. })
             && e.to_string().contains("/nonexistent/libnope.so"),
         "{e}"
     );
     // unknown token label
-    let e = err(common::config("no-such-token", serde_json::json!({})));
+    let e = err(luna::config("no-such-token", serde_json::json!({})));
     assert!(e.to_string().contains("no-such-token"), "{e}");
     // wrong PIN, never echoed
-    let bad = common::env().dir.join("bad.pin");
+    let bad = luna::env().dir.join("bad.pin");
     std::fs::write(&bad, "wrong-pin-0000").unwrap();
-    let e = err(common::config(
-        "open-errors",
-        serde_json::json!({"pin_file": bad}),
-    ));
+    let e = err(token.config(serde_json::json!({"pin_file": bad})));
     assert!(matches!(e, KeySourceError::InvalidInput { .. }), "{e}");
     assert!(
         e.to_string().contains("PIN is incorrect") && !e.to_string().contains("wrong-pin-0000"),
         "{e}"
     );
     // missing PIN file / variable
-    let e = err(common::config(
-        "open-errors",
-        serde_json::json!({"pin_file": "/nonexistent/pin"}),
-    ));
+    let e = err(token.config(serde_json::json!({"pin_file": "/nonexistent/pin"})));
     assert!(e.to_string().contains("/nonexistent/pin"), "{e}");
-    let c = serde_json::json!({"module": common::MODULE, "token_label": "open-errors", "pin_env": "KEYHOLD_TEST_NO_SUCH_VAR"});
+    let c = serde_json::json!({"module": luna::MODULE, "token_label": "open-errors", "pin_env": "KEYHOLD_TEST_NO_SUCH_VAR"});
     let e = err(c.to_string());
     assert!(e.to_string().contains("KEYHOLD_TEST_NO_SUCH_VAR"), "{e}");
     // and the right PIN works
-    open(&common::config("open-errors", serde_json::json!({})), &host).unwrap();
+    open(&token.config(serde_json::json!({})), &host).unwrap();
 }

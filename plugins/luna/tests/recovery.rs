@@ -1,13 +1,12 @@
 //! Recovery without re-opening the plugin: sessions logged out underneath, token
 //! re-initialised underneath (keys gone), health always answering.
 
-mod common;
-
 use keyhold_sdk::{
     DecryptInput, HealthStatus, KeySourceError, KeySourceImpl, KeyUsage, NewKey,
     abi_stable::std_types::RSlice, testing::MemoryHost,
 };
-use plugin_luna::{LunaSource, pkcs11::find_slot};
+use keyhold_testkit::luna::LunaToken;
+use plugin_luna::LunaSource;
 
 fn round_trip(source: &LunaSource, key: &str) -> Result<(), KeySourceError> {
     let e = source.encrypt(key, b"payload", b"aad")?;
@@ -24,23 +23,26 @@ fn round_trip(source: &LunaSource, key: &str) -> Result<(), KeySourceError> {
     Ok(())
 }
 
-#[test]
-fn logged_out_underneath_recovers_transparently() {
-    common::new_token("logout");
+/// A fresh token `label`, a source on it with `pool_size` sessions, and key `k` on it
+/// (one round trip done).
+fn token_with_key(label: &str, pool_size: usize) -> (LunaToken, LunaSource) {
+    let token = LunaToken::labelled(label);
     let source = LunaSource::open(
-        &common::config("logout", serde_json::json!({"pool_size": 3})),
+        &token.config(serde_json::json!({ "pool_size": pool_size })),
         MemoryHost::new().boxed(),
     )
     .unwrap();
     source.create_key(NewKey::new("k", KeyUsage::ALL)).unwrap();
     round_trip(&source, "k").unwrap();
+    (token, source)
+}
+
+#[test]
+fn logged_out_underneath_recovers_transparently() {
+    let (token, source) = token_with_key("logout", 3);
 
     // C_Logout from another session of this process logs every session out.
-    let ctx = common::ctx();
-    let (slot, _) = find_slot(&ctx, "logout").unwrap().unwrap();
-    let session = ctx.open_rw_session(slot).unwrap();
-    session.logout().unwrap();
-    drop(session);
+    token.logout_underneath();
 
     // The next request succeeds after a transparent re-open and re-login.
     round_trip(&source, "k").unwrap();
@@ -52,39 +54,12 @@ fn logged_out_underneath_recovers_transparently() {
 
 #[test]
 fn token_reinitialised_underneath_means_not_found_then_works_again() {
-    common::new_token("reinit");
-    let source = LunaSource::open(
-        &common::config("reinit", serde_json::json!({"pool_size": 2})),
-        MemoryHost::new().boxed(),
-    )
-    .unwrap();
-    source.create_key(NewKey::new("k", KeyUsage::ALL)).unwrap();
-    round_trip(&source, "k").unwrap();
+    let (token, source) = token_with_key("reinit", 2);
     let serial = source.health()[0].id.clone();
 
     // Re-initialise the token from another process (softhsm2-util), while the plugin
     // holds open, logged-in sessions and a cached handle.
-    let env = common::env();
-    let out = std::process::Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &env.conf)
-        .args([
-            "--init-token",
-            "--token",
-            "reinit",
-            "--label",
-            "reinit",
-            "--so-pin",
-            common::SO_PIN,
-            "--pin",
-            common::USER_PIN,
-        ])
-        .output()
-        .expect("softhsm2-util runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    token.reinit_from_another_process();
 
     // The keys are gone: NotFound (or a clean error first), never a wrong answer.
     let mut saw_not_found = false;
@@ -111,35 +86,13 @@ fn token_reinitialised_underneath_means_not_found_then_works_again() {
     round_trip(&source, "k2").unwrap();
 }
 
-/// The token directory (SoftHSM2 file backend) of the token labelled `label`.
-fn token_dir(label: &str) -> std::path::PathBuf {
-    let tokens = common::env().dir.join("tokens");
-    let padded = format!("{label:<32}");
-    std::fs::read_dir(&tokens)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|dir| {
-            std::fs::read(dir.join("token.object"))
-                .map(|b| b.windows(32).any(|w| w == padded.as_bytes()))
-                .unwrap_or(false)
-        })
-        .expect("the token's directory")
-}
-
 #[test]
 fn token_gone_is_unavailable_and_recovers_when_back() {
-    common::new_token("vanishing-token");
-    let source = LunaSource::open(
-        &common::config("vanishing-token", serde_json::json!({"pool_size": 2})),
-        MemoryHost::new().boxed(),
-    )
-    .unwrap();
-    source.create_key(NewKey::new("k", KeyUsage::ALL)).unwrap();
-    round_trip(&source, "k").unwrap();
+    let (token, source) = token_with_key("vanishing-token", 2);
     let serial = source.health()[0].id.clone();
 
     // The token disappears (its store is moved away, like an unplugged partition).
-    let dir = token_dir("vanishing-token");
+    let dir = token.store_dir();
     let away = dir.with_extension("away");
     std::fs::rename(&dir, &away).unwrap();
     let health = source.health();

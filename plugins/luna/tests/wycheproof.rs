@@ -1,23 +1,14 @@
 //! Project Wycheproof AES-GCM vectors (256-bit keys, 96-bit IVs, 128-bit tags) through
 //! the plugin's PKCS#11 GCM helpers on SoftHSM2, each key imported as a session object.
 
-mod common;
-
 use cryptoki::object::{Attribute, KeyType, ObjectClass};
-use plugin_luna::pkcs11::{decrypt_error, find_slot, gcm_decrypt, gcm_encrypt, login};
+use keyhold_testkit::luna::LunaToken;
+use plugin_luna::pkcs11::{decrypt_error, gcm_decrypt, gcm_encrypt};
 use wycheproof::{TestResult, aead};
 
 #[test]
 fn aes_gcm_vectors() {
-    common::new_token("wycheproof");
-    let ctx = common::ctx();
-    let (slot, _) = find_slot(&ctx, "wycheproof").unwrap().unwrap();
-    let session = ctx.open_rw_session(slot).unwrap();
-    login(
-        &session,
-        &cryptoki::types::AuthPin::from(common::USER_PIN.to_string()),
-    )
-    .unwrap();
+    let session = LunaToken::labelled("wycheproof").user_session();
 
     let set = aead::TestSet::load(aead::TestName::AesGcm).unwrap();
     let (mut valid, mut invalid) = (0, 0);

@@ -71,23 +71,28 @@ pub struct Sealed {
 
 impl Sealed {
     /// Parses an Encrypt response.
-    pub fn from_json(json: &Value) -> Sealed {
-        let field = |name: &str| {
-            B64.decode(
-                json[name]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("encrypt response lacks {name}: {json}")),
-            )
-            .expect("base64 field")
+    pub fn parse(json: &Value) -> Result<Sealed, String> {
+        let field = |name: &str| -> Result<Vec<u8>, String> {
+            let text = json[name]
+                .as_str()
+                .ok_or_else(|| format!("encrypt response lacks {name}: {json}"))?;
+            B64.decode(text)
+                .map_err(|e| format!("encrypt response field {name} is not base64: {e}"))
         };
-        Sealed {
-            ciphertext: field("ciphertext"),
-            iv: field("initializationVector"),
-            tag: field("authenticationTag"),
+        Ok(Sealed {
+            ciphertext: field("ciphertext")?,
+            iv: field("initializationVector")?,
+            tag: field("authenticationTag")?,
             cdiv: json["ciphertextDataIntegrityValue"]
                 .as_str()
                 .map(str::to_string),
-        }
+        })
+    }
+
+    /// Parses an Encrypt response that must be well-formed.
+    #[track_caller]
+    pub fn from_json(json: &Value) -> Sealed {
+        Sealed::parse(json).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The CDIV the specification defines (no ciphertext metadata).

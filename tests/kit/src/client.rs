@@ -23,7 +23,7 @@ use tokio::{
 };
 use tokio_rustls::TlsConnector;
 
-use crate::{BoxError, bodies, bodies::Sealed, fixture::Credential, sign::sigv4_headers};
+use crate::{BoxError, bodies, bodies::Sealed, fixture::Credential, sign::Signer};
 
 /// The HTTP version to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +80,17 @@ impl Transport {
             addr,
             tls: None,
             host: addr.ip().to_string(),
+            proto: Proto::Http1,
+        }
+    }
+
+    /// HTTPS (HTTP/1.1) to `addr` as `localhost`, trusting the CA certificate(s) in
+    /// `ca_pem`.
+    pub fn https(addr: SocketAddr, ca_pem: &str) -> Transport {
+        Transport {
+            addr,
+            tls: Some(crate::pki::ClientTls::trusting(ca_pem).build()),
+            host: "localhost".into(),
             proto: Proto::Http1,
         }
     }
@@ -225,15 +236,10 @@ impl RawRequest {
         self.remove_header("authorization");
         self.remove_header("x-amz-date");
         self.set_header("host", authority);
-        let added = sigv4_headers(
-            cred,
-            &self.method,
-            authority,
-            &self.path,
-            &self.headers,
-            &self.body,
-            at,
-        );
+        let headers = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        let added = Signer::xks(cred)
+            .headers(&self.method, authority, &self.path, headers, &self.body, at)
+            .unwrap_or_else(|e| panic!("{} {}: {e}", self.method, self.path));
         self.headers.extend(added);
         self
     }
@@ -269,18 +275,24 @@ impl Reply {
             .and_then(|v| v.to_str().ok())
     }
 
+    /// Asserts the status; `expected` describes what was expected, for the message.
+    #[track_caller]
+    pub fn assert_status(&self, status: u16, expected: &str) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "expected {expected}, got {} {:?}",
+            self.status,
+            String::from_utf8_lossy(&self.body)
+        );
+    }
+
     /// Asserts an XKS error: status, `application/json`, JSON `errorName`, and an
     /// `errorMessage` (if any) of printable ASCII under 512 characters. Returns the
     /// message.
     #[track_caller]
     pub fn assert_error(&self, status: u16, name: &str) -> String {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "expected {status} {name}, got {} {:?}",
-            self.status,
-            String::from_utf8_lossy(&self.body)
-        );
+        self.assert_status(status, &format!("{status} {name}"));
         assert_eq!(
             self.content_type(),
             Some("application/json"),
@@ -300,13 +312,7 @@ impl Reply {
     /// Asserts 200 with a JSON body and returns it.
     #[track_caller]
     pub fn ok_json(&self) -> Value {
-        assert_eq!(
-            self.status,
-            StatusCode::OK,
-            "expected 200, got {} {:?}",
-            self.status,
-            String::from_utf8_lossy(&self.body)
-        );
+        self.assert_status(200, "200");
         assert_eq!(self.content_type(), Some("application/json"));
         self.json()
     }
@@ -484,5 +490,26 @@ impl XksClient {
     /// GetHealthStatus.
     pub async fn health(&self) -> Reply {
         self.call("/health", &bodies::health()).await
+    }
+
+    /// Asserts that GetHealthStatus is refused with 401 AuthenticationFailedException
+    /// (this client's credential is not, or no longer, valid).
+    pub async fn assert_unauthenticated(&self) {
+        self.health()
+            .await
+            .assert_error(401, "AuthenticationFailedException");
+    }
+
+    /// Asserts that Encrypt, Decrypt (of `sealed`) and GetKeyMetadata of `key` are each
+    /// refused with `status` and XKS error `name`.
+    pub async fn assert_key_ops_fail(&self, key: &str, sealed: &Sealed, status: u16, name: &str) {
+        let replies = [
+            self.encrypt(key, b"x", None, false).await,
+            self.decrypt(key, sealed, None).await,
+            self.metadata(key).await,
+        ];
+        for reply in replies {
+            reply.assert_error(status, name);
+        }
     }
 }

@@ -179,10 +179,8 @@ impl BinaryServer {
                     return Err(format!("keyhold exited early: {status}"));
                 }
             }
-            if let Ok(r) = client
-                .try_request("GET", "/api/v1/openapi.json", None)
-                .await
-            {
+            let probe = client.raw("GET", "/api/v1/openapi.json", None);
+            if let Ok(r) = client.try_send(&probe).await {
                 if r.status.as_u16() == 200 {
                     return Ok(());
                 }

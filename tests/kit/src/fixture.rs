@@ -172,6 +172,12 @@ impl SourceFixture {
         )
     }
 
+    /// A source named `name`, of plugin `name`, whose library is the debug build's
+    /// `file` (see [`crate::paths::library`]).
+    pub fn built_library(name: &str, file: &str) -> SourceFixture {
+        SourceFixture::library(name, name, &crate::paths::library(file))
+    }
+
     /// The `[sources.<name>]` table for data directory `dir`.
     pub fn toml(&self, dir: &Path) -> String {
         format!(
