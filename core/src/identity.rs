@@ -319,18 +319,14 @@ pub fn check_token(record: &TokenRecord, secret: &str, now: i64) -> Result<(), A
 
 /// Store keys of management objects.
 pub mod keys {
-    /// A user.
-    pub fn user(name: &str) -> String {
-        format!("users/{name}")
+    crate::store_collection! {
+        /// A user.
+        fn user, const USERS = "users/";
     }
-    /// Prefix of every user.
-    pub const USERS: &str = "users/";
-    /// A token.
-    pub fn token(id: &str) -> String {
-        format!("tokens/{id}")
+    crate::store_collection! {
+        /// A token.
+        fn token, const TOKENS = "tokens/";
     }
-    /// Prefix of every token.
-    pub const TOKENS: &str = "tokens/";
 }
 
 #[cfg(test)]

@@ -250,18 +250,60 @@ pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Defines a collection of records in the durable store: `fn $one(id)` gives the key of
+/// one record (`$prefix` followed by the id) and `const $all` the prefix of them all.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! store_collection {
+    ($(#[doc = $doc:literal])* fn $one:ident, const $all:ident = $prefix:literal;) => {
+        $(#[doc = $doc])*
+        pub fn $one(id: &str) -> String {
+            format!(concat!($prefix, "{}"), id)
+        }
+        #[doc = concat!("Prefix of every key made by [`", stringify!($one), "`]: `", $prefix, "`.")]
+        pub const $all: &str = $prefix;
+    };
+}
+
 /// Keys of the durable store, one function per kind of object.
 pub mod keys {
-    /// A key source record.
-    pub fn source(name: &str) -> String {
-        format!("sources/{name}")
+    crate::store_collection! {
+        /// A key source record.
+        fn source, const SOURCES = "sources/";
     }
-    /// A key store record.
-    pub fn store(id: &str) -> String {
-        format!("stores/{id}")
+    crate::store_collection! {
+        /// A key store record.
+        fn store, const STORES = "stores/";
     }
-    /// Prefix of every key store record.
-    pub const STORES: &str = "stores/";
+    crate::store_collection! {
+        /// An AWS account.
+        fn account, const ACCOUNTS = "accounts/";
+    }
+    crate::store_collection! {
+        /// The AWS account a store belongs to (value: the account id). Kept beside the
+        /// store record so that the record's shape stays as it is.
+        fn store_account, const STORE_ACCOUNTS = "store-accounts/";
+    }
+    crate::store_collection! {
+        /// An AWS connection.
+        fn aws_connection, const AWS_CONNECTIONS = "connections/aws/";
+    }
+    crate::store_collection! {
+        /// An HSM connection.
+        fn hsm_connection, const HSM_CONNECTIONS = "connections/hsm/";
+    }
+    /// Prefix of every credential.
+    pub const CREDENTIALS: &str = "credentials/";
+    /// Prefix of every HYOK key.
+    pub const HYOK_KEYS: &str = "keys/";
+    /// Prefix of every credential of a store.
+    pub fn credentials_of(store_id: &str) -> String {
+        format!("credentials/{store_id}/")
+    }
+    /// Prefix of every HYOK key of a store.
+    pub fn hyok_keys_of(store_id: &str) -> String {
+        format!("keys/{store_id}/")
+    }
     /// Uniqueness index: store name -> id.
     pub fn store_name_index(name: &str) -> String {
         format!("index/store-name/{name}")
@@ -274,49 +316,10 @@ pub mod keys {
     pub fn credential(store_id: &str, access_key_id: &str) -> String {
         format!("credentials/{store_id}/{access_key_id}")
     }
-    /// Prefix of every credential of a store.
-    pub fn credentials_of(store_id: &str) -> String {
-        format!("credentials/{store_id}/")
-    }
-    /// Prefix of every credential.
-    pub const CREDENTIALS: &str = "credentials/";
     /// A HYOK key of a store.
     pub fn hyok_key(store_id: &str, external_id: &str) -> String {
         format!("keys/{store_id}/{external_id}")
     }
-    /// Prefix of every HYOK key of a store.
-    pub fn hyok_keys_of(store_id: &str) -> String {
-        format!("keys/{store_id}/")
-    }
-    /// Prefix of every HYOK key.
-    pub const HYOK_KEYS: &str = "keys/";
-    /// An AWS account.
-    pub fn account(id: &str) -> String {
-        format!("accounts/{id}")
-    }
-    /// Prefix of every AWS account.
-    pub const ACCOUNTS: &str = "accounts/";
-    /// The AWS account a store belongs to (value: the account id). Kept beside the
-    /// store record so that the record's shape stays as it is.
-    pub fn store_account(store_id: &str) -> String {
-        format!("store-accounts/{store_id}")
-    }
-    /// Prefix of every store's account binding.
-    pub const STORE_ACCOUNTS: &str = "store-accounts/";
-    /// Prefix of every key source record.
-    pub const SOURCES: &str = "sources/";
-    /// An AWS connection.
-    pub fn aws_connection(name: &str) -> String {
-        format!("connections/aws/{name}")
-    }
-    /// Prefix of every AWS connection.
-    pub const AWS_CONNECTIONS: &str = "connections/aws/";
-    /// An HSM connection.
-    pub fn hsm_connection(name: &str) -> String {
-        format!("connections/hsm/{name}")
-    }
-    /// Prefix of every HSM connection.
-    pub const HSM_CONNECTIONS: &str = "connections/hsm/";
     /// Namespace of a key source's plugin-private entries.
     pub fn plugin_namespace(source: &str) -> String {
         format!("plugins/{source}/")
@@ -423,6 +426,30 @@ pub struct StoreRecord {
 }
 
 impl StoreRecord {
+    /// A local ctm store named `store-<id>` on `prefix`, all settings at their defaults:
+    /// the starting point of unit tests.
+    #[cfg(test)]
+    pub(crate) fn sample(id: &str, prefix: &str) -> StoreRecord {
+        StoreRecord {
+            id: id.into(),
+            name: format!("store-{id}"),
+            source: "ctm".into(),
+            plugin: "ctm".into(),
+            container: None,
+            kind: StoreKind::Local,
+            uri_path_prefix: prefix.into(),
+            health_check_key: "hc".into(),
+            max_credentials: 20,
+            blocked: false,
+            success_audit: false,
+            mtls: false,
+            location: XksLocation::Unset,
+            quota: None,
+            aws: None,
+            created_at: 0,
+        }
+    }
+
     /// The store's `XksProxyUriPath`.
     pub fn xks_base_path(&self) -> String {
         xks_base_path(&self.uri_path_prefix)

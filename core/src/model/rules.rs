@@ -151,26 +151,11 @@ pub fn ensure_deletable(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::XksLocation;
 
     fn store() -> StoreRecord {
         StoreRecord {
-            id: "s1".into(),
             name: "acme".into(),
-            source: "ctm".into(),
-            plugin: "ctm".into(),
-            container: None,
-            kind: StoreKind::Local,
-            uri_path_prefix: "acme".into(),
-            health_check_key: "hc".into(),
-            max_credentials: 20,
-            blocked: false,
-            success_audit: false,
-            mtls: false,
-            location: XksLocation::Unset,
-            quota: None,
-            aws: None,
-            created_at: 0,
+            ..StoreRecord::sample("s1", "acme")
         }
     }
 

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use redb::{
-    Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, StorageError,
-    TableDefinition, TableError, WriteTransaction,
+    Database, DatabaseError, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable,
+    StorageError, TableDefinition, TableError, WriteTransaction,
 };
 use tokio::sync::broadcast;
 
@@ -217,6 +217,19 @@ impl EmbeddedStore {
         }
     }
 
+    /// The data table in a fresh read transaction; `None` before anything was written.
+    fn read_data(&self) -> Result<Option<ReadOnlyTable<&'static str, &'static [u8]>>, StoreError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| self.err("begin read", e))?;
+        match txn.open_table(DATA) {
+            Ok(table) => Ok(Some(table)),
+            Err(TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(err) => Err(self.table_err(err)),
+        }
+    }
+
     fn table_err(&self, err: TableError) -> StoreError {
         match err {
             TableError::Storage(storage) => self.storage_err("open table", storage),
@@ -291,14 +304,8 @@ fn entry(key: &str, stored: &[u8]) -> Result<Entry, StoreError> {
 
 impl Store for EmbeddedStore {
     fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| self.err("begin read", e))?;
-        let table = match txn.open_table(DATA) {
-            Ok(table) => table,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(err) => return Err(self.table_err(err)),
+        let Some(table) = self.read_data()? else {
+            return Ok(None);
         };
         match table.get(key).map_err(|e| self.storage_err("read", e))? {
             Some(guard) => Ok(Some(entry(key, guard.value())?)),
@@ -307,14 +314,8 @@ impl Store for EmbeddedStore {
     }
 
     fn scan(&self, prefix: &str) -> Result<Vec<Entry>, StoreError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| self.err("begin read", e))?;
-        let table = match txn.open_table(DATA) {
-            Ok(table) => table,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(err) => return Err(self.table_err(err)),
+        let Some(table) = self.read_data()? else {
+            return Ok(Vec::new());
         };
         let mut entries = Vec::new();
         // Keys order byte-wise, so the keys with the prefix are one contiguous run starting at

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::{
-    model::{XksLocation, keys},
+    model::keys,
     store::{MemoryStore, Write},
 };
 
@@ -15,24 +15,7 @@ fn ctx() -> RoutingContext {
 }
 
 fn record(id: &str, prefix: &str) -> StoreRecord {
-    StoreRecord {
-        id: id.into(),
-        name: format!("store-{id}"),
-        source: "ctm".into(),
-        plugin: "ctm".into(),
-        container: None,
-        kind: model::StoreKind::Local,
-        uri_path_prefix: prefix.into(),
-        health_check_key: "hc".into(),
-        max_credentials: 20,
-        blocked: false,
-        success_audit: false,
-        mtls: false,
-        location: XksLocation::Unset,
-        quota: None,
-        aws: None,
-        created_at: 0,
-    }
+    StoreRecord::sample(id, prefix)
 }
 
 fn put_store(s: &MemoryStore, rec: &StoreRecord) -> u64 {
