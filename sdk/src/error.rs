@@ -80,6 +80,26 @@ pub enum KeySourceError {
 }
 
 impl KeySourceError {
+    /// `Ok(())` when `problems` is empty, otherwise [`KeySourceError::InvalidKey`] naming
+    /// `key` and every problem (one sentence per failing attribute): the answer of
+    /// `validate_health_check_key`.
+    ///
+    /// ```
+    /// use keyhold_sdk::KeySourceError;
+    /// assert!(KeySourceError::check_key("hc", Vec::<String>::new()).is_ok());
+    /// let err = KeySourceError::check_key("hc", vec!["exportable must be false"]).unwrap_err();
+    /// assert!(err.to_string().contains("exportable must be false"));
+    /// ```
+    pub fn check_key<P: Into<RString>>(key: &str, problems: Vec<P>) -> Result<(), Self> {
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(KeySourceError::InvalidKey {
+            key: key.into(),
+            problems: problems.into_iter().map(Into::into).collect(),
+        })
+    }
+
     /// Shorthand for [`KeySourceError::Internal`].
     pub fn internal(reason: impl fmt::Display) -> Self {
         KeySourceError::Internal {

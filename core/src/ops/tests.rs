@@ -76,19 +76,12 @@ impl KeySourceImpl for AttrSource {
         let k = self.get_key(name)?;
         let mut problems = Vec::new();
         if !k.usage.contains(KeyUsage::ALL) {
-            problems.push("usage must include ENCRYPT, DECRYPT, WRAP, UNWRAP".into());
+            problems.push("usage must include ENCRYPT, DECRYPT, WRAP, UNWRAP");
         }
         if k.exportable {
-            problems.push("exportable must be false".into());
+            problems.push("exportable must be false");
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(KeySourceError::InvalidKey {
-                key: name.into(),
-                problems: problems.into(),
-            })
-        }
+        KeySourceError::check_key(name, problems)
     }
     fn encrypt(&self, _: &str, _: &[u8], _: &[u8]) -> Result<Encrypted, KeySourceError> {
         Err(KeySourceError::Unsupported {

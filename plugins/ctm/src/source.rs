@@ -459,14 +459,7 @@ impl KeySourceImpl for CtmSource {
     fn validate_health_check_key(&self, name: &str) -> Result<(), KeySourceError> {
         let key = self.read_through(name)?;
         let problems = health_check_problems(&key.attrs);
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(KeySourceError::InvalidKey {
-                key: name.into(),
-                problems: problems.into(),
-            })
-        }
+        KeySourceError::check_key(name, problems)
     }
 
     fn encrypt(

@@ -685,14 +685,7 @@ impl KeySourceImpl for LunaSource {
             Ok(KeyAttrs::read(s, k.handle)?)
         })?;
         let problems = attrs.health_check_problems();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(KeySourceError::InvalidKey {
-                key: name.into(),
-                problems: problems.into_iter().map(Into::into).collect(),
-            })
-        }
+        KeySourceError::check_key(name, problems)
     }
 
     fn encrypt(
