@@ -4,6 +4,7 @@
 //! `architecture.md`): [`config`], [`model`] (domain rules), [`store`] (durable state),
 //! [`secrets`] (at-rest encryption), [`plugin`] (key-source libraries), [`reconcile`]
 //! (config-declared objects), [`xks`] (the data plane), [`tls`], [`server`], [`app`].
+#![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod admin;

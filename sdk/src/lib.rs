@@ -155,8 +155,8 @@ mod source;
 pub mod testing;
 mod types;
 
-pub use abi_stable;
 pub use abi::{ABI_VERSION, PluginMod, PluginModRef, SDK_VERSION};
+pub use abi_stable;
 pub use error::KeySourceError;
 pub use export::{__open, __root_module, GuardedSource, Plugin, guard};
 pub use host::*;

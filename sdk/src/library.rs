@@ -164,9 +164,10 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     };
     let header = lib_header_from_path(path).map_err(|e| refused(describe(&e, None)))?;
     let theirs = header.version_strings();
-    let file = path
-        .file_name()
-        .map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into());
+    let file = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |f| f.to_string_lossy().into(),
+    );
     if let Some(reason) = version_refusal(&file, theirs) {
         return Err(refused((reason, None)));
     }

@@ -167,10 +167,26 @@ pub fn check_host_kv(host: &HostBox) -> Result<(), String> {
             Err(format!("{what}: returned {got}, expected {want}"))
         }
     };
-    expect("cas(absent -> v1) on a stale value", cas(some(b"v0"), some(b"v1"))?, false)?;
-    expect("cas(absent -> v1) on absence", cas(ROption::RNone, some(b"v1"))?, true)?;
-    expect("cas(absent -> v2) when v1 is there", cas(ROption::RNone, some(b"v2"))?, false)?;
-    expect("cas(v0 -> v2) when v1 is there", cas(some(b"v0"), some(b"v2"))?, false)?;
+    expect(
+        "cas(absent -> v1) on a stale value",
+        cas(some(b"v0"), some(b"v1"))?,
+        false,
+    )?;
+    expect(
+        "cas(absent -> v1) on absence",
+        cas(ROption::RNone, some(b"v1"))?,
+        true,
+    )?;
+    expect(
+        "cas(absent -> v2) when v1 is there",
+        cas(ROption::RNone, some(b"v2"))?,
+        false,
+    )?;
+    expect(
+        "cas(v0 -> v2) when v1 is there",
+        cas(some(b"v0"), some(b"v2"))?,
+        false,
+    )?;
     if get(k)? != Some(b"v1".to_vec()) {
         return Err("a refused compare-and-swap changed the entry".into());
     }
@@ -178,17 +194,41 @@ pub fn check_host_kv(host: &HostBox) -> Result<(), String> {
     if get(k)? != Some(b"v2".to_vec()) {
         return Err("cas(v1 -> v2) did not write v2".into());
     }
-    expect("cas(v2 -> v2) (no change)", cas(some(b"v2"), some(b"v2"))?, true)?;
+    expect(
+        "cas(v2 -> v2) (no change)",
+        cas(some(b"v2"), some(b"v2"))?,
+        true,
+    )?;
     let created = host.kv_create(k, RSlice::from(&b"v3"[..])).into_result();
-    expect("kv_create on an existing key", created.map_err(|e| e.to_string())?, false)?;
-    expect("cas(v2 -> deleted)", cas(some(b"v2"), ROption::RNone)?, true)?;
+    expect(
+        "kv_create on an existing key",
+        created.map_err(|e| e.to_string())?,
+        false,
+    )?;
+    expect(
+        "cas(v2 -> deleted)",
+        cas(some(b"v2"), ROption::RNone)?,
+        true,
+    )?;
     if get(k)?.is_some() {
         return Err("cas(v2 -> deleted) left the entry".into());
     }
-    expect("cas(absent -> absent)", cas(ROption::RNone, ROption::RNone)?, true)?;
-    expect("cas(v2 -> v3) on absence", cas(some(b"v2"), some(b"v3"))?, false)?;
+    expect(
+        "cas(absent -> absent)",
+        cas(ROption::RNone, ROption::RNone)?,
+        true,
+    )?;
+    expect(
+        "cas(v2 -> v3) on absence",
+        cas(some(b"v2"), some(b"v3"))?,
+        false,
+    )?;
     let created = host.kv_create(k, RSlice::from(&b"v4"[..])).into_result();
-    expect("kv_create on absence", created.map_err(|e| e.to_string())?, true)?;
+    expect(
+        "kv_create on absence",
+        created.map_err(|e| e.to_string())?,
+        true,
+    )?;
     host.kv_put(RStr::from("kv-check/b"), RSlice::from(&b"b"[..]))
         .into_result()
         .map_err(|e| format!("kv_put: {e}"))?;

@@ -454,8 +454,7 @@ impl KeySourceImpl for CtmSource {
             if !record.attrs()?.deletable {
                 return Err(KeySourceError::InvalidKey {
                     key: name.into(),
-                    problems: vec!["the key is not deletable (deletable is false)".into()]
-                        .into(),
+                    problems: vec!["the key is not deletable (deletable is false)".into()].into(),
                 });
             }
             Ok((None, ()))

@@ -85,7 +85,9 @@ impl TemplateSource {
         f: impl FnOnce(&Key) -> Result<T, KeySourceError>,
     ) -> Result<T, KeySourceError> {
         let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
-        let key = keys.get(name).ok_or_else(|| KeySourceError::not_found(name))?;
+        let key = keys
+            .get(name)
+            .ok_or_else(|| KeySourceError::not_found(name))?;
         if !key.info.enabled {
             return Err(KeySourceError::Disabled { key: name.into() });
         }

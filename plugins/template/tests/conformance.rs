@@ -27,5 +27,8 @@ fn a_configuration_is_refused_at_open() {
     let library = built_cdylib("libplugin_template.so");
     let failure = conformance::run_library(&library, r#"{"unexpected": 1}"#).unwrap_err();
     assert_eq!(failure.check, "open");
-    assert!(failure.detail.contains("takes no configuration"), "{failure}");
+    assert!(
+        failure.detail.contains("takes no configuration"),
+        "{failure}"
+    );
 }

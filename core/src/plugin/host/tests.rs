@@ -25,8 +25,12 @@ fn compare_and_swap_is_namespaced_and_sees_other_writers() {
     put(&a, b"one");
     // Source b has no entry "k": its own view is empty.
     assert!(
-        !b.kv_compare_and_swap("k".into(), ROption::RSome((&b"one"[..]).into()), ROption::RNone)
-            .unwrap()
+        !b.kv_compare_and_swap(
+            "k".into(),
+            ROption::RSome((&b"one"[..]).into()),
+            ROption::RNone
+        )
+        .unwrap()
     );
     // A second writer of the same source (another node) changes the entry between a
     // read and a compare-and-swap: the stale swap is refused.
