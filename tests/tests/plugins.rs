@@ -57,16 +57,25 @@ fn fixture_variant(name: &str, edits: &[(&str, &str, &str)]) -> (tempfile::TempD
         "plugin/src/lib.rs",
     ] {
         let mut text = std::fs::read_to_string(from.join(file)).expect("read fixture");
-        if file == "plugin/Cargo.toml" {
-            text = text.replace("plugin-sdk-1-0", &format!("plugin-{name}"));
-        }
+        // Another package name for the plugin, another directory for the SDK copy: cargo
+        // names a path package's artifacts after its path relative to the workspace
+        // root, so builds of the fixture and of its variants must not share one.
+        text = text
+            .replace("plugin-sdk-1-0", &format!("plugin-{name}"))
+            .replace(
+                "\"keyhold-sdk\", \"plugin\"",
+                &format!("\"sdk-{name}\", \"plugin\""),
+            )
+            .replace("\"../keyhold-sdk\"", &format!("\"../sdk-{name}\""));
         for (target, old, new) in edits {
             if *target == file {
                 assert!(text.contains(old), "{file} has no {old:?}");
                 text = text.replace(old, new);
             }
         }
-        let to = copy.path().join(file);
+        let to = copy
+            .path()
+            .join(file.replace("keyhold-sdk/", &format!("sdk-{name}/")));
         std::fs::create_dir_all(to.parent().expect("a parent")).expect("mkdir");
         std::fs::write(to, text).expect("write fixture copy");
     }
