@@ -15,8 +15,11 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-echo "==> building the workspace (server, plugins, test fixtures)"
+echo "==> building the workspace (server, plugins incl. the template, test fixtures)"
 cargo build --workspace --all-targets
+# A plugin built against a frozen copy of keyhold-sdk 1.0.0, outside the workspace (it
+# has its own keyhold-sdk package); tests/tests/plugins.rs would build it too.
+cargo build --manifest-path tests/fixtures/sdk-1.0/Cargo.toml
 
 echo "==> running the tests"
 if cargo nextest --version >/dev/null 2>&1; then

@@ -135,6 +135,38 @@ pub fn open_sources(cfg: &Config, store: &Arc<dyn Store>) -> (Sources, Vec<(Stri
     (sources, failed)
 }
 
+/// The outcome of opening one declared key source for `keyhold check-config`.
+#[derive(Debug, Clone)]
+pub struct SourceCheck {
+    /// The key source's name.
+    pub name: String,
+    /// The library it was loaded from.
+    pub library: std::path::PathBuf,
+    /// `Err` with the reason (the same text `serve` logs) when it did not open.
+    pub outcome: Result<(), String>,
+}
+
+/// Opens every declared key source as [`start`] does ([`open_sources`]: load the
+/// library, check it, call the plugin's `open` with its configuration), but on a
+/// throwaway in-memory store, so that nothing is written to the data directory's store
+/// (a plugin's own `open` may still create what it needs, e.g. ctm's generated
+/// development master key). The opened sources are dropped.
+pub fn check_sources(cfg: &Config) -> Vec<SourceCheck> {
+    let store: Arc<dyn Store> = Arc::new(crate::store::MemoryStore::new());
+    let (_opened, failed) = open_sources(cfg, &store);
+    cfg.sources
+        .iter()
+        .map(|(name, decl)| SourceCheck {
+            name: name.clone(),
+            library: cfg.library_path(decl),
+            outcome: match failed.iter().find(|(n, _)| n == name) {
+                Some((_, reason)) => Err(reason.clone()),
+                None => Ok(()),
+            },
+        })
+        .collect()
+}
+
 /// Re-opens the key sources created through the admin API (from HSM connections): their
 /// records carry the plugin configuration. Sources declared in the config file win a
 /// name clash. Failures are recorded like those of declared sources.

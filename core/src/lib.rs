@@ -5,6 +5,7 @@
 //! [`secrets`] (at-rest encryption), [`identity`] (admin users and tokens), [`admin`]
 //! (the management API) with its wire types in [`api`], [`plugin`] (key-source libraries), [`reconcile`]
 //! (config-declared objects), [`xks`] (the data plane), [`tls`], [`server`], [`app`].
+#![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod admin;

@@ -1,4 +1,5 @@
 //! The `keyhold` command.
+#![forbid(unsafe_code)]
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -25,11 +26,23 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Checks a configuration file and exits (0 when valid).
+    /// Checks a configuration file and opens its declared key sources, as `serve` would
+    /// but on a throwaway in-memory store: each source is reported ok or failed with the
+    /// reason (exit 0 when all open, 1 when one does not, 2 when the file is invalid).
     CheckConfig {
         /// TOML configuration file.
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+    /// Runs the plugin conformance kit on a built plugin library, loaded as `serve` loads
+    /// it (exit 0 when every check passes, 1 when one fails, listing it).
+    PluginCheck {
+        /// The plugin library, e.g. target/debug/libplugin_acme_hsm.so.
+        #[arg(long)]
+        library: PathBuf,
+        /// The key source's configuration (what `[sources.NAME] config` holds), as JSON.
+        #[arg(long, default_value = "{}")]
+        config: String,
     },
     /// Prints the embedded default configuration.
     DefaultConfig,
@@ -96,15 +109,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::CheckConfig { config } => match Config::load(config.as_deref()) {
-            Ok(_) => {
-                println!("configuration is valid");
-                ExitCode::SUCCESS
-            }
+            Ok(cfg) => check_config(&cfg),
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(2)
             }
         },
+        Command::PluginCheck { library, config } => plugin_check(&library, &config),
         Command::Serve { config } => {
             let cfg = match Config::load(config.as_deref()) {
                 Ok(c) => c,
@@ -127,6 +138,81 @@ fn main() -> ExitCode {
             };
             runtime.block_on(serve(cfg))
         }
+    }
+}
+
+/// `check-config` once the file is valid: opens every declared key source.
+fn check_config(cfg: &Config) -> ExitCode {
+    println!("configuration is valid");
+    let checks = keyhold::app::check_sources(cfg);
+    for check in &checks {
+        match &check.outcome {
+            Ok(()) => println!(
+                "key source '{}': ok ({})",
+                check.name,
+                check.library.display()
+            ),
+            Err(reason) => println!("key source '{}': failed: {reason}", check.name),
+        }
+    }
+    let failed = checks.iter().filter(|c| c.outcome.is_err()).count();
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "error: {failed} of {} key sources did not open",
+            checks.len()
+        );
+        ExitCode::FAILURE
+    }
+}
+
+/// `plugin-check`: the conformance kit on a built library.
+fn plugin_check(library: &std::path::Path, config: &str) -> ExitCode {
+    let config = match serde_json::from_str::<serde_json::Value>(config) {
+        Ok(value) => value.to_string(),
+        Err(e) => {
+            eprintln!("error: --config is not JSON: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let checks = keyhold_sdk::conformance::CHECKS;
+    match keyhold_sdk::conformance::run_library(library, &config) {
+        Ok(report) => {
+            println!(
+                "{}: all {} conformance checks passed ({})",
+                library.display(),
+                report.passed.len(),
+                report.passed.join(", ")
+            );
+            if !report.leftover_keys.is_empty() {
+                println!(
+                    "keys left in the source: {}",
+                    report.leftover_keys.join(", ")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            println!("{}: conformance check FAILED", library.display());
+            println!("failed: {failure}");
+            let at = checks.iter().position(|c| *c == failure.check);
+            let (passed, not_run) = match at {
+                Some(i) => (&checks[..i], &checks[i + 1..]),
+                None => (&checks[..0], checks),
+            };
+            println!("passed: {}", list_or_none(passed));
+            println!("not run: {}", list_or_none(not_run));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
     }
 }
 

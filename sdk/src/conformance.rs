@@ -1,12 +1,40 @@
 //! The plugin conformance test kit.
 //!
-//! Plugin authors call [`run`] against their opened key source, ideally loaded from the
-//! built library through [`crate::PluginModRef`] exactly as the host loads it:
+//! Run it on a built library, loaded exactly as the host loads it (the same checks, the
+//! same refusals), with the configuration a key source of yours would have:
 //!
-//! ```ignore
-//! let source: KeySourceBox = open_my_plugin();
-//! let report = keyhold_sdk::conformance::run(&source).unwrap_or_else(|f| panic!("{f}"));
+//! ```no_run
+//! let report = keyhold_sdk::conformance::run_library(
+//!     "target/debug/libplugin_template.so".as_ref(),
+//!     "{}",
+//! )
+//! .unwrap_or_else(|failure| panic!("{failure}"));
 //! println!("{} checks passed", report.passed.len());
+//! ```
+//!
+//! or on a key source you opened yourself (a unit test, without building the library):
+//!
+//! ```
+//! use keyhold_sdk::{conformance, guard, testing::MemoryHost};
+//! # use keyhold_sdk::*;
+//! # struct MySource;
+//! # impl KeySourceImpl for MySource {
+//! #     fn info(&self) -> SourceInfo { SourceInfo { vendor: "v".into(), model: "m".into() } }
+//! #     fn health(&self) -> Vec<EkmNode> { Vec::new() }
+//! #     fn list_keys(&self) -> Result<Vec<KeyInfo>, KeySourceError> { Ok(Vec::new()) }
+//! #     fn get_key(&self, n: &str) -> Result<KeyInfo, KeySourceError> { Err(KeySourceError::not_found(n)) }
+//! #     fn create_key(&self, s: NewKey) -> Result<KeyInfo, KeySourceError> { Err(KeySourceError::not_found(&s.name)) }
+//! #     fn delete_key(&self, n: &str) -> Result<(), KeySourceError> { Err(KeySourceError::not_found(n)) }
+//! #     fn set_enabled(&self, n: &str, _: bool) -> Result<KeyInfo, KeySourceError> { Err(KeySourceError::not_found(n)) }
+//! #     fn validate_health_check_key(&self, n: &str) -> Result<(), KeySourceError> { Err(KeySourceError::not_found(n)) }
+//! #     fn encrypt(&self, n: &str, _: &[u8], _: &[u8]) -> Result<Encrypted, KeySourceError> { Err(KeySourceError::not_found(n)) }
+//! #     fn decrypt(&self, n: &str, _: DecryptInput<'_>) -> Result<Vec<u8>, KeySourceError> { Err(KeySourceError::not_found(n)) }
+//! # }
+//! # impl MySource { fn open(_: &str, _: HostBox) -> Result<MySource, KeySourceError> { Ok(MySource) } }
+//! let source = guard(MySource::open("{}", MemoryHost::new().boxed()).unwrap());
+//! // This stand-in has no health, so the kit stops at its second check.
+//! let failure = conformance::run(&source).unwrap_err();
+//! assert_eq!(failure.check, "health");
 //! ```
 //!
 //! The kit creates its own keys, named `conformance-<unique run id>-<purpose>`, and
@@ -15,7 +43,8 @@
 //! to be non-deletable; those are left in the source, disabled when possible, and named
 //! in [`Report::leftover_keys`] (or in [`Failure::detail`]).
 //!
-//! Checks run in a fixed order and stop at the first failure; [`CHECKS`] lists them.
+//! Checks run in a fixed order and stop at the first failure; [`CHECKS`] lists them
+//! ([`run_library`] adds `load` and `open` before them).
 
 use std::{
     fmt,
@@ -30,6 +59,7 @@ use abi_stable::std_types::{RResult, RSlice, RStr};
 
 use crate::{
     DecryptInput, Encrypted, KeyInfo, KeySourceBox, KeySourceError, KeyUsage, NewKey, Operation,
+    library, testing::MemoryHost,
 };
 
 /// The names of every check [`run`] performs, in the order it performs them.
@@ -116,6 +146,33 @@ pub fn run(source: &KeySourceBox) -> Result<Report, Failure> {
             Err(Failure { check, detail })
         }
     }
+}
+
+/// Loads the plugin library at `path` exactly as the host does ([`library::load`]: the
+/// same version, layout and ABI checks), opens a key source from it with `config` (the
+/// key source's configuration as JSON text, `{}` for none) on a fresh in-memory host
+/// ([`MemoryHost`]), and runs every check on it.
+///
+/// A refused library fails check `load` (with the one-line reason, then `abi_stable`'s
+/// layout report if there is one); a refused configuration fails check `open`.
+pub fn run_library(path: &std::path::Path, config: &str) -> Result<Report, Failure> {
+    let loaded = library::load(path).map_err(|e| Failure {
+        check: "load",
+        detail: match &e {
+            library::LoadError::Refused {
+                detail: Some(detail),
+                ..
+            } => format!("{e}\n{detail}"),
+            _ => e.to_string(),
+        },
+    })?;
+    let source = loaded.module.open()(RStr::from(config), MemoryHost::new().boxed())
+        .into_result()
+        .map_err(|e| Failure {
+            check: "open",
+            detail: format!("open({config}) failed: {e:?} ({e})"),
+        })?;
+    run(&source)
 }
 
 type Check = fn(&Ctx<'_>) -> Result<(), String>;

@@ -4,18 +4,23 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use abi_stable::{
+    prefix_type::PrefixTypeTrait,
     sabi_trait::TD_Opaque,
-    std_types::{RResult, RSlice, RStr, RVec},
+    std_types::{RResult, RSlice, RStr, RString, RVec},
 };
 
 use crate::{
-    DecryptInput, EkmNode, Encrypted, HealthStatus, HostBox, KeyInfo, KeySource, KeySource_TO,
-    KeySourceBox, KeySourceError, KeySourceImpl, NewKey, SourceInfo,
+    ABI_VERSION, DecryptInput, EkmNode, Encrypted, HealthStatus, HostBox, KeyInfo, KeySource,
+    KeySource_TO, KeySourceBox, KeySourceError, KeySourceImpl, NewKey, PluginMod, PluginModRef,
+    SourceInfo,
 };
 
 /// A key-source plugin, as its author writes it. [`crate::export_plugin!`] exports it.
 pub trait Plugin: 'static {
-    /// Short name, e.g. `ctm`.
+    /// The plugin's own name, e.g. `ctm`: shown in logs and the admin API. Use the
+    /// `<plugin>` of the library's file name `libplugin_<plugin>.so` (see the crate
+    /// documentation: the host finds the library by the configured `plugin =`, not by
+    /// this name).
     const NAME: &'static str;
     /// Vendor of the key manager (XKS `ekmVendor`).
     const VENDOR: &'static str;
@@ -137,41 +142,74 @@ pub fn __open<P: Plugin>(config: RStr<'_>, host: HostBox) -> RResult<KeySourceBo
     catch("open", || P::open(config.as_str(), host).map(guard)).into()
 }
 
+extern "C" fn plugin_name<P: Plugin>() -> RString {
+    P::NAME.into()
+}
+
+extern "C" fn plugin_vendor<P: Plugin>() -> RString {
+    P::VENDOR.into()
+}
+
+extern "C" fn plugin_model<P: Plugin>() -> RString {
+    P::MODEL.into()
+}
+
+extern "C" fn plugin_open<P: Plugin>(
+    config: RStr<'_>,
+    host: HostBox,
+) -> RResult<KeySourceBox, KeySourceError> {
+    __open::<P>(config, host)
+}
+
+/// Implementation detail of [`crate::export_plugin!`]: the root module of plugin `P`.
+#[doc(hidden)]
+pub fn __root_module<P: Plugin>() -> PluginModRef {
+    PluginMod {
+        abi_version: ABI_VERSION,
+        name: plugin_name::<P>,
+        vendor: plugin_vendor::<P>,
+        model: plugin_model::<P>,
+        open: plugin_open::<P>,
+    }
+    .leak_into_prefix()
+}
+
 /// Exports a [`Plugin`] as this library's keyhold root module.
 ///
-/// Invoke once, at the crate root of a `cdylib`. The crate must also depend on
-/// `abi_stable`, since the expansion uses its attribute macro.
+/// Invoke once, at the crate root of a `cdylib`:
+/// `keyhold_sdk::export_plugin!(MyPlugin);` (a complete example is in the crate
+/// documentation). The plugin crate needs no dependency but `keyhold-sdk`: the expansion
+/// reaches `abi_stable` through [`crate::abi_stable`].
+///
+/// It defines the one exported symbol `abi_stable` looks for (its `LibHeader` static,
+/// what `#[abi_stable::export_root_module]` would emit), whose constructor builds the
+/// root module from [`Plugin`] and catches panics.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
-        /// The keyhold root module of this plugin library.
-        #[::abi_stable::export_root_module]
-        pub fn keyhold_plugin_root_module() -> $crate::PluginModRef {
-            use ::abi_stable::prefix_type::PrefixTypeTrait as _;
-            extern "C" fn name() -> ::abi_stable::std_types::RString {
-                <$plugin as $crate::Plugin>::NAME.into()
+        /// The `abi_stable` library header of this keyhold plugin: the one symbol the
+        /// host looks up (named as `abi_stable::library::ROOT_MODULE_LOADER_NAME`).
+        #[doc(hidden)]
+        #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
+        pub static KEYHOLD_PLUGIN_LIB_HEADER: $crate::abi_stable::library::LibHeader = {
+            extern "C" fn erased_root_module() -> $crate::abi_stable::library::RootModuleResult {
+                $crate::abi_stable::library::__call_root_module_loader(
+                    $crate::__root_module::<$plugin>,
+                )
             }
-            extern "C" fn vendor() -> ::abi_stable::std_types::RString {
-                <$plugin as $crate::Plugin>::VENDOR.into()
+            // SAFETY: `erased_root_module` returns the `PrefixRef<ErasedPrefix>` that
+            // `__call_root_module_loader` erased from a `PluginModRef`, as
+            // `from_constructor::<PluginModRef>` requires (the same code
+            // `#[export_root_module]` generates).
+            unsafe {
+                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginModRef>(
+                    erased_root_module,
+                    $crate::abi_stable::library::CheckTypeLayout::Yes,
+                )
             }
-            extern "C" fn model() -> ::abi_stable::std_types::RString {
-                <$plugin as $crate::Plugin>::MODEL.into()
-            }
-            extern "C" fn open(
-                config: ::abi_stable::std_types::RStr<'_>,
-                host: $crate::HostBox,
-            ) -> ::abi_stable::std_types::RResult<$crate::KeySourceBox, $crate::KeySourceError>
-            {
-                $crate::__open::<$plugin>(config, host)
-            }
-            $crate::PluginMod {
-                abi_version: $crate::ABI_VERSION,
-                name,
-                vendor,
-                model,
-                open,
-            }
-            .leak_into_prefix()
-        }
+        };
     };
 }
+
+#[cfg(test)]
+mod tests;

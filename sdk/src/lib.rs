@@ -6,244 +6,160 @@
 //! keyhold server (the *host*) and such a plugin. It is built on
 //! [`abi_stable`](https://docs.rs/abi_stable), so a plugin compiled by a third party,
 //! with another Rust compiler, still loads; an incompatible one is refused at load time
-//! with a message that says why.
+//! with one line that says why.
+//!
+//! `sdk/README.md` walks from `cargo new` to a loaded, conformance-passing plugin;
+//! `plugins/template` in the keyhold repository is a complete plugin to copy.
 //!
 //! ## The pieces
-//! - [`PluginMod`] / [`PluginModRef`]: the root module every plugin library exports:
-//!   the [`ABI_VERSION`] it was built for, its name, vendor and model, and `open`.
-//! - [`KeySource`] (as the FFI-safe object [`KeySourceBox`]): what an opened key source
-//!   can do: describe itself, report health, list/get/create/delete keys, enable and
-//!   disable them, validate a health-check key, encrypt and decrypt with AES-256-GCM.
-//! - [`Host`] (as [`HostBox`]): what the host offers a plugin: a namespaced, durable,
-//!   cluster-wide key-value store for the plugin's own state, and logging.
+//! - [`Plugin`] and [`export_plugin!`]: what a plugin author writes. The macro exports
+//!   the root module [`PluginMod`] and wraps every entry point in
+//!   [`std::panic::catch_unwind`], so a panic inside a plugin becomes
+//!   [`KeySourceError::Internal`] and never crosses the boundary.
+//! - [`KeySourceImpl`]: the plain Rust trait a key source implements. Its FFI-safe twin
+//!   [`KeySource`] (held as [`KeySourceBox`]) documents **the rules the host and the
+//!   conformance kit expect**: key names, the order of checks, IV lengths, inputs a
+//!   source refuses itself, where key material may live, caching.
+//! - [`Host`] (as [`HostBox`]): what the host offers a plugin: a namespaced, durable
+//!   key-value store with create-if-absent and compare-and-swap, and logging.
 //! - [`KeySourceError`]: the one error enum; every variant maps onto one XKS error
 //!   ([`KeySourceError::kind`]).
-//! - [`export_plugin!`]: the export helper. Plugin authors implement the plain Rust
-//!   trait [`Plugin`] (and [`KeySourceImpl`] for their key source); the macro exports the
-//!   root module and wraps every entry point in [`std::panic::catch_unwind`], so a panic
-//!   inside a plugin becomes [`KeySourceError::Internal`] and never crosses the boundary.
-//! - [`conformance`]: a test kit any plugin author runs against their loaded key source.
+//! - [`conformance`]: the test kit, run on an opened key source ([`conformance::run`]) or
+//!   on a built library loaded exactly as the host loads it
+//!   ([`conformance::run_library`]; `keyhold plugin-check` runs the same).
+//! - [`library`]: how the host loads a plugin library and checks its versions.
 //! - [`testing::MemoryHost`]: an in-memory [`Host`] for plugin unit tests.
 //!
-//! ## Write your own plugin
-//! 1. Create a library crate with `crate-type = ["cdylib"]` that depends on
-//!    `keyhold-sdk` and `abi_stable` (the export macro expands to `abi_stable` paths).
-//! 2. Implement [`KeySourceImpl`] for your key source type. Methods are synchronous; the
-//!    host calls them from a bounded pool of blocking threads with a deadline, so they
-//!    may block on I/O (an HSM, a network KMS) but should honour their own timeouts.
-//!    Generate IVs inside the source (12 bytes, from a CSPRNG) and never log key
-//!    material or plaintext.
-//! 3. Implement [`Plugin`]: a name (the host finds `lib<name>.so`... by configuration),
-//!    vendor and model strings, and `open(config, host)`, which parses the key source's
-//!    own configuration (JSON text) and returns your key source.
-//! 4. Invoke `keyhold_sdk::export_plugin!(MyPlugin);` once at the crate root.
-//! 5. Run [`conformance::run`] against your key source (directly, and loaded through
-//!    [`PluginModRef`] as the host would) in your tests.
+//! ## A plugin in one page
+//! A cdylib crate depending on `keyhold-sdk` only (the macro reaches `abi_stable`
+//! through this crate's re-export):
 //!
-//! ```ignore
-//! use keyhold_sdk::*;
+//! ```
+//! use keyhold_sdk::{
+//!     DecryptInput, EkmNode, Encrypted, HealthStatus, HostBox, KeyInfo, KeySourceError,
+//!     KeySourceImpl, NewKey, Plugin, SourceInfo,
+//! };
 //!
-//! struct MyPlugin;
-//! impl Plugin for MyPlugin {
-//!     const NAME: &'static str = "my-hsm";
-//!     const VENDOR: &'static str = "Example Corp";
-//!     const MODEL: &'static str = "Example HSM plugin 1.0";
-//!     type Source = MySource;
-//!     fn open(config: &str, host: HostBox) -> Result<MySource, KeySourceError> {
-//!         MySource::connect(config, host)
+//! /// A key source that has no keys and cannot create any.
+//! struct EmptySource;
+//!
+//! impl KeySourceImpl for EmptySource {
+//!     fn info(&self) -> SourceInfo {
+//!         SourceInfo { vendor: "Example Corp".into(), model: "empty 1.0".into() }
+//!     }
+//!     fn health(&self) -> Vec<EkmNode> {
+//!         vec![EkmNode { id: "empty-0".into(), model: "empty".into(), status: HealthStatus::Active }]
+//!     }
+//!     fn list_keys(&self) -> Result<Vec<KeyInfo>, KeySourceError> {
+//!         Ok(Vec::new())
+//!     }
+//!     fn get_key(&self, name: &str) -> Result<KeyInfo, KeySourceError> {
+//!         Err(KeySourceError::not_found(name))
+//!     }
+//!     fn create_key(&self, _spec: NewKey) -> Result<KeyInfo, KeySourceError> {
+//!         Err(KeySourceError::Unsupported { reason: "this source is read-only".into() })
+//!     }
+//!     fn delete_key(&self, name: &str) -> Result<(), KeySourceError> {
+//!         Err(KeySourceError::not_found(name))
+//!     }
+//!     fn set_enabled(&self, name: &str, _enabled: bool) -> Result<KeyInfo, KeySourceError> {
+//!         Err(KeySourceError::not_found(name))
+//!     }
+//!     fn validate_health_check_key(&self, name: &str) -> Result<(), KeySourceError> {
+//!         Err(KeySourceError::not_found(name))
+//!     }
+//!     fn encrypt(&self, name: &str, _pt: &[u8], _aad: &[u8]) -> Result<Encrypted, KeySourceError> {
+//!         Err(KeySourceError::not_found(name))
+//!     }
+//!     fn decrypt(&self, name: &str, _input: DecryptInput<'_>) -> Result<Vec<u8>, KeySourceError> {
+//!         Err(KeySourceError::not_found(name))
 //!     }
 //! }
-//! keyhold_sdk::export_plugin!(MyPlugin);
+//!
+//! struct EmptyPlugin;
+//!
+//! impl Plugin for EmptyPlugin {
+//!     const NAME: &'static str = "empty";
+//!     const VENDOR: &'static str = "Example Corp";
+//!     const MODEL: &'static str = "Example empty key source 1.0";
+//!     type Source = EmptySource;
+//!     fn open(_config: &str, _host: HostBox) -> Result<EmptySource, KeySourceError> {
+//!         Ok(EmptySource)
+//!     }
+//! }
+//!
+//! keyhold_sdk::export_plugin!(EmptyPlugin);
+//!
+//! // What the host sees, without building the library: the same guarded source.
+//! let source = keyhold_sdk::guard(EmptySource);
+//! assert_eq!(source.info().vendor.as_str(), "Example Corp");
 //! ```
 //!
-//! ## How the ABI evolves
-//! Two checks guard every load. `abi_stable` compares the layout of every type that
-//! crosses the boundary (and refuses a library whose types differ), and the host compares
-//! [`ABI_VERSION`] (and refuses a library built for another major version of this
-//! interface). Additions that keep old plugins loadable are made as *prefix-type*
-//! extensions: new root-module fields after `#[sabi(last_prefix_field)]` and new trait
-//! methods after the last prefix method, which the host checks for before calling.
-//! Anything else bumps [`ABI_VERSION`].
+//! ## Library file name, `plugin =` and [`Plugin::NAME`]
+//! A key source is declared in keyhold's configuration as
+//! `[sources.<source name>]` with `plugin = "<plugin>"`. The host loads
+//! **`libplugin_<plugin>.so`** from the plugin directory (`[plugins] dir`, default: the
+//! directory of the `keyhold` executable), with every `-` of `<plugin>` written `_`:
+//! `plugin = "acme-hsm"` loads `libplugin_acme_hsm.so`. A `library = "/path/to/file.so"`
+//! line overrides the lookup. Cargo names the cdylib of a package called
+//! `plugin-acme-hsm` exactly `libplugin_acme_hsm.so`, so name your package
+//! `plugin-<plugin>`. [`Plugin::NAME`] is the plugin's own name, shown in logs and the
+//! admin API; it plays no part in finding the file, but should equal `<plugin>`.
+//!
+//! ## Versions and compatibility
+//! This crate's version is the version of the plugin interface, independent of the
+//! keyhold server's version. What is checked when the host loads a library, in order:
+//!
+//! 1. **The SDK version** the library was built against (the `keyhold-sdk` package
+//!    version, recorded in the library's root module header) against the host's
+//!    ([`SDK_VERSION`]). keyhold refuses another major version (for `0.y` another
+//!    minor) before anything else, in one line: *plugin libplugin_foo.so was built
+//!    against keyhold-sdk 0.2.0; this server provides keyhold-sdk 1.1.0 (compatible:
+//!    1.x)*. This is `abi_stable`'s own rule too
+//!    (`abi_stable::library::LibHeader::init_root_module`: same major; for `0.y`, the
+//!    library's minor no lower than the host's; and, in the layout check, every type's
+//!    package version "loosely compatible" — same major, or same minor for `0.y`).
+//! 2. **The layout** of every type that crosses the boundary, compared by `abi_stable`
+//!    field by field. Prefix types (the root module [`PluginMod`], the [`KeySource`] and
+//!    [`Host`] vtables) may have *more* fields in the library than in the host, never
+//!    fewer (`abi_stable` reports `FieldCountMismatch`).
+//! 3. **[`ABI_VERSION`]** (the SDK's major version), declared by the root module.
+//!
+//! So, for keyhold-sdk `1.y.z`:
+//! - a plugin built against any `1.x` SDK loads into a host built with any `1.y` SDK,
+//!   older or newer, as long as the boundary types are unchanged — which is therefore
+//!   the rule for every `1.y` release: **no field, variant or method is added to,
+//!   removed from or changed in a type that crosses the boundary**. Minor releases add
+//!   what stays on one side (helpers, conformance checks, documentation, test tools).
+//!   A test (`tests/tests/plugins.rs`) loads a plugin built against a frozen copy of
+//!   the 1.0.0 boundary (`tests/fixtures/sdk-1.0`) into the current host.
+//! - a new [`KeySource`] or [`Host`] method is a new major version (2.0.0,
+//!   [`ABI_VERSION`] 2): added after the `#[sabi(last_prefix_field)]` method with a
+//!   default body, it would let a 2.0 plugin run on a 1.x host (the missing method
+//!   falls back to its default), but `abi_stable` refuses a plugin whose vtable has
+//!   fewer methods than the host's, so 1.x plugins would no longer load.
+// No hand-written unsafe code. `#[sabi_trait]` expands into unsafe blocks and impls
+// spanned on the trait's own tokens, so the two modules holding such traits allow it.
+#![deny(unsafe_code)]
 #![allow(non_local_definitions)] // emitted by #[sabi_trait]'s expansion
 #![warn(missing_docs)]
 
+mod abi;
 pub mod conformance;
 mod error;
 mod export;
+#[allow(unsafe_code)] // #[sabi_trait] expansion only
+mod host;
+pub mod library;
+#[allow(unsafe_code)] // #[sabi_trait] expansion only
+mod source;
 pub mod testing;
 mod types;
 
+pub use abi::{ABI_VERSION, PluginMod, PluginModRef, SDK_VERSION};
 pub use abi_stable;
-pub use error::{KeySourceError, KeySourceErrorKind};
-pub use export::{__open, GuardedSource, Plugin, guard};
+pub use error::KeySourceError;
+pub use export::{__open, __root_module, GuardedSource, Plugin, guard};
+pub use host::*;
+pub use source::*;
 pub use types::*;
-
-use abi_stable::{
-    StableAbi, declare_root_module_statics,
-    library::RootModule,
-    package_version_strings, sabi_trait,
-    sabi_types::VersionStrings,
-    std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec},
-};
-
-/// The version of this plugin interface. A host refuses a plugin built for another
-/// version, naming both. It changes only when the interface changes incompatibly.
-pub const ABI_VERSION: u32 = 1;
-
-/// The root module a plugin library exports (through [`export_plugin!`]).
-///
-/// It is a prefix type: later interface versions may add fields after `open`, and a
-/// host reads those only when the library has them.
-#[repr(C)]
-#[derive(StableAbi)]
-#[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
-#[sabi(missing_field(panic))]
-pub struct PluginMod {
-    /// The [`ABI_VERSION`] the plugin was built against.
-    pub abi_version: u32,
-    /// The plugin's name, e.g. `ctm`. Shown in logs and health details.
-    pub name: extern "C" fn() -> RString,
-    /// The plugin's vendor, reported as `ekmVendor` in XKS health responses.
-    pub vendor: extern "C" fn() -> RString,
-    /// The plugin's model and version, e.g. `keyhold ctm software keystore 0.1.0`.
-    pub model: extern "C" fn() -> RString,
-    /// Opens one key source from its configuration (the key source's own section,
-    /// serialized as JSON text) and the host's services. Called once per configured key
-    /// source; several key sources may be opened from one library.
-    #[sabi(last_prefix_field)]
-    pub open:
-        extern "C" fn(config: RStr<'_>, host: HostBox) -> RResult<KeySourceBox, KeySourceError>,
-}
-
-impl RootModule for PluginModRef {
-    declare_root_module_statics! {PluginModRef}
-    const BASE_NAME: &'static str = "keyhold_plugin";
-    const NAME: &'static str = "keyhold_plugin";
-    const VERSION_STRINGS: VersionStrings = package_version_strings!();
-}
-
-/// An opened key source, as seen across the plugin boundary.
-///
-/// Plugin authors do not implement this trait directly: implement [`KeySourceImpl`] and
-/// let [`export_plugin!`] (through [`guard`]) wrap it, which keeps panics inside the
-/// plugin. Hosts hold it as [`KeySourceBox`].
-///
-/// Keys are named by their *source key name* (a label): never by a handle that could
-/// change between processes.
-#[sabi_trait]
-pub trait KeySource: Send + Sync {
-    /// Who serves this key source (vendor and model), for XKS health responses.
-    fn info(&self) -> SourceInfo;
-
-    /// The external key managers behind this source (1..=10 entries) and their health,
-    /// reported as `ekmFleetDetails`. A source that cannot reach its key manager reports
-    /// [`HealthStatus::Unavailable`] rather than failing.
-    fn health(&self) -> RVec<EkmNode>;
-
-    /// Every key of this source.
-    fn list_keys(&self) -> RResult<RVec<KeyInfo>, KeySourceError>;
-
-    /// One key by name; [`KeySourceError::NotFound`] when there is none.
-    fn get_key(&self, name: RStr<'_>) -> RResult<KeyInfo, KeySourceError>;
-
-    /// Generates a new AES-256 key inside the source. The key material never leaves it.
-    /// [`KeySourceError::AlreadyExists`] when the name is taken.
-    fn create_key(&self, spec: NewKey) -> RResult<KeyInfo, KeySourceError>;
-
-    /// Deletes a key; [`KeySourceError::InvalidKey`] when the key is not deletable.
-    fn delete_key(&self, name: RStr<'_>) -> RResult<(), KeySourceError>;
-
-    /// Enables or disables a key for cryptographic use, leaving every other attribute
-    /// as it is, so that re-enabling restores exactly the previous behaviour.
-    fn set_enabled(&self, name: RStr<'_>, enabled: bool) -> RResult<KeyInfo, KeySourceError>;
-
-    /// Checks that a key may serve as a key store's health-check key under this
-    /// source's rules. Refuses with [`KeySourceError::InvalidKey`], whose `problems`
-    /// name every attribute that is wrong.
-    fn validate_health_check_key(&self, name: RStr<'_>) -> RResult<(), KeySourceError>;
-
-    /// AES-256-GCM encryption with a fresh IV generated inside the source. The
-    /// ciphertext has the plaintext's length; the tag is 16 bytes.
-    fn encrypt(
-        &self,
-        name: RStr<'_>,
-        plaintext: RSlice<'_, u8>,
-        aad: RSlice<'_, u8>,
-    ) -> RResult<Encrypted, KeySourceError>;
-
-    /// AES-256-GCM decryption. A tag that does not verify (wrong key, AAD, IV,
-    /// ciphertext or tag) is [`KeySourceError::InvalidCiphertext`], whatever the key
-    /// manager calls it. The host zeroizes the returned plaintext after use.
-    #[sabi(last_prefix_field)]
-    fn decrypt(&self, name: RStr<'_>, input: DecryptInput<'_>)
-    -> RResult<RVec<u8>, KeySourceError>;
-}
-
-/// An owned, FFI-safe [`KeySource`] object: what `open` returns and the host keeps.
-pub type KeySourceBox = KeySource_TO<'static, RBox<()>>;
-
-/// Services the host offers a plugin: durable key-value storage and logging.
-///
-/// The key-value store is namespaced to the key source (a plugin cannot see another key
-/// source's entries), durable (a write that returned `ROk` survives a crash) and shared
-/// by every node of a keyhold cluster. Methods block; call them from the thread the host
-/// called you on.
-#[sabi_trait]
-pub trait Host: Send + Sync {
-    /// Reads one entry.
-    fn kv_get(&self, key: RStr<'_>) -> RResult<ROption<RVec<u8>>, KeySourceError>;
-
-    /// Writes (creates or replaces) one entry.
-    fn kv_put(&self, key: RStr<'_>, value: RSlice<'_, u8>) -> RResult<(), KeySourceError>;
-
-    /// Writes one entry only when the key is absent; returns whether it was written.
-    /// Use it to create objects without racing another node.
-    fn kv_create(&self, key: RStr<'_>, value: RSlice<'_, u8>) -> RResult<bool, KeySourceError>;
-
-    /// Deletes one entry; returns whether it existed.
-    fn kv_delete(&self, key: RStr<'_>) -> RResult<bool, KeySourceError>;
-
-    /// Every entry whose key starts with `prefix`, in key order.
-    fn kv_list(&self, prefix: RStr<'_>) -> RResult<RVec<KvEntry>, KeySourceError>;
-
-    /// Logs a message through the host's logger (a plugin's own `tracing` or `log`
-    /// events would otherwise be lost: a cdylib has its own copy of their globals).
-    /// Never pass key material or plaintext.
-    #[sabi(last_prefix_field)]
-    fn log(&self, level: LogLevel, message: RStr<'_>);
-}
-
-/// An owned, FFI-safe [`Host`] object, handed to a plugin's `open`.
-pub type HostBox = Host_TO<'static, RBox<()>>;
-
-/// The plain Rust trait a plugin author implements for a key source.
-///
-/// Same operations as [`KeySource`], with ordinary Rust types. [`guard`] turns it
-/// into a [`KeySourceBox`] whose every call is protected by `catch_unwind`.
-pub trait KeySourceImpl: Send + Sync + 'static {
-    /// See [`KeySource::info`].
-    fn info(&self) -> SourceInfo;
-    /// See [`KeySource::health`].
-    fn health(&self) -> Vec<EkmNode>;
-    /// See [`KeySource::list_keys`].
-    fn list_keys(&self) -> Result<Vec<KeyInfo>, KeySourceError>;
-    /// See [`KeySource::get_key`].
-    fn get_key(&self, name: &str) -> Result<KeyInfo, KeySourceError>;
-    /// See [`KeySource::create_key`].
-    fn create_key(&self, spec: NewKey) -> Result<KeyInfo, KeySourceError>;
-    /// See [`KeySource::delete_key`].
-    fn delete_key(&self, name: &str) -> Result<(), KeySourceError>;
-    /// See [`KeySource::set_enabled`].
-    fn set_enabled(&self, name: &str, enabled: bool) -> Result<KeyInfo, KeySourceError>;
-    /// See [`KeySource::validate_health_check_key`].
-    fn validate_health_check_key(&self, name: &str) -> Result<(), KeySourceError>;
-    /// See [`KeySource::encrypt`].
-    fn encrypt(
-        &self,
-        name: &str,
-        plaintext: &[u8],
-        aad: &[u8],
-    ) -> Result<Encrypted, KeySourceError>;
-    /// See [`KeySource::decrypt`]. Return the plaintext in a buffer the caller zeroizes.
-    fn decrypt(&self, name: &str, input: DecryptInput<'_>) -> Result<Vec<u8>, KeySourceError>;
-}

@@ -1,4 +1,5 @@
-//! Helpers for testing plugins without a keyhold server.
+//! Helpers for testing plugins without a keyhold server: an in-memory [`Host`], and
+//! [`check_host_kv`], the semantics every host's key-value store must have.
 
 use std::{
     collections::BTreeMap,
@@ -78,6 +79,24 @@ impl Host for MemoryHost {
         RResult::ROk(true)
     }
 
+    fn kv_compare_and_swap(
+        &self,
+        key: RStr<'_>,
+        expected: ROption<RSlice<'_, u8>>,
+        new: ROption<RSlice<'_, u8>>,
+    ) -> RResult<bool, KeySourceError> {
+        let mut kv = lock(&self.kv);
+        let current = kv.get(key.as_str()).map(Vec::as_slice);
+        if current != expected.as_ref().map(RSlice::as_slice).into_option() {
+            return RResult::ROk(false);
+        }
+        match new {
+            ROption::RSome(value) => kv.insert(key.to_string(), value.to_vec()),
+            ROption::RNone => kv.remove(key.as_str()),
+        };
+        RResult::ROk(true)
+    }
+
     fn kv_delete(&self, key: RStr<'_>) -> RResult<bool, KeySourceError> {
         RResult::ROk(lock(&self.kv).remove(key.as_str()).is_some())
     }
@@ -99,3 +118,137 @@ impl Host for MemoryHost {
         lock(&self.logs).push((level, message.to_string()));
     }
 }
+
+/// The path of a cdylib built by the same `cargo build`/`cargo test` as the running test
+/// binary, e.g. `built_cdylib("libplugin_acme_hsm.so")`: the test binary's own directory
+/// (`target/<profile>/deps`, where `cargo test` leaves it), else the one above it (where
+/// `cargo build` puts it). Panics with the command to run when neither has it.
+pub fn built_cdylib(file: &str) -> std::path::PathBuf {
+    let deps = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.to_path_buf()))
+        .unwrap_or_default();
+    let candidates = [deps.join(file), deps.join("..").join(file)];
+    candidates
+        .iter()
+        .find(|path| path.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "{file} is missing (looked at {candidates:?}): build the plugin first \
+                 (`cargo build`; `cargo test` builds it too)"
+            )
+        })
+}
+
+/// Checks the key-value semantics the SDK promises on [`Host`] against `host`, whose
+/// store must start empty: create-if-absent, compare-and-swap (on a value, on absence,
+/// to deletion, and refusing stale expectations), and prefix listing. Returns the first
+/// broken promise. keyhold runs it against its own host; a plugin author can run it
+/// against a host double.
+pub fn check_host_kv(host: &HostBox) -> Result<(), String> {
+    let k = RStr::from("kv-check/a");
+    let some = |v: &'static [u8]| ROption::RSome(RSlice::from(v));
+    let get = |key: RStr<'_>| -> Result<Option<Vec<u8>>, String> {
+        host.kv_get(key)
+            .into_result()
+            .map(|v| v.into_option().map(RVec::into_vec))
+            .map_err(|e| format!("kv_get: {e}"))
+    };
+    let cas = |expected, new| -> Result<bool, String> {
+        host.kv_compare_and_swap(k, expected, new)
+            .into_result()
+            .map_err(|e| format!("kv_compare_and_swap: {e}"))
+    };
+    let expect = |what: &str, got: bool, want: bool| {
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{what}: returned {got}, expected {want}"))
+        }
+    };
+    expect(
+        "cas(absent -> v1) on a stale value",
+        cas(some(b"v0"), some(b"v1"))?,
+        false,
+    )?;
+    expect(
+        "cas(absent -> v1) on absence",
+        cas(ROption::RNone, some(b"v1"))?,
+        true,
+    )?;
+    expect(
+        "cas(absent -> v2) when v1 is there",
+        cas(ROption::RNone, some(b"v2"))?,
+        false,
+    )?;
+    expect(
+        "cas(v0 -> v2) when v1 is there",
+        cas(some(b"v0"), some(b"v2"))?,
+        false,
+    )?;
+    if get(k)? != Some(b"v1".to_vec()) {
+        return Err("a refused compare-and-swap changed the entry".into());
+    }
+    expect("cas(v1 -> v2)", cas(some(b"v1"), some(b"v2"))?, true)?;
+    if get(k)? != Some(b"v2".to_vec()) {
+        return Err("cas(v1 -> v2) did not write v2".into());
+    }
+    expect(
+        "cas(v2 -> v2) (no change)",
+        cas(some(b"v2"), some(b"v2"))?,
+        true,
+    )?;
+    let created = host.kv_create(k, RSlice::from(&b"v3"[..])).into_result();
+    expect(
+        "kv_create on an existing key",
+        created.map_err(|e| e.to_string())?,
+        false,
+    )?;
+    expect(
+        "cas(v2 -> deleted)",
+        cas(some(b"v2"), ROption::RNone)?,
+        true,
+    )?;
+    if get(k)?.is_some() {
+        return Err("cas(v2 -> deleted) left the entry".into());
+    }
+    expect(
+        "cas(absent -> absent)",
+        cas(ROption::RNone, ROption::RNone)?,
+        true,
+    )?;
+    expect(
+        "cas(v2 -> v3) on absence",
+        cas(some(b"v2"), some(b"v3"))?,
+        false,
+    )?;
+    let created = host.kv_create(k, RSlice::from(&b"v4"[..])).into_result();
+    expect(
+        "kv_create on absence",
+        created.map_err(|e| e.to_string())?,
+        true,
+    )?;
+    host.kv_put(RStr::from("kv-check/b"), RSlice::from(&b"b"[..]))
+        .into_result()
+        .map_err(|e| format!("kv_put: {e}"))?;
+    let listed: Vec<String> = host
+        .kv_list(RStr::from("kv-check/"))
+        .into_result()
+        .map_err(|e| format!("kv_list: {e}"))?
+        .iter()
+        .map(|e| e.key.to_string())
+        .collect();
+    if listed != ["kv-check/a", "kv-check/b"] {
+        return Err(format!("kv_list(\"kv-check/\") listed {listed:?}"));
+    }
+    for key in ["kv-check/a", "kv-check/b"] {
+        host.kv_delete(RStr::from(key))
+            .into_result()
+            .map_err(|e| format!("kv_delete: {e}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
-//! The host services handed to plugins: a namespaced view of the durable store, and
-//! logging into the host's `tracing`.
+//! The host services handed to plugins: a namespaced view of the durable store (with
+//! create-if-absent and compare-and-swap as conditional store transactions), and logging
+//! into the host's `tracing`.
 
 use std::sync::Arc;
 
@@ -44,6 +45,47 @@ fn store_err(e: StoreError) -> KeySourceError {
     KeySourceError::unavailable(format!("host store: {e}"))
 }
 
+/// How often [`compare_and_swap`] retries when the key's revision moved but its value
+/// still equals `expected` (a write of the same value, or an A-B-A in between).
+const CAS_ATTEMPTS: usize = 16;
+
+/// Compare-and-swap on the value of `key`, as one conditional store transaction on the
+/// revision the value was read at: `Ok(false)` when the current value is not `expected`.
+fn compare_and_swap(
+    store: &dyn Store,
+    key: &str,
+    expected: Option<&[u8]>,
+    new: Option<&[u8]>,
+) -> Result<bool, StoreError> {
+    for _ in 0..CAS_ATTEMPTS {
+        let current = store.get(key)?;
+        if current.as_ref().map(|e| e.value.as_slice()) != expected {
+            return Ok(false);
+        }
+        let condition = match &current {
+            Some(entry) => Condition::Revision(key.to_string(), entry.revision),
+            None => Condition::Absent(key.to_string()),
+        };
+        let writes = match new {
+            _ if new == expected => Vec::new(),
+            Some(value) => vec![Write::Put(key.to_string(), value.to_vec())],
+            None => vec![Write::Delete(key.to_string())],
+        };
+        match store.commit(&[condition], writes) {
+            Ok(_) => return Ok(true),
+            // Written in between: compare again with the new value.
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Backend {
+        backend: "plugin host",
+        message: format!(
+            "compare-and-swap on {key:?}: the entry kept changing ({CAS_ATTEMPTS} attempts)"
+        ),
+    })
+}
+
 impl Host for StoreHost {
     fn kv_get(&self, key: RStr<'_>) -> RResult<ROption<RVec<u8>>, KeySourceError> {
         self.store
@@ -71,6 +113,19 @@ impl Host for StoreHost {
             Err(StoreError::Conflict { .. }) => RResult::ROk(false),
             Err(e) => RResult::RErr(store_err(e)),
         }
+    }
+
+    fn kv_compare_and_swap(
+        &self,
+        key: RStr<'_>,
+        expected: ROption<RSlice<'_, u8>>,
+        new: ROption<RSlice<'_, u8>>,
+    ) -> RResult<bool, KeySourceError> {
+        let expected = expected.as_ref().map(RSlice::as_slice).into_option();
+        let new = new.as_ref().map(RSlice::as_slice).into_option();
+        compare_and_swap(self.store.as_ref(), &self.full(key.as_str()), expected, new)
+            .map_err(store_err)
+            .into()
     }
 
     fn kv_delete(&self, key: RStr<'_>) -> RResult<bool, KeySourceError> {
@@ -108,3 +163,6 @@ impl Host for StoreHost {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,7 @@
 //!
 //! Health-check keys must be non-exportable, non-deletable and allow encrypt, decrypt,
 //! wrap and unwrap.
-#![allow(non_local_definitions)] // emitted by abi_stable's export macro
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;

@@ -63,6 +63,10 @@ fn key_info(name: &str, attrs: &KeyAttrs) -> KeyInfo {
 /// another node disabling, changing or deleting it).
 pub const REVALIDATE_AFTER: Duration = Duration::from_secs(2);
 
+/// How often a change to a key's record is retried when another writer changed the record
+/// between the read and the compare-and-swap.
+const UPDATE_ATTEMPTS: usize = 8;
+
 /// The software keystore key source.
 pub struct CtmSource {
     host: HostBox,
@@ -271,29 +275,63 @@ impl CtmSource {
         Ok(key)
     }
 
-    fn put_record(&self, name: &str, record: &KeyRecord) -> Result<Vec<u8>, KeySourceError> {
-        let bytes = record.to_bytes()?;
-        self.host
-            .kv_put(
+    /// Replaces the record of `name` with `record` only if it still is `old` (the bytes
+    /// it was read as): `Ok(None)` when another writer (another node) changed it first.
+    fn swap_record(
+        &self,
+        name: &str,
+        old: &[u8],
+        record: Option<&KeyRecord>,
+    ) -> Result<Option<Vec<u8>>, KeySourceError> {
+        let bytes = record.map(KeyRecord::to_bytes).transpose()?;
+        let swapped = self
+            .host
+            .kv_compare_and_swap(
                 record::kv_key(name).as_str().into(),
-                RSlice::from(bytes.as_slice()),
+                ROption::RSome(RSlice::from(old)),
+                bytes.as_deref().map(RSlice::from).into(),
             )
             .into_result()?;
-        Ok(bytes)
+        Ok(swapped.then(|| bytes.unwrap_or_default()))
     }
 
-    fn stored_record(&self, name: &str) -> Result<KeyRecord, KeySourceError> {
+    /// The KV's current record of `name` and the bytes it was read as.
+    fn stored_record(&self, name: &str) -> Result<(KeyRecord, Vec<u8>), KeySourceError> {
         match self
             .host
             .kv_get(record::kv_key(name).as_str().into())
             .into_result()?
         {
-            ROption::RSome(bytes) => KeyRecord::from_bytes(&bytes),
+            ROption::RSome(bytes) => Ok((KeyRecord::from_bytes(&bytes)?, bytes.into_vec())),
             ROption::RNone => {
                 self.cache_remove(name);
                 Err(KeySourceError::not_found(name))
             }
         }
+    }
+
+    /// Applies `change` to the current record of `name` as a compare-and-swap, re-reading
+    /// and retrying when another writer got there first, so that two nodes changing the
+    /// same key never lose either change. `change` returns the new record (`None`:
+    /// delete it) and a value for the caller, or refuses.
+    fn update_record<T>(
+        &self,
+        name: &str,
+        change: impl Fn(&KeyRecord) -> Result<(Option<KeyRecord>, T), KeySourceError>,
+    ) -> Result<(Option<Vec<u8>>, T), KeySourceError> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let (record, old) = self.stored_record(name)?;
+            let (new, out) = change(&record)?;
+            if new.as_ref() == Some(&record) {
+                return Ok((Some(old), out));
+            }
+            if let Some(bytes) = self.swap_record(name, &old, new.as_ref())? {
+                return Ok((new.map(|_| bytes), out));
+            }
+        }
+        Err(KeySourceError::unavailable(format!(
+            "key '{name}' kept changing underneath ({UPDATE_ATTEMPTS} attempts)"
+        )))
     }
 }
 
@@ -412,22 +450,16 @@ impl KeySourceImpl for CtmSource {
     }
 
     fn delete_key(&self, name: &str) -> Result<(), KeySourceError> {
-        let record = self.stored_record(name)?;
-        let attrs = record.attrs()?;
-        if !attrs.deletable {
-            return Err(KeySourceError::InvalidKey {
-                key: name.into(),
-                problems: vec!["the key is not deletable (deletable is false)".into()].into(),
-            });
-        }
-        let existed = self
-            .host
-            .kv_delete(record::kv_key(name).as_str().into())
-            .into_result()?;
+        self.update_record(name, |record| {
+            if !record.attrs()?.deletable {
+                return Err(KeySourceError::InvalidKey {
+                    key: name.into(),
+                    problems: vec!["the key is not deletable (deletable is false)".into()].into(),
+                });
+            }
+            Ok((None, ()))
+        })?;
         self.cache_remove(name);
-        if !existed {
-            return Err(KeySourceError::not_found(name));
-        }
         self.host.log(
             LogLevel::Info,
             format!("ctm: deleted key '{name}'").as_str().into(),
@@ -436,13 +468,18 @@ impl KeySourceImpl for CtmSource {
     }
 
     fn set_enabled(&self, name: &str, enabled: bool) -> Result<KeyInfo, KeySourceError> {
-        let mut record = self.stored_record(name)?;
-        let mut attrs = record.attrs()?;
-        if attrs.enabled != enabled {
+        let (stored, (attrs, changed)) = self.update_record(name, |record| {
+            let mut attrs = record.attrs()?;
+            if attrs.enabled == enabled {
+                return Ok((Some(record.clone()), (attrs, false)));
+            }
             attrs.enabled = enabled;
+            let mut record = record.clone();
             record.set_attrs(attrs);
-            let bytes = self.put_record(name, &record)?;
-            self.refresh(name, Some(&bytes))?;
+            Ok((Some(record), (attrs, true)))
+        })?;
+        if changed {
+            self.refresh(name, stored.as_deref())?;
             self.host.log(
                 LogLevel::Info,
                 format!(

@@ -36,6 +36,8 @@
 //!   dropped, the token re-found by label, a session reopened and logged in, and the
 //!   operation retried once; a missing token is [`KeySourceError::Unavailable`] until it
 //!   is back.
+// No unsafe code but one audited call: std::env::set_var for `module_env` (pkcs11.rs).
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;

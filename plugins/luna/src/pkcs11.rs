@@ -61,7 +61,10 @@ pub fn module(path: &Path, env: &[(String, String)]) -> Result<Pkcs11, KeySource
             // environment at this very moment is the documented risk of `module_env`,
             // which only matters for modules configured through environment variables
             // (SoftHSM2's SOFTHSM2_CONF) and happens once, when the key source opens.
-            unsafe { std::env::set_var(name, value) };
+            #[allow(unsafe_code)] // the crate's one unsafe call (set_var is unsafe since 2024)
+            unsafe {
+                std::env::set_var(name, value)
+            };
         }
     }
     let ctx = Pkcs11::new(path).map_err(|e| {

@@ -1,9 +1,11 @@
 //! Key-source plugins: finding and loading their libraries, checking their ABI, and
 //! opening one key source per configured source.
 //!
-//! A library is loaded through `abi_stable`'s header API (never
-//! `RootModule::load_from_file`, which caches one library per module type), checked for
-//! layout compatibility and for [`keyhold_sdk::ABI_VERSION`], and never unloaded.
+//! A library is loaded through [`keyhold_sdk::library::load`] (`abi_stable`'s header API,
+//! never `RootModule::load_from_file`, which caches one library per module type), the
+//! loader the conformance kit and `keyhold plugin-check` use too; it checks the SDK
+//! version, the layout of every boundary type and [`keyhold_sdk::ABI_VERSION`], and never
+//! unloads a library.
 
 mod host;
 mod source;
@@ -13,8 +15,10 @@ pub use source::{CallLimits, KeySourceHandle, PluginCallError};
 
 use std::path::{Path, PathBuf};
 
-use abi_stable::library::{LibraryError, lib_header_from_path};
-use keyhold_sdk::{ABI_VERSION, PluginModRef};
+use keyhold_sdk::{
+    PluginModRef,
+    library::{self, LoadError},
+};
 
 /// Why a plugin library or key source was refused.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +61,8 @@ pub struct LoadedPlugin {
     pub vendor: String,
     /// Model.
     pub model: String,
+    /// The keyhold-sdk version the plugin was built against.
+    pub sdk_version: String,
     module: PluginModRef,
 }
 
@@ -69,59 +75,35 @@ impl std::fmt::Debug for LoadedPlugin {
     }
 }
 
-fn describe(err: &LibraryError) -> String {
-    match err {
-        LibraryError::OpenError { err, .. } => {
-            format!("cannot be loaded as a shared library: {err}")
-        }
-        LibraryError::GetSymbolError { .. } => {
-            "not a keyhold plugin: it exports no keyhold root module".to_string()
-        }
-        LibraryError::InvalidAbiHeader(_) => {
-            "built with an incompatible version of abi_stable".to_string()
-        }
-        LibraryError::IncompatibleVersionNumber {
-            expected_version,
-            actual_version,
-            ..
-        } => format!(
-            "built against keyhold-sdk {actual_version}, which is incompatible with this host's {expected_version}"
-        ),
-        LibraryError::AbiInstability(details) => {
-            format!(
-                "its plugin interface does not match this host's (layout check failed): {details}"
-            )
-        }
-        other => other.to_string(),
-    }
-}
-
-/// Loads and checks a plugin library.
+/// Loads and checks a plugin library ([`keyhold_sdk::library::load`]: the SDK version,
+/// `abi_stable`'s version and layout checks, [`keyhold_sdk::ABI_VERSION`]). A refusal
+/// is one line naming its cause; `abi_stable`'s layout report, when there is one, is
+/// logged at debug level.
 pub fn load(path: &Path) -> Result<LoadedPlugin, PluginError> {
-    if !path.is_file() {
-        return Err(PluginError::Missing {
+    let loaded = library::load(path).map_err(|e| match e {
+        LoadError::Missing { path } => PluginError::Missing { path },
+        LoadError::Refused {
+            path,
+            reason,
+            detail,
+        } => {
+            if let Some(detail) = detail {
+                tracing::debug!(library = %path.display(), "abi_stable layout report:\n{detail}");
+            }
+            PluginError::Refused { path, reason }
+        }
+        other => PluginError::Refused {
             path: path.to_path_buf(),
-        });
-    }
-    let refused = |reason: String| PluginError::Refused {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let header = lib_header_from_path(path).map_err(|e| refused(describe(&e)))?;
-    let module = header
-        .init_root_module::<PluginModRef>()
-        .map_err(|e| refused(describe(&e)))?;
-    let version = module.abi_version();
-    if version != ABI_VERSION {
-        return Err(refused(format!(
-            "it declares keyhold plugin ABI version {version}; this keyhold supports version {ABI_VERSION}"
-        )));
-    }
+            reason: other.to_string(),
+        },
+    })?;
+    let module = loaded.module;
     Ok(LoadedPlugin {
         path: path.to_path_buf(),
         name: module.name()().into_string(),
         vendor: module.vendor()().into_string(),
         model: module.model()().into_string(),
+        sdk_version: loaded.sdk_version.to_string(),
         module,
     })
 }
