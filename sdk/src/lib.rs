@@ -158,7 +158,7 @@ mod types;
 
 pub use abi::{ABI_VERSION, PluginMod, PluginModRef, SDK_VERSION};
 pub use abi_stable;
-pub use error::KeySourceError;
+pub use error::{KeySourceError, KeySourceErrorKind};
 pub use export::{__open, __root_module, GuardedSource, Plugin, guard};
 pub use host::*;
 pub use source::*;
