@@ -51,8 +51,8 @@ fn fixture_variant(name: &str, edits: &[(&str, &str, &str)]) -> (tempfile::TempD
     for file in [
         "Cargo.toml",
         "Cargo.lock",
-        "keyhold-sdk/Cargo.toml",
-        "keyhold-sdk/src/lib.rs",
+        "vendor/keyhold-sdk/Cargo.toml",
+        "vendor/keyhold-sdk/src/lib.rs",
         "plugin/Cargo.toml",
         "plugin/src/lib.rs",
     ] {
@@ -63,10 +63,10 @@ fn fixture_variant(name: &str, edits: &[(&str, &str, &str)]) -> (tempfile::TempD
         text = text
             .replace("plugin-sdk-1-0", &format!("plugin-{name}"))
             .replace(
-                "\"keyhold-sdk\", \"plugin\"",
-                &format!("\"sdk-{name}\", \"plugin\""),
+                "\"vendor/keyhold-sdk\", \"plugin\"",
+                &format!("\"vendor/sdk-{name}\", \"plugin\""),
             )
-            .replace("\"../keyhold-sdk\"", &format!("\"../sdk-{name}\""));
+            .replace("\"../vendor/keyhold-sdk\"", &format!("\"../vendor/sdk-{name}\""));
         for (target, old, new) in edits {
             if *target == file {
                 assert!(text.contains(old), "{file} has no {old:?}");
@@ -75,7 +75,7 @@ fn fixture_variant(name: &str, edits: &[(&str, &str, &str)]) -> (tempfile::TempD
         }
         let to = copy
             .path()
-            .join(file.replace("keyhold-sdk/", &format!("sdk-{name}/")));
+            .join(file.replace("vendor/keyhold-sdk/", &format!("vendor/sdk-{name}/")));
         std::fs::create_dir_all(to.parent().expect("a parent")).expect("mkdir");
         std::fs::write(to, text).expect("write fixture copy");
     }
@@ -129,7 +129,7 @@ fn plugins_built_against_an_incompatible_sdk_are_refused_in_one_line() {
     let (_keep, v2) = fixture_variant(
         "sdk-v2",
         &[(
-            "keyhold-sdk/Cargo.toml",
+            "vendor/keyhold-sdk/Cargo.toml",
             "version = \"1.0.0\"",
             "version = \"2.0.0\"",
         )],
@@ -147,7 +147,7 @@ fn plugins_built_against_an_incompatible_sdk_are_refused_in_one_line() {
     let (_keep, changed) = fixture_variant(
         "sdk-changed",
         &[
-            ("keyhold-sdk/src/lib.rs", "fn log(", "fn log_line("),
+            ("vendor/keyhold-sdk/src/lib.rs", "fn log(", "fn log_line("),
             ("plugin/src/lib.rs", "host.log(", "host.log_line("),
         ],
     );
