@@ -322,59 +322,48 @@ fn updates_keep_the_source_and_check_versions() {
     let f = fixture();
     let (rec, _) = f.ops.create_store(new_store("u")).unwrap();
     let v = f.ops.get_store(&rec.id).unwrap().version;
-    let e = f
-        .ops
-        .update_store(
-            &rec.id,
-            StoreUpdate {
-                source: Some("luna".into()),
-                ..Default::default()
-            },
-            None,
-        )
-        .unwrap_err();
+    let update = |u, version| f.ops.update_store(&rec.id, u, version);
+    let e = update(
+        StoreUpdate {
+            source: Some("luna".into()),
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap_err();
     assert_eq!((e.code(), e.http_status()), ("source_immutable", 422));
-    let updated = f
-        .ops
-        .update_store(
-            &rec.id,
-            StoreUpdate {
-                name: Some("renamed".into()),
-                max_credentials: Some(5),
-                health_check_key: Some("data".into()),
-                ..Default::default()
-            },
-            Some(v),
-        )
-        .unwrap();
+    let updated = update(
+        StoreUpdate {
+            name: Some("renamed".into()),
+            max_credentials: Some(5),
+            health_check_key: Some("data".into()),
+            ..Default::default()
+        },
+        Some(v),
+    )
+    .unwrap();
     assert_eq!(updated.value.name, "renamed");
     assert_eq!(updated.value.max_credentials, 5);
     assert!(updated.version > v);
     // A stale version is refused: no silent overwrite.
-    let e = f
-        .ops
-        .update_store(
-            &rec.id,
-            StoreUpdate {
-                mtls: Some(true),
-                ..Default::default()
-            },
-            Some(v),
-        )
-        .unwrap_err();
+    let e = update(
+        StoreUpdate {
+            mtls: Some(true),
+            ..Default::default()
+        },
+        Some(v),
+    )
+    .unwrap_err();
     assert_eq!((e.code(), e.http_status()), ("version_mismatch", 409));
     // An invalid health-check key is refused with the attribute named.
-    let e = f
-        .ops
-        .update_store(
-            &rec.id,
-            StoreUpdate {
-                health_check_key: Some("weak".into()),
-                ..Default::default()
-            },
-            None,
-        )
-        .unwrap_err();
+    let e = update(
+        StoreUpdate {
+            health_check_key: Some("weak".into()),
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap_err();
     assert_eq!(e.code(), "invalid_key");
     // The old name is free again, the new one is taken.
     f.ops.create_store(new_store("u")).unwrap();
