@@ -102,27 +102,14 @@ impl OpError {
             OpError::VersionMismatch { .. } => "version_mismatch",
             OpError::Rule(r) => r.code,
             OpError::Invalid(_) => "invalid_input",
-            OpError::Source {
-                reason: KeySourceError::InvalidKey { .. },
-                ..
-            } => "invalid_key",
-            OpError::Source {
-                reason: KeySourceError::NotFound { .. },
-                ..
-            } => "source_key_not_found",
-            OpError::Source {
-                reason: KeySourceError::AlreadyExists { .. },
-                ..
-            } => "already_exists",
-            OpError::Source {
-                reason: KeySourceError::InvalidInput { .. },
-                ..
-            } => "invalid_input",
-            OpError::Source {
-                reason: KeySourceError::Unsupported { .. },
-                ..
-            } => "unsupported",
-            OpError::Source { .. } => "source_error",
+            OpError::Source { reason, .. } => match reason {
+                KeySourceError::InvalidKey { .. } => "invalid_key",
+                KeySourceError::NotFound { .. } => "source_key_not_found",
+                KeySourceError::AlreadyExists { .. } => "already_exists",
+                KeySourceError::InvalidInput { .. } => "invalid_input",
+                KeySourceError::Unsupported { .. } => "unsupported",
+                _ => "source_error",
+            },
             OpError::SourceUnavailable { .. } => "source_unavailable",
             OpError::Store(_) => "store_error",
             OpError::Input(_) => "invalid_input",
@@ -138,22 +125,15 @@ impl OpError {
             OpError::Rule(r) if r.code == "source_immutable" => 422,
             OpError::Rule(_) => 409,
             OpError::Invalid(_) => 400,
-            OpError::Source {
-                reason:
-                    KeySourceError::InvalidKey { .. }
-                    | KeySourceError::NotFound { .. }
-                    | KeySourceError::Unsupported { .. },
-                ..
-            } => 422,
-            OpError::Source {
-                reason: KeySourceError::AlreadyExists { .. },
-                ..
-            } => 409,
-            OpError::Source {
-                reason: KeySourceError::InvalidInput { .. },
-                ..
-            } => 400,
-            OpError::Source { .. } | OpError::SourceUnavailable { .. } => 502,
+            OpError::Source { reason, .. } => match reason {
+                KeySourceError::InvalidKey { .. }
+                | KeySourceError::NotFound { .. }
+                | KeySourceError::Unsupported { .. } => 422,
+                KeySourceError::AlreadyExists { .. } => 409,
+                KeySourceError::InvalidInput { .. } => 400,
+                _ => 502,
+            },
+            OpError::SourceUnavailable { .. } => 502,
             OpError::Store(_) => 500,
             OpError::Input(_) => 400,
             OpError::Access(e) => e.http_status(),

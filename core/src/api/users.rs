@@ -19,8 +19,8 @@ pub struct NewUser {
     pub name: String,
     /// Initial password.
     pub password: String,
-    /// Groups (`admins`, `users`); default `["users"]` (an empty set is left out of
-    /// the body, so the default applies).
+    /// Groups (`admins`, `users`); default `["users"]`.
+    // An empty set is left out of the body, so that the default applies.
     #[serde(default = "default_groups", skip_serializing_if = "BTreeSet::is_empty")]
     pub groups: BTreeSet<String>,
 }
