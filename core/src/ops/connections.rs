@@ -128,26 +128,13 @@ impl Operations {
 
     /// Deletes an AWS connection; refused while an account uses it.
     pub fn delete_aws_connection(&self, name: &str) -> Result<(), OpError> {
-        let key = keys::aws_connection(name);
-        let entry = self.entry(&key, "AWS connection", name)?;
-        let users: Vec<String> = self
-            .list_accounts()?
-            .into_iter()
-            .filter(|a| a.aws_connection.as_deref() == Some(name))
-            .map(|a| a.id)
-            .collect();
-        if !users.is_empty() {
-            return Err(in_use("AWS connection", name, &users, "AWS accounts"));
-        }
         // Binding an account to the connection rewrites its record (bumping its
         // revision), so an account bound meanwhile makes this fail.
-        self.commit_read(
-            &[Condition::Revision(key.clone(), entry.revision)],
-            vec![Write::Delete(key)],
-            "AWS connection",
-            name,
-            entry.revision,
-        )
+        self.delete_connection(keys::aws_connection(name), "AWS connection", name, || {
+            let users = self.list_accounts()?.into_iter();
+            let users = users.filter(|a| a.aws_connection.as_deref() == Some(name));
+            Ok((users.map(|a| a.id).collect(), "AWS accounts"))
+        })
     }
 
     /// The conditions and writes that bind a record to AWS connection `name`: it must
@@ -270,21 +257,32 @@ impl Operations {
 
     /// Deletes an HSM connection; refused while a key source was made from it.
     pub fn delete_hsm_connection(&self, name: &str) -> Result<(), OpError> {
-        let key = keys::hsm_connection(name);
-        let entry = self.entry(&key, "HSM connection", name)?;
-        let users: Vec<String> = self
-            .decode_all::<SourceRecord>(keys::SOURCES)?
-            .into_iter()
-            .filter(|s| s.hsm_connection.as_deref() == Some(name))
-            .map(|s| s.name)
-            .collect();
+        self.delete_connection(keys::hsm_connection(name), "HSM connection", name, || {
+            let users = self.decode_all::<SourceRecord>(keys::SOURCES)?.into_iter();
+            let users = users.filter(|s| s.hsm_connection.as_deref() == Some(name));
+            Ok((users.map(|s| s.name).collect(), "key sources"))
+        })
+    }
+
+    /// Deletes the connection at `key` unless `users` (what uses it, and what those
+    /// are called) names some: then `connection_in_use`. A concurrent change of the
+    /// connection's record makes the delete fail.
+    fn delete_connection(
+        &self,
+        key: String,
+        what: &'static str,
+        name: &str,
+        users: impl FnOnce() -> Result<(Vec<String>, &'static str), OpError>,
+    ) -> Result<(), OpError> {
+        let entry = self.entry(&key, what, name)?;
+        let (users, kind) = users()?;
         if !users.is_empty() {
-            return Err(in_use("HSM connection", name, &users, "key sources"));
+            return Err(in_use(what, name, &users, kind));
         }
         self.commit_read(
             &[Condition::Revision(key.clone(), entry.revision)],
             vec![Write::Delete(key)],
-            "HSM connection",
+            what,
             name,
             entry.revision,
         )
