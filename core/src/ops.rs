@@ -102,27 +102,14 @@ impl OpError {
             OpError::VersionMismatch { .. } => "version_mismatch",
             OpError::Rule(r) => r.code,
             OpError::Invalid(_) => "invalid_input",
-            OpError::Source {
-                reason: KeySourceError::InvalidKey { .. },
-                ..
-            } => "invalid_key",
-            OpError::Source {
-                reason: KeySourceError::NotFound { .. },
-                ..
-            } => "source_key_not_found",
-            OpError::Source {
-                reason: KeySourceError::AlreadyExists { .. },
-                ..
-            } => "already_exists",
-            OpError::Source {
-                reason: KeySourceError::InvalidInput { .. },
-                ..
-            } => "invalid_input",
-            OpError::Source {
-                reason: KeySourceError::Unsupported { .. },
-                ..
-            } => "unsupported",
-            OpError::Source { .. } => "source_error",
+            OpError::Source { reason, .. } => match reason {
+                KeySourceError::InvalidKey { .. } => "invalid_key",
+                KeySourceError::NotFound { .. } => "source_key_not_found",
+                KeySourceError::AlreadyExists { .. } => "already_exists",
+                KeySourceError::InvalidInput { .. } => "invalid_input",
+                KeySourceError::Unsupported { .. } => "unsupported",
+                _ => "source_error",
+            },
             OpError::SourceUnavailable { .. } => "source_unavailable",
             OpError::Store(_) => "store_error",
             OpError::Input(_) => "invalid_input",
@@ -138,22 +125,15 @@ impl OpError {
             OpError::Rule(r) if r.code == "source_immutable" => 422,
             OpError::Rule(_) => 409,
             OpError::Invalid(_) => 400,
-            OpError::Source {
-                reason:
-                    KeySourceError::InvalidKey { .. }
-                    | KeySourceError::NotFound { .. }
-                    | KeySourceError::Unsupported { .. },
-                ..
-            } => 422,
-            OpError::Source {
-                reason: KeySourceError::AlreadyExists { .. },
-                ..
-            } => 409,
-            OpError::Source {
-                reason: KeySourceError::InvalidInput { .. },
-                ..
-            } => 400,
-            OpError::Source { .. } | OpError::SourceUnavailable { .. } => 502,
+            OpError::Source { reason, .. } => match reason {
+                KeySourceError::InvalidKey { .. }
+                | KeySourceError::NotFound { .. }
+                | KeySourceError::Unsupported { .. } => 422,
+                KeySourceError::AlreadyExists { .. } => 409,
+                KeySourceError::InvalidInput { .. } => 400,
+                _ => 502,
+            },
+            OpError::SourceUnavailable { .. } => 502,
             OpError::Store(_) => 500,
             OpError::Input(_) => 400,
             OpError::Access(e) => e.http_status(),
@@ -210,13 +190,7 @@ impl Operations {
 
     /// One store by id, with its version.
     pub fn get_store(&self, id: &str) -> Result<Versioned<StoreRecord>, OpError> {
-        let entry = self
-            .store
-            .get(&keys::store(id))?
-            .ok_or_else(|| OpError::NotFound {
-                what: "key store",
-                id: id.to_string(),
-            })?;
+        let entry = self.entry(&keys::store(id), "key store", id)?;
         Ok(Versioned {
             value: decode(&entry)?,
             version: entry.revision,
@@ -357,6 +331,62 @@ impl Operations {
             }),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Every object under `prefix`, decoded.
+    fn decode_all<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>, OpError> {
+        self.store.scan(prefix)?.iter().map(decode).collect()
+    }
+
+    /// Commits `writes` if `conditions` hold; a failed condition means the object
+    /// (`what` `id`, read at `revision`) changed meanwhile: `VersionMismatch`.
+    fn commit_read(
+        &self,
+        conditions: &[Condition],
+        writes: Vec<Write>,
+        what: &'static str,
+        id: &str,
+        revision: u64,
+    ) -> Result<(), OpError> {
+        match self.store.commit(conditions, writes) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
+                what,
+                id: id.to_string(),
+                expected: revision,
+                actual: 0,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes a new object; `AlreadyExists` when its key is taken.
+    fn create_entry(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        what: &'static str,
+        name: &str,
+    ) -> Result<(), OpError> {
+        match self.store.commit(
+            &[Condition::Absent(key.clone())],
+            vec![Write::Put(key, value)],
+        ) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict { .. }) => Err(OpError::AlreadyExists {
+                what,
+                id: name.to_string(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The entry at `key`; `NotFound` (naming `what` `name`) when there is none.
+    fn entry(&self, key: &str, what: &'static str, name: &str) -> Result<Entry, OpError> {
+        self.store.get(key)?.ok_or_else(|| OpError::NotFound {
+            what,
+            id: name.to_string(),
+        })
     }
 
     fn new_credential(&self, store: &StoreRecord) -> (String, CredentialRecord, CredentialsFile) {
@@ -626,11 +656,7 @@ impl Operations {
     /// HYOK keys of a store.
     pub fn list_hyok_keys(&self, store_id: &str) -> Result<Vec<HyokKeyRecord>, OpError> {
         self.get_store(store_id)?;
-        self.store
-            .scan(&keys::hyok_keys_of(store_id))?
-            .iter()
-            .map(decode)
-            .collect()
+        self.decode_all(&keys::hyok_keys_of(store_id))
     }
 
     /// Blocks or unblocks one HYOK key.
@@ -641,25 +667,17 @@ impl Operations {
         blocked: bool,
     ) -> Result<HyokKeyRecord, OpError> {
         let key = keys::hyok_key(store_id, external_id);
-        let entry = self.store.get(&key)?.ok_or_else(|| OpError::NotFound {
-            what: "HYOK key",
-            id: external_id.to_string(),
-        })?;
+        let entry = self.entry(&key, "HYOK key", external_id)?;
         let mut record: HyokKeyRecord = decode(&entry)?;
         record.blocked = blocked;
-        match self.store.commit(
+        self.commit_read(
             &[Condition::Revision(key.clone(), entry.revision)],
             vec![Write::Put(key, to_json(&record))],
-        ) {
-            Ok(_) => Ok(record),
-            Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
-                what: "HYOK key",
-                id: external_id.to_string(),
-                expected: entry.revision,
-                actual: 0,
-            }),
-            Err(e) => Err(e.into()),
-        }
+            "HYOK key",
+            external_id,
+            entry.revision,
+        )?;
+        Ok(record)
     }
 
     /// Deletes one HYOK key.

@@ -20,7 +20,8 @@ pub struct NewUser {
     /// Initial password.
     pub password: String,
     /// Groups (`admins`, `users`); default `["users"]`.
-    #[serde(default = "default_groups")]
+    // An empty set is left out of the body, so that the default applies.
+    #[serde(default = "default_groups", skip_serializing_if = "BTreeSet::is_empty")]
     pub groups: BTreeSet<String>,
 }
 

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use http::Method;
-use serde::Serialize;
+use keyhold::api::accounts::{AccountPatch, AclEntry, NewAccount, Permission};
 use serde_json::Value;
 
 use super::{
@@ -27,7 +27,7 @@ pub enum AccountCmd {
         /// ACL entry, e.g. user:bob=view,create_store (repeatable). Permissions: view,
         /// create_store, update_store, delete_store, manage_credentials, block, manage_keys
         #[arg(long = "grant", value_name = "PRINCIPAL=PERMS", value_parser = parse_grant)]
-        grants: Vec<Grant>,
+        grants: Vec<AclEntry>,
     },
     /// Lists accounts you may see
     List,
@@ -43,7 +43,7 @@ pub enum AccountCmd {
         regions: Vec<String>,
         /// ACL entry (repeatable; replaces the ACL)
         #[arg(long = "grant", value_name = "PRINCIPAL=PERMS", value_parser = parse_grant)]
-        grants: Vec<Grant>,
+        grants: Vec<AclEntry>,
         /// Removes every ACL entry
         #[arg(long, conflicts_with = "grants")]
         clear_grants: bool,
@@ -52,77 +52,60 @@ pub enum AccountCmd {
     Delete { id: String },
 }
 
-/// One ACL entry: a principal (`user:NAME` or `group:NAME`) and its permissions.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Grant {
-    principal: String,
-    permissions: Vec<String>,
-}
-
 /// An ACL grant `user:bob=view,create_store` or `group:ops=block`.
-fn parse_grant(s: &str) -> std::result::Result<Grant, String> {
+fn parse_grant(s: &str) -> std::result::Result<AclEntry, String> {
     let (principal, perms) = s
         .split_once('=')
         .ok_or_else(|| format!("'{s}': use user:NAME=perm,perm or group:NAME=perm"))?;
     if !(principal.starts_with("user:") || principal.starts_with("group:")) {
         return Err(format!("'{principal}': use user:NAME or group:NAME"));
     }
-    let permissions: Vec<String> = perms
+    let permissions = perms
         .split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect();
+        .map(parse_permission)
+        .collect::<std::result::Result<std::collections::BTreeSet<_>, _>>()?;
     if permissions.is_empty() {
         return Err(format!("'{s}' grants no permission"));
     }
-    Ok(Grant {
+    Ok(AclEntry {
         principal: principal.to_string(),
         permissions,
     })
 }
 
-/// `POST /accounts` body.
-#[derive(Serialize)]
-struct CreateAccount {
-    id: String,
-    name: String,
-    regions: Vec<String>,
-    acl: Vec<Grant>,
+/// A permission by its ACL name (`view`, `create_store`, ...).
+fn parse_permission(p: &str) -> std::result::Result<Permission, String> {
+    Permission::ALL
+        .into_iter()
+        .find(|k| k.as_str() == p)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Permission::ALL.iter().map(|k| k.as_str()).collect();
+            format!("'{p}': unknown permission (one of {})", names.join(", "))
+        })
 }
 
-/// `PUT /accounts/{id}` body: the given fields only.
-#[derive(Serialize)]
-struct UpdateAccount {
-    #[serde(skip_serializing_if = "Option::is_none")]
+/// The changes the flags ask for (empty lists mean "unchanged", except the ACL with
+/// `--clear-grants`); a usage error when there is none.
+fn patch(
     name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    regions: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    acl: Option<Vec<Grant>>,
-}
-
-impl UpdateAccount {
-    /// The changes the flags ask for (empty lists mean "unchanged", except the ACL with
-    /// `--clear-grants`); a usage error when there is none.
-    fn new(
-        name: Option<String>,
-        regions: Vec<String>,
-        grants: Vec<Grant>,
-        clear_grants: bool,
-    ) -> Result<UpdateAccount> {
-        let body = UpdateAccount {
-            name,
-            regions: (!regions.is_empty()).then_some(regions),
-            acl: (!grants.is_empty() || clear_grants).then_some(grants),
-        };
-        if body.name.is_none() && body.regions.is_none() && body.acl.is_none() {
-            return Err(CliError::Usage(
-                "nothing to change: pass --name, --region, --grant or --clear-grants".into(),
-            ));
-        }
-        Ok(body)
+    regions: Vec<String>,
+    grants: Vec<AclEntry>,
+    clear_grants: bool,
+) -> Result<AccountPatch> {
+    let body = AccountPatch {
+        name,
+        regions: (!regions.is_empty()).then_some(regions),
+        acl: (!grants.is_empty() || clear_grants).then_some(grants),
+        aws_connection: None,
+    };
+    if body.name.is_none() && body.regions.is_none() && body.acl.is_none() {
+        return Err(CliError::Usage(
+            "nothing to change: pass --name, --region, --grant or --clear-grants".into(),
+        ));
     }
+    Ok(body)
 }
 
 /// Runs an `account` command.
@@ -134,11 +117,12 @@ pub async fn run(ctx: Ctx, c: AccountCmd) -> Result<()> {
             regions,
             grants,
         } => {
-            let body = CreateAccount {
+            let body = NewAccount {
                 id,
                 name,
                 regions,
                 acl: grants,
+                aws_connection: None,
             };
             let r = ctx.call_with(Method::POST, "/accounts", &body).await?;
             view(&ctx, &r.json);
@@ -158,7 +142,7 @@ pub async fn run(ctx: Ctx, c: AccountCmd) -> Result<()> {
             grants,
             clear_grants,
         } => {
-            let body = UpdateAccount::new(name, regions, grants, clear_grants)?;
+            let body = patch(name, regions, grants, clear_grants)?;
             let path = format!("/accounts/{}", seg(&id));
             let r = ctx.call_with(Method::PUT, &path, &body).await?;
             view(&ctx, &r.json);

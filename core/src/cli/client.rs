@@ -12,9 +12,10 @@ use hyper_util::{
     client::legacy::{self, connect::HttpConnector},
     rt::TokioExecutor,
 };
+use keyhold::api::error::ErrorBody;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rustls_pki_types::{CertificateDer, pem::PemObject};
-use serde::Serialize;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use super::{CliError, Result};
@@ -65,6 +66,13 @@ impl Reply {
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
+    }
+
+    /// The body as the API type `T`; a server error when it is not one.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(self.json.clone()).map_err(|e| {
+            CliError::Server(format!("unexpected answer: {e}: {}", compact(&self.json)))
+        })
     }
 }
 
@@ -222,13 +230,12 @@ impl Client {
     /// An HTTP error answer (4xx refused, 5xx server error) with the API's code and
     /// message when the body has them.
     fn refusal(&self, status: u16, json: &Value, what: &str) -> CliError {
-        let code = json["error"]["code"]
-            .as_str()
-            .unwrap_or("http_error")
-            .to_string();
-        let mut message = match json["error"]["message"].as_str() {
-            Some(m) => m.to_string(),
-            None => format!("{what} answered HTTP {status}: {}", compact(json)),
+        let (code, mut message) = match ErrorBody::deserialize(json) {
+            Ok(ErrorBody { error }) => (error.code, error.message),
+            Err(_) => (
+                "http_error".to_string(),
+                format!("{what} answered HTTP {status}: {}", compact(json)),
+            ),
         };
         if status == 401 && self.token.is_none() {
             message += " (not logged in: run `keyhold login`)";

@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use http::Method;
-use serde_json::{Value, json};
+use keyhold::api::credentials::{CredentialsFile, EVICTED_HEADER};
+use serde_json::json;
 
 use super::{
     CliError, Result,
     client::seg,
     context::Ctx,
-    output::{self, outln, print_json},
+    output::{outln, print_json},
     session::write_private,
     stores,
 };
@@ -74,44 +75,30 @@ impl SecretOut {
 
 /// Saves the credentials file (with --out); returns a copy for display, the secret
 /// hidden unless --show-secret.
-pub fn save(file: &Value, secret: &SecretOut) -> Result<Value> {
+pub fn save(file: &CredentialsFile, secret: &SecretOut) -> Result<CredentialsFile> {
     if let Some(out) = &secret.out {
-        let text = serde_json::to_string_pretty(file).unwrap_or_else(|_| file.to_string());
+        let text = serde_json::to_string_pretty(file)
+            .map_err(|e| CliError::Server(format!("cannot encode the credentials file: {e}")))?;
         write_private(out, text.as_bytes())?;
     }
     let mut shown = file.clone();
     if !secret.show_secret {
-        if let Some(c) = shown
-            .get_mut("XksProxyAuthenticationCredential")
-            .and_then(Value::as_object_mut)
-        {
-            c.insert(
-                "RawSecretAccessKey".into(),
-                json!(match &secret.out {
-                    Some(p) => format!("(hidden: written to {})", p.display()),
-                    None => "(hidden)".to_string(),
-                }),
-            );
-        }
+        shown.credential.raw_secret_access_key = match &secret.out {
+            Some(p) => format!("(hidden: written to {})", p.display()),
+            None => "(hidden)".to_string(),
+        };
     }
     Ok(shown)
 }
 
 /// Prints a new credential (as [`save`] returned it) and where its file went.
-pub fn print(shown: &Value, secret: &SecretOut) {
-    let c = &shown["XksProxyAuthenticationCredential"];
-    outln!(
-        "XKS proxy URI path:  {}",
-        output::cell("", &shown["XksProxyUriPath"])
-    );
-    outln!(
-        "Access key id:       {}",
-        output::cell("", &c["AccessKeyId"])
-    );
+pub fn print(shown: &CredentialsFile, secret: &SecretOut) {
+    outln!("XKS proxy URI path:  {}", shown.uri_path);
+    outln!("Access key id:       {}", shown.credential.access_key_id);
     if secret.show_secret {
         outln!(
             "Secret access key:   {}",
-            output::cell("", &c["RawSecretAccessKey"])
+            shown.credential.raw_secret_access_key
         );
     }
     if let Some(out) = &secret.out {
@@ -129,9 +116,9 @@ pub async fn run(ctx: Ctx, c: CredentialCmd) -> Result<()> {
             secret.check()?;
             let path = format!("{}/credentials", stores::path(&ctx, &store).await?);
             let r = ctx.call(Method::POST, &path).await?;
-            let shown = save(&r.json, &secret)?;
+            let shown = save(&r.parse()?, &secret)?;
             let evicted: Vec<String> = r
-                .header("x-keyhold-evicted-credentials")
+                .header(EVICTED_HEADER)
                 .map(|v| {
                     v.split(',')
                         .filter(|s| !s.is_empty())
@@ -140,7 +127,7 @@ pub async fn run(ctx: Ctx, c: CredentialCmd) -> Result<()> {
                 })
                 .unwrap_or_default();
             if ctx.json() {
-                let mut view = shown;
+                let mut view = json!(shown);
                 view["evicted"] = json!(evicted);
                 print_json(&view);
             } else {

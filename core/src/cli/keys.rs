@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 use http::Method;
-use serde::Serialize;
+use keyhold::api::keys::NewHyokKey;
 
 use super::{Result, client::seg, context::Ctx, stores};
 
@@ -30,13 +30,6 @@ pub enum KeyCmd {
     Delete { store: String, external_id: String },
 }
 
-/// `POST /stores/{id}/keys` body.
-#[derive(Serialize)]
-struct CreateKey {
-    external_id: String,
-    source_key: String,
-}
-
 const COLUMNS: &[&str] = &["external_id", "source_key", "blocked", "created_at"];
 
 /// The API path of a store's HYOK key (`/stores/{id}/keys/{external_id}`).
@@ -57,7 +50,7 @@ pub async fn run(ctx: Ctx, c: KeyCmd) -> Result<()> {
             source_key,
         } => {
             let path = format!("{}/keys", stores::path(&ctx, &store).await?);
-            let body = CreateKey {
+            let body = NewHyokKey {
                 external_id,
                 source_key,
             };

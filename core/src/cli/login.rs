@@ -1,7 +1,7 @@
 //! `keyhold login` and `keyhold logout`: a session token saved for later commands.
 
 use http::Method;
-use serde::Serialize;
+use keyhold::api::session::{Login, Session as Issued};
 use serde_json::{Value, json};
 
 use super::{
@@ -12,22 +12,15 @@ use super::{
     session::Session,
 };
 
-/// `POST /login` body.
-#[derive(Serialize)]
-struct LoginRequest<'a> {
-    user: &'a str,
-    password: &'a str,
-}
-
 /// Logs in as `user` and saves the session.
 pub async fn login(global: &Global, user: &str, password: &PasswordSource) -> Result<()> {
-    let password = password.read()?;
-    let ctx = Ctx::new(global, false)?;
-    let body = LoginRequest {
-        user,
-        password: &password,
+    let body = Login {
+        user: user.to_string(),
+        password: password.read()?,
     };
+    let ctx = Ctx::new(global, false)?;
     let r = ctx.call_with(Method::POST, "/login", &body).await?;
+    let issued: Issued = r.parse()?;
     let cacert = ctx
         .cacert
         .as_ref()
@@ -35,10 +28,10 @@ pub async fn login(global: &Global, user: &str, password: &PasswordSource) -> Re
         .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
     let session = Session {
         cacert,
-        expires_at: r.json["expires_at"].clone(),
+        expires_at: json!(issued.expires_at),
         server: Some(ctx.server.clone()),
-        token: r.json["token"].as_str().map(str::to_string),
-        user: r.json["user"].clone(),
+        token: Some(issued.token),
+        user: json!(issued.user),
     };
     let path = session.save()?;
     if ctx.json() {

@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 use http::Method;
-use serde::Serialize;
+use keyhold::api::sources::NewSourceKey;
 
 use super::{Result, client::seg, context::Ctx};
 
@@ -37,15 +37,6 @@ pub enum SourceKeyCmd {
     Get { source: String, name: String },
 }
 
-/// `POST /sources/{source}/keys` body.
-#[derive(Serialize)]
-struct CreateSourceKey {
-    name: String,
-    usage: Vec<String>,
-    exportable: bool,
-    deletable: bool,
-}
-
 const SOURCE_COLUMNS: &[&str] = &["name", "plugin", "status", "vendor", "model", "reason"];
 const KEY_COLUMNS: &[&str] = &[
     "name",
@@ -73,7 +64,7 @@ pub async fn run_keys(ctx: Ctx, c: SourceKeyCmd) -> Result<()> {
             exportable,
             deletable,
         } => {
-            let body = CreateSourceKey {
+            let body = NewSourceKey {
                 name,
                 usage,
                 exportable,

@@ -3,7 +3,8 @@
 
 use clap::Subcommand;
 use http::Method;
-use serde::Serialize;
+use keyhold::api::stores::{CreatedStore, NewStore, StorePatch, XksLocation};
+use serde_json::json;
 
 use super::{
     CliError, Result,
@@ -87,64 +88,6 @@ pub enum KeystoreCmd {
     Unblock { store: String },
 }
 
-/// `POST /stores` body.
-#[derive(Serialize)]
-struct CreateStore {
-    name: String,
-    source: String,
-    health_check_key: String,
-    success_audit: bool,
-    mtls: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    account: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uri_path_prefix: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_credentials: Option<u32>,
-}
-
-/// `PATCH /stores/{id}` body: the given fields only.
-#[derive(Serialize)]
-struct UpdateStore {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_credentials: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    health_check_key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    success_audit: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mtls: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    location: Option<Location>,
-}
-
-impl UpdateStore {
-    /// Whether no field changes.
-    fn is_empty(&self) -> bool {
-        self.name.is_none()
-            && self.max_credentials.is_none()
-            && self.health_check_key.is_none()
-            && self.success_audit.is_none()
-            && self.mtls.is_none()
-            && self.location.is_none()
-    }
-}
-
-/// Where AWS KMS reaches the store's XKS endpoint.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum Location {
-    /// A public HTTPS endpoint.
-    Public { endpoint: String },
-    /// A VPC endpoint service and its private DNS name.
-    Vpc {
-        service_name: String,
-        endpoint: String,
-    },
-}
-
 const COLUMNS: &[&str] = &[
     "id",
     "name",
@@ -197,21 +140,23 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
             secret,
         } => {
             secret.check()?;
-            let body = CreateStore {
+            let body = NewStore {
                 name,
+                account,
                 source,
+                uri_path_prefix: prefix,
                 health_check_key,
+                max_credentials,
+                location: XksLocation::Unset,
                 success_audit,
                 mtls,
-                account,
-                uri_path_prefix: prefix,
-                max_credentials,
             };
             let r = ctx.call_with(Method::POST, "/stores", &body).await?;
-            let shown = credentials::save(&r.json["credentials_file"], &secret)?;
+            let created: CreatedStore = r.parse()?;
+            let shown = credentials::save(&created.credentials_file, &secret)?;
             if ctx.json() {
                 let mut view = r.json.clone();
-                view["credentials_file"] = shown;
+                view["credentials_file"] = json!(shown);
                 print_json(&view);
             } else {
                 out!("{}", output::object(&r.json["store"], &[]));
@@ -235,20 +180,22 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
             if_match,
         } => {
             let location = match (public_endpoint, vpc_service, vpc_endpoint) {
-                (_, Some(service_name), Some(endpoint)) => Some(Location::Vpc {
+                (_, Some(service_name), Some(endpoint)) => Some(XksLocation::Vpc {
                     service_name,
                     endpoint,
                 }),
-                (Some(endpoint), _, _) => Some(Location::Public { endpoint }),
+                (Some(endpoint), _, _) => Some(XksLocation::Public { endpoint }),
                 _ => None,
             };
-            let body = UpdateStore {
+            let body = StorePatch {
                 name,
-                max_credentials,
+                location,
                 health_check_key,
+                max_credentials,
                 success_audit,
                 mtls,
-                location,
+                source: None,
+                container: None,
             };
             update(&ctx, &store, &body, if_match).await
         }
@@ -294,13 +241,8 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
 }
 
 /// Sends a store update with `If-Match`: the version given, else the current ETag.
-async fn update(
-    ctx: &Ctx,
-    store: &str,
-    body: &UpdateStore,
-    if_match: Option<String>,
-) -> Result<()> {
-    if body.is_empty() {
+async fn update(ctx: &Ctx, store: &str, body: &StorePatch, if_match: Option<String>) -> Result<()> {
+    if body.fields().is_empty() {
         return Err(CliError::Usage(
             "nothing to change: pass --name, --max-credentials, --health-check-key, \
              --success-audit, --mtls or an endpoint"

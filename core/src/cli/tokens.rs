@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use http::Method;
-use serde::Serialize;
+use keyhold::api::tokens::NewToken;
 
 use super::{Result, client::seg, context::Ctx, output::outln};
 
@@ -24,14 +24,6 @@ pub enum TokenCmd {
     Revoke { id: String },
 }
 
-/// `POST /tokens` body.
-#[derive(Serialize)]
-struct CreateToken {
-    description: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires_at: Option<i64>,
-}
-
 const COLUMNS: &[&str] = &[
     "id",
     "user",
@@ -48,7 +40,7 @@ pub async fn run(ctx: Ctx, c: TokenCmd) -> Result<()> {
             description,
             expires_at,
         } => {
-            let body = CreateToken {
+            let body = NewToken {
                 description,
                 expires_at,
             };

@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 use http::Method;
-use serde::Serialize;
+use keyhold::api::users::{NewPassword, NewUser};
 use serde_json::Value;
 
 use super::{CliError, Result, client::seg, context::Ctx, password::PasswordSource};
@@ -37,24 +37,6 @@ pub enum UserCmd {
     },
 }
 
-/// `POST /users` body.
-#[derive(Serialize)]
-struct CreateUser {
-    name: String,
-    password: String,
-    /// Left out when empty: the server's default group applies.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    groups: Vec<String>,
-}
-
-/// `PUT /users/{name}/password` body.
-#[derive(Serialize)]
-struct SetPassword {
-    password: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    current_password: Option<String>,
-}
-
 /// Runs a `user` command.
 pub async fn run(ctx: Ctx, c: UserCmd) -> Result<()> {
     match c {
@@ -63,10 +45,10 @@ pub async fn run(ctx: Ctx, c: UserCmd) -> Result<()> {
             groups,
             password,
         } => {
-            let body = CreateUser {
+            let body = NewUser {
                 name,
                 password: password.read()?,
-                groups,
+                groups: groups.into_iter().collect(),
             };
             let r = ctx.call_with(Method::POST, "/users", &body).await?;
             ctx.object(&r.json);
@@ -94,7 +76,7 @@ pub async fn run(ctx: Ctx, c: UserCmd) -> Result<()> {
                 })?),
                 None => None,
             };
-            let body = SetPassword {
+            let body = NewPassword {
                 password,
                 current_password,
             };

@@ -18,7 +18,7 @@ use crate::{
         rules::RuleViolation,
     },
     plugin::{self, CallLimits, KeySourceHandle, LoadedPlugin, StoreHost},
-    store::{Condition, Entry, StoreError, Write},
+    store::{Condition, StoreError, Write},
 };
 
 /// Where plugin libraries are and how opened key sources are called: what opening a
@@ -76,34 +76,6 @@ impl Operations {
         self
     }
 
-    /// Writes a new object; `AlreadyExists` when its key is taken.
-    fn create_entry(
-        &self,
-        key: String,
-        value: Vec<u8>,
-        what: &'static str,
-        name: &str,
-    ) -> Result<(), OpError> {
-        match self.store.commit(
-            &[Condition::Absent(key.clone())],
-            vec![Write::Put(key, value)],
-        ) {
-            Ok(_) => Ok(()),
-            Err(StoreError::Conflict { .. }) => Err(OpError::AlreadyExists {
-                what,
-                id: name.to_string(),
-            }),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn entry(&self, key: &str, what: &'static str, name: &str) -> Result<Entry, OpError> {
-        self.store.get(key)?.ok_or_else(|| OpError::NotFound {
-            what,
-            id: name.to_string(),
-        })
-    }
-
     // ----- AWS connections -----
 
     /// Creates an AWS connection; its secret is sealed with its store key as context.
@@ -151,41 +123,18 @@ impl Operations {
 
     /// Every AWS connection.
     pub fn list_aws_connections(&self) -> Result<Vec<AwsConnectionRecord>, OpError> {
-        self.store
-            .scan(keys::AWS_CONNECTIONS)?
-            .iter()
-            .map(decode)
-            .collect()
+        self.decode_all(keys::AWS_CONNECTIONS)
     }
 
     /// Deletes an AWS connection; refused while an account uses it.
     pub fn delete_aws_connection(&self, name: &str) -> Result<(), OpError> {
-        let key = keys::aws_connection(name);
-        let entry = self.entry(&key, "AWS connection", name)?;
-        let users: Vec<String> = self
-            .list_accounts()?
-            .into_iter()
-            .filter(|a| a.aws_connection.as_deref() == Some(name))
-            .map(|a| a.id)
-            .collect();
-        if !users.is_empty() {
-            return Err(in_use("AWS connection", name, &users, "AWS accounts"));
-        }
         // Binding an account to the connection rewrites its record (bumping its
         // revision), so an account bound meanwhile makes this fail.
-        match self.store.commit(
-            &[Condition::Revision(key.clone(), entry.revision)],
-            vec![Write::Delete(key)],
-        ) {
-            Ok(_) => Ok(()),
-            Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
-                what: "AWS connection",
-                id: name.to_string(),
-                expected: entry.revision,
-                actual: 0,
-            }),
-            Err(e) => Err(e.into()),
-        }
+        self.delete_connection(keys::aws_connection(name), "AWS connection", name, || {
+            let users = self.list_accounts()?.into_iter();
+            let users = users.filter(|a| a.aws_connection.as_deref() == Some(name));
+            Ok((users.map(|a| a.id).collect(), "AWS accounts"))
+        })
     }
 
     /// The conditions and writes that bind a record to AWS connection `name`: it must
@@ -303,43 +252,40 @@ impl Operations {
 
     /// Every HSM connection.
     pub fn list_hsm_connections(&self) -> Result<Vec<HsmConnectionRecord>, OpError> {
-        self.store
-            .scan(keys::HSM_CONNECTIONS)?
-            .iter()
-            .map(decode)
-            .collect()
+        self.decode_all(keys::HSM_CONNECTIONS)
     }
 
     /// Deletes an HSM connection; refused while a key source was made from it.
     pub fn delete_hsm_connection(&self, name: &str) -> Result<(), OpError> {
-        let key = keys::hsm_connection(name);
-        let entry = self.entry(&key, "HSM connection", name)?;
-        let users: Vec<String> = self
-            .store
-            .scan(keys::SOURCES)?
-            .iter()
-            .map(decode::<SourceRecord>)
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .filter(|s| s.hsm_connection.as_deref() == Some(name))
-            .map(|s| s.name)
-            .collect();
+        self.delete_connection(keys::hsm_connection(name), "HSM connection", name, || {
+            let users = self.decode_all::<SourceRecord>(keys::SOURCES)?.into_iter();
+            let users = users.filter(|s| s.hsm_connection.as_deref() == Some(name));
+            Ok((users.map(|s| s.name).collect(), "key sources"))
+        })
+    }
+
+    /// Deletes the connection at `key` unless `users` (what uses it, and what those
+    /// are called) names some: then `connection_in_use`. A concurrent change of the
+    /// connection's record makes the delete fail.
+    fn delete_connection(
+        &self,
+        key: String,
+        what: &'static str,
+        name: &str,
+        users: impl FnOnce() -> Result<(Vec<String>, &'static str), OpError>,
+    ) -> Result<(), OpError> {
+        let entry = self.entry(&key, what, name)?;
+        let (users, kind) = users()?;
         if !users.is_empty() {
-            return Err(in_use("HSM connection", name, &users, "key sources"));
+            return Err(in_use(what, name, &users, kind));
         }
-        match self.store.commit(
+        self.commit_read(
             &[Condition::Revision(key.clone(), entry.revision)],
             vec![Write::Delete(key)],
-        ) {
-            Ok(_) => Ok(()),
-            Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
-                what: "HSM connection",
-                id: name.to_string(),
-                expected: entry.revision,
-                actual: 0,
-            }),
-            Err(e) => Err(e.into()),
-        }
+            what,
+            name,
+            entry.revision,
+        )
     }
 
     fn plugin_settings(&self) -> Result<&PluginSettings, OpError> {

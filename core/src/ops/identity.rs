@@ -166,49 +166,24 @@ impl Operations {
             password_hash: hash(password)?,
             created_at: model::now_unix(),
         };
-        match self.store.commit(
-            &[Condition::Absent(identity::keys::user(name))],
-            vec![Write::Put(identity::keys::user(name), to_json(&record))],
-        ) {
-            Ok(_) => Ok(record),
-            Err(StoreError::Conflict { .. }) => Err(OpError::AlreadyExists {
-                what: "user",
-                id: name.to_string(),
-            }),
-            Err(e) => Err(e.into()),
-        }
+        self.create_entry(identity::keys::user(name), to_json(&record), "user", name)?;
+        Ok(record)
     }
 
     /// One user.
     pub fn get_user(&self, name: &str) -> Result<UserRecord, OpError> {
-        let entry = self
-            .store
-            .get(&identity::keys::user(name))?
-            .ok_or_else(|| OpError::NotFound {
-                what: "user",
-                id: name.to_string(),
-            })?;
+        let entry = self.entry(&identity::keys::user(name), "user", name)?;
         decode(&entry)
     }
 
     /// Every user, by name.
     pub fn list_users(&self) -> Result<Vec<UserRecord>, OpError> {
-        self.store
-            .scan(identity::keys::USERS)?
-            .iter()
-            .map(decode)
-            .collect()
+        self.decode_all(identity::keys::USERS)
     }
 
     /// Deletes a user and every token of theirs; the last admin cannot be deleted.
     pub fn delete_user(&self, name: &str) -> Result<(), OpError> {
-        let entry = self
-            .store
-            .get(&identity::keys::user(name))?
-            .ok_or_else(|| OpError::NotFound {
-                what: "user",
-                id: name.to_string(),
-            })?;
+        let entry = self.entry(&identity::keys::user(name), "user", name)?;
         let user: UserRecord = decode(&entry)?;
         let mut conditions = vec![Condition::Revision(entry.key.clone(), entry.revision)];
         if user.groups.contains(ADMINS) {
@@ -246,28 +221,16 @@ impl Operations {
     /// Sets a user's password. Their other sessions stay valid until they expire.
     pub fn set_password(&self, name: &str, password: &str) -> Result<(), OpError> {
         validate_password(password)?;
-        let entry = self
-            .store
-            .get(&identity::keys::user(name))?
-            .ok_or_else(|| OpError::NotFound {
-                what: "user",
-                id: name.to_string(),
-            })?;
+        let entry = self.entry(&identity::keys::user(name), "user", name)?;
         let mut user: UserRecord = decode(&entry)?;
         user.password_hash = hash(password)?;
-        match self.store.commit(
+        self.commit_read(
             &[Condition::Revision(entry.key.clone(), entry.revision)],
             vec![Write::Put(entry.key, to_json(&user))],
-        ) {
-            Ok(_) => Ok(()),
-            Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
-                what: "user",
-                id: name.to_string(),
-                expected: entry.revision,
-                actual: 0,
-            }),
-            Err(e) => Err(e.into()),
-        }
+            "user",
+            name,
+            entry.revision,
+        )
     }
 
     /// Checks a user's password (false for unknown users, in about the same time).
@@ -473,23 +436,13 @@ impl Operations {
 
     /// One AWS account.
     pub fn get_account(&self, id: &str) -> Result<AccountRecord, OpError> {
-        let entry = self
-            .store
-            .get(&keys::account(id))?
-            .ok_or_else(|| OpError::NotFound {
-                what: "AWS account",
-                id: id.to_string(),
-            })?;
+        let entry = self.entry(&keys::account(id), "AWS account", id)?;
         decode(&entry)
     }
 
     /// Every AWS account.
     pub fn list_accounts(&self) -> Result<Vec<AccountRecord>, OpError> {
-        self.store
-            .scan(keys::ACCOUNTS)?
-            .iter()
-            .map(decode)
-            .collect()
+        self.decode_all(keys::ACCOUNTS)
     }
 
     /// Changes an AWS account's name, regions or ACL.
@@ -498,13 +451,7 @@ impl Operations {
         id: &str,
         update: AccountUpdate,
     ) -> Result<AccountRecord, OpError> {
-        let entry = self
-            .store
-            .get(&keys::account(id))?
-            .ok_or_else(|| OpError::NotFound {
-                what: "AWS account",
-                id: id.to_string(),
-            })?;
+        let entry = self.entry(&keys::account(id), "AWS account", id)?;
         let mut record: AccountRecord = decode(&entry)?;
         if let Some(name) = update.name {
             model::validate_name("account", &name)?;
@@ -527,16 +474,8 @@ impl Operations {
             conditions.push(c);
             writes.push(w);
         }
-        match self.store.commit(&conditions, writes) {
-            Ok(_) => Ok(record),
-            Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
-                what: "AWS account",
-                id: id.to_string(),
-                expected: entry.revision,
-                actual: 0,
-            }),
-            Err(e) => Err(e.into()),
-        }
+        self.commit_read(&conditions, writes, "AWS account", id, entry.revision)?;
+        Ok(record)
     }
 
     /// Deletes an AWS account; refused while key stores belong to it.

@@ -137,13 +137,11 @@ impl Operations {
         external_id: &str,
     ) -> Result<HyokKeyRecord, OpError> {
         self.get_store(store_id)?;
-        let entry = self
-            .store
-            .get(&keys::hyok_key(store_id, external_id))?
-            .ok_or_else(|| OpError::NotFound {
-                what: "HYOK key",
-                id: external_id.to_string(),
-            })?;
+        let entry = self.entry(
+            &keys::hyok_key(store_id, external_id),
+            "HYOK key",
+            external_id,
+        )?;
         decode(&entry)
     }
 

@@ -147,6 +147,11 @@ fn fixture() -> Fixture {
     }
 }
 
+/// The code of an operation's refusal.
+fn code<T: std::fmt::Debug>(r: Result<T, OpError>) -> &'static str {
+    r.unwrap_err().code()
+}
+
 fn new_store(name: &str) -> NewStore {
     NewStore {
         name: name.into(),
@@ -196,22 +201,13 @@ fn creation_rules() {
     assert!(e.to_string().contains("WRAP"), "{e}");
     let mut missing = new_store("missing");
     missing.health_check_key = "nope".into();
-    assert_eq!(
-        f.ops.create_store(missing).unwrap_err().code(),
-        "source_key_not_found"
-    );
+    assert_eq!(code(f.ops.create_store(missing)), "source_key_not_found");
     let mut other_source = new_store("other");
     other_source.source = "luna".into();
-    assert_eq!(
-        f.ops.create_store(other_source).unwrap_err().code(),
-        "not_found"
-    );
+    assert_eq!(code(f.ops.create_store(other_source)), "not_found");
     let mut bad_max = new_store("m");
     bad_max.max_credentials = Some(1);
-    assert_eq!(
-        f.ops.create_store(bad_max).unwrap_err().code(),
-        "invalid_input"
-    );
+    assert_eq!(code(f.ops.create_store(bad_max)), "invalid_input");
     f.ops.create_store(new_store("dup")).unwrap();
     let e = f.ops.create_store(new_store("dup")).unwrap_err();
     assert_eq!((e.code(), e.http_status()), ("already_exists", 409));
@@ -252,10 +248,10 @@ fn rotation_evicts_the_oldest_at_max_credentials() {
         .delete_credential(&rec.id, &second.credential.access_key_id)
         .unwrap();
     assert_eq!(
-        f.ops
-            .delete_credential(&rec.id, &second.credential.access_key_id)
-            .unwrap_err()
-            .code(),
+        code(
+            f.ops
+                .delete_credential(&rec.id, &second.credential.access_key_id)
+        ),
         "not_found"
     );
 }
@@ -290,22 +286,16 @@ fn blocked_or_transient_stores_refuse_credentials_and_updates() {
     f.store
         .put(&keys::store(&rec.id), serde_json::to_vec(&linked).unwrap())
         .unwrap();
+    assert_eq!(code(f.ops.add_credential(&rec.id)), "store_transient_state");
     assert_eq!(
-        f.ops.add_credential(&rec.id).unwrap_err().code(),
-        "store_transient_state"
-    );
-    assert_eq!(
-        f.ops
-            .update_store(
-                &rec.id,
-                StoreUpdate {
-                    name: Some("x".into()),
-                    ..Default::default()
-                },
-                None
-            )
-            .unwrap_err()
-            .code(),
+        code(f.ops.update_store(
+            &rec.id,
+            StoreUpdate {
+                name: Some("x".into()),
+                ..Default::default()
+            },
+            None
+        )),
         "store_not_disconnected"
     );
 }
@@ -315,64 +305,53 @@ fn updates_keep_the_source_and_check_versions() {
     let f = fixture();
     let (rec, _) = f.ops.create_store(new_store("u")).unwrap();
     let v = f.ops.get_store(&rec.id).unwrap().version;
-    let e = f
-        .ops
-        .update_store(
-            &rec.id,
-            StoreUpdate {
-                source: Some("luna".into()),
-                ..Default::default()
-            },
-            None,
-        )
-        .unwrap_err();
+    let update = |u, version| f.ops.update_store(&rec.id, u, version);
+    let e = update(
+        StoreUpdate {
+            source: Some("luna".into()),
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap_err();
     assert_eq!((e.code(), e.http_status()), ("source_immutable", 422));
-    let updated = f
-        .ops
-        .update_store(
-            &rec.id,
-            StoreUpdate {
-                name: Some("renamed".into()),
-                max_credentials: Some(5),
-                health_check_key: Some("data".into()),
-                ..Default::default()
-            },
-            Some(v),
-        )
-        .unwrap();
+    let updated = update(
+        StoreUpdate {
+            name: Some("renamed".into()),
+            max_credentials: Some(5),
+            health_check_key: Some("data".into()),
+            ..Default::default()
+        },
+        Some(v),
+    )
+    .unwrap();
     assert_eq!(updated.value.name, "renamed");
     assert_eq!(updated.value.max_credentials, 5);
     assert!(updated.version > v);
     // A stale version is refused: no silent overwrite.
-    let e = f
-        .ops
-        .update_store(
-            &rec.id,
-            StoreUpdate {
-                mtls: Some(true),
-                ..Default::default()
-            },
-            Some(v),
-        )
-        .unwrap_err();
+    let e = update(
+        StoreUpdate {
+            mtls: Some(true),
+            ..Default::default()
+        },
+        Some(v),
+    )
+    .unwrap_err();
     assert_eq!((e.code(), e.http_status()), ("version_mismatch", 409));
     // An invalid health-check key is refused with the attribute named.
-    let e = f
-        .ops
-        .update_store(
-            &rec.id,
-            StoreUpdate {
-                health_check_key: Some("weak".into()),
-                ..Default::default()
-            },
-            None,
-        )
-        .unwrap_err();
+    let e = update(
+        StoreUpdate {
+            health_check_key: Some("weak".into()),
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap_err();
     assert_eq!(e.code(), "invalid_key");
     // The old name is free again, the new one is taken.
     f.ops.create_store(new_store("u")).unwrap();
     assert_eq!(
-        f.ops.create_store(new_store("renamed")).unwrap_err().code(),
+        code(f.ops.create_store(new_store("renamed"))),
         "already_exists"
     );
 }
@@ -418,19 +397,13 @@ fn hyok_keys_and_store_deletion() {
     let e = f.ops.create_hyok_key(&rec.id, "k1", "missing").unwrap_err();
     assert_eq!(e.code(), "source_key_not_found");
     assert_eq!(
-        f.ops
-            .create_hyok_key(&rec.id, "bad/id", "data")
-            .unwrap_err()
-            .code(),
+        code(f.ops.create_hyok_key(&rec.id, "bad/id", "data")),
         "invalid_input"
     );
     f.ops.create_hyok_key(&rec.id, "k1", "data").unwrap();
     f.ops.create_hyok_key(&rec.id, "k2", "data").unwrap();
     assert_eq!(
-        f.ops
-            .create_hyok_key(&rec.id, "k1", "data")
-            .unwrap_err()
-            .code(),
+        code(f.ops.create_hyok_key(&rec.id, "k1", "data")),
         "already_exists"
     );
     assert!(
@@ -448,16 +421,13 @@ fn hyok_keys_and_store_deletion() {
     );
     f.ops.delete_hyok_key(&rec.id, "k1").unwrap();
     f.ops.delete_hyok_key(&rec.id, "k2").unwrap();
+    assert_eq!(code(f.ops.delete_hyok_key(&rec.id, "k2")), "not_found");
     assert_eq!(
-        f.ops.delete_hyok_key(&rec.id, "k2").unwrap_err().code(),
-        "not_found"
-    );
-    assert_eq!(
-        f.ops.delete_store(&rec.id, false).unwrap_err().code(),
+        code(f.ops.delete_store(&rec.id, false)),
         "confirmation_required"
     );
     f.ops.delete_store(&rec.id, true).unwrap();
-    assert_eq!(f.ops.get_store(&rec.id).unwrap_err().code(), "not_found");
+    assert_eq!(code(f.ops.get_store(&rec.id)), "not_found");
     // Credentials and indexes went with it: the name and prefix are free again.
     assert!(
         f.store
@@ -474,10 +444,7 @@ fn a_blocked_store_refuses_new_keys() {
     let (rec, _) = f.ops.create_store(new_store("bk")).unwrap();
     f.ops.set_store_blocked(&rec.id, true).unwrap();
     assert_eq!(
-        f.ops
-            .create_hyok_key(&rec.id, "k", "data")
-            .unwrap_err()
-            .code(),
+        code(f.ops.create_hyok_key(&rec.id, "k", "data")),
         "store_blocked"
     );
 }
@@ -509,7 +476,7 @@ fn accounts_bind_stores_and_refuse_deletion_while_used() {
     assert_eq!(e.code(), "already_exists");
     let mut unknown = new_store("orphan");
     unknown.account = Some("999988887777".into());
-    assert_eq!(f.ops.create_store(unknown).unwrap_err().code(), "not_found");
+    assert_eq!(code(f.ops.create_store(unknown)), "not_found");
     let mut s = new_store("bound");
     s.account = Some("111122223333".into());
     let (rec, _) = f.ops.create_store(s).unwrap();
@@ -534,10 +501,7 @@ fn accounts_bind_stores_and_refuse_deletion_while_used() {
     assert_eq!(updated.name, "production");
     assert_eq!(updated.acl.len(), 1);
     f.ops.delete_account("111122223333").unwrap();
-    assert_eq!(
-        f.ops.get_account("111122223333").unwrap_err().code(),
-        "not_found"
-    );
+    assert_eq!(code(f.ops.get_account("111122223333")), "not_found");
 }
 
 #[test]
@@ -558,20 +522,14 @@ fn users_tokens_and_the_root_bootstrap() {
         401
     );
     assert_eq!(
-        f.ops
-            .login("ghost", "wrong password", 60)
-            .unwrap_err()
-            .code(),
+        code(f.ops.login("ghost", "wrong password", 60)),
         "unauthenticated"
     );
     let groups = ["users".to_string()].into_iter().collect();
     f.ops.create_user("bob", "correct horse", groups).unwrap();
     let bad: std::collections::BTreeSet<String> = ["wizards".to_string()].into_iter().collect();
     assert_eq!(
-        f.ops
-            .create_user("eve", "correct horse", bad)
-            .unwrap_err()
-            .code(),
+        code(f.ops.create_user("eve", "correct horse", bad)),
         "invalid_input"
     );
     let api = f.ops.issue_api_token("bob", None, "ci").unwrap();
@@ -580,10 +538,7 @@ fn users_tokens_and_the_root_bootstrap() {
     assert_eq!(f.ops.list_tokens("bob").unwrap().len(), 1);
     // Bob cannot revoke root's session; root can revoke Bob's token.
     assert_eq!(
-        f.ops
-            .revoke_token(&session.record.id, &bob)
-            .unwrap_err()
-            .code(),
+        code(f.ops.revoke_token(&session.record.id, &bob)),
         "not_found"
     );
     f.ops.revoke_token(&api.record.id, &who).unwrap();
@@ -595,13 +550,10 @@ fn users_tokens_and_the_root_bootstrap() {
     let again = f.ops.issue_api_token("bob", None, "").unwrap();
     f.ops.delete_user("bob").unwrap();
     assert!(f.ops.authenticate(&again.bearer).is_err());
-    assert_eq!(f.ops.delete_user("root").unwrap_err().code(), "last_admin");
+    assert_eq!(code(f.ops.delete_user("root")), "last_admin");
     f.ops.set_password("root", "a new password").unwrap();
     assert!(f.ops.check_password("root", "a new password").unwrap());
-    assert_eq!(
-        f.ops.set_password("root", "short").unwrap_err().code(),
-        "invalid_input"
-    );
+    assert_eq!(code(f.ops.set_password("root", "short")), "invalid_input");
 }
 
 #[test]
@@ -629,10 +581,7 @@ fn source_keys_and_hyok_lookups() {
     assert!(check.is_ok());
     let (_, check) = f.ops.get_source_key("ctm", "weak").unwrap();
     assert!(check.unwrap_err()[0].contains("usage"));
-    assert_eq!(
-        f.ops.list_source_keys("nope").unwrap_err().code(),
-        "not_found"
-    );
+    assert_eq!(code(f.ops.list_source_keys("nope")), "not_found");
     let e = f
         .ops
         .create_source_key("ctm", NewKey::new("none", KeyUsage::NONE))
@@ -644,10 +593,7 @@ fn source_keys_and_hyok_lookups() {
         f.ops.get_hyok_key(&rec.id, "k1").unwrap().source_key,
         "data"
     );
-    assert_eq!(
-        f.ops.get_hyok_key(&rec.id, "k2").unwrap_err().code(),
-        "not_found"
-    );
+    assert_eq!(code(f.ops.get_hyok_key(&rec.id, "k2")), "not_found");
 }
 
 // ----- connections -----
@@ -683,27 +629,18 @@ fn aws_connection_secret_is_sealed_with_its_key_as_context() {
             .is_err()
     );
     assert_eq!(
-        f.ops.create_aws_connection(aws("c1")).unwrap_err().code(),
+        code(f.ops.create_aws_connection(aws("c1"))),
         "already_exists"
     );
     let mut bad = aws("c2");
     bad.access_key_id = "short".into();
-    assert_eq!(
-        f.ops.create_aws_connection(bad).unwrap_err().code(),
-        "invalid_input"
-    );
+    assert_eq!(code(f.ops.create_aws_connection(bad)), "invalid_input");
     let mut bad = aws("c2");
     bad.endpoint_url = Some("not a url".into());
-    assert_eq!(
-        f.ops.create_aws_connection(bad).unwrap_err().code(),
-        "invalid_input"
-    );
+    assert_eq!(code(f.ops.create_aws_connection(bad)), "invalid_input");
     let mut bad = aws("c2");
     bad.role_arn = Some("arn:aws:s3:::bucket".into());
-    assert_eq!(
-        f.ops.create_aws_connection(bad).unwrap_err().code(),
-        "invalid_input"
-    );
+    assert_eq!(code(f.ops.create_aws_connection(bad)), "invalid_input");
     assert_eq!(f.ops.list_aws_connections().unwrap().len(), 1);
 }
 
@@ -732,10 +669,7 @@ fn a_referenced_aws_connection_cannot_be_deleted() {
         )
         .unwrap();
     f.ops.delete_aws_connection("c1").unwrap();
-    assert_eq!(
-        f.ops.delete_aws_connection("c1").unwrap_err().code(),
-        "not_found"
-    );
+    assert_eq!(code(f.ops.delete_aws_connection("c1")), "not_found");
 }
 
 #[test]
@@ -752,10 +686,7 @@ fn aws_connection_test_reports_the_connection_error() {
     assert_eq!(t.status, TestStatus::Failed);
     assert!(t.reason.unwrap().contains("cannot connect"));
     assert_eq!(
-        f.ops
-            .test_aws_connection("c1", Some("Mars"))
-            .unwrap_err()
-            .code(),
+        code(f.ops.test_aws_connection("c1", Some("Mars"))),
         "invalid_input"
     );
 }
@@ -792,10 +723,7 @@ fn hsm_connections_hold_a_pin_reference_and_sources_need_one() {
             ..base.clone()
         },
     ] {
-        assert_eq!(
-            f.ops.create_hsm_connection(bad).unwrap_err().code(),
-            "invalid_input"
-        );
+        assert_eq!(code(f.ops.create_hsm_connection(bad)), "invalid_input");
     }
     let rec = f.ops.create_hsm_connection(base.clone()).unwrap();
     assert_eq!(
@@ -803,26 +731,17 @@ fn hsm_connections_hold_a_pin_reference_and_sources_need_one() {
         serde_json::json!({"module": "/usr/lib/softhsm/libsofthsm2.so",
                            "token_label": "part1", "pin_file": "/etc/keyhold/pin"})
     );
-    assert_eq!(
-        f.ops.create_hsm_connection(base).unwrap_err().code(),
-        "already_exists"
-    );
+    assert_eq!(code(f.ops.create_hsm_connection(base)), "already_exists");
     // Source creation refusals, before any plugin is loaded.
+    assert_eq!(code(f.ops.create_source("s", "luna", "nope")), "not_found");
+    assert_eq!(code(f.ops.create_source("s", "ctm", "h1")), "invalid_input");
     assert_eq!(
-        f.ops.create_source("s", "luna", "nope").unwrap_err().code(),
-        "not_found"
-    );
-    assert_eq!(
-        f.ops.create_source("s", "ctm", "h1").unwrap_err().code(),
-        "invalid_input"
-    );
-    assert_eq!(
-        f.ops.create_source("ctm", "luna", "h1").unwrap_err().code(),
+        code(f.ops.create_source("ctm", "luna", "h1")),
         "already_exists"
     );
     // This fixture cannot open plugins at run time.
     assert_eq!(
-        f.ops.create_source("s", "luna", "h1").unwrap_err().code(),
+        code(f.ops.create_source("s", "luna", "h1")),
         "invalid_input"
     );
     assert!(!f.ops.sources.contains("s"));
