@@ -7,7 +7,7 @@ use abi_stable::{
     std_types::{RString, RVec},
 };
 
-use crate::Operation;
+use crate::{KeyUsage, Operation};
 
 /// Everything a key source can refuse or fail with. Each variant maps onto exactly one
 /// XKS error (the host matches on [`KeySourceError::kind`]); the host adds its own
@@ -80,6 +80,29 @@ pub enum KeySourceError {
 }
 
 impl KeySourceError {
+    /// The checks every operation makes once the key is found, in the order the host and
+    /// the conformance kit expect: the key is enabled ([`KeySourceError::Disabled`]), then
+    /// its usage allows `op` ([`KeySourceError::KeyUsage`]).
+    ///
+    /// ```
+    /// use keyhold_sdk::{KeySourceError, KeyUsage, Operation};
+    /// assert!(KeySourceError::check_use("k", true, KeyUsage::ENCRYPT, Operation::Encrypt).is_ok());
+    /// let err = KeySourceError::check_use("k", false, KeyUsage::DECRYPT, Operation::Encrypt);
+    /// assert!(matches!(err, Err(KeySourceError::Disabled { .. })));
+    /// ```
+    pub fn check_use(key: &str, enabled: bool, usage: KeyUsage, op: Operation) -> Result<(), Self> {
+        if !enabled {
+            return Err(KeySourceError::Disabled { key: key.into() });
+        }
+        if !usage.contains(op.required_usage()) {
+            return Err(KeySourceError::KeyUsage {
+                key: key.into(),
+                operation: op,
+            });
+        }
+        Ok(())
+    }
+
     /// `Ok(())` when `problems` is empty, otherwise [`KeySourceError::InvalidKey`] naming
     /// `key` and every problem (one sentence per failing attribute): the answer of
     /// `validate_health_check_key`.

@@ -263,15 +263,7 @@ impl CtmSource {
             },
             None => self.read_through(name)?,
         };
-        if !key.attrs.enabled {
-            return Err(KeySourceError::Disabled { key: name.into() });
-        }
-        if !key.attrs.usage.contains(op.required_usage()) {
-            return Err(KeySourceError::KeyUsage {
-                key: name.into(),
-                operation: op,
-            });
-        }
+        KeySourceError::check_use(name, key.attrs.enabled, key.attrs.usage, op)?;
         Ok(key)
     }
 

@@ -472,15 +472,8 @@ impl LunaSource {
 
     fn usable_key(&self, session: &Session, name: &str, op: Operation) -> Result<KeyRef, Fail> {
         let key = self.find_key(session, name)?;
-        if self.is_disabled(name)? {
-            return Err(Fail::Ks(KeySourceError::Disabled { key: name.into() }));
-        }
-        if !key.usage.contains(op.required_usage()) {
-            return Err(Fail::Ks(KeySourceError::KeyUsage {
-                key: name.into(),
-                operation: op,
-            }));
-        }
+        KeySourceError::check_use(name, !self.is_disabled(name)?, key.usage, op)
+            .map_err(Fail::Ks)?;
         Ok(key)
     }
 

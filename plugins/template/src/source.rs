@@ -88,15 +88,7 @@ impl TemplateSource {
         let key = keys
             .get(name)
             .ok_or_else(|| KeySourceError::not_found(name))?;
-        if !key.info.enabled {
-            return Err(KeySourceError::Disabled { key: name.into() });
-        }
-        if !key.info.usage.contains(op.required_usage()) {
-            return Err(KeySourceError::KeyUsage {
-                key: name.into(),
-                operation: op,
-            });
-        }
+        KeySourceError::check_use(name, key.info.enabled, key.info.usage, op)?;
         f(key)
     }
 }
