@@ -148,87 +148,91 @@ pub fn built_cdylib(file: &str) -> std::path::PathBuf {
 /// against a host double.
 pub fn check_host_kv(host: &HostBox) -> Result<(), String> {
     let k = RStr::from("kv-check/a");
-    let some = |v: &'static [u8]| ROption::RSome(RSlice::from(v));
-    let get = |key: RStr<'_>| -> Result<Option<Vec<u8>>, String> {
-        host.kv_get(key)
+    let get = || -> Result<Option<Vec<u8>>, String> {
+        host.kv_get(k)
             .into_result()
             .map(|v| v.into_option().map(RVec::into_vec))
             .map_err(|e| format!("kv_get: {e}"))
     };
-    let cas = |expected, new| -> Result<bool, String> {
-        host.kv_compare_and_swap(k, expected, new)
-            .into_result()
-            .map_err(|e| format!("kv_compare_and_swap: {e}"))
-    };
-    let expect = |what: &str, got: bool, want: bool| {
-        if got == want {
-            Ok(())
-        } else {
-            Err(format!("{what}: returned {got}, expected {want}"))
+    let opt = |v: Option<&'static [u8]>| ROption::from(v.map(RSlice::from));
+    /// A compare-and-swap (expected value, `None`: absent; new value, `None`: delete),
+    /// or a create-if-absent.
+    enum Call {
+        Cas(Option<&'static [u8]>, Option<&'static [u8]>),
+        Create(&'static [u8]),
+    }
+    // (step, call, what the call must return, the entry afterwards)
+    use Call::{Cas, Create};
+    let steps: [(&str, Call, bool, Option<&[u8]>); 11] = [
+        (
+            "cas(v0 -> v1) on absence",
+            Cas(Some(b"v0"), Some(b"v1")),
+            false,
+            None,
+        ),
+        (
+            "cas(absent -> v1) on absence",
+            Cas(None, Some(b"v1")),
+            true,
+            Some(b"v1"),
+        ),
+        (
+            "cas(absent -> v2) when v1 is there",
+            Cas(None, Some(b"v2")),
+            false,
+            Some(b"v1"),
+        ),
+        (
+            "cas(v0 -> v2) when v1 is there",
+            Cas(Some(b"v0"), Some(b"v2")),
+            false,
+            Some(b"v1"),
+        ),
+        (
+            "cas(v1 -> v2)",
+            Cas(Some(b"v1"), Some(b"v2")),
+            true,
+            Some(b"v2"),
+        ),
+        (
+            "cas(v2 -> v2) (no change)",
+            Cas(Some(b"v2"), Some(b"v2")),
+            true,
+            Some(b"v2"),
+        ),
+        (
+            "kv_create on an existing key",
+            Create(b"v3"),
+            false,
+            Some(b"v2"),
+        ),
+        ("cas(v2 -> deleted)", Cas(Some(b"v2"), None), true, None),
+        ("cas(absent -> absent)", Cas(None, None), true, None),
+        (
+            "cas(v2 -> v3) on absence",
+            Cas(Some(b"v2"), Some(b"v3")),
+            false,
+            None,
+        ),
+        ("kv_create on absence", Create(b"v4"), true, Some(b"v4")),
+    ];
+    for (step, call, want, after) in steps {
+        let got = match call {
+            Cas(expected, new) => host.kv_compare_and_swap(k, opt(expected), opt(new)),
+            Create(value) => host.kv_create(k, RSlice::from(value)),
         }
-    };
-    expect(
-        "cas(absent -> v1) on a stale value",
-        cas(some(b"v0"), some(b"v1"))?,
-        false,
-    )?;
-    expect(
-        "cas(absent -> v1) on absence",
-        cas(ROption::RNone, some(b"v1"))?,
-        true,
-    )?;
-    expect(
-        "cas(absent -> v2) when v1 is there",
-        cas(ROption::RNone, some(b"v2"))?,
-        false,
-    )?;
-    expect(
-        "cas(v0 -> v2) when v1 is there",
-        cas(some(b"v0"), some(b"v2"))?,
-        false,
-    )?;
-    if get(k)? != Some(b"v1".to_vec()) {
-        return Err("a refused compare-and-swap changed the entry".into());
+        .into_result()
+        .map_err(|e| format!("{step}: {e}"))?;
+        if got != want {
+            return Err(format!("{step}: returned {got}, expected {want}"));
+        }
+        let now = get()?;
+        if now.as_deref() != after {
+            return Err(format!(
+                "{step}: left the entry at {now:?}, expected {after:?}"
+            ));
+        }
     }
-    expect("cas(v1 -> v2)", cas(some(b"v1"), some(b"v2"))?, true)?;
-    if get(k)? != Some(b"v2".to_vec()) {
-        return Err("cas(v1 -> v2) did not write v2".into());
-    }
-    expect(
-        "cas(v2 -> v2) (no change)",
-        cas(some(b"v2"), some(b"v2"))?,
-        true,
-    )?;
-    let created = host.kv_create(k, RSlice::from(&b"v3"[..])).into_result();
-    expect(
-        "kv_create on an existing key",
-        created.map_err(|e| e.to_string())?,
-        false,
-    )?;
-    expect(
-        "cas(v2 -> deleted)",
-        cas(some(b"v2"), ROption::RNone)?,
-        true,
-    )?;
-    if get(k)?.is_some() {
-        return Err("cas(v2 -> deleted) left the entry".into());
-    }
-    expect(
-        "cas(absent -> absent)",
-        cas(ROption::RNone, ROption::RNone)?,
-        true,
-    )?;
-    expect(
-        "cas(v2 -> v3) on absence",
-        cas(some(b"v2"), some(b"v3"))?,
-        false,
-    )?;
-    let created = host.kv_create(k, RSlice::from(&b"v4"[..])).into_result();
-    expect(
-        "kv_create on absence",
-        created.map_err(|e| e.to_string())?,
-        true,
-    )?;
     host.kv_put(RStr::from("kv-check/b"), RSlice::from(&b"b"[..]))
         .into_result()
         .map_err(|e| format!("kv_put: {e}"))?;

@@ -125,38 +125,33 @@ async fn tampered_requests_are_refused() {
         .header("authorization")
         .expect("auth")
         .replace("kms-xks-proxy", "kms");
+    let with_header = |name: &str, value: &str| tampered(&|r| r.set_header(name, value));
     let other_body = bodies::encrypt(b"sigv4 tesT", None, false).to_string();
     let other_path = client.op_path("/keys/demo-encrypt-only/encrypt");
     let mut cases: Vec<(&str, RawRequest)> = vec![
         ("body", tampered(&|r| r.body = other_body.clone().into())),
         ("path", tampered(&|r| r.path = other_path.clone())),
-        (
-            "signed header",
-            tampered(&|r| r.set_header("x-test-signed", "two")),
-        ),
+        ("signed header", with_header("x-test-signed", "two")),
         (
             "content-type",
-            tampered(&|r| r.set_header("content-type", "application/json; charset=utf-8")),
+            with_header("content-type", "application/json; charset=utf-8"),
         ),
-        (
-            "date",
-            tampered(&|r| r.set_header("x-amz-date", &other_second)),
-        ),
+        ("date", with_header("x-amz-date", &other_second)),
         (
             "missing Authorization",
             tampered(&|r| r.remove_header("authorization")),
         ),
         (
             "malformed Authorization",
-            tampered(&|r| r.set_header("authorization", "AWS4-HMAC-SHA256 this is not it")),
+            with_header("authorization", "AWS4-HMAC-SHA256 this is not it"),
         ),
         (
             "other scheme",
-            tampered(&|r| r.set_header("authorization", "Basic dXNlcjpwYXNz")),
+            with_header("authorization", "Basic dXNlcjpwYXNz"),
         ),
         (
             "other service",
-            tampered(&|r| r.set_header("authorization", &other_service)),
+            with_header("authorization", &other_service),
         ),
     ];
 

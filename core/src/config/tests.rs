@@ -44,18 +44,31 @@ fn environment_overrides_nested_keys() {
     });
 }
 
+/// Each config text is refused with an error that names the key (and echoes no secret).
+fn refused_naming(cases: &[(String, &str)]) {
+    for (text, named) in cases {
+        let e = err_of(text);
+        assert!(e.contains(named), "{named}: {e}");
+        assert!(!e.contains("tooshort"), "a secret is never echoed: {e}");
+    }
+}
+
 #[test]
 fn bad_values_name_the_key() {
-    let e = err_of(&MINIMAL.replace("127.0.0.1:0", "not-an-address"));
-    assert!(e.contains("listen"), "{e}");
-    let e = err_of(&format!("{MINIMAL}lisen = 1\n"));
-    assert!(e.contains("lisen"), "{e}");
-    let e = err_of(&format!("{MINIMAL}health_cache_seconds = 61\n"));
-    assert!(e.contains("xks.health_cache_seconds"), "{e}");
-    let e = err_of(&format!(
-        "{MINIMAL}[[stores]]\nname = \"a\"\nsource = \"nope\"\nhealth_check_key = \"h\"\n"
-    ));
-    assert!(e.contains("stores[0].source"), "{e}");
+    refused_naming(&[
+        (MINIMAL.replace("127.0.0.1:0", "not-an-address"), "listen"),
+        (format!("{MINIMAL}lisen = 1\n"), "lisen"),
+        (
+            format!("{MINIMAL}health_cache_seconds = 61\n"),
+            "xks.health_cache_seconds",
+        ),
+        (
+            format!(
+                "{MINIMAL}[[stores]]\nname = \"a\"\nsource = \"nope\"\nhealth_check_key = \"h\"\n"
+            ),
+            "stores[0].source",
+        ),
+    ]);
 }
 
 #[test]
@@ -63,32 +76,37 @@ fn store_declarations_are_checked() {
     let base = format!("{MINIMAL}[sources.s]\nplugin = \"ctm\"\n");
     let store = "[[stores]]\nname = \"a\"\nsource = \"s\"\nhealth_check_key = \"h\"\n";
     assert!(Config::from_toml(&format!("{base}{store}")).is_ok());
-    let e = err_of(&format!("{base}{store}uri_path_prefix = \"a b\"\n"));
-    assert!(e.contains("stores[0].uri_path_prefix"), "{e}");
-    let e = err_of(&format!("{base}{store}max_credentials = 21\n"));
-    assert!(e.contains("stores[0].max_credentials"), "{e}");
-    let e = err_of(&format!(
-        "{base}{store}[[stores.keys]]\nid = \"k\"\nusage = [\"sign\"]\n"
-    ));
-    assert!(
-        e.contains("stores[0].keys[0].usage") && e.contains("sign"),
-        "{e}"
-    );
-    let e = err_of(&format!(
-        "{base}{store}[[stores.keys]]\nid = \"bad/id\"\nusage = [\"encrypt\"]\n"
-    ));
-    assert!(e.contains("stores[0].keys[0].id"), "{e}");
-    let e = err_of(&format!(
-        "{base}{store}[[stores.credentials]]\naccess_key_id = \"SHORT\"\nsecret = \"x\"\n"
-    ));
-    assert!(e.contains("stores[0].credentials[0].access_key_id"), "{e}");
-    let e = err_of(&format!(
-        "{base}{store}[[stores.credentials]]\naccess_key_id = \"AAAAAAAAAAAAAAAAAAAA\"\nsecret = \"tooshort\"\n"
-    ));
-    assert!(e.contains("stores[0].credentials[0].secret"), "{e}");
-    assert!(!e.contains("tooshort"), "a secret is never echoed: {e}");
-    let e = err_of(&format!("{base}{store}{store}"));
-    assert!(e.contains("declared twice"), "{e}");
+    let with = |extra: &str| format!("{base}{store}{extra}");
+    refused_naming(&[
+        (
+            with("uri_path_prefix = \"a b\"\n"),
+            "stores[0].uri_path_prefix",
+        ),
+        (with("max_credentials = 21\n"), "stores[0].max_credentials"),
+        (
+            with("[[stores.keys]]\nid = \"k\"\nusage = [\"sign\"]\n"),
+            "stores[0].keys[0].usage",
+        ),
+        (
+            with("[[stores.keys]]\nid = \"k\"\nusage = [\"sign\"]\n"),
+            "sign",
+        ),
+        (
+            with("[[stores.keys]]\nid = \"bad/id\"\nusage = [\"encrypt\"]\n"),
+            "stores[0].keys[0].id",
+        ),
+        (
+            with("[[stores.credentials]]\naccess_key_id = \"SHORT\"\nsecret = \"x\"\n"),
+            "stores[0].credentials[0].access_key_id",
+        ),
+        (
+            with(
+                "[[stores.credentials]]\naccess_key_id = \"AAAAAAAAAAAAAAAAAAAA\"\nsecret = \"tooshort\"\n",
+            ),
+            "stores[0].credentials[0].secret",
+        ),
+        (with(store), "declared twice"),
+    ]);
 }
 
 #[test]

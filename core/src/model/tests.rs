@@ -27,37 +27,64 @@ fn prefix_rules() {
     ));
 }
 
+/// `rule` accepts every `good` value and refuses every `bad` one.
+fn accepts_only<T: std::fmt::Debug, E: std::fmt::Debug>(
+    rule: impl Fn(&str) -> Result<T, E>,
+    good: &[&str],
+    bad: &[&str],
+) {
+    for v in good {
+        assert!(rule(v).is_ok(), "{v:?} refused: {:?}", rule(v));
+    }
+    for v in bad {
+        assert!(rule(v).is_err(), "{v:?} accepted");
+    }
+}
+
 #[test]
 fn external_key_id_rules() {
-    assert!(validate_external_key_id("demo-key_1.v2").is_ok());
-    assert!(validate_external_key_id(&"k".repeat(128)).is_ok());
-    assert!(validate_external_key_id(&"k".repeat(129)).is_err());
-    assert!(validate_external_key_id("").is_err());
-    assert!(validate_external_key_id("a/b").is_err());
-    assert!(validate_external_key_id("a b").is_err());
+    accepts_only(
+        validate_external_key_id,
+        &["demo-key_1.v2", &"k".repeat(128)],
+        &[&"k".repeat(129), "", "a/b", "a b"],
+    );
 }
 
 #[test]
 fn access_key_id_rules() {
-    assert!(validate_access_key_id("7MSKH6YXF3BEX3H3APGWHMI42G").is_ok());
-    assert!(validate_access_key_id("OL4OMBO6E27Z2EWQK6UJYOBY").is_ok());
-    assert!(validate_access_key_id(&"A".repeat(20)).is_ok());
-    assert!(validate_access_key_id(&"A".repeat(30)).is_ok());
-    assert!(validate_access_key_id(&"A".repeat(19)).is_err());
-    assert!(validate_access_key_id(&"A".repeat(31)).is_err());
-    assert!(validate_access_key_id("AAAAAAAAAAAAAAAAAAA1").is_err()); // '1' not base32
-    assert!(validate_access_key_id("aaaaaaaaaaaaaaaaaaaa").is_err());
+    accepts_only(
+        validate_access_key_id,
+        &[
+            "7MSKH6YXF3BEX3H3APGWHMI42G",
+            "OL4OMBO6E27Z2EWQK6UJYOBY",
+            &"A".repeat(20),
+            &"A".repeat(30),
+        ],
+        &[
+            &"A".repeat(19),
+            &"A".repeat(31),
+            "AAAAAAAAAAAAAAAAAAA1", // '1' is not base32
+            "aaaaaaaaaaaaaaaaaaaa",
+        ],
+    );
 }
 
 #[test]
 fn secret_rules() {
-    assert!(validate_secret("R2waUCZNy/ulj/7eURO1g5oc8XXokuDrR53OzOURNaM=").is_ok());
-    assert!(validate_secret("UGsVhs7lY4k7WboReepYN22iuC4VZMQPO8Laxcey7H/ny27974Yu").is_ok());
-    assert!(validate_secret(&"a".repeat(43)).is_ok());
-    assert!(validate_secret(&"a".repeat(64)).is_ok());
-    assert!(validate_secret(&"a".repeat(42)).is_err());
-    assert!(validate_secret(&"a".repeat(65)).is_err());
-    assert!(validate_secret(&format!("{}-", "a".repeat(43))).is_err());
+    accepts_only(
+        validate_secret,
+        &[
+            "R2waUCZNy/ulj/7eURO1g5oc8XXokuDrR53OzOURNaM=",
+            "UGsVhs7lY4k7WboReepYN22iuC4VZMQPO8Laxcey7H/ny27974Yu",
+            &"a".repeat(43),
+            &"a".repeat(64),
+        ],
+        &[
+            &"a".repeat(42),
+            &"a".repeat(65),
+            &format!("{}-", "a".repeat(43)),
+        ],
+    );
     let err = validate_secret("short").unwrap_err().to_string();
     assert!(
         !err.contains("short"),
