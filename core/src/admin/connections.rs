@@ -2,7 +2,11 @@
 //! (a PKCS#11 module, a token and a reference to its PIN), with their connection
 //! tests. Admins only.
 
-use super::{params::ConnectionName, prelude::*};
+use super::{
+    params::ConnectionName,
+    prelude::*,
+    responses::{AdminOnly, InvalidInput, NoSuchConnection},
+};
 use crate::api::connections::{
     AwsConnection, AwsConnectionTest, ConnectionTest, HsmConnection, NewAwsConnection,
     NewHsmConnection,
@@ -22,8 +26,8 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
 /// never returned.
 #[utoipa::path(post, path = "/api/v1/connections/aws", request_body = NewAwsConnection, responses(
     (status = 201, description = "The connection.", body = AwsConnection),
-    (status = 400, description = "Invalid input.", body = ErrorBody),
-    (status = 403, description = "Admins only.", body = ErrorBody),
+    InvalidInput,
+    AdminOnly,
     (status = 409, description = "The name is taken.", body = ErrorBody),
 ))]
 async fn create_aws_connection(
@@ -31,20 +35,18 @@ async fn create_aws_connection(
     Body(body): Body<NewAwsConnection>,
 ) -> Result<(StatusCode, Json<AwsConnection>)> {
     let object = format!("connection/aws/{}", body.name);
-    let view = c
-        .change("create_aws_connection", object, move |ops, _| {
-            let view = AwsConnection::from(&ops.create_aws_connection(body)?);
-            let details = json!(view);
-            Ok((view, details))
-        })
-        .await?;
-    Ok(created(view))
+    c.create("create_aws_connection", object, move |ops, _| {
+        let view = AwsConnection::from(&ops.create_aws_connection(body)?);
+        let details = json!(view);
+        Ok((view, details))
+    })
+    .await
 }
 
 /// Every AWS connection (admins).
 #[utoipa::path(get, path = "/api/v1/connections/aws", responses(
     (status = 200, description = "The connections.", body = Vec<AwsConnection>),
-    (status = 403, description = "Admins only.", body = ErrorBody),
+    AdminOnly,
 ))]
 async fn list_aws_connections(Admin(c): Admin) -> Result<Json<Vec<AwsConnection>>> {
     let list = c.read(|ops, _| ops.list_aws_connections()).await?;
@@ -54,8 +56,8 @@ async fn list_aws_connections(Admin(c): Admin) -> Result<Json<Vec<AwsConnection>
 /// One AWS connection (admins).
 #[utoipa::path(get, path = "/api/v1/connections/aws/{name}", params(ConnectionName), responses(
     (status = 200, description = "The connection.", body = AwsConnection),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-    (status = 404, description = "No such connection.", body = ErrorBody),
+    AdminOnly,
+    NoSuchConnection,
 ))]
 async fn get_aws_connection(
     Admin(c): Admin,
@@ -68,8 +70,8 @@ async fn get_aws_connection(
 /// Delete an AWS connection (admins); refused while an AWS account uses it.
 #[utoipa::path(delete, path = "/api/v1/connections/aws/{name}", params(ConnectionName), responses(
     (status = 204, description = "Deleted."),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-    (status = 404, description = "No such connection.", body = ErrorBody),
+    AdminOnly,
+    NoSuchConnection,
     (status = 409, description = "Connection in use (code connection_in_use; the users are named).", body = ErrorBody),
 ))]
 async fn delete_aws_connection(
@@ -87,8 +89,8 @@ async fn delete_aws_connection(
 /// (override, else https://kms.<region>.amazonaws.com).
 #[utoipa::path(post, path = "/api/v1/connections/aws/{name}/test", params(ConnectionName), request_body = AwsConnectionTest, responses(
     (status = 200, description = "Ready, or Failed with the reason.", body = ConnectionTest),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-    (status = 404, description = "No such connection.", body = ErrorBody),
+    AdminOnly,
+    NoSuchConnection,
 ))]
 async fn test_aws_connection(
     Admin(c): Admin,
@@ -109,8 +111,8 @@ async fn test_aws_connection(
 /// never stored.
 #[utoipa::path(post, path = "/api/v1/connections/hsm", request_body = NewHsmConnection, responses(
     (status = 201, description = "The connection.", body = HsmConnection),
-    (status = 400, description = "Invalid input.", body = ErrorBody),
-    (status = 403, description = "Admins only.", body = ErrorBody),
+    InvalidInput,
+    AdminOnly,
     (status = 409, description = "The name is taken.", body = ErrorBody),
 ))]
 async fn create_hsm_connection(
@@ -118,20 +120,18 @@ async fn create_hsm_connection(
     Body(body): Body<NewHsmConnection>,
 ) -> Result<(StatusCode, Json<HsmConnection>)> {
     let object = format!("connection/hsm/{}", body.name);
-    let rec = c
-        .change("create_hsm_connection", object, move |ops, _| {
-            let rec = ops.create_hsm_connection(body)?;
-            let details = json!({"module": rec.module, "token_label": rec.token_label});
-            Ok((rec, details))
-        })
-        .await?;
-    Ok(created(rec))
+    c.create("create_hsm_connection", object, move |ops, _| {
+        let rec = ops.create_hsm_connection(body)?;
+        let details = json!({"module": rec.module, "token_label": rec.token_label});
+        Ok((rec, details))
+    })
+    .await
 }
 
 /// Every HSM connection (admins).
 #[utoipa::path(get, path = "/api/v1/connections/hsm", responses(
     (status = 200, description = "The connections.", body = Vec<HsmConnection>),
-    (status = 403, description = "Admins only.", body = ErrorBody),
+    AdminOnly,
 ))]
 async fn list_hsm_connections(Admin(c): Admin) -> Result<Json<Vec<HsmConnection>>> {
     Ok(Json(c.read(|ops, _| ops.list_hsm_connections()).await?))
@@ -140,8 +140,8 @@ async fn list_hsm_connections(Admin(c): Admin) -> Result<Json<Vec<HsmConnection>
 /// One HSM connection (admins).
 #[utoipa::path(get, path = "/api/v1/connections/hsm/{name}", params(ConnectionName), responses(
     (status = 200, description = "The connection.", body = HsmConnection),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-    (status = 404, description = "No such connection.", body = ErrorBody),
+    AdminOnly,
+    NoSuchConnection,
 ))]
 async fn get_hsm_connection(
     Admin(c): Admin,
@@ -155,8 +155,8 @@ async fn get_hsm_connection(
 /// Delete an HSM connection (admins); refused while a key source was made from it.
 #[utoipa::path(delete, path = "/api/v1/connections/hsm/{name}", params(ConnectionName), responses(
     (status = 204, description = "Deleted."),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-    (status = 404, description = "No such connection.", body = ErrorBody),
+    AdminOnly,
+    NoSuchConnection,
     (status = 409, description = "Connection in use (code connection_in_use; the users are named).", body = ErrorBody),
 ))]
 async fn delete_hsm_connection(
@@ -174,8 +174,8 @@ async fn delete_hsm_connection(
 /// health.
 #[utoipa::path(post, path = "/api/v1/connections/hsm/{name}/test", params(ConnectionName), responses(
     (status = 200, description = "Ready, or Failed with the reason.", body = ConnectionTest),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-    (status = 404, description = "No such connection.", body = ErrorBody),
+    AdminOnly,
+    NoSuchConnection,
 ))]
 async fn test_hsm_connection(
     Admin(c): Admin,
