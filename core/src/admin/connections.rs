@@ -2,14 +2,15 @@
 //! (a PKCS#11 module, a token and a reference to its PIN), with their connection
 //! tests. Admins only.
 
-use super::{
-    params::ConnectionName,
-    prelude::*,
-    responses::{AdminOnly, InvalidInput, NoSuchConnection},
-};
-use crate::api::connections::{
-    AwsConnection, AwsConnectionTest, ConnectionTest, HsmConnection, NewAwsConnection,
-    NewHsmConnection,
+use utoipa::IntoResponses;
+
+use super::{params::ConnectionName, prelude::*, responses::AdminOnly};
+use crate::{
+    api::connections::{
+        AwsConnection, AwsConnectionTest, ConnectionTest, HsmConnection, NewAwsConnection,
+        NewHsmConnection,
+    },
+    ops::{OpError, Operations},
 };
 
 pub(super) fn routes() -> OpenApiRouter<AdminState> {
@@ -26,9 +27,7 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
 /// never returned.
 #[utoipa::path(post, path = "/api/v1/connections/aws", request_body = NewAwsConnection, responses(
     (status = 201, description = "The connection.", body = AwsConnection),
-    InvalidInput,
-    AdminOnly,
-    (status = 409, description = "The name is taken.", body = ErrorBody),
+    ConnectionCreateRefusals,
 ))]
 async fn create_aws_connection(
     Admin(c): Admin,
@@ -56,8 +55,7 @@ async fn list_aws_connections(Admin(c): Admin) -> Result<Json<Vec<AwsConnection>
 /// One AWS connection (admins).
 #[utoipa::path(get, path = "/api/v1/connections/aws/{name}", params(ConnectionName), responses(
     (status = 200, description = "The connection.", body = AwsConnection),
-    AdminOnly,
-    NoSuchConnection,
+    ConnectionLookup,
 ))]
 async fn get_aws_connection(
     Admin(c): Admin,
@@ -67,53 +65,31 @@ async fn get_aws_connection(
     Ok(Json(AwsConnection::from(&rec)))
 }
 
-/// Delete an AWS connection (admins); refused while an AWS account uses it.
-#[utoipa::path(delete, path = "/api/v1/connections/aws/{name}", params(ConnectionName), responses(
-    (status = 204, description = "Deleted."),
-    AdminOnly,
-    NoSuchConnection,
-    (status = 409, description = "Connection in use (code connection_in_use; the users are named).", body = ErrorBody),
-))]
-async fn delete_aws_connection(
-    Admin(c): Admin,
-    Path(ConnectionName { name }): Path<ConnectionName>,
-) -> Result<StatusCode> {
-    let object = format!("connection/aws/{name}");
-    c.change_no_content("delete_aws_connection", object, move |ops, _| {
-        ops.delete_aws_connection(&name)
-    })
-    .await
-}
-
 /// Test the AWS connection: a SigV4-signed KMS ListKeys call to its endpoint
 /// (override, else https://kms.<region>.amazonaws.com).
 #[utoipa::path(post, path = "/api/v1/connections/aws/{name}/test", params(ConnectionName), request_body = AwsConnectionTest, responses(
     (status = 200, description = "Ready, or Failed with the reason.", body = ConnectionTest),
-    AdminOnly,
-    NoSuchConnection,
+    ConnectionLookup,
 ))]
 async fn test_aws_connection(
     Admin(c): Admin,
     Path(ConnectionName { name }): Path<ConnectionName>,
     Body(body): Body<AwsConnectionTest>,
 ) -> Result<Json<ConnectionTest>> {
-    let object = format!("connection/aws/{name}");
-    let test = c
-        .change("test_aws_connection", object, move |ops, _| {
-            let t = ops.test_aws_connection(&name, body.region.as_deref())?;
-            Ok((t.clone(), json!(t)))
-        })
-        .await?;
-    Ok(Json(test))
+    run_test(
+        &c,
+        "test_aws_connection",
+        format!("connection/aws/{name}"),
+        move |ops| ops.test_aws_connection(&name, body.region.as_deref()),
+    )
+    .await
 }
 
 /// Create an HSM connection (admins). The PIN is referenced (pin_env or pin_file),
 /// never stored.
 #[utoipa::path(post, path = "/api/v1/connections/hsm", request_body = NewHsmConnection, responses(
     (status = 201, description = "The connection.", body = HsmConnection),
-    InvalidInput,
-    AdminOnly,
-    (status = 409, description = "The name is taken.", body = ErrorBody),
+    ConnectionCreateRefusals,
 ))]
 async fn create_hsm_connection(
     Admin(c): Admin,
@@ -140,8 +116,7 @@ async fn list_hsm_connections(Admin(c): Admin) -> Result<Json<Vec<HsmConnection>
 /// One HSM connection (admins).
 #[utoipa::path(get, path = "/api/v1/connections/hsm/{name}", params(ConnectionName), responses(
     (status = 200, description = "The connection.", body = HsmConnection),
-    AdminOnly,
-    NoSuchConnection,
+    ConnectionLookup,
 ))]
 async fn get_hsm_connection(
     Admin(c): Admin,
@@ -152,41 +127,106 @@ async fn get_hsm_connection(
     ))
 }
 
-/// Delete an HSM connection (admins); refused while a key source was made from it.
-#[utoipa::path(delete, path = "/api/v1/connections/hsm/{name}", params(ConnectionName), responses(
-    (status = 204, description = "Deleted."),
-    AdminOnly,
-    NoSuchConnection,
-    (status = 409, description = "Connection in use (code connection_in_use; the users are named).", body = ErrorBody),
-))]
-async fn delete_hsm_connection(
-    Admin(c): Admin,
-    Path(ConnectionName { name }): Path<ConnectionName>,
-) -> Result<StatusCode> {
-    let object = format!("connection/hsm/{name}");
-    c.change_no_content("delete_hsm_connection", object, move |ops, _| {
-        ops.delete_hsm_connection(&name)
-    })
-    .await
-}
-
 /// Test the HSM connection: open a luna key source with it and read the token's
 /// health.
 #[utoipa::path(post, path = "/api/v1/connections/hsm/{name}/test", params(ConnectionName), responses(
     (status = 200, description = "Ready, or Failed with the reason.", body = ConnectionTest),
-    AdminOnly,
-    NoSuchConnection,
+    ConnectionLookup,
 ))]
 async fn test_hsm_connection(
     Admin(c): Admin,
     Path(ConnectionName { name }): Path<ConnectionName>,
 ) -> Result<Json<ConnectionTest>> {
-    let object = format!("connection/hsm/{name}");
-    let test = c
-        .change("test_hsm_connection", object, move |ops, _| {
-            let t = ops.test_hsm_connection(&name)?;
+    run_test(
+        &c,
+        "test_hsm_connection",
+        format!("connection/hsm/{name}"),
+        move |ops| ops.test_hsm_connection(&name),
+    )
+    .await
+}
+
+/// Refusals of an operation on one named connection (admins).
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only: the refusals are `ApiError`s
+enum ConnectionLookup {
+    #[response(status = 403, description = "Admins only.")]
+    AdminOnly(ErrorBody),
+    #[response(status = 404, description = "No such connection.")]
+    NoSuchConnection(ErrorBody),
+}
+
+/// Refusals of creating a connection (admins).
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only: the refusals are `ApiError`s
+enum ConnectionCreateRefusals {
+    #[response(status = 400, description = "Invalid input.")]
+    InvalidInput(ErrorBody),
+    #[response(status = 403, description = "Admins only.")]
+    AdminOnly(ErrorBody),
+    #[response(status = 409, description = "The name is taken.")]
+    NameTaken(ErrorBody),
+}
+
+/// Refusals of deleting a connection (admins): [`ConnectionLookup`] and one in use.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only: the refusals are `ApiError`s
+enum ConnectionDeleteRefusals {
+    #[response(status = 403, description = "Admins only.")]
+    AdminOnly(ErrorBody),
+    #[response(status = 404, description = "No such connection.")]
+    NoSuchConnection(ErrorBody),
+    #[response(
+        status = 409,
+        description = "Connection in use (code connection_in_use; the users are named)."
+    )]
+    InUse(ErrorBody),
+}
+
+/// Runs a connection test as an audited change (the outcome is the audit detail).
+async fn run_test<F>(
+    c: &Caller,
+    action: &'static str,
+    object: String,
+    test: F,
+) -> Result<Json<ConnectionTest>>
+where
+    F: FnOnce(&Operations) -> std::result::Result<ConnectionTest, OpError> + Send + 'static,
+{
+    let outcome = c
+        .change(action, object, move |ops, _| {
+            let t = test(ops)?;
             Ok((t.clone(), json!(t)))
         })
         .await?;
-    Ok(Json(test))
+    Ok(Json(outcome))
 }
+
+/// Defines the handler deleting a connection of one kind (`aws`, `hsm`) through the
+/// given `Operations` method, audited under the handler's name.
+macro_rules! delete_connection {
+    ($(#[doc = $doc:literal])* $handler:ident, $path:literal, $kind:literal, $delete:ident) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(delete, path = $path, params(ConnectionName), responses(
+            (status = 204, description = "Deleted."),
+            ConnectionDeleteRefusals,
+        ))]
+        async fn $handler(
+            Admin(c): Admin,
+            Path(ConnectionName { name }): Path<ConnectionName>,
+        ) -> Result<StatusCode> {
+            let object = format!(concat!("connection/", $kind, "/{}"), name);
+            c.change_no_content(stringify!($handler), object, move |ops, _| ops.$delete(&name))
+                .await
+        }
+    };
+}
+
+delete_connection!(
+    /// Delete an AWS connection (admins); refused while an AWS account uses it.
+    delete_aws_connection, "/api/v1/connections/aws/{name}", "aws", delete_aws_connection
+);
+delete_connection!(
+    /// Delete an HSM connection (admins); refused while a key source was made from it.
+    delete_hsm_connection, "/api/v1/connections/hsm/{name}", "hsm", delete_hsm_connection
+);
