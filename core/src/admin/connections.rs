@@ -23,46 +23,114 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(test_hsm_connection))
 }
 
-/// Create an AWS connection (admins). The secret access key is sealed at rest and
-/// never returned.
-#[utoipa::path(post, path = "/api/v1/connections/aws", request_body = NewAwsConnection, responses(
-    (status = 201, description = "The connection.", body = AwsConnection),
-    ConnectionCreateRefusals,
-))]
-async fn create_aws_connection(
-    Admin(c): Admin,
-    Body(body): Body<NewAwsConnection>,
-) -> Result<(StatusCode, Json<AwsConnection>)> {
-    let object = format!("connection/aws/{}", body.name);
-    c.create("create_aws_connection", object, move |ops, _| {
-        let view = AwsConnection::from(&ops.create_aws_connection(body)?);
-        let details = json!(view);
-        Ok((view, details))
-    })
-    .await
+/// Defines the create, list, get and delete handlers of one kind of connection
+/// (`aws`, `hsm`): each calls the `Operations` method of its own name (changes are
+/// audited under it); `view` makes the answered form of a record, `details` the audit
+/// details of a created one.
+macro_rules! connection_kind {
+    (
+        kind: $kind:literal,
+        paths: ($collection:literal, $item:literal),
+        types: ($new:ty => $view_ty:ty),
+        $(#[doc = $create_doc:literal])* $create:ident,
+        $(#[doc = $list_doc:literal])* $list:ident,
+        $(#[doc = $get_doc:literal])* $get:ident,
+        $(#[doc = $delete_doc:literal])* $delete:ident,
+        view: |$rec:ident| $view:expr,
+        details: |$v:ident| $details:expr $(,)?
+    ) => {
+        $(#[doc = $create_doc])*
+        #[utoipa::path(post, path = $collection, request_body = $new, responses(
+            (status = 201, description = "The connection.", body = $view_ty),
+            ConnectionCreateRefusals,
+        ))]
+        async fn $create(
+            Admin(c): Admin,
+            Body(body): Body<$new>,
+        ) -> Result<(StatusCode, Json<$view_ty>)> {
+            let object = format!(concat!("connection/", $kind, "/{}"), body.name);
+            c.create(stringify!($create), object, move |ops, _| {
+                let $v = {
+                    let $rec = ops.$create(body)?;
+                    $view
+                };
+                let details = $details;
+                Ok(($v, details))
+            })
+            .await
+        }
+
+        $(#[doc = $list_doc])*
+        #[utoipa::path(get, path = $collection, responses(
+            (status = 200, description = "The connections.", body = Vec<$view_ty>),
+            AdminOnly,
+        ))]
+        async fn $list(Admin(c): Admin) -> Result<Json<Vec<$view_ty>>> {
+            let list = c.read(|ops, _| ops.$list()).await?;
+            Ok(Json(list.into_iter().map(|$rec| $view).collect()))
+        }
+
+        $(#[doc = $get_doc])*
+        #[utoipa::path(get, path = $item, params(ConnectionName), responses(
+            (status = 200, description = "The connection.", body = $view_ty),
+            ConnectionLookup,
+        ))]
+        async fn $get(
+            Admin(c): Admin,
+            Path(ConnectionName { name }): Path<ConnectionName>,
+        ) -> Result<Json<$view_ty>> {
+            let $rec = c.read(move |ops, _| ops.$get(&name)).await?;
+            Ok(Json($view))
+        }
+
+        $(#[doc = $delete_doc])*
+        #[utoipa::path(delete, path = $item, params(ConnectionName), responses(
+            (status = 204, description = "Deleted."),
+            ConnectionDeleteRefusals,
+        ))]
+        async fn $delete(
+            Admin(c): Admin,
+            Path(ConnectionName { name }): Path<ConnectionName>,
+        ) -> Result<StatusCode> {
+            let object = format!(concat!("connection/", $kind, "/{}"), name);
+            c.change_no_content(stringify!($delete), object, move |ops, _| ops.$delete(&name))
+                .await
+        }
+    };
 }
 
-/// Every AWS connection (admins).
-#[utoipa::path(get, path = "/api/v1/connections/aws", responses(
-    (status = 200, description = "The connections.", body = Vec<AwsConnection>),
-    AdminOnly,
-))]
-async fn list_aws_connections(Admin(c): Admin) -> Result<Json<Vec<AwsConnection>>> {
-    let list = c.read(|ops, _| ops.list_aws_connections()).await?;
-    Ok(Json(list.iter().map(AwsConnection::from).collect()))
+connection_kind! {
+    kind: "aws",
+    paths: ("/api/v1/connections/aws", "/api/v1/connections/aws/{name}"),
+    types: (NewAwsConnection => AwsConnection),
+    /// Create an AWS connection (admins). The secret access key is sealed at rest and
+    /// never returned.
+    create_aws_connection,
+    /// Every AWS connection (admins).
+    list_aws_connections,
+    /// One AWS connection (admins).
+    get_aws_connection,
+    /// Delete an AWS connection (admins); refused while an AWS account uses it.
+    delete_aws_connection,
+    view: |rec| AwsConnection::from(&rec),
+    details: |view| json!(view),
 }
 
-/// One AWS connection (admins).
-#[utoipa::path(get, path = "/api/v1/connections/aws/{name}", params(ConnectionName), responses(
-    (status = 200, description = "The connection.", body = AwsConnection),
-    ConnectionLookup,
-))]
-async fn get_aws_connection(
-    Admin(c): Admin,
-    Path(ConnectionName { name }): Path<ConnectionName>,
-) -> Result<Json<AwsConnection>> {
-    let rec = c.read(move |ops, _| ops.get_aws_connection(&name)).await?;
-    Ok(Json(AwsConnection::from(&rec)))
+connection_kind! {
+    kind: "hsm",
+    paths: ("/api/v1/connections/hsm", "/api/v1/connections/hsm/{name}"),
+    types: (NewHsmConnection => HsmConnection),
+    /// Create an HSM connection (admins). The PIN is referenced (pin_env or pin_file),
+    /// never stored.
+    create_hsm_connection,
+    /// Every HSM connection (admins).
+    list_hsm_connections,
+    /// One HSM connection (admins).
+    get_hsm_connection,
+    /// Delete an HSM connection (admins); refused while a key source was made from it.
+    delete_hsm_connection,
+    view: |rec| rec,
+    details: |rec| json!({"module": rec.module, "token_label": rec.token_label}),
 }
 
 /// Test the AWS connection: a SigV4-signed KMS ListKeys call to its endpoint
@@ -83,48 +151,6 @@ async fn test_aws_connection(
         move |ops| ops.test_aws_connection(&name, body.region.as_deref()),
     )
     .await
-}
-
-/// Create an HSM connection (admins). The PIN is referenced (pin_env or pin_file),
-/// never stored.
-#[utoipa::path(post, path = "/api/v1/connections/hsm", request_body = NewHsmConnection, responses(
-    (status = 201, description = "The connection.", body = HsmConnection),
-    ConnectionCreateRefusals,
-))]
-async fn create_hsm_connection(
-    Admin(c): Admin,
-    Body(body): Body<NewHsmConnection>,
-) -> Result<(StatusCode, Json<HsmConnection>)> {
-    let object = format!("connection/hsm/{}", body.name);
-    c.create("create_hsm_connection", object, move |ops, _| {
-        let rec = ops.create_hsm_connection(body)?;
-        let details = json!({"module": rec.module, "token_label": rec.token_label});
-        Ok((rec, details))
-    })
-    .await
-}
-
-/// Every HSM connection (admins).
-#[utoipa::path(get, path = "/api/v1/connections/hsm", responses(
-    (status = 200, description = "The connections.", body = Vec<HsmConnection>),
-    AdminOnly,
-))]
-async fn list_hsm_connections(Admin(c): Admin) -> Result<Json<Vec<HsmConnection>>> {
-    Ok(Json(c.read(|ops, _| ops.list_hsm_connections()).await?))
-}
-
-/// One HSM connection (admins).
-#[utoipa::path(get, path = "/api/v1/connections/hsm/{name}", params(ConnectionName), responses(
-    (status = 200, description = "The connection.", body = HsmConnection),
-    ConnectionLookup,
-))]
-async fn get_hsm_connection(
-    Admin(c): Admin,
-    Path(ConnectionName { name }): Path<ConnectionName>,
-) -> Result<Json<HsmConnection>> {
-    Ok(Json(
-        c.read(move |ops, _| ops.get_hsm_connection(&name)).await?,
-    ))
 }
 
 /// Test the HSM connection: open a luna key source with it and read the token's
@@ -201,32 +227,3 @@ where
         .await?;
     Ok(Json(outcome))
 }
-
-/// Defines the handler deleting a connection of one kind (`aws`, `hsm`) through the
-/// given `Operations` method, audited under the handler's name.
-macro_rules! delete_connection {
-    ($(#[doc = $doc:literal])* $handler:ident, $path:literal, $kind:literal, $delete:ident) => {
-        $(#[doc = $doc])*
-        #[utoipa::path(delete, path = $path, params(ConnectionName), responses(
-            (status = 204, description = "Deleted."),
-            ConnectionDeleteRefusals,
-        ))]
-        async fn $handler(
-            Admin(c): Admin,
-            Path(ConnectionName { name }): Path<ConnectionName>,
-        ) -> Result<StatusCode> {
-            let object = format!(concat!("connection/", $kind, "/{}"), name);
-            c.change_no_content(stringify!($handler), object, move |ops, _| ops.$delete(&name))
-                .await
-        }
-    };
-}
-
-delete_connection!(
-    /// Delete an AWS connection (admins); refused while an AWS account uses it.
-    delete_aws_connection, "/api/v1/connections/aws/{name}", "aws", delete_aws_connection
-);
-delete_connection!(
-    /// Delete an HSM connection (admins); refused while a key source was made from it.
-    delete_hsm_connection, "/api/v1/connections/hsm/{name}", "hsm", delete_hsm_connection
-);
