@@ -66,10 +66,7 @@ fn fixture_variant(name: &str, edits: &[(&str, &str, &str)]) -> (tempfile::TempD
                 "\"vendor/keyhold-sdk\", \"plugin\"",
                 &format!("\"vendor/sdk-{name}\", \"plugin\""),
             )
-            .replace(
-                "\"../vendor/keyhold-sdk\"",
-                &format!("\"../vendor/sdk-{name}\""),
-            );
+            .replace("\"../vendor/keyhold-sdk\"", &format!("\"../vendor/sdk-{name}\""));
         for (target, old, new) in edits {
             if *target == file {
                 assert!(text.contains(old), "{file} has no {old:?}");
