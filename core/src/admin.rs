@@ -33,6 +33,7 @@ mod openapi;
 mod params;
 mod prelude;
 mod reply;
+mod responses;
 mod session;
 mod sources;
 mod state;

@@ -1,7 +1,11 @@
 //! AWS accounts with their ACLs: created, changed and deleted by admins, seen by whoever
 //! the ACL lets view them.
 
-use super::{params::AccountId, prelude::*};
+use super::{
+    params::AccountId,
+    prelude::*,
+    responses::{InvalidInput, NotAdmin},
+};
 use crate::{
     api::accounts::{Account, AccountPatch, NewAccount},
     identity,
@@ -16,8 +20,8 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
 /// Create an AWS account with its ACL (admins).
 #[utoipa::path(post, path = "/api/v1/accounts", request_body = NewAccount, responses(
     (status = 201, description = "The account.", body = Account),
-    (status = 400, description = "Invalid input.", body = ErrorBody),
-    (status = 403, description = "Not an admin.", body = ErrorBody),
+    InvalidInput,
+    NotAdmin,
     (status = 409, description = "Exists.", body = ErrorBody),
 ))]
 async fn create_account(
@@ -25,15 +29,13 @@ async fn create_account(
     Body(body): Body<NewAccount>,
 ) -> Result<(StatusCode, Json<Account>)> {
     let object = format!("account/{}", body.id);
-    let acc = c
-        .change("create_account", object, move |ops, _| {
-            let (regions, acl, connection) = (body.regions, body.acl, body.aws_connection);
-            let a = ops.create_account_with(&body.id, &body.name, regions, acl, connection)?;
-            let details = json!({"acl": a.acl, "aws_connection": a.aws_connection});
-            Ok((a, details))
-        })
-        .await?;
-    Ok(created(acc))
+    c.create("create_account", object, move |ops, _| {
+        let (regions, acl, connection) = (body.regions, body.acl, body.aws_connection);
+        let a = ops.create_account_with(&body.id, &body.name, regions, acl, connection)?;
+        let details = json!({"acl": a.acl, "aws_connection": a.aws_connection});
+        Ok((a, details))
+    })
+    .await
 }
 
 /// AWS accounts the caller may view.
@@ -61,7 +63,7 @@ async fn get_account(c: Caller, Path(AccountId { id }): Path<AccountId>) -> Resu
 /// Change an account's name, regions, ACL or AWS connection (admins).
 #[utoipa::path(put, path = "/api/v1/accounts/{id}", params(AccountId), request_body = AccountPatch, responses(
     (status = 200, description = "The account.", body = Account),
-    (status = 403, description = "Not an admin.", body = ErrorBody),
+    NotAdmin,
     (status = 404, description = "No such account.", body = ErrorBody),
 ))]
 async fn update_account(
@@ -82,7 +84,7 @@ async fn update_account(
 /// Delete an AWS account (admins); refused while it has stores.
 #[utoipa::path(delete, path = "/api/v1/accounts/{id}", params(AccountId), responses(
     (status = 204, description = "Deleted."),
-    (status = 403, description = "Not an admin.", body = ErrorBody),
+    NotAdmin,
     (status = 409, description = "Account in use.", body = ErrorBody),
 ))]
 async fn delete_account(

@@ -2,10 +2,15 @@
 //! (a PKCS#11 module, a token and a reference to its PIN), with their connection
 //! tests. Admins only.
 
-use super::{params::ConnectionName, prelude::*};
-use crate::api::connections::{
-    AwsConnection, AwsConnectionTest, ConnectionTest, HsmConnection, NewAwsConnection,
-    NewHsmConnection,
+use utoipa::IntoResponses;
+
+use super::{params::ConnectionName, prelude::*, responses::AdminOnly};
+use crate::{
+    api::connections::{
+        AwsConnection, AwsConnectionTest, ConnectionTest, HsmConnection, NewAwsConnection,
+        NewHsmConnection,
+    },
+    ops::{OpError, Operations},
 };
 
 pub(super) fn routes() -> OpenApiRouter<AdminState> {
@@ -18,155 +23,133 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(test_hsm_connection))
 }
 
-/// Create an AWS connection (admins). The secret access key is sealed at rest and
-/// never returned.
-#[utoipa::path(post, path = "/api/v1/connections/aws", request_body = NewAwsConnection, responses(
-    (status = 201, description = "The connection.", body = AwsConnection),
-    (status = 400, description = "Invalid input.", body = ErrorBody),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-    (status = 409, description = "The name is taken.", body = ErrorBody),
-))]
-async fn create_aws_connection(
-    Admin(c): Admin,
-    Body(body): Body<NewAwsConnection>,
-) -> Result<(StatusCode, Json<AwsConnection>)> {
-    let object = format!("connection/aws/{}", body.name);
-    let view = c
-        .change("create_aws_connection", object, move |ops, _| {
-            let view = AwsConnection::from(&ops.create_aws_connection(body)?);
-            let details = json!(view);
-            Ok((view, details))
-        })
-        .await?;
-    Ok(created(view))
+/// Defines the create, list, get and delete handlers of one kind of connection
+/// (`aws`, `hsm`): each calls the `Operations` method of its own name (changes are
+/// audited under it); `view` makes the answered form of a record, `details` the audit
+/// details of a created one.
+macro_rules! connection_kind {
+    (
+        kind: $kind:literal,
+        paths: ($collection:literal, $item:literal),
+        types: ($new:ty => $view_ty:ty),
+        $(#[doc = $create_doc:literal])* $create:ident,
+        $(#[doc = $list_doc:literal])* $list:ident,
+        $(#[doc = $get_doc:literal])* $get:ident,
+        $(#[doc = $delete_doc:literal])* $delete:ident,
+        view: |$rec:ident| $view:expr,
+        details: |$v:ident| $details:expr $(,)?
+    ) => {
+        $(#[doc = $create_doc])*
+        #[utoipa::path(post, path = $collection, request_body = $new, responses(
+            (status = 201, description = "The connection.", body = $view_ty),
+            ConnectionCreateRefusals,
+        ))]
+        async fn $create(
+            Admin(c): Admin,
+            Body(body): Body<$new>,
+        ) -> Result<(StatusCode, Json<$view_ty>)> {
+            let object = format!(concat!("connection/", $kind, "/{}"), body.name);
+            c.create(stringify!($create), object, move |ops, _| {
+                let $v = {
+                    let $rec = ops.$create(body)?;
+                    $view
+                };
+                let details = $details;
+                Ok(($v, details))
+            })
+            .await
+        }
+
+        $(#[doc = $list_doc])*
+        #[utoipa::path(get, path = $collection, responses(
+            (status = 200, description = "The connections.", body = Vec<$view_ty>),
+            AdminOnly,
+        ))]
+        async fn $list(Admin(c): Admin) -> Result<Json<Vec<$view_ty>>> {
+            let list = c.read(|ops, _| ops.$list()).await?;
+            Ok(Json(list.into_iter().map(|$rec| $view).collect()))
+        }
+
+        $(#[doc = $get_doc])*
+        #[utoipa::path(get, path = $item, params(ConnectionName), responses(
+            (status = 200, description = "The connection.", body = $view_ty),
+            ConnectionLookup,
+        ))]
+        async fn $get(
+            Admin(c): Admin,
+            Path(ConnectionName { name }): Path<ConnectionName>,
+        ) -> Result<Json<$view_ty>> {
+            let $rec = c.read(move |ops, _| ops.$get(&name)).await?;
+            Ok(Json($view))
+        }
+
+        $(#[doc = $delete_doc])*
+        #[utoipa::path(delete, path = $item, params(ConnectionName), responses(
+            (status = 204, description = "Deleted."),
+            ConnectionDeleteRefusals,
+        ))]
+        async fn $delete(
+            Admin(c): Admin,
+            Path(ConnectionName { name }): Path<ConnectionName>,
+        ) -> Result<StatusCode> {
+            let object = format!(concat!("connection/", $kind, "/{}"), name);
+            c.change_no_content(stringify!($delete), object, move |ops, _| ops.$delete(&name))
+                .await
+        }
+    };
 }
 
-/// Every AWS connection (admins).
-#[utoipa::path(get, path = "/api/v1/connections/aws", responses(
-    (status = 200, description = "The connections.", body = Vec<AwsConnection>),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-))]
-async fn list_aws_connections(Admin(c): Admin) -> Result<Json<Vec<AwsConnection>>> {
-    let list = c.read(|ops, _| ops.list_aws_connections()).await?;
-    Ok(Json(list.iter().map(AwsConnection::from).collect()))
+connection_kind! {
+    kind: "aws",
+    paths: ("/api/v1/connections/aws", "/api/v1/connections/aws/{name}"),
+    types: (NewAwsConnection => AwsConnection),
+    /// Create an AWS connection (admins). The secret access key is sealed at rest and
+    /// never returned.
+    create_aws_connection,
+    /// Every AWS connection (admins).
+    list_aws_connections,
+    /// One AWS connection (admins).
+    get_aws_connection,
+    /// Delete an AWS connection (admins); refused while an AWS account uses it.
+    delete_aws_connection,
+    view: |rec| AwsConnection::from(&rec),
+    details: |view| json!(view),
 }
 
-/// One AWS connection (admins).
-#[utoipa::path(get, path = "/api/v1/connections/aws/{name}", params(ConnectionName), responses(
-    (status = 200, description = "The connection.", body = AwsConnection),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-    (status = 404, description = "No such connection.", body = ErrorBody),
-))]
-async fn get_aws_connection(
-    Admin(c): Admin,
-    Path(ConnectionName { name }): Path<ConnectionName>,
-) -> Result<Json<AwsConnection>> {
-    let rec = c.read(move |ops, _| ops.get_aws_connection(&name)).await?;
-    Ok(Json(AwsConnection::from(&rec)))
-}
-
-/// Delete an AWS connection (admins); refused while an AWS account uses it.
-#[utoipa::path(delete, path = "/api/v1/connections/aws/{name}", params(ConnectionName), responses(
-    (status = 204, description = "Deleted."),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-    (status = 404, description = "No such connection.", body = ErrorBody),
-    (status = 409, description = "Connection in use (code connection_in_use; the users are named).", body = ErrorBody),
-))]
-async fn delete_aws_connection(
-    Admin(c): Admin,
-    Path(ConnectionName { name }): Path<ConnectionName>,
-) -> Result<StatusCode> {
-    let object = format!("connection/aws/{name}");
-    c.change_no_content("delete_aws_connection", object, move |ops, _| {
-        ops.delete_aws_connection(&name)
-    })
-    .await
+connection_kind! {
+    kind: "hsm",
+    paths: ("/api/v1/connections/hsm", "/api/v1/connections/hsm/{name}"),
+    types: (NewHsmConnection => HsmConnection),
+    /// Create an HSM connection (admins). The PIN is referenced (pin_env or pin_file),
+    /// never stored.
+    create_hsm_connection,
+    /// Every HSM connection (admins).
+    list_hsm_connections,
+    /// One HSM connection (admins).
+    get_hsm_connection,
+    /// Delete an HSM connection (admins); refused while a key source was made from it.
+    delete_hsm_connection,
+    view: |rec| rec,
+    details: |rec| json!({"module": rec.module, "token_label": rec.token_label}),
 }
 
 /// Test the AWS connection: a SigV4-signed KMS ListKeys call to its endpoint
 /// (override, else https://kms.<region>.amazonaws.com).
 #[utoipa::path(post, path = "/api/v1/connections/aws/{name}/test", params(ConnectionName), request_body = AwsConnectionTest, responses(
     (status = 200, description = "Ready, or Failed with the reason.", body = ConnectionTest),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-    (status = 404, description = "No such connection.", body = ErrorBody),
+    ConnectionLookup,
 ))]
 async fn test_aws_connection(
     Admin(c): Admin,
     Path(ConnectionName { name }): Path<ConnectionName>,
     Body(body): Body<AwsConnectionTest>,
 ) -> Result<Json<ConnectionTest>> {
-    let object = format!("connection/aws/{name}");
-    let test = c
-        .change("test_aws_connection", object, move |ops, _| {
-            let t = ops.test_aws_connection(&name, body.region.as_deref())?;
-            Ok((t.clone(), json!(t)))
-        })
-        .await?;
-    Ok(Json(test))
-}
-
-/// Create an HSM connection (admins). The PIN is referenced (pin_env or pin_file),
-/// never stored.
-#[utoipa::path(post, path = "/api/v1/connections/hsm", request_body = NewHsmConnection, responses(
-    (status = 201, description = "The connection.", body = HsmConnection),
-    (status = 400, description = "Invalid input.", body = ErrorBody),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-    (status = 409, description = "The name is taken.", body = ErrorBody),
-))]
-async fn create_hsm_connection(
-    Admin(c): Admin,
-    Body(body): Body<NewHsmConnection>,
-) -> Result<(StatusCode, Json<HsmConnection>)> {
-    let object = format!("connection/hsm/{}", body.name);
-    let rec = c
-        .change("create_hsm_connection", object, move |ops, _| {
-            let rec = ops.create_hsm_connection(body)?;
-            let details = json!({"module": rec.module, "token_label": rec.token_label});
-            Ok((rec, details))
-        })
-        .await?;
-    Ok(created(rec))
-}
-
-/// Every HSM connection (admins).
-#[utoipa::path(get, path = "/api/v1/connections/hsm", responses(
-    (status = 200, description = "The connections.", body = Vec<HsmConnection>),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-))]
-async fn list_hsm_connections(Admin(c): Admin) -> Result<Json<Vec<HsmConnection>>> {
-    Ok(Json(c.read(|ops, _| ops.list_hsm_connections()).await?))
-}
-
-/// One HSM connection (admins).
-#[utoipa::path(get, path = "/api/v1/connections/hsm/{name}", params(ConnectionName), responses(
-    (status = 200, description = "The connection.", body = HsmConnection),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-    (status = 404, description = "No such connection.", body = ErrorBody),
-))]
-async fn get_hsm_connection(
-    Admin(c): Admin,
-    Path(ConnectionName { name }): Path<ConnectionName>,
-) -> Result<Json<HsmConnection>> {
-    Ok(Json(
-        c.read(move |ops, _| ops.get_hsm_connection(&name)).await?,
-    ))
-}
-
-/// Delete an HSM connection (admins); refused while a key source was made from it.
-#[utoipa::path(delete, path = "/api/v1/connections/hsm/{name}", params(ConnectionName), responses(
-    (status = 204, description = "Deleted."),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-    (status = 404, description = "No such connection.", body = ErrorBody),
-    (status = 409, description = "Connection in use (code connection_in_use; the users are named).", body = ErrorBody),
-))]
-async fn delete_hsm_connection(
-    Admin(c): Admin,
-    Path(ConnectionName { name }): Path<ConnectionName>,
-) -> Result<StatusCode> {
-    let object = format!("connection/hsm/{name}");
-    c.change_no_content("delete_hsm_connection", object, move |ops, _| {
-        ops.delete_hsm_connection(&name)
-    })
+    run_test(
+        &c,
+        "test_aws_connection",
+        format!("connection/aws/{name}"),
+        move |ops| ops.test_aws_connection(&name, body.region.as_deref()),
+    )
     .await
 }
 
@@ -174,19 +157,73 @@ async fn delete_hsm_connection(
 /// health.
 #[utoipa::path(post, path = "/api/v1/connections/hsm/{name}/test", params(ConnectionName), responses(
     (status = 200, description = "Ready, or Failed with the reason.", body = ConnectionTest),
-    (status = 403, description = "Admins only.", body = ErrorBody),
-    (status = 404, description = "No such connection.", body = ErrorBody),
+    ConnectionLookup,
 ))]
 async fn test_hsm_connection(
     Admin(c): Admin,
     Path(ConnectionName { name }): Path<ConnectionName>,
 ) -> Result<Json<ConnectionTest>> {
-    let object = format!("connection/hsm/{name}");
-    let test = c
-        .change("test_hsm_connection", object, move |ops, _| {
-            let t = ops.test_hsm_connection(&name)?;
+    run_test(
+        &c,
+        "test_hsm_connection",
+        format!("connection/hsm/{name}"),
+        move |ops| ops.test_hsm_connection(&name),
+    )
+    .await
+}
+
+/// Refusals of an operation on one named connection (admins).
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only: the refusals are `ApiError`s
+enum ConnectionLookup {
+    #[response(status = 403, description = "Admins only.")]
+    AdminOnly(ErrorBody),
+    #[response(status = 404, description = "No such connection.")]
+    NoSuchConnection(ErrorBody),
+}
+
+/// Refusals of creating a connection (admins).
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only: the refusals are `ApiError`s
+enum ConnectionCreateRefusals {
+    #[response(status = 400, description = "Invalid input.")]
+    InvalidInput(ErrorBody),
+    #[response(status = 403, description = "Admins only.")]
+    AdminOnly(ErrorBody),
+    #[response(status = 409, description = "The name is taken.")]
+    NameTaken(ErrorBody),
+}
+
+/// Refusals of deleting a connection (admins): [`ConnectionLookup`] and one in use.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only: the refusals are `ApiError`s
+enum ConnectionDeleteRefusals {
+    #[response(status = 403, description = "Admins only.")]
+    AdminOnly(ErrorBody),
+    #[response(status = 404, description = "No such connection.")]
+    NoSuchConnection(ErrorBody),
+    #[response(
+        status = 409,
+        description = "Connection in use (code connection_in_use; the users are named)."
+    )]
+    InUse(ErrorBody),
+}
+
+/// Runs a connection test as an audited change (the outcome is the audit detail).
+async fn run_test<F>(
+    c: &Caller,
+    action: &'static str,
+    object: String,
+    test: F,
+) -> Result<Json<ConnectionTest>>
+where
+    F: FnOnce(&Operations) -> std::result::Result<ConnectionTest, OpError> + Send + 'static,
+{
+    let outcome = c
+        .change(action, object, move |ops, _| {
+            let t = test(ops)?;
             Ok((t.clone(), json!(t)))
         })
         .await?;
-    Ok(Json(test))
+    Ok(Json(outcome))
 }

@@ -27,15 +27,13 @@ async fn create_key(
     Body(body): Body<NewHyokKey>,
 ) -> Result<(StatusCode, Json<HyokKey>)> {
     let object = format!("store/{id}/key/{}", body.external_id);
-    let rec = c
-        .change("create_hyok_key", object, move |ops, who| {
-            authorize_store(ops, who, &id, Permission::ManageKeys)?;
-            let rec = ops.create_hyok_key(&id, &body.external_id, &body.source_key)?;
-            let details = json!({"source_key": rec.source_key});
-            Ok((rec, details))
-        })
-        .await?;
-    Ok(created(rec))
+    c.create("create_hyok_key", object, move |ops, who| {
+        authorize_store(ops, who, &id, Permission::ManageKeys)?;
+        let rec = ops.create_hyok_key(&id, &body.external_id, &body.source_key)?;
+        let details = json!({"source_key": rec.source_key});
+        Ok((rec, details))
+    })
+    .await
 }
 
 /// HYOK keys of a store.

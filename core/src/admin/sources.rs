@@ -6,6 +6,7 @@ use keyhold_sdk::{KeyUsage, NewKey};
 use super::{
     params::{SourceKeyName, SourceName},
     prelude::*,
+    responses::AdminOnly,
 };
 use crate::{
     api::sources::{CheckedSourceKey, NewSource, NewSourceKey, Source, SourceKey},
@@ -32,7 +33,7 @@ async fn list_sources(c: Caller) -> Result<Json<Vec<Source>>> {
 #[utoipa::path(post, path = "/api/v1/sources", request_body = NewSource, responses(
     (status = 201, description = "The source's status.", body = Source),
     (status = 400, description = "Invalid input (only plugin 'luna').", body = ErrorBody),
-    (status = 403, description = "Admins only.", body = ErrorBody),
+    AdminOnly,
     (status = 404, description = "No such HSM connection.", body = ErrorBody),
     (status = 409, description = "A source of that name exists.", body = ErrorBody),
     (status = 502, description = "The plugin did not open the key source.", body = ErrorBody),
@@ -42,19 +43,17 @@ async fn create_source(
     Body(body): Body<NewSource>,
 ) -> Result<(StatusCode, Json<Option<Source>>)> {
     let object = format!("source/{}", body.name);
-    let status = c
-        .change("create_source", object, move |ops, _| {
-            let rec = ops.create_source(&body.name, &body.plugin, &body.hsm_connection)?;
-            let details = json!({
-                "plugin": rec.plugin,
-                "container": rec.container,
-                "hsm_connection": rec.hsm_connection,
-            });
-            let status = ops.list_sources()?.into_iter().find(|s| s.name == rec.name);
-            Ok((status, details))
-        })
-        .await?;
-    Ok(created(status))
+    c.create("create_source", object, move |ops, _| {
+        let rec = ops.create_source(&body.name, &body.plugin, &body.hsm_connection)?;
+        let details = json!({
+            "plugin": rec.plugin,
+            "container": rec.container,
+            "hsm_connection": rec.hsm_connection,
+        });
+        let status = ops.list_sources()?.into_iter().find(|s| s.name == rec.name);
+        Ok((status, details))
+    })
+    .await
 }
 
 /// Keys of a key source.
@@ -74,7 +73,7 @@ async fn list_source_keys(
 /// Create a key in a key source (admins).
 #[utoipa::path(post, path = "/api/v1/sources/{name}/keys", params(SourceName), request_body = NewSourceKey, responses(
     (status = 201, description = "The key.", body = SourceKey),
-    (status = 403, description = "Admins only.", body = ErrorBody),
+    AdminOnly,
     (status = 409, description = "Name taken.", body = ErrorBody),
     (status = 422, description = "Unsupported.", body = ErrorBody),
 ))]

@@ -178,6 +178,20 @@ impl Actor {
         Ok(t)
     }
 
+    /// [`Actor::change`] whose result is answered as JSON with `201 Created`.
+    pub(super) async fn create<T, F>(
+        &self,
+        action: &'static str,
+        object: String,
+        f: F,
+    ) -> Result<(StatusCode, axum::Json<T>), ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Operations, &Principal) -> Result<(T, Value), OpError> + Send + 'static,
+    {
+        Ok(super::reply::created(self.change(action, object, f).await?))
+    }
+
     /// [`Actor::change`] without result or audit details, answered `204 No Content`.
     pub(super) async fn change_no_content<F>(
         &self,

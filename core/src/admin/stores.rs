@@ -8,6 +8,7 @@ use super::{
     etag::{if_match, with_etag},
     params::StoreId,
     prelude::*,
+    responses::InvalidInput,
 };
 use crate::{
     api::stores::{CreatedStore, NewStore, Store, StorePatch},
@@ -25,7 +26,7 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
 /// Create an unlinked key store; returns the credentials file once.
 #[utoipa::path(post, path = "/api/v1/stores", request_body = NewStore, responses(
     (status = 201, description = "Store, credentials file, health-check path (ETag: the store's version).", body = CreatedStore),
-    (status = 400, description = "Invalid input.", body = ErrorBody),
+    InvalidInput,
     (status = 403, description = "Missing create_store.", body = ErrorBody),
     (status = 409, description = "Name or prefix taken.", body = ErrorBody),
     (status = 422, description = "Health-check key refused.", body = ErrorBody),

@@ -1,6 +1,6 @@
 //! The caller's bearer tokens: list, issue an API token, revoke.
 
-use super::{params::TokenId, prelude::*};
+use super::{params::TokenId, prelude::*, responses::InvalidInput};
 use crate::api::tokens::{IssuedToken, NewToken, Token};
 
 pub(super) fn routes() -> OpenApiRouter<AdminState> {
@@ -21,7 +21,7 @@ async fn list_tokens(c: Caller) -> Result<Json<Vec<Token>>> {
 /// Issue an API token for the caller; the bearer is shown once.
 #[utoipa::path(post, path = "/api/v1/tokens", request_body = NewToken, responses(
     (status = 201, description = "Token with its bearer.", body = IssuedToken),
-    (status = 400, description = "Invalid input.", body = ErrorBody),
+    InvalidInput,
 ))]
 async fn create_token(
     c: Caller,

@@ -1,7 +1,11 @@
 //! Admin users: list, create and delete (admins), read (admins or the user), set a
 //! password (admins; users their own with the current one).
 
-use super::{params::UserName, prelude::*};
+use super::{
+    params::UserName,
+    prelude::*,
+    responses::{InvalidInput, NotAdmin},
+};
 use crate::{
     api::users::{NewPassword, NewUser, User},
     identity::{self, AccessError},
@@ -18,7 +22,7 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
 /// List users (admins).
 #[utoipa::path(get, path = "/api/v1/users", responses(
     (status = 200, description = "Users.", body = Vec<User>),
-    (status = 403, description = "Not an admin.", body = ErrorBody),
+    NotAdmin,
 ))]
 async fn list_users(Admin(c): Admin) -> Result<Json<Vec<User>>> {
     let users = c.read(|ops, _| ops.list_users()).await?;
@@ -28,8 +32,8 @@ async fn list_users(Admin(c): Admin) -> Result<Json<Vec<User>>> {
 /// Create a user (admins).
 #[utoipa::path(post, path = "/api/v1/users", request_body = NewUser, responses(
     (status = 201, description = "The user.", body = User),
-    (status = 400, description = "Invalid input.", body = ErrorBody),
-    (status = 403, description = "Not an admin.", body = ErrorBody),
+    InvalidInput,
+    NotAdmin,
     (status = 409, description = "Name taken.", body = ErrorBody),
 ))]
 async fn create_user(
@@ -68,7 +72,7 @@ async fn get_user(c: Caller, Path(UserName { name }): Path<UserName>) -> Result<
 /// Delete a user and their tokens (admins); not the last admin.
 #[utoipa::path(delete, path = "/api/v1/users/{name}", params(UserName), responses(
     (status = 204, description = "Deleted."),
-    (status = 403, description = "Not an admin.", body = ErrorBody),
+    NotAdmin,
     (status = 409, description = "Last admin.", body = ErrorBody),
 ))]
 async fn delete_user(
