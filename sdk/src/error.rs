@@ -80,6 +80,31 @@ pub enum KeySourceError {
 }
 
 impl KeySourceError {
+    /// Checks `name` as a key name: 1 to `max_bytes` bytes (an HSM's label limit; 128 is
+    /// the longest XKS external key id), no control characters. Refuses with
+    /// [`KeySourceError::InvalidInput`] saying which rule failed.
+    ///
+    /// ```
+    /// use keyhold_sdk::KeySourceError;
+    /// assert!(KeySourceError::check_name("data-key-1", 128).is_ok());
+    /// assert!(KeySourceError::check_name("", 128).is_err());
+    /// assert!(KeySourceError::check_name("a\nb", 128).is_err());
+    /// ```
+    pub fn check_name(name: &str, max_bytes: usize) -> Result<(), Self> {
+        if name.is_empty() || name.len() > max_bytes {
+            return Err(KeySourceError::invalid_input(format!(
+                "key names have 1 to {max_bytes} bytes, got {}",
+                name.len()
+            )));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(KeySourceError::invalid_input(
+                "key names must not contain control characters",
+            ));
+        }
+        Ok(())
+    }
+
     /// The checks every operation makes once the key is found, in the order the host and
     /// the conformance kit expect: the key is enabled ([`KeySourceError::Disabled`]), then
     /// its usage allows `op` ([`KeySourceError::KeyUsage`]).

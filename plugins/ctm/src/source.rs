@@ -82,19 +82,9 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// Key names: 1..=256 characters, no control characters.
+/// Key names: 1 to 256 bytes, no control characters.
 fn check_name(name: &str) -> Result<(), KeySourceError> {
-    if name.is_empty() || name.chars().count() > 256 {
-        return Err(KeySourceError::invalid_input(
-            "key name must have 1 to 256 characters",
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(KeySourceError::invalid_input(
-            "key name must not contain control characters",
-        ));
-    }
-    Ok(())
+    KeySourceError::check_name(name, 256)
 }
 
 impl CtmSource {

@@ -44,18 +44,7 @@ fn random(buf: &mut [u8]) -> Result<(), KeySourceError> {
 
 /// What is wrong with `name` as a key name of this source, if anything.
 fn check_name(name: &str) -> Result<(), KeySourceError> {
-    if name.is_empty() || name.len() > MAX_NAME_BYTES {
-        return Err(KeySourceError::invalid_input(format!(
-            "key names have 1 to {MAX_NAME_BYTES} bytes, got {}",
-            name.len()
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(KeySourceError::invalid_input(
-            "key names must not contain control characters",
-        ));
-    }
-    Ok(())
+    KeySourceError::check_name(name, MAX_NAME_BYTES)
 }
 
 impl TemplateSource {
