@@ -43,7 +43,8 @@ pub const DEFAULT_CACERT: &str = "keyhold-data/tls/ca.pem";
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  `audit-verify` found a broken chain, or `serve` could not start
+  1  `audit-verify` found a broken chain, `serve` could not start, `check-config` could
+     not open a declared key source, or `plugin-check` found a failing check
   2  usage error (unknown flag, missing argument, unreadable local file, bad local input)
   3  refused by the server (HTTP 4xx: validation, authentication, permission, a rule)
   4  server or connection error (HTTP 5xx, server not reachable, TLS failure)

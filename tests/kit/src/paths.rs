@@ -10,7 +10,7 @@ use std::{
 };
 
 /// What to build when a library or the binary is missing.
-const BUILD_HINT: &str = "run `cargo build -p plugin-ctm -p plugin-luna -p plugin-slow -p plugin-bad-abi -p not-a-plugin` first";
+const BUILD_HINT: &str = "run `cargo build -p plugin-ctm -p plugin-luna -p plugin-template -p plugin-slow -p plugin-bad-abi -p not-a-plugin` first";
 
 /// The workspace root (two levels above this crate's directory, `tests/kit`).
 pub fn workspace_root() -> PathBuf {
