@@ -79,6 +79,21 @@ impl KeyUsage {
         (KeyUsage::UNWRAP, "UNWRAP"),
     ];
 
+    /// The names (`ENCRYPT`, `DECRYPT`, `WRAP`, `UNWRAP`) of the usages in `required`
+    /// that `self` lacks: what a health-check key's refusal names.
+    ///
+    /// ```
+    /// use keyhold_sdk::KeyUsage;
+    /// let missing: Vec<_> = KeyUsage::ENCRYPT.missing(KeyUsage::ALL).collect();
+    /// assert_eq!(missing, ["DECRYPT", "WRAP", "UNWRAP"]);
+    /// ```
+    pub fn missing(self, required: KeyUsage) -> impl Iterator<Item = &'static str> {
+        KeyUsage::NAMES
+            .into_iter()
+            .filter(move |(bit, _)| required.contains(*bit) && !self.contains(*bit))
+            .map(|(_, name)| name)
+    }
+
     /// Whether every bit of `other` is set in `self`.
     pub fn contains(self, other: KeyUsage) -> bool {
         self.0 & other.0 == other.0

@@ -326,15 +326,8 @@ pub fn health_check_problems(attrs: &KeyAttrs) -> Vec<RString> {
     if attrs.deletable {
         problems.push("deletable must be false".into());
     }
-    for (bit, name) in [
-        (KeyUsage::ENCRYPT, "ENCRYPT"),
-        (KeyUsage::DECRYPT, "DECRYPT"),
-        (KeyUsage::WRAP, "WRAP"),
-        (KeyUsage::UNWRAP, "UNWRAP"),
-    ] {
-        if !attrs.usage.contains(bit) {
-            problems.push(format!("usage must include {name}").into());
-        }
+    for name in attrs.usage.missing(KeyUsage::ALL) {
+        problems.push(format!("usage must include {name}").into());
     }
     problems
 }

@@ -178,27 +178,13 @@ impl KeySourceImpl for TemplateSource {
     fn validate_health_check_key(&self, name: &str) -> Result<(), KeySourceError> {
         let info = self.get_key(name)?;
         let mut problems = Vec::new();
-        for (bit, usage) in [
-            (KeyUsage::ENCRYPT, "encrypt"),
-            (KeyUsage::DECRYPT, "decrypt"),
-            (KeyUsage::WRAP, "wrap"),
-            (KeyUsage::UNWRAP, "unwrap"),
-        ] {
-            if !info.usage.contains(bit) {
-                problems.push(format!("the key must allow {usage}").into());
-            }
+        for usage in info.usage.missing(KeyUsage::ALL) {
+            problems.push(format!("the key must allow {}", usage.to_lowercase()));
         }
         if info.deletable {
             problems.push("the key must not be deletable".into());
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(KeySourceError::InvalidKey {
-                key: name.into(),
-                problems: problems.into(),
-            })
-        }
+        KeySourceError::check_key(name, problems)
     }
 
     fn encrypt(
