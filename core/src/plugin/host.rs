@@ -62,12 +62,15 @@ fn compare_and_swap(
         if current.as_ref().map(|e| e.value.as_slice()) != expected {
             return Ok(false);
         }
+        if new == expected {
+            // Nothing to write: the read above is the comparison.
+            return Ok(true);
+        }
         let condition = match &current {
             Some(entry) => Condition::Revision(key.to_string(), entry.revision),
             None => Condition::Absent(key.to_string()),
         };
         let writes = match new {
-            _ if new == expected => Vec::new(),
             Some(value) => vec![Write::Put(key.to_string(), value.to_vec())],
             None => vec![Write::Delete(key.to_string())],
         };

@@ -1,5 +1,6 @@
-//! A plugin library loaded the way the host loads it (abi_stable's library header, the
-//! root module checked), and key sources opened from it.
+//! A plugin library loaded the way the host loads it ([`keyhold_sdk::library::load`]:
+//! abi_stable's library header, the SDK version and ABI checked), and key sources opened
+//! from it.
 
 use std::{
     collections::HashMap,
@@ -11,8 +12,7 @@ use keyhold_sdk::{KeySourceBox, KeySourceError, PluginModRef, testing::MemoryHos
 use crate::paths;
 
 /// The root module of plugin `name` (found by [`paths::plugin_library`]), loaded once
-/// per process through the low-level header API (`RootModule::load_from_file` keeps one
-/// library per module type, whatever the path). Panics when it does not load.
+/// per process by the host's loader. Panics when it does not load.
 pub fn module(name: &str) -> PluginModRef {
     static LOADED: OnceLock<Mutex<HashMap<String, PluginModRef>>> = OnceLock::new();
     let mut loaded = LOADED
@@ -21,10 +21,9 @@ pub fn module(name: &str) -> PluginModRef {
         .unwrap_or_else(|p| p.into_inner());
     *loaded.entry(name.to_string()).or_insert_with(|| {
         let path = paths::plugin_library(name).unwrap_or_else(|e| panic!("{e}"));
-        abi_stable::library::lib_header_from_path(&path)
-            .unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()))
-            .init_root_module::<PluginModRef>()
-            .unwrap_or_else(|e| panic!("{} is not a keyhold plugin: {e}", path.display()))
+        keyhold_sdk::library::load(&path)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .module
     })
 }
 
