@@ -12,6 +12,7 @@ pub mod admin;
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod aws;
 pub mod config;
 pub mod identity;
 pub mod metrics;

@@ -85,6 +85,9 @@ pub enum OpError {
     /// Authentication or authorization refused.
     #[error(transparent)]
     Access(#[from] crate::identity::AccessError),
+    /// An AWS KMS call failed (AWS's error code, when it answered, is in the message).
+    #[error("AWS KMS: {0}")]
+    Aws(#[from] crate::aws::AwsError),
 }
 
 impl From<StoreError> for OpError {
@@ -114,6 +117,7 @@ impl OpError {
             OpError::Store(_) => "store_error",
             OpError::Input(_) => "invalid_input",
             OpError::Access(e) => e.code(),
+            OpError::Aws(e) => e.api_code(),
         }
     }
 
@@ -137,6 +141,7 @@ impl OpError {
             OpError::Store(_) => 500,
             OpError::Input(_) => 400,
             OpError::Access(e) => e.http_status(),
+            OpError::Aws(e) => e.http_status(),
         }
     }
 }
