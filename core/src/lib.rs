@@ -13,6 +13,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod identity;
 pub mod metrics;

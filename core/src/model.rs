@@ -292,6 +292,19 @@ pub mod keys {
         /// An HSM connection.
         fn hsm_connection, const HSM_CONNECTIONS = "connections/hsm/";
     }
+    crate::store_collection! {
+        /// A credential rotation schedule.
+        fn schedule, const SCHEDULES = "schedules/";
+    }
+    crate::store_collection! {
+        /// When a store's scheduled rotation last ran (value: JSON of
+        /// `crate::model::RotationState`).
+        fn rotation_state, const ROTATION_STATES = "rotation-states/";
+    }
+    crate::store_collection! {
+        /// A long-running job (e.g. a refresh), with its progress.
+        fn job, const JOBS = "jobs/";
+    }
     /// Prefix of every credential.
     pub const CREDENTIALS: &str = "credentials/";
     /// Prefix of every HYOK key.
@@ -421,6 +434,12 @@ pub struct StoreRecord {
     /// The AWS side, when the store is linked (`None`: unlinked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsLink>,
+    /// The AWS region of the store (one of its account's regions); required to link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The credential rotation schedule assigned to the store (local, linked stores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_schedule: Option<String>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
 }
@@ -446,6 +465,8 @@ impl StoreRecord {
             location: XksLocation::Unset,
             quota: None,
             aws: None,
+            region: None,
+            rotation_schedule: None,
             created_at: 0,
         }
     }
@@ -463,6 +484,29 @@ pub struct AwsLink {
     pub custom_key_store_id: String,
     /// Its connection state as last seen.
     pub connection_state: ConnectionState,
+    /// AWS's `ConnectionErrorCode` as last seen (why it is `FAILED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_error_code: Option<String>,
+}
+
+impl AwsLink {
+    /// A link to AWS store `custom_key_store_id` in `state`, without error code.
+    pub fn new(custom_key_store_id: impl Into<String>, state: ConnectionState) -> AwsLink {
+        AwsLink {
+            custom_key_store_id: custom_key_store_id.into(),
+            connection_state: state,
+            connection_error_code: None,
+        }
+    }
+}
+
+/// The AWS KMS key a linked HYOK key corresponds to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KmsKeyLink {
+    /// The KMS key id (a UUID).
+    pub key_id: String,
+    /// The KMS key ARN.
+    pub key_arn: String,
 }
 
 /// AWS KMS's connection state of an external key store.
@@ -542,6 +586,9 @@ pub struct HyokKeyRecord {
     /// Whether AWS KMS's use of the key is suspended.
     #[serde(default)]
     pub blocked: bool,
+    /// The AWS KMS key, when linked (`None`: unlinked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<KmsKeyLink>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
 }

@@ -162,6 +162,7 @@ pub struct Operations {
     master: Arc<MasterKey>,
     sources: Arc<Sources>,
     plugins: Option<connections::PluginSettings>,
+    applied: Option<linkage::AppliedWaiter>,
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -190,6 +191,7 @@ impl Operations {
             master,
             sources,
             plugins: None,
+            applied: None,
         }
     }
 
@@ -291,6 +293,8 @@ impl Operations {
             location: new.location,
             quota: None,
             aws: None,
+            region: None,
+            rotation_schedule: None,
             created_at: model::now_unix(),
         };
         let (cred_key, cred, file) = self.new_credential(&record);
@@ -627,6 +631,7 @@ impl Operations {
             external_id: external_id.to_string(),
             source_key: source_key.to_string(),
             blocked: false,
+            aws: None,
             created_at: model::now_unix(),
         };
         let key = keys::hyok_key(store_id, external_id);
@@ -699,10 +704,12 @@ impl Operations {
 
 mod connections;
 mod identity;
+mod linkage;
 mod sources;
 
 pub use connections::{CONNECTION_TEST_TIMEOUT, PluginSettings, open_source};
 pub use identity::RootBootstrap;
+pub use linkage::{AppliedWaiter, TRANSITION_WAIT};
 
 // The changes the admin API asks for are its request types (one definition).
 pub use crate::api::{

@@ -379,6 +379,8 @@ fn reconcile_store(
         location: model::XksLocation::Unset,
         quota: decl.quota,
         aws: None,
+        region: None,
+        rotation_schedule: None,
         created_at: model::now_unix(),
     };
     let conditions = [
@@ -453,6 +455,7 @@ fn reconcile_keys(
                     external_id: k.id.clone(),
                     source_key,
                     blocked: false,
+                    aws: None,
                     created_at: model::now_unix(),
                 };
                 store.commit(

@@ -161,10 +161,7 @@ mod tests {
 
     fn linked(state: ConnectionState) -> StoreRecord {
         StoreRecord {
-            aws: Some(AwsLink {
-                custom_key_store_id: "cks-1".into(),
-                connection_state: state,
-            }),
+            aws: Some(AwsLink::new("cks-1", state)),
             ..store()
         }
     }

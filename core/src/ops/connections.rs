@@ -190,6 +190,32 @@ impl Operations {
         Ok(out)
     }
 
+    /// How to reach AWS KMS in `region` with AWS connection `name` (secret opened).
+    /// Placeholder until the SDK client lands: no CA, no STS override.
+    pub fn aws_settings(
+        &self,
+        name: &str,
+        region: &str,
+    ) -> Result<crate::aws::AwsSettings, OpError> {
+        let key = keys::aws_connection(name);
+        let rec: AwsConnectionRecord = decode(&self.entry(&key, "AWS connection", name)?)?;
+        let secret = self
+            .master
+            .open(&rec.sealed_secret_access_key, &key)
+            .map_err(|e| OpError::Input(format!("AWS connection '{name}': {e}")))?;
+        Ok(crate::aws::AwsSettings {
+            region: region.to_string(),
+            access_key_id: rec.access_key_id,
+            secret_access_key: Zeroizing::new(String::from_utf8_lossy(&secret).into_owned()),
+            role_arn: rec.role_arn,
+            endpoint_url: rec.endpoint_url,
+            sts_endpoint_url: None,
+            sts_regional_endpoints: rec.sts_regional_endpoints,
+            ca_pem: None,
+            limits: crate::aws::AwsLimits::default(),
+        })
+    }
+
     // ----- HSM connections -----
 
     /// Creates an HSM connection (a reference to the PIN, never the PIN).

@@ -280,6 +280,7 @@ fn blocked_or_transient_stores_refuse_credentials_and_updates() {
     // A linked store in a transient state.
     let mut linked = f.ops.get_store(&rec.id).unwrap().value;
     linked.aws = Some(AwsLink {
+        connection_error_code: None,
         custom_key_store_id: "cks-1".into(),
         connection_state: ConnectionState::Connecting,
     });

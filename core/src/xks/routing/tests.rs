@@ -45,6 +45,7 @@ fn put_key(s: &MemoryStore, store_id: &str, ext: &str, blocked: bool) -> u64 {
         external_id: ext.into(),
         source_key: format!("src-{ext}"),
         blocked,
+        aws: None,
         created_at: 0,
     };
     s.put(
