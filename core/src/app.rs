@@ -229,6 +229,22 @@ fn plugin_settings(cfg: &Config) -> crate::ops::PluginSettings {
     }
 }
 
+/// How often linked stores' AWS connection states are read from AWS KMS.
+const AWS_STATE_SYNC: Duration = Duration::from_secs(60);
+
+/// Blocks (a blocking-pool thread) until the data plane serves store revision
+/// `revision`, at most 5 s.
+fn wait_served(service: &XksService, revision: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while service.routing().revision < revision {
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!(revision, "data plane has not applied a change within 5 s");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Starts keyhold with `cfg`.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let cfg = Arc::new(cfg);
@@ -380,10 +396,33 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     };
     let (mut admin_addr, mut admin_tls, mut root_password_file) = (None, false, None);
     if let Some(listen) = cfg.admin.listen {
+        let applied: crate::ops::AppliedWaiter = {
+            let service = service.clone();
+            Arc::new(move |revision| wait_served(&service, revision))
+        };
         let ops = Arc::new(
             crate::ops::Operations::new(store.clone(), ctx.master.clone(), sources.clone())
-                .with_plugins(plugin_settings(&cfg)),
+                .with_plugins(plugin_settings(&cfg))
+                .with_applied_waiter(applied),
         );
+        // Linked stores' AWS connection states change on AWS's side too (a failed
+        // connection, a console click): follow them.
+        {
+            let ops = ops.clone();
+            let mut stop = shutdown_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(AWS_STATE_SYNC);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            let ops = ops.clone();
+                            let _ = tokio::task::spawn_blocking(move || ops.sync_linked_stores()).await;
+                        }
+                        _ = stop.changed() => break,
+                    }
+                }
+            }));
+        }
         root_password_file = {
             let (cfg, ops, audit) = (cfg.clone(), ops.clone(), audit.clone());
             tokio::task::spawn_blocking(move || crate::admin::bootstrap_root(&cfg, &ops, &audit))

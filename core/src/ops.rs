@@ -268,7 +268,13 @@ impl Operations {
                 id: new.source.clone(),
             })?;
         if let Some(account) = &new.account {
-            self.get_account(account)?;
+            let account = self.get_account(account)?;
+            if let Some(region) = &new.region {
+                ensure_account_region(&account, region)?;
+            }
+        }
+        if let Some(region) = &new.region {
+            model::validate_region(region)?;
         }
         // The health-check key must exist before the store, in the store's own source.
         self.validate_health_check_key(&new.source, &new.health_check_key)?;
@@ -293,7 +299,7 @@ impl Operations {
             location: new.location,
             quota: None,
             aws: None,
-            region: None,
+            region: new.region.clone(),
             rotation_schedule: None,
             created_at: model::now_unix(),
         };
@@ -464,7 +470,27 @@ impl Operations {
             rules::ensure_local(old, "mTLS setting")?;
             next.mtls = v;
         }
+        if let Some(region) = update.region {
+            model::validate_region(&region)?;
+            if old.aws.is_some() && old.region.as_deref() != Some(region.as_str()) {
+                return Err(OpError::Rule(RuleViolation {
+                    code: "region_immutable",
+                    message: format!(
+                        "key store '{}' is linked in region {}: its region cannot change",
+                        old.name,
+                        old.region.as_deref().unwrap_or("?")
+                    ),
+                }));
+            }
+            if let Some(account) = self.store_account(id)? {
+                ensure_account_region(&self.get_account(&account)?, &region)?;
+            }
+            next.region = Some(region);
+        }
         writes.push(Write::Put(keys::store(id), to_json(&next)));
+        // A linked store's name and location are AWS's too: pushed first, so that a
+        // refusal there changes nothing here.
+        self.push_update(old, &next)?;
         let version = self.commit_store_change(id, &conditions, writes)?;
         Ok(Versioned {
             value: next,
@@ -525,6 +551,20 @@ impl Operations {
         let current = self.get_store(id)?;
         let hyok = self.store.scan(&keys::hyok_keys_of(id))?;
         rules::ensure_deletable(&current.value, hyok.len(), confirmed)?;
+        self.delete_aws_side(&current.value)?;
+        self.remove_store(&current)
+    }
+
+    /// Removes a just-created store whose AWS side could not be made (no rules: it was
+    /// never shown to anyone but its creator's failed request).
+    fn purge_store(&self, id: &str) -> Result<(), OpError> {
+        let current = self.get_store(id)?;
+        self.remove_store(&current)
+    }
+
+    /// Deletes a store record, its indexes, credentials and account binding.
+    fn remove_store(&self, current: &Versioned<StoreRecord>) -> Result<(), OpError> {
+        let id = current.value.id.as_str();
         let mut writes = vec![
             Write::Delete(keys::store(id)),
             Write::Delete(keys::store_name_index(&current.value.name)),
@@ -557,12 +597,15 @@ impl Operations {
 
     /// Adds a credential (rotation). At max credentials the oldest ones are deleted in
     /// the same transaction. Returns the credentials file (shown once) and the evicted
-    /// access key ids.
+    /// access key ids. Linked stores rotate with [`Operations::rotate_credential`].
     pub fn add_credential(
         &self,
         store_id: &str,
     ) -> Result<(CredentialsFile, Vec<String>), OpError> {
         let current = self.get_store(store_id)?;
+        if current.value.aws.is_some() && current.value.kind == StoreKind::Local {
+            return self.rotate_credential(store_id);
+        }
         rules::ensure_credential_addable(&current.value)?;
         let existing = self.list_credentials(store_id)?;
         let evicted = model::credentials_to_evict(&existing, current.value.max_credentials);
@@ -583,6 +626,58 @@ impl Operations {
         );
         self.commit_store_change(store_id, &conditions, writes)?;
         Ok((file, evicted))
+    }
+
+    /// Adds a credential without evicting any (the first step of a linked rotation).
+    /// Returns the credentials file and the new credential's store key.
+    fn insert_credential(&self, store_id: &str) -> Result<(CredentialsFile, String), OpError> {
+        let current = self.get_store(store_id)?;
+        let (key, record, file) = self.new_credential(&current.value);
+        self.commit_store_change(
+            store_id,
+            &[
+                Condition::Revision(keys::store(store_id), current.version),
+                Condition::Absent(key.clone()),
+            ],
+            vec![Write::Put(key.clone(), to_json(&record))],
+        )?;
+        Ok((file, key))
+    }
+
+    /// Deletes the oldest credentials beyond the store's max credentials, never one of
+    /// `keep`. Returns the evicted access key ids.
+    fn evict_credentials(&self, store_id: &str, keep: &[&str]) -> Result<Vec<String>, OpError> {
+        let current = self.get_store(store_id)?;
+        let existing = self.list_credentials(store_id)?;
+        let max = current.value.max_credentials as usize;
+        let mut evicted = Vec::new();
+        let mut over = existing.len().saturating_sub(max);
+        for (akid, _) in &existing {
+            if over == 0 {
+                break;
+            }
+            if keep.contains(&akid.as_str()) {
+                continue;
+            }
+            if self.store.delete(&keys::credential(store_id, akid))? {
+                evicted.push(akid.clone());
+            }
+            over -= 1;
+        }
+        Ok(evicted)
+    }
+
+    /// The secret of one credential of a store, opened.
+    fn credential_secret(&self, store_id: &str, access_key_id: &str) -> Result<Zeroizing<String>, OpError> {
+        let key = keys::credential(store_id, access_key_id);
+        let record: CredentialRecord = decode(&self.entry(&key, "credential", access_key_id)?)?;
+        let secret = self.master.open(&record.sealed_secret, &key).map_err(|e| {
+            OpError::Store(StoreError::Corrupt {
+                key: key.clone(),
+                message: format!("credential secret cannot be opened: {e}"),
+            })
+        })?;
+        Ok(Zeroizing::new(String::from_utf8_lossy(&secret).into_owned()))
     }
 
     /// Deletes a credential: requests signed with it fail from then on.
@@ -717,6 +812,21 @@ pub use crate::api::{
     connections::{NewAwsConnection, NewHsmConnection},
     stores::{NewStore, StorePatch as StoreUpdate},
 };
+
+/// A store's region must be one of its account's regions.
+fn ensure_account_region(account: &model::AccountRecord, region: &str) -> Result<(), OpError> {
+    if account.regions.iter().any(|r| r == region) {
+        return Ok(());
+    }
+    Err(OpError::Rule(RuleViolation {
+        code: "region_not_allowed",
+        message: format!(
+            "region '{region}' is not among AWS account {}'s regions ({}): add it to the account first",
+            account.id,
+            account.regions.join(", ")
+        ),
+    }))
+}
 
 #[cfg(test)]
 mod tests;

@@ -13,12 +13,54 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(get_key, delete_key))
         .routes(routes!(block_key))
         .routes(routes!(unblock_key))
+        .routes(routes!(link_key))
 }
 
-/// Create a HYOK key bound to a key of the store's source.
+/// `DELETE /api/v1/stores/{id}/keys/{ext}` query.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct DeleteKeyQuery {
+    /// Waiting period (7..=30 days, default 30) of the AWS KMS key's scheduled
+    /// deletion, for linked keys.
+    pending_window_days: Option<i32>,
+}
+
+impl DeleteKeyQuery {
+    /// Reads the query string; an unknown parameter or a value that is not a number is
+    /// refused with a JSON error.
+    fn parse(query: Option<&str>) -> std::result::Result<DeleteKeyQuery, super::ApiError> {
+        let mut q = DeleteKeyQuery::default();
+        for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("pending_window_days", v)) => {
+                    let days = v.parse().map_err(|_| {
+                        super::ApiError::new(
+                            400,
+                            "invalid_input",
+                            format!("pending_window_days must be a number of days, got '{v}'"),
+                        )
+                    })?;
+                    q.pending_window_days = Some(days);
+                }
+                _ => {
+                    return Err(super::ApiError::new(
+                        400,
+                        "invalid_input",
+                        format!("unknown query parameter '{pair}' (only pending_window_days)"),
+                    ));
+                }
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// Create a HYOK key bound to a key of the store's source; in a linked store also its
+/// AWS KMS key (the store must be `CONNECTED`; AWS KMS checks the key through the
+/// proxy), unless `linked` is false.
 #[utoipa::path(post, path = "/api/v1/stores/{id}/keys", params(StoreId), request_body = NewHyokKey, responses(
     (status = 201, description = "The key.", body = HyokKey),
-    (status = 409, description = "Exists or store blocked.", body = ErrorBody),
+    (status = 409, description = "Exists, store blocked or not connected, or refused by AWS KMS (aws_error_code).", body = ErrorBody),
     (status = 422, description = "No such source key.", body = ErrorBody),
 ))]
 async fn create_key(
@@ -29,8 +71,9 @@ async fn create_key(
     let object = format!("store/{id}/key/{}", body.external_id);
     c.create("create_hyok_key", object, move |ops, who| {
         authorize_store(ops, who, &id, Permission::ManageKeys)?;
-        let rec = ops.create_hyok_key(&id, &body.external_id, &body.source_key)?;
-        let details = json!({"source_key": rec.source_key});
+        let rec =
+            ops.create_hyok_key_with_link(&id, &body.external_id, &body.source_key, body.linked)?;
+        let details = json!({"source_key": rec.source_key, "aws": rec.aws});
         Ok((rec, details))
     })
     .await
@@ -65,18 +108,42 @@ async fn get_key(c: Caller, Path(HyokKeyId { id, ext }): Path<HyokKeyId>) -> Res
     Ok(Json(key))
 }
 
-/// Delete a HYOK key.
-#[utoipa::path(delete, path = "/api/v1/stores/{id}/keys/{ext}", params(HyokKeyId), responses(
+/// Delete a HYOK key; a linked key's AWS KMS key is scheduled for deletion first.
+#[utoipa::path(delete, path = "/api/v1/stores/{id}/keys/{ext}", params(HyokKeyId, DeleteKeyQuery), responses(
     (status = 204, description = "Deleted."),
+    (status = 400, description = "Waiting period outside 7..=30 days.", body = ErrorBody),
     (status = 404, description = "No such key.", body = ErrorBody),
 ))]
-async fn delete_key(c: Caller, Path(HyokKeyId { id, ext }): Path<HyokKeyId>) -> Result<StatusCode> {
+async fn delete_key(
+    c: Caller,
+    Path(HyokKeyId { id, ext }): Path<HyokKeyId>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<StatusCode> {
+    let q = DeleteKeyQuery::parse(query.as_deref())?;
     let object = format!("store/{id}/key/{ext}");
     c.change_no_content("delete_hyok_key", object, move |ops, who| {
         authorize_store(ops, who, &id, Permission::ManageKeys)?;
-        ops.delete_hyok_key(&id, &ext)
+        ops.delete_hyok_key_with_link(&id, &ext, q.pending_window_days)
     })
     .await
+}
+
+/// Link an unlinked HYOK key of a linked, `CONNECTED` store: create its AWS KMS key.
+#[utoipa::path(post, path = "/api/v1/stores/{id}/keys/{ext}/link", params(HyokKeyId), responses(
+    (status = 200, description = "The key with its AWS KMS key.", body = HyokKey),
+    (status = 409, description = "Linked already, store not linked or not connected, or refused by AWS KMS (aws_error_code).", body = ErrorBody),
+))]
+async fn link_key(c: Caller, Path(HyokKeyId { id, ext }): Path<HyokKeyId>) -> Result<Json<HyokKey>> {
+    let object = format!("store/{id}/key/{ext}");
+    let rec = c
+        .change("link_hyok_key", object, move |ops, who| {
+            authorize_store(ops, who, &id, Permission::ManageKeys)?;
+            let rec = ops.link_hyok_key(&id, &ext)?;
+            let details = json!({"aws": rec.aws});
+            Ok((rec, details))
+        })
+        .await?;
+    Ok(Json(rec))
 }
 
 async fn set_key_blocked(c: Caller, key: HyokKeyId, blocked: bool) -> Result<Json<HyokKey>> {

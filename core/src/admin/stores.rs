@@ -11,7 +11,7 @@ use super::{
     responses::InvalidInput,
 };
 use crate::{
-    api::stores::{CreatedStore, NewStore, Store, StorePatch},
+    api::stores::{CreatedStore, LinkPlan, LinkRequest, NewStore, Store, StorePatch},
     model,
 };
 
@@ -21,15 +21,23 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(get_store, update_store, delete_store))
         .routes(routes!(block_store))
         .routes(routes!(unblock_store))
+        .routes(routes!(review_link))
+        .routes(routes!(link_store))
+        .routes(routes!(connect_store))
+        .routes(routes!(disconnect_store))
 }
 
-/// Create an unlinked key store; returns the credentials file once.
+/// Create a key store; returns the credentials file once. With `linked`, its external
+/// key store is created on AWS KMS too (AWS KMS first checks that it reaches this proxy
+/// with the given location; if not, nothing is left on either side) and starts
+/// `DISCONNECTED`.
 #[utoipa::path(post, path = "/api/v1/stores", request_body = NewStore, responses(
     (status = 201, description = "Store, credentials file, health-check path (ETag: the store's version).", body = CreatedStore),
     InvalidInput,
     (status = 403, description = "Missing create_store.", body = ErrorBody),
-    (status = 409, description = "Name or prefix taken.", body = ErrorBody),
+    (status = 409, description = "Name or prefix taken; a region the account does not allow; AWS KMS refused (aws_error with aws_error_code).", body = ErrorBody),
     (status = 422, description = "Health-check key refused.", body = ErrorBody),
+    (status = 502, description = "AWS KMS unreachable or refused the proxy (aws_* codes, aws_error_code).", body = ErrorBody),
 ))]
 async fn create_store(c: Caller, Body(body): Body<NewStore>) -> Result<Response> {
     let object = format!("store/{}", body.name);
@@ -40,15 +48,16 @@ async fn create_store(c: Caller, Body(body): Body<NewStore>) -> Result<Response>
             }
             authorize_account(ops, who, body.account.as_deref(), Permission::CreateStore)?;
             let account = body.account.clone();
-            let (rec, file) = ops.create_store(body)?;
+            let (current, file) = ops.create_store_with_link(body)?;
+            let rec = &current.value;
             let details = json!({
                 "store_id": rec.id,
                 "account": account,
                 "source": rec.source,
                 "uri_path_prefix": rec.uri_path_prefix,
                 "access_key_id": file.credential.access_key_id,
+                "aws": rec.aws,
             });
-            let current = ops.get_store(&rec.id)?;
             Ok(((Store::new(current, account), file), details))
         })
         .await?;
@@ -197,4 +206,85 @@ async fn block_store(c: Caller, Path(StoreId { id }): Path<StoreId>) -> Result<R
 ))]
 async fn unblock_store(c: Caller, Path(StoreId { id }): Path<StoreId>) -> Result<Response> {
     set_blocked(c, id, false).await
+}
+
+/// What linking an unlinked store would create on AWS KMS, with the edits given:
+/// review it, then link. Changes nothing.
+#[utoipa::path(post, path = "/api/v1/stores/{id}/link/review", params(StoreId), request_body = LinkRequest, responses(
+    (status = 200, description = "The networking details linking would send.", body = LinkPlan),
+    (status = 409, description = "Linked already, or remote.", body = ErrorBody),
+))]
+async fn review_link(
+    c: Caller,
+    Path(StoreId { id }): Path<StoreId>,
+    Body(body): Body<LinkRequest>,
+) -> Result<Json<LinkPlan>> {
+    let plan = c
+        .read(move |ops, who| {
+            authorize_store(ops, who, &id, Permission::UpdateStore)?;
+            ops.link_preview(&id, &body)
+        })
+        .await?;
+    Ok(Json(plan))
+}
+
+/// Link an unlinked local store: create its external key store on AWS KMS (with the
+/// store's newest credential and the reviewed networking details); it starts
+/// `DISCONNECTED`.
+#[utoipa::path(post, path = "/api/v1/stores/{id}/link", params(StoreId), request_body = LinkRequest, responses(
+    (status = 200, description = "The linked store.", body = Store),
+    (status = 409, description = "Linked already, remote, blocked, or refused by AWS KMS (aws_error_code).", body = ErrorBody),
+    (status = 502, description = "AWS KMS unreachable or could not reach the proxy.", body = ErrorBody),
+))]
+async fn link_store(
+    c: Caller,
+    Path(StoreId { id }): Path<StoreId>,
+    Body(body): Body<LinkRequest>,
+) -> Result<Response> {
+    store_change(c, "link_store", id, move |ops, id| ops.link_store(id, body)).await
+}
+
+/// Connect a linked store on AWS KMS; answers once `CONNECTING` is over (or after
+/// 30 s, still `CONNECTING`): `CONNECTED`, or `FAILED` with AWS's
+/// `connection_error_code`.
+#[utoipa::path(post, path = "/api/v1/stores/{id}/connect", params(StoreId), responses(
+    (status = 200, description = "The store with its AWS connection state.", body = Store),
+    (status = 409, description = "Not linked, remote, or refused by AWS KMS (aws_error_code).", body = ErrorBody),
+))]
+async fn connect_store(c: Caller, Path(StoreId { id }): Path<StoreId>) -> Result<Response> {
+    store_change(c, "connect_store", id, |ops, id| {
+        ops.set_store_connected(id, true)
+    })
+    .await
+}
+
+/// Disconnect a linked store on AWS KMS; answers once `DISCONNECTING` is over.
+#[utoipa::path(post, path = "/api/v1/stores/{id}/disconnect", params(StoreId), responses(
+    (status = 200, description = "The store with its AWS connection state.", body = Store),
+    (status = 409, description = "Not linked, remote, or refused by AWS KMS (aws_error_code).", body = ErrorBody),
+))]
+async fn disconnect_store(c: Caller, Path(StoreId { id }): Path<StoreId>) -> Result<Response> {
+    store_change(c, "disconnect_store", id, |ops, id| {
+        ops.set_store_connected(id, false)
+    })
+    .await
+}
+
+/// An audited change of store `id` (needs `UpdateStore`), answered with the store and
+/// its version as `ETag`; the audit details are the store's AWS link.
+async fn store_change<F>(c: Caller, action: &'static str, id: String, f: F) -> Result<Response>
+where
+    F: FnOnce(&crate::ops::Operations, &str) -> std::result::Result<crate::ops::Versioned<model::StoreRecord>, crate::ops::OpError>
+        + Send
+        + 'static,
+{
+    let store = c
+        .change(action, format!("store/{id}"), move |ops, who| {
+            authorize_store(ops, who, &id, Permission::UpdateStore)?;
+            let v = f(ops, &id)?;
+            let details = json!({"aws": v.value.aws});
+            Ok((Store::new(v, ops.store_account(&id)?), details))
+        })
+        .await?;
+    Ok(with_etag(StatusCode::OK, store.version, store))
 }

@@ -13,4 +13,8 @@ pub struct NewHyokKey {
     pub external_id: String,
     /// Name of the key in the store's source.
     pub source_key: String,
+    /// Also create its AWS KMS key (`CreateKey` with this `XksKeyId`); default: when
+    /// the store is linked. Linked keys need a linked, `CONNECTED` store.
+    #[serde(default)]
+    pub linked: Option<bool>,
 }

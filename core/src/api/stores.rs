@@ -34,6 +34,13 @@ pub struct NewStore {
     /// Require mutual TLS.
     #[serde(default)]
     pub mtls: bool,
+    /// The AWS region (one of the account's regions); required for a linked store.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Also create the external key store on AWS KMS (needs account, region and
+    /// location); AWS KMS first checks that it reaches this proxy.
+    #[serde(default)]
+    pub linked: bool,
 }
 
 /// `PATCH /api/v1/stores/{id}` body: absent fields stay as they are; `source` and
@@ -65,6 +72,9 @@ pub struct StorePatch {
     /// Must equal the current container if given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// The AWS region (one of the account's regions; fixed once linked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 impl StorePatch {
@@ -79,6 +89,7 @@ impl StorePatch {
             ("mtls", self.mtls.is_some()),
             ("source", self.source.is_some()),
             ("container", self.container.is_some()),
+            ("region", self.region.is_some()),
         ]
         .into_iter()
         .filter(|(_, set)| *set)
@@ -125,4 +136,39 @@ pub struct CreatedStore {
     pub credentials_file: CredentialsFile,
     /// The store's load-balancer health-check path.
     pub health_check_path: String,
+}
+
+/// `POST /api/v1/stores/{id}/link` body (and the query of its preview): edits of the
+/// networking details before the AWS external key store is created. Absent: as stored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// The name on AWS KMS (renames the store here too).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where AWS KMS reaches the store.
+    #[serde(default)]
+    pub location: Option<XksLocation>,
+    /// The AWS region (one of the account's regions).
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// What linking a store will create on AWS KMS: shown for review before linking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LinkPlan {
+    /// `CustomKeyStoreName`.
+    pub name: String,
+    /// The AWS account.
+    pub account: Option<String>,
+    /// The AWS region.
+    pub region: Option<String>,
+    /// `XksProxyUriEndpoint` (none until a location is set).
+    pub uri_endpoint: Option<String>,
+    /// `XksProxyUriPath`.
+    pub uri_path: String,
+    /// Connectivity (public endpoint or VPC endpoint service).
+    pub location: XksLocation,
+    /// The credential AWS KMS will sign with (the store's newest).
+    pub access_key_id: String,
 }

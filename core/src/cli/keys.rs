@@ -17,7 +17,15 @@ pub enum KeyCmd {
         /// The key in the store's source
         #[arg(long)]
         source_key: String,
+        /// Create its AWS KMS key too (default: when the store is linked)
+        #[arg(long, conflicts_with = "unlinked")]
+        linked: bool,
+        /// Do not create an AWS KMS key, even in a linked store
+        #[arg(long)]
+        unlinked: bool,
     },
+    /// Links a HYOK key of a linked, connected store: creates its AWS KMS key
+    Link { store: String, external_id: String },
     /// Lists a store's HYOK keys
     List { store: String },
     /// Shows a HYOK key
@@ -26,11 +34,17 @@ pub enum KeyCmd {
     Block { store: String, external_id: String },
     /// Unblocks a HYOK key
     Unblock { store: String, external_id: String },
-    /// Deletes a HYOK key
-    Delete { store: String, external_id: String },
+    /// Deletes a HYOK key (a linked key's AWS KMS key is scheduled for deletion)
+    Delete {
+        store: String,
+        external_id: String,
+        /// AWS KMS waiting period in days (7..=30, default 30), for linked keys
+        #[arg(long, value_name = "DAYS")]
+        pending_window_days: Option<i32>,
+    },
 }
 
-const COLUMNS: &[&str] = &["external_id", "source_key", "blocked", "created_at"];
+const COLUMNS: &[&str] = &["external_id", "source_key", "blocked", "aws", "created_at"];
 
 /// The API path of a store's HYOK key (`/stores/{id}/keys/{external_id}`).
 async fn key_path(ctx: &Ctx, store: &str, external_id: &str) -> Result<String> {
@@ -48,11 +62,18 @@ pub async fn run(ctx: Ctx, c: KeyCmd) -> Result<()> {
             store,
             external_id,
             source_key,
+            linked,
+            unlinked,
         } => {
             let path = format!("{}/keys", stores::path(&ctx, &store).await?);
             let body = NewHyokKey {
                 external_id,
                 source_key,
+                linked: match (linked, unlinked) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
             };
             let r = ctx.call_with(Method::POST, &path, &body).await?;
             ctx.object(&r.json);
@@ -75,8 +96,21 @@ pub async fn run(ctx: Ctx, c: KeyCmd) -> Result<()> {
             let message = format!("Unblocked key {external_id}.");
             ctx.act(Method::POST, &path, &message).await
         }
-        KeyCmd::Delete { store, external_id } => {
-            let path = key_path(&ctx, &store, &external_id).await?;
+        KeyCmd::Link { store, external_id } => {
+            let path = format!("{}/link", key_path(&ctx, &store, &external_id).await?);
+            let r = ctx.call(Method::POST, &path).await?;
+            ctx.object(&r.json);
+            Ok(())
+        }
+        KeyCmd::Delete {
+            store,
+            external_id,
+            pending_window_days,
+        } => {
+            let mut path = key_path(&ctx, &store, &external_id).await?;
+            if let Some(days) = pending_window_days {
+                path = format!("{path}?pending_window_days={days}");
+            }
             let message = format!("Deleted key {external_id}.");
             ctx.act(Method::DELETE, &path, &message).await
         }

@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 use http::Method;
-use keyhold::api::stores::{CreatedStore, NewStore, StorePatch, XksLocation};
+use keyhold::api::stores::{CreatedStore, LinkRequest, NewStore, StorePatch, XksLocation};
 use serde_json::json;
 
 use super::{
@@ -41,9 +41,38 @@ pub enum KeystoreCmd {
         /// Require mutual TLS on the XKS endpoint
         #[arg(long)]
         mtls: bool,
+        /// AWS region (one of the account's regions; needed with --linked)
+        #[arg(long)]
+        region: Option<String>,
+        /// Also create the external key store on AWS KMS (needs --account, --region
+        /// and a location); AWS KMS first checks that it reaches this proxy
+        #[arg(long)]
+        linked: bool,
+        #[command(flatten)]
+        location: LocationArgs,
         #[command(flatten)]
         secret: SecretOut,
     },
+    /// Links an unlinked key store: creates its external key store on AWS KMS (--review
+    /// shows what would be created, with your edits, and changes nothing)
+    Link {
+        store: String,
+        /// Name on AWS KMS (renames the store here too)
+        #[arg(long)]
+        name: Option<String>,
+        /// AWS region (one of the account's regions)
+        #[arg(long)]
+        region: Option<String>,
+        #[command(flatten)]
+        location: LocationArgs,
+        /// Only show the networking details that linking would send
+        #[arg(long)]
+        review: bool,
+    },
+    /// Connects a linked key store on AWS KMS (follows CONNECTING to the end)
+    Connect { store: String },
+    /// Disconnects a linked key store on AWS KMS (follows DISCONNECTING to the end)
+    Disconnect { store: String },
     /// Lists key stores
     List,
     /// Shows a key store
@@ -62,15 +91,11 @@ pub enum KeystoreCmd {
         success_audit: Option<bool>,
         #[arg(long, value_name = "BOOL")]
         mtls: Option<bool>,
-        /// Public XKS endpoint (https://FQDN) as AWS KMS reaches it
-        #[arg(long, value_name = "URL", conflicts_with = "vpc_service")]
-        public_endpoint: Option<String>,
-        /// VPC endpoint service name (with --vpc-endpoint)
-        #[arg(long, value_name = "NAME", requires = "vpc_endpoint")]
-        vpc_service: Option<String>,
-        /// VPC private DNS name (with --vpc-service)
-        #[arg(long, value_name = "URL", requires = "vpc_service")]
-        vpc_endpoint: Option<String>,
+        /// AWS region (one of the account's regions; fixed once linked)
+        #[arg(long)]
+        region: Option<String>,
+        #[command(flatten)]
+        location: LocationArgs,
         /// The store version you read (the ETag); default: the current one
         #[arg(long, value_name = "VERSION")]
         if_match: Option<String>,
@@ -88,6 +113,34 @@ pub enum KeystoreCmd {
     Unblock { store: String },
 }
 
+/// Where AWS KMS reaches a store: a public endpoint or a VPC endpoint service.
+#[derive(clap::Args, Debug, Default)]
+pub struct LocationArgs {
+    /// Public XKS endpoint (https://FQDN[:port]) as AWS KMS reaches it
+    #[arg(long, value_name = "URL", conflicts_with = "vpc_service")]
+    public_endpoint: Option<String>,
+    /// VPC endpoint service name (with --vpc-endpoint)
+    #[arg(long, value_name = "NAME", requires = "vpc_endpoint")]
+    vpc_service: Option<String>,
+    /// VPC private DNS name (with --vpc-service)
+    #[arg(long, value_name = "URL", requires = "vpc_service")]
+    vpc_endpoint: Option<String>,
+}
+
+impl LocationArgs {
+    /// The location given, if any.
+    fn location(self) -> Option<XksLocation> {
+        match (self.public_endpoint, self.vpc_service, self.vpc_endpoint) {
+            (_, Some(service_name), Some(endpoint)) => Some(XksLocation::Vpc {
+                service_name,
+                endpoint,
+            }),
+            (Some(endpoint), _, _) => Some(XksLocation::Public { endpoint }),
+            _ => None,
+        }
+    }
+}
+
 const COLUMNS: &[&str] = &[
     "id",
     "name",
@@ -97,6 +150,8 @@ const COLUMNS: &[&str] = &[
     "health_check_key",
     "max_credentials",
     "blocked",
+    "region",
+    "aws",
     "version",
 ];
 
@@ -137,6 +192,9 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
             max_credentials,
             success_audit,
             mtls,
+            region,
+            linked,
+            location,
             secret,
         } => {
             secret.check()?;
@@ -147,9 +205,11 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
                 uri_path_prefix: prefix,
                 health_check_key,
                 max_credentials,
-                location: XksLocation::Unset,
+                location: location.location().unwrap_or_default(),
                 success_audit,
                 mtls,
+                region,
+                linked,
             };
             let r = ctx.call_with(Method::POST, "/stores", &body).await?;
             let created: CreatedStore = r.parse()?;
@@ -174,22 +234,14 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
             health_check_key,
             success_audit,
             mtls,
-            public_endpoint,
-            vpc_service,
-            vpc_endpoint,
+            region,
+            location,
             if_match,
         } => {
-            let location = match (public_endpoint, vpc_service, vpc_endpoint) {
-                (_, Some(service_name), Some(endpoint)) => Some(XksLocation::Vpc {
-                    service_name,
-                    endpoint,
-                }),
-                (Some(endpoint), _, _) => Some(XksLocation::Public { endpoint }),
-                _ => None,
-            };
             let body = StorePatch {
                 name,
-                location,
+                location: location.location(),
+                region,
                 health_check_key,
                 max_credentials,
                 success_audit,
@@ -223,6 +275,26 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
                 }
             }
         }
+        KeystoreCmd::Link {
+            store,
+            name,
+            region,
+            location,
+            review,
+        } => {
+            let body = LinkRequest {
+                name,
+                location: location.location(),
+                region,
+            };
+            let path = format!("{}/link", path(&ctx, &store).await?);
+            let path = if review { format!("{path}/review") } else { path };
+            let r = ctx.call_with(Method::POST, &path, &body).await?;
+            ctx.object(&r.json);
+            Ok(())
+        }
+        KeystoreCmd::Connect { store } => connection(&ctx, &store, "connect").await,
+        KeystoreCmd::Disconnect { store } => connection(&ctx, &store, "disconnect").await,
         KeystoreCmd::Block { store } => {
             let path = format!("{}/block", path(&ctx, &store).await?);
             ctx.act(Method::POST, &path, &format!("Blocked key store {store}."))
@@ -238,6 +310,28 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
             .await
         }
     }
+}
+
+/// Connects or disconnects a linked store; fails (exit code) when AWS KMS leaves it
+/// `FAILED`, naming AWS's connection error code.
+async fn connection(ctx: &Ctx, store: &str, action: &str) -> Result<()> {
+    let path = format!("{}/{action}", path(ctx, store).await?);
+    let r = ctx.call(Method::POST, &path).await?;
+    ctx.object(&r.json);
+    let state = r.json["aws"]["connection_state"].as_str().unwrap_or("");
+    if state == "FAILED" {
+        let code = r.json["aws"]["connection_error_code"]
+            .as_str()
+            .unwrap_or("unknown");
+        return Err(CliError::Refused {
+            status: 200,
+            code: "connection_failed".into(),
+            message: format!(
+                "AWS KMS could not connect key store {store}: ConnectionErrorCode {code}"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Sends a store update with `If-Match`: the version given, else the current ETag.

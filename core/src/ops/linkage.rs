@@ -4,12 +4,16 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::{OpError, Operations, Versioned, decode, to_json};
+use zeroize::Zeroizing;
+
+use super::{OpError, Operations, StoreUpdate, Versioned, decode, to_json};
 use crate::{
-    aws::{AwsSettings, Kms},
+    api::stores::{LinkPlan, LinkRequest, NewStore},
+    aws::{AwsKeyStore, AwsSettings, Kms, XksConnectivity, XksCredential, XksStoreSpec, XksStoreUpdate},
     model::{
-        AwsLink, CredentialsFile, HyokKeyRecord, KmsKeyLink, StoreRecord, keys,
-        rules::RuleViolation,
+        AwsLink, ConnectionState, CredentialsFile, HyokKeyRecord, KmsKeyLink, StoreKind,
+        StoreRecord, XksLocation, keys,
+        rules::{self, RuleViolation},
     },
     store::{Condition, Write},
 };
@@ -143,13 +147,485 @@ impl Operations {
         Ok(record)
     }
 
-    /// Rotates a store's credential: adds one (evicting the oldest at max credentials,
-    /// never the one AWS KMS signs with) and, when the store is linked, pushes it to
-    /// AWS KMS. Returns the credentials file (shown once) and the evicted access key ids.
+    /// Rotates a store's credential: adds one and, when the store is linked, pushes it
+    /// to AWS KMS before the oldest credentials beyond max credentials are deleted (never
+    /// the one AWS KMS signs with), so that requests signed with the old and the new
+    /// credential both succeed during the switch. A refused push removes the new
+    /// credential again. Returns the credentials file (shown once) and the evicted
+    /// access key ids.
     pub fn rotate_credential(
         &self,
         store_id: &str,
     ) -> Result<(CredentialsFile, Vec<String>), OpError> {
-        self.add_credential(store_id)
+        let current = self.get_store(store_id)?;
+        let Some(link) = current.value.aws.clone() else {
+            return self.add_credential(store_id);
+        };
+        rules::ensure_credential_addable(&current.value)?;
+        let kms = self.kms_for_store(&current.value)?;
+        let remote = aws_call(kms.describe_xks_store(&link.custom_key_store_id))?;
+        let current = self.record_aws_state(store_id, &remote)?;
+        rules::ensure_credential_addable(&current.value)?;
+        let (file, new_key) = self.insert_credential(store_id)?;
+        self.wait_applied()?;
+        let update = XksStoreUpdate {
+            credential: Some(XksCredential {
+                access_key_id: file.credential.access_key_id.clone(),
+                secret: Zeroizing::new(file.credential.raw_secret_access_key.clone()),
+            }),
+            ..XksStoreUpdate::default()
+        };
+        if let Err(e) = aws_call(kms.update_xks_store(&link.custom_key_store_id, &update)) {
+            let _ = self.store.delete(&new_key);
+            return Err(e);
+        }
+        let evicted = self.evict_credentials(store_id, &[&file.credential.access_key_id])?;
+        Ok((file, evicted))
     }
+
+    /// Records what AWS KMS says of a linked store (connection state and error code).
+    fn record_aws_state(
+        &self,
+        store_id: &str,
+        remote: &AwsKeyStore,
+    ) -> Result<Versioned<StoreRecord>, OpError> {
+        let current = self.get_store(store_id)?;
+        let seen = AwsLink {
+            custom_key_store_id: remote.id.clone(),
+            connection_state: remote.connection_state,
+            connection_error_code: remote.connection_error_code.clone(),
+        };
+        if current.value.aws.as_ref() == Some(&seen) {
+            return Ok(current);
+        }
+        self.set_store_link(store_id, Some(seen))
+    }
+
+    /// Reads a linked store's connection state from AWS KMS and records it.
+    pub fn sync_store_state(&self, store_id: &str) -> Result<Versioned<StoreRecord>, OpError> {
+        let current = self.get_store(store_id)?;
+        let link = linked(&current.value)?;
+        let kms = self.kms_for_store(&current.value)?;
+        let remote = aws_call(kms.describe_xks_store(&link.custom_key_store_id))?;
+        self.record_aws_state(store_id, &remote)
+    }
+
+    /// Syncs the connection state of every linked local store; failures are logged
+    /// and skipped (the periodic state sync).
+    pub fn sync_linked_stores(&self) -> Result<usize, OpError> {
+        let mut synced = 0;
+        for st in self.list_stores()? {
+            if st.value.kind != StoreKind::Local || st.value.aws.is_none() {
+                continue;
+            }
+            match self.sync_store_state(&st.value.id) {
+                Ok(_) => synced += 1,
+                Err(e) => tracing::warn!(store = %st.value.name, "AWS state sync failed: {e}"),
+            }
+        }
+        Ok(synced)
+    }
+
+    /// Creates a key store; a linked one (`new.linked`) also on AWS KMS, where AWS KMS
+    /// first checks that it reaches the proxy with the given network settings (a
+    /// health call back to this server): if it does not, nothing is left on either
+    /// side. The AWS store starts `DISCONNECTED`.
+    pub fn create_store_with_link(
+        &self,
+        new: NewStore,
+    ) -> Result<(Versioned<StoreRecord>, CredentialsFile), OpError> {
+        if !new.linked {
+            let (rec, file) = self.create_store(new)?;
+            return Ok((self.get_store(&rec.id)?, file));
+        }
+        let account = new.account.clone().ok_or_else(|| {
+            rule(
+                "store_without_account",
+                "a linked key store needs an AWS account: set account".into(),
+            )
+        })?;
+        let region = new.region.clone().ok_or_else(|| {
+            rule(
+                "store_without_region",
+                "a linked key store needs an AWS region: set region".into(),
+            )
+        })?;
+        let connectivity = connectivity_of(&new.location)?;
+        let kms = self.kms_for_account(&account, &region)?;
+        let (rec, file) = self.create_store(new)?;
+        let created = self.wait_applied().and_then(|()| {
+            let spec = XksStoreSpec {
+                name: rec.name.clone(),
+                uri_endpoint: endpoint_of(&rec.location)?,
+                uri_path: rec.xks_base_path(),
+                connectivity,
+                credential: XksCredential {
+                    access_key_id: file.credential.access_key_id.clone(),
+                    secret: Zeroizing::new(file.credential.raw_secret_access_key.clone()),
+                },
+            };
+            aws_call(kms.create_xks_store(&spec))
+        });
+        match created {
+            Ok(cks) => {
+                let linked =
+                    self.set_store_link(&rec.id, Some(AwsLink::new(cks, ConnectionState::Disconnected)))?;
+                Ok((linked, file))
+            }
+            Err(e) => {
+                self.purge_store(&rec.id)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// What linking an unlinked store would create on AWS KMS, for review.
+    pub fn link_preview(&self, store_id: &str, edits: &LinkRequest) -> Result<LinkPlan, OpError> {
+        let current = self.get_store(store_id)?.value;
+        rules::ensure_local(&current, "AWS link")?;
+        if current.aws.is_some() {
+            return Err(rule(
+                "store_already_linked",
+                format!("key store '{}' is linked already", current.name),
+            ));
+        }
+        let location = edits.location.clone().unwrap_or(current.location.clone());
+        let region = edits.region.clone().or(current.region.clone());
+        let access_key_id = self
+            .list_credentials(store_id)?
+            .last()
+            .map(|(akid, _)| akid.clone())
+            .ok_or_else(|| {
+                rule(
+                    "store_without_credentials",
+                    format!(
+                        "key store '{}' has no credential: add one first",
+                        current.name
+                    ),
+                )
+            })?;
+        Ok(LinkPlan {
+            name: edits.name.clone().unwrap_or(current.name.clone()),
+            account: self.store_account(store_id)?,
+            region,
+            uri_endpoint: endpoint_of(&location).ok(),
+            uri_path: current.xks_base_path(),
+            location,
+            access_key_id,
+        })
+    }
+
+    /// Links an unlinked local store: creates its AWS external key store (with the
+    /// store's newest credential and the reviewed, possibly edited, networking
+    /// details), then records the link and the edits. A refusal leaves the store as
+    /// it was.
+    pub fn link_store(
+        &self,
+        store_id: &str,
+        edits: LinkRequest,
+    ) -> Result<Versioned<StoreRecord>, OpError> {
+        let plan = self.link_preview(store_id, &edits)?;
+        let current = self.get_store(store_id)?;
+        rules::ensure_unblocked(&current.value)?;
+        let account = plan.account.clone().ok_or_else(|| {
+            rule(
+                "store_without_account",
+                format!(
+                    "key store '{}' belongs to no AWS account: it cannot be linked",
+                    current.value.name
+                ),
+            )
+        })?;
+        let region = plan.region.clone().ok_or_else(|| {
+            rule(
+                "store_without_region",
+                format!(
+                    "key store '{}' has no AWS region: give one (region)",
+                    current.value.name
+                ),
+            )
+        })?;
+        crate::model::validate_region(&region)?;
+        if let Some(name) = &edits.name {
+            crate::model::validate_name("store", name)?;
+        }
+        let connectivity = connectivity_of(&plan.location)?;
+        let kms = self.kms_for_account(&account, &region)?;
+        let secret = self.credential_secret(store_id, &plan.access_key_id)?;
+        let spec = XksStoreSpec {
+            name: plan.name.clone(),
+            uri_endpoint: endpoint_of(&plan.location)?,
+            uri_path: plan.uri_path.clone(),
+            connectivity,
+            credential: XksCredential {
+                access_key_id: plan.access_key_id.clone(),
+                secret,
+            },
+        };
+        let cks = aws_call(kms.create_xks_store(&spec))?;
+        let link = AwsLink::new(cks, ConnectionState::Disconnected);
+        if plan.name != current.value.name {
+            // A rename goes through the name index.
+            self.update_store(
+                store_id,
+                StoreUpdate {
+                    name: Some(plan.name.clone()),
+                    ..StoreUpdate::default()
+                },
+                None,
+            )?;
+        }
+        self.change_store(store_id, move |next| {
+            next.location = plan.location;
+            next.region = Some(region);
+            next.aws = Some(link);
+            Ok(())
+        })
+    }
+
+    /// Connects (`connect`) or disconnects a linked store on AWS KMS and follows it
+    /// through the transient state (at most [`TRANSITION_WAIT`]), recording each state
+    /// seen; the answer is the last one (`FAILED` with AWS's `ConnectionErrorCode`).
+    pub fn set_store_connected(
+        &self,
+        store_id: &str,
+        connect: bool,
+    ) -> Result<Versioned<StoreRecord>, OpError> {
+        let current = self.get_store(store_id)?;
+        let link = linked(&current.value)?;
+        let kms = self.kms_for_store(&current.value)?;
+        let cks = link.custom_key_store_id.clone();
+        let (call, transient) = if connect {
+            (kms.connect_store(&cks), ConnectionState::Connecting)
+        } else {
+            (kms.disconnect_store(&cks), ConnectionState::Disconnecting)
+        };
+        aws_call(call)?;
+        self.change_store(store_id, |next| {
+            next.aws = Some(AwsLink::new(cks.clone(), transient));
+            Ok(())
+        })?;
+        let deadline = std::time::Instant::now() + TRANSITION_WAIT;
+        loop {
+            let remote = aws_call(kms.describe_xks_store(&cks))?;
+            let seen = self.record_aws_state(store_id, &remote)?;
+            let settled = !matches!(
+                remote.connection_state,
+                ConnectionState::Connecting | ConnectionState::Disconnecting
+            );
+            if settled || std::time::Instant::now() >= deadline {
+                return Ok(seen);
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Pushes a store update to AWS KMS when the store is linked (name and location);
+    /// called by `update_store` after the local rules passed and before committing.
+    pub(super) fn push_update(
+        &self,
+        old: &StoreRecord,
+        next: &StoreRecord,
+    ) -> Result<(), OpError> {
+        let (Some(link), StoreKind::Local) = (&old.aws, old.kind) else {
+            return Ok(());
+        };
+        let mut update = XksStoreUpdate::default();
+        if next.name != old.name {
+            update.name = Some(next.name.clone());
+        }
+        if next.location != old.location {
+            update.uri_endpoint = Some(endpoint_of(&next.location)?);
+            update.connectivity = Some(connectivity_of(&next.location)?);
+        }
+        if update.name.is_none() && update.uri_endpoint.is_none() {
+            return Ok(());
+        }
+        let kms = self.kms_for_store(old)?;
+        aws_call(kms.update_xks_store(&link.custom_key_store_id, &update))
+    }
+
+    /// Deletes a linked store's AWS external key store (refused by AWS KMS unless it is
+    /// disconnected and holds no KMS keys); one already gone on AWS is fine.
+    pub(super) fn delete_aws_side(&self, store: &StoreRecord) -> Result<(), OpError> {
+        let (Some(link), StoreKind::Local) = (&store.aws, store.kind) else {
+            return Ok(());
+        };
+        let kms = self.kms_for_store(store)?;
+        match aws_call(kms.delete_store(&link.custom_key_store_id)) {
+            Err(OpError::Aws(e)) if e.is("CustomKeyStoreNotFoundException") => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Creates a HYOK key; in a linked store (unless `linked` is `Some(false)`) also its
+    /// AWS KMS key (`CreateKey` with `XksKeyId`), for which the store must be
+    /// `CONNECTED`. A refusal on AWS removes the local key again.
+    pub fn create_hyok_key_with_link(
+        &self,
+        store_id: &str,
+        external_id: &str,
+        source_key: &str,
+        linked: Option<bool>,
+    ) -> Result<HyokKeyRecord, OpError> {
+        let store = self.get_store(store_id)?.value;
+        let want_link = linked.unwrap_or(store.aws.is_some());
+        if want_link {
+            ensure_connected(&store)?;
+        }
+        let record = self.create_hyok_key(store_id, external_id, source_key)?;
+        if !want_link {
+            return Ok(record);
+        }
+        match self.wait_applied().and_then(|()| self.create_kms_key(&store, external_id)) {
+            Ok(link) => self.set_hyok_key_link(store_id, external_id, Some(link)),
+            Err(e) => {
+                let _ = self.store.delete(&keys::hyok_key(store_id, external_id));
+                Err(e)
+            }
+        }
+    }
+
+    /// Links an unlinked HYOK key of a linked, connected store: creates its AWS KMS key.
+    pub fn link_hyok_key(&self, store_id: &str, external_id: &str) -> Result<HyokKeyRecord, OpError> {
+        let store = self.get_store(store_id)?.value;
+        ensure_connected(&store)?;
+        let key = self.get_hyok_key(store_id, external_id)?;
+        if key.aws.is_some() {
+            return Err(rule(
+                "key_already_linked",
+                format!("HYOK key '{external_id}' is linked already"),
+            ));
+        }
+        let link = self.create_kms_key(&store, external_id)?;
+        self.set_hyok_key_link(store_id, external_id, Some(link))
+    }
+
+    fn create_kms_key(&self, store: &StoreRecord, external_id: &str) -> Result<KmsKeyLink, OpError> {
+        let link = linked(store)?;
+        let kms = self.kms_for_store(store)?;
+        let description = format!("keyhold HYOK key {external_id} of key store {}", store.name);
+        let key = aws_call(kms.create_xks_key(
+            &link.custom_key_store_id,
+            external_id,
+            &description,
+        ))?;
+        Ok(KmsKeyLink {
+            key_id: key.key_id,
+            key_arn: key.arn,
+        })
+    }
+
+    /// Deletes a HYOK key; a linked one first has its AWS KMS key scheduled for
+    /// deletion after `pending_days` (7..=30, default 30).
+    pub fn delete_hyok_key_with_link(
+        &self,
+        store_id: &str,
+        external_id: &str,
+        pending_days: Option<i32>,
+    ) -> Result<(), OpError> {
+        let days = pending_days.unwrap_or(30);
+        if !(7..=30).contains(&days) {
+            return Err(OpError::Input(format!(
+                "pending_window_days must be 7 to 30 (AWS KMS's waiting period), got {days}"
+            )));
+        }
+        let store = self.get_store(store_id)?.value;
+        let key = self.get_hyok_key(store_id, external_id)?;
+        if let (Some(link), StoreKind::Local) = (&key.aws, store.kind) {
+            let kms = self.kms_for_store(&store)?;
+            match aws_call(kms.schedule_key_deletion(&link.key_id, days)) {
+                Err(OpError::Aws(e))
+                    if e.is("NotFoundException") || e.is("KMSInvalidStateException") =>
+                {
+                    // Gone or already pending deletion on AWS.
+                }
+                other => other?,
+            }
+        }
+        self.delete_hyok_key(store_id, external_id)
+    }
+}
+
+/// How often a transient connection state is polled.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The link of a linked store, or why it has none.
+fn linked(store: &StoreRecord) -> Result<&AwsLink, OpError> {
+    if store.kind == StoreKind::Remote {
+        return Err(rule(
+            "remote_store",
+            format!(
+                "key store '{}' is a remote store (served elsewhere): manage it where it is served",
+                store.name
+            ),
+        ));
+    }
+    store.aws.as_ref().ok_or_else(|| {
+        rule(
+            "store_not_linked",
+            format!(
+                "key store '{}' is not linked to AWS KMS: link it first",
+                store.name
+            ),
+        )
+    })
+}
+
+/// Linked keys exist only in linked, connected stores.
+fn ensure_connected(store: &StoreRecord) -> Result<(), OpError> {
+    let link = linked(store)?;
+    rules::ensure_unblocked(store)?;
+    if link.connection_state != ConnectionState::Connected {
+        return Err(rule(
+            "store_not_connected",
+            format!(
+                "key store '{}' is {} on AWS KMS: connect it first (linked keys need a CONNECTED store)",
+                store.name,
+                link.connection_state.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `XksProxyUriEndpoint` of a location.
+fn endpoint_of(location: &XksLocation) -> Result<String, OpError> {
+    match location {
+        XksLocation::Public { endpoint } | XksLocation::Vpc { endpoint, .. } => {
+            Ok(endpoint.clone())
+        }
+        XksLocation::Unset => Err(rule(
+            "location_required",
+            "AWS KMS needs the XKS location: set location (public endpoint or VPC endpoint service)"
+                .into(),
+        )),
+    }
+}
+
+/// `XksProxyConnectivity` of a location.
+fn connectivity_of(location: &XksLocation) -> Result<XksConnectivity, OpError> {
+    endpoint_of(location)?;
+    Ok(match location {
+        XksLocation::Vpc { service_name, .. } => XksConnectivity::Vpc {
+            service_name: service_name.clone(),
+        },
+        _ => XksConnectivity::Public,
+    })
+}
+
+/// Runs an AWS call from synchronous code (a blocking-pool thread of the server's
+/// runtime, or no runtime at all in unit tests).
+fn aws_call<T>(
+    call: impl std::future::Future<Output = Result<T, crate::aws::AwsError>>,
+) -> Result<T, OpError> {
+    let result = match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.block_on(call),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| OpError::Input(format!("cannot start a runtime: {e}")))?
+            .block_on(call),
+    };
+    result.map_err(OpError::Aws)
 }

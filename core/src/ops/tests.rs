@@ -163,6 +163,8 @@ fn new_store(name: &str) -> NewStore {
         location: XksLocation::Unset,
         success_audit: false,
         mtls: false,
+        region: None,
+        linked: false,
     }
 }
 
