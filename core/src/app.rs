@@ -245,6 +245,42 @@ fn wait_served(service: &XksService, revision: u64) {
     }
 }
 
+/// How long declared links wait before another try after a failure.
+const LINK_RETRY: Duration = Duration::from_secs(30);
+
+/// Links and connects the stores the config declares `linked` (AWS KMS calls this
+/// server back meanwhile, so this runs once it serves), retrying failed ones until each
+/// has reached its declared state once.
+async fn link_declared_stores(
+    cfg: Arc<Config>,
+    ops: Arc<crate::ops::Operations>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (c, o) = (cfg.clone(), ops.clone());
+        let results = tokio::task::spawn_blocking(move || reconcile::aws::link_declared(&c, &o))
+            .await
+            .unwrap_or_default();
+        let mut failed = false;
+        for (store, result) in results {
+            match result {
+                Ok(done) => tracing::info!(%store, ?done, "declared AWS link reconciled"),
+                Err(e) => {
+                    failed = true;
+                    tracing::error!(%store, code = e.code(), "declared AWS link not reconciled (retrying in {} s): {e}", LINK_RETRY.as_secs());
+                }
+            }
+        }
+        if !failed {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(LINK_RETRY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// Starts keyhold with `cfg`.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let cfg = Arc::new(cfg);
@@ -261,13 +297,19 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             let master = Arc::new(MasterKey::load(&cfg.master_key_source())?);
             let (mut sources, mut failed) = open_sources(&cfg, &store);
             open_stored_sources(&cfg, &store, &mut sources, &mut failed)?;
+            let sources = Arc::new(sources);
+            let ops = Arc::new(
+                crate::ops::Operations::new(store.clone(), master.clone(), sources.clone())
+                    .with_plugins(plugin_settings(&cfg)),
+            );
+            reconcile::aws::declare(&cfg, &ops)?;
             let outcome = reconcile::reconcile(&cfg, store.as_ref(), &master, &sources)?;
-            Ok((store, master, Arc::new(sources), failed, outcome))
+            Ok((store, master, sources, failed, outcome, ops))
         })
         .await
         .map_err(|e| StartError::Task(e.to_string()))??
     };
-    let (store, master, sources, failed_sources, outcome) = prepared;
+    let (store, master, sources, failed_sources, outcome, ops) = prepared;
     let metrics_addr = match cfg.metrics.listen {
         None => None,
         Some(addr) => Some(
@@ -381,6 +423,17 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         service.clone(),
         shutdown_rx.clone(),
     )));
+    {
+        let service = service.clone();
+        ops.set_applied_waiter(Arc::new(move |revision| wait_served(&service, revision)));
+    }
+    if cfg.stores.iter().any(|d| d.linked) {
+        tasks.push(tokio::spawn(link_declared_stores(
+            cfg.clone(),
+            ops.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
     let metrics_addr = match metrics_addr {
         None => None,
         Some(listener) => {
@@ -396,15 +449,6 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     };
     let (mut admin_addr, mut admin_tls, mut root_password_file) = (None, false, None);
     if let Some(listen) = cfg.admin.listen {
-        let applied: crate::ops::AppliedWaiter = {
-            let service = service.clone();
-            Arc::new(move |revision| wait_served(&service, revision))
-        };
-        let ops = Arc::new(
-            crate::ops::Operations::new(store.clone(), ctx.master.clone(), sources.clone())
-                .with_plugins(plugin_settings(&cfg))
-                .with_applied_waiter(applied),
-        );
         // Linked stores' AWS connection states change on AWS's side too (a failed
         // connection, a console click): follow them.
         {

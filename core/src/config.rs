@@ -19,6 +19,10 @@ use serde::Deserialize;
 
 use crate::model;
 
+mod aws;
+
+pub use aws::{AccountDecl, AwsConnectionDecl, AwsDecls};
+
 /// The top-level keys of the configuration (what `KEYHOLD_<KEY>__...` may override).
 pub const TOP_LEVEL_KEYS: [&str; 12] = [
     "data_dir", "log", "store", "secrets", "plugins", "xks", "metrics", "audit", "admin",
@@ -95,6 +99,9 @@ pub struct Config {
     /// Declared key stores.
     #[serde(default)]
     pub stores: Vec<StoreDecl>,
+    /// Declared AWS connections and accounts.
+    #[serde(default)]
+    pub aws: AwsDecls,
 }
 
 /// Logging settings.
@@ -343,6 +350,20 @@ pub struct StoreDecl {
     pub keys: Vec<KeyDecl>,
     /// The store's own request quota (`{ rate = ..., burst = ... }`).
     pub quota: Option<crate::model::Quota>,
+    /// The AWS account it belongs to (declared in `[aws.accounts]` or existing).
+    pub account: Option<String>,
+    /// Its AWS region (one of the account's regions).
+    pub region: Option<String>,
+    /// Where AWS KMS reaches it (`{ type = "public", endpoint = "https://..." }` or
+    /// `{ type = "vpc", service_name = "...", endpoint = "https://..." }`).
+    pub location: Option<crate::model::XksLocation>,
+    /// Link it to AWS KMS (its external key store is created there, or found there
+    /// by endpoint and path), after the server started.
+    #[serde(default)]
+    pub linked: bool,
+    /// Connect it on AWS KMS once linked.
+    #[serde(default)]
+    pub connected: bool,
 }
 
 /// A declared credential: the secret inline, from an environment variable, or a file.
@@ -439,6 +460,46 @@ impl Config {
         Ok(config)
     }
 
+    /// Checks the `[aws]` declarations.
+    fn validate_aws(&self) -> Result<(), ConfigError> {
+        for (name, c) in &self.aws.connections {
+            let key = format!("aws.connections.{name}");
+            model::validate_name("AWS connection", name).map_err(|e| invalid(&key, e))?;
+            let secrets = [
+                c.secret_access_key.is_some(),
+                c.secret_access_key_env.is_some(),
+                c.secret_access_key_file.is_some(),
+            ];
+            if secrets.iter().filter(|s| **s).count() != 1 {
+                return Err(invalid(
+                    key,
+                    "set exactly one of secret_access_key, secret_access_key_env and secret_access_key_file",
+                ));
+            }
+        }
+        for (id, a) in &self.aws.accounts {
+            let key = format!("aws.accounts.{id}");
+            model::validate_account_id(id).map_err(|e| invalid(&key, e))?;
+            for region in &a.regions {
+                model::validate_region(region)
+                    .map_err(|e| invalid(format!("{key}.regions"), e))?;
+            }
+        }
+        for (i, store) in self.stores.iter().enumerate() {
+            if let (Some(account), Some(region)) = (&store.account, &store.region) {
+                if let Some(a) = self.aws.accounts.get(account) {
+                    if !a.regions.contains(region) {
+                        return Err(invalid(
+                            format!("stores[{i}].region"),
+                            format!("'{region}' is not among aws.accounts.{account}.regions"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks every rule that typing cannot express, naming the offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let x = &self.xks;
@@ -526,6 +587,7 @@ impl Config {
                 return Err(invalid(format!("{key}.config"), "must be a table"));
             }
         }
+        self.validate_aws()?;
         let mut names = std::collections::HashSet::new();
         let mut prefixes = std::collections::HashSet::new();
         for (i, store) in self.stores.iter().enumerate() {
@@ -537,6 +599,35 @@ impl Config {
                     format!("{key}.name"),
                     format!("store '{}' is declared twice", store.name),
                 ));
+            }
+            if store.connected && !store.linked {
+                return Err(invalid(
+                    format!("{key}.connected"),
+                    "a store can only be connected on AWS KMS when linked: set linked = true",
+                ));
+            }
+            if store.linked {
+                let missing = [
+                    ("account", store.account.is_none()),
+                    ("region", store.region.is_none()),
+                    (
+                        "location",
+                        matches!(
+                            store.location,
+                            None | Some(crate::model::XksLocation::Unset)
+                        ),
+                    ),
+                ];
+                if let Some((field, _)) = missing.iter().find(|(_, m)| *m) {
+                    return Err(invalid(
+                        format!("{key}.{field}"),
+                        "a linked store needs account, region and location",
+                    ));
+                }
+            }
+            if let Some(region) = &store.region {
+                model::validate_region(region)
+                    .map_err(|e| invalid(format!("{key}.region"), e))?;
             }
             if !self.sources.contains_key(&store.source) {
                 return Err(invalid(

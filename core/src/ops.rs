@@ -162,7 +162,7 @@ pub struct Operations {
     master: Arc<MasterKey>,
     sources: Arc<Sources>,
     plugins: Option<connections::PluginSettings>,
-    applied: Option<linkage::AppliedWaiter>,
+    applied: std::sync::OnceLock<linkage::AppliedWaiter>,
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -191,7 +191,7 @@ impl Operations {
             master,
             sources,
             plugins: None,
-            applied: None,
+            applied: std::sync::OnceLock::new(),
         }
     }
 
@@ -804,7 +804,7 @@ mod sources;
 
 pub use connections::{CONNECTION_TEST_TIMEOUT, PluginSettings, open_source};
 pub use identity::RootBootstrap;
-pub use linkage::{AppliedWaiter, TRANSITION_WAIT};
+pub use linkage::{AppliedWaiter, TRANSITION_WAIT, block_on_aws};
 
 // The changes the admin API asks for are its request types (one definition).
 pub use crate::api::{

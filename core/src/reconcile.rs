@@ -136,6 +136,14 @@ pub enum ReconcileError {
     /// The durable store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// A declared AWS connection, account or store link cannot be made.
+    #[error("{what}: {reason}")]
+    Declared {
+        /// The declaration (e.g. `aws.accounts.111122223333`).
+        what: String,
+        /// Why.
+        reason: String,
+    },
     /// A file could not be written.
     #[error("{path}: {reason}")]
     Io {
@@ -251,6 +259,8 @@ pub fn reconcile(
     Ok(outcome)
 }
 
+pub mod aws;
+
 fn find_store_id(store: &dyn Store, name: &str) -> Result<Option<String>, StoreError> {
     Ok(store
         .get(&keys::store_name_index(name))?
@@ -344,14 +354,32 @@ fn reconcile_store(
             }
         }
         let max = decl.max_credentials.unwrap_or(rec.max_credentials);
+        // The AWS side is declared additively: an unlinked store takes the declared
+        // region and location; a linked one keeps what AWS KMS knows.
+        let (region, location) = match &rec.aws {
+            None => (
+                decl.region.clone().or(rec.region.clone()),
+                decl.location.clone().unwrap_or(rec.location.clone()),
+            ),
+            Some(_) => (rec.region.clone(), rec.location.clone()),
+        };
         if rec.health_check_key != decl.health_check_key
             || rec.max_credentials != max
             || rec.quota != decl.quota
+            || rec.region != region
+            || rec.location != location
         {
             rec.health_check_key = decl.health_check_key.clone();
             rec.max_credentials = max;
             rec.quota = decl.quota;
+            rec.region = region;
+            rec.location = location;
             store.put(&keys::store(&rec.id), json(&rec))?;
+        }
+        if let Some(account) = &decl.account {
+            if store.get(&keys::store_account(&rec.id))?.is_none() {
+                store.put(&keys::store_account(&rec.id), account.clone().into_bytes())?;
+            }
         }
         return Ok(rec);
     }
@@ -376,10 +404,10 @@ fn reconcile_store(
         blocked: false,
         success_audit: false,
         mtls: false,
-        location: model::XksLocation::Unset,
+        location: decl.location.clone().unwrap_or_default(),
         quota: decl.quota,
         aws: None,
-        region: None,
+        region: decl.region.clone(),
         rotation_schedule: None,
         created_at: model::now_unix(),
     };
@@ -388,11 +416,14 @@ fn reconcile_store(
         Condition::Absent(keys::store_name_index(&decl.name)),
         Condition::Absent(keys::prefix_index(&prefix)),
     ];
-    let writes = vec![
+    let mut writes = vec![
         Write::Put(keys::store(&id), json(&rec)),
         Write::Put(keys::store_name_index(&decl.name), id.clone().into_bytes()),
-        Write::Put(keys::prefix_index(&prefix), id.into_bytes()),
+        Write::Put(keys::prefix_index(&prefix), id.clone().into_bytes()),
     ];
+    if let Some(account) = &decl.account {
+        writes.push(Write::Put(keys::store_account(&id), account.clone().into_bytes()));
+    }
     match store.commit(&conditions, writes) {
         Ok(_) => {}
         Err(StoreError::Conflict { key }) if key.starts_with("index/prefix/") => {

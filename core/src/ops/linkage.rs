@@ -32,15 +32,15 @@ fn rule(code: &'static str, message: String) -> OpError {
 }
 
 impl Operations {
-    /// Waits for the data plane with `waiter` after each commit an AWS call depends on.
-    pub fn with_applied_waiter(mut self, waiter: AppliedWaiter) -> Self {
-        self.applied = Some(waiter);
-        self
+    /// Waits for the data plane with `waiter` after each commit an AWS call depends on
+    /// (set once, when the data plane exists).
+    pub fn set_applied_waiter(&self, waiter: AppliedWaiter) {
+        let _ = self.applied.set(waiter);
     }
 
     /// Blocks until the data plane serves everything committed so far.
     pub(super) fn wait_applied(&self) -> Result<(), OpError> {
-        if let Some(waiter) = &self.applied {
+        if let Some(waiter) = self.applied.get() {
             waiter(self.revision()?);
         }
         Ok(())
@@ -92,6 +92,12 @@ impl Operations {
             )
         })?;
         self.kms_for_account(&account, region)
+    }
+
+    /// The id of the store named `name`.
+    pub fn store_id_by_name(&self, name: &str) -> Result<String, OpError> {
+        let entry = self.entry(&keys::store_name_index(name), "key store", name)?;
+        Ok(String::from_utf8_lossy(&entry.value).into_owned())
     }
 
     /// Sets (or clears) a store's AWS link as one version-checked change.
@@ -616,6 +622,12 @@ fn connectivity_of(location: &XksLocation) -> Result<XksConnectivity, OpError> {
 
 /// Runs an AWS call from synchronous code (a blocking-pool thread of the server's
 /// runtime, or no runtime at all in unit tests).
+pub fn block_on_aws<T>(
+    call: impl std::future::Future<Output = Result<T, crate::aws::AwsError>>,
+) -> Result<T, OpError> {
+    aws_call(call)
+}
+
 fn aws_call<T>(
     call: impl std::future::Future<Output = Result<T, crate::aws::AwsError>>,
 ) -> Result<T, OpError> {
