@@ -771,3 +771,215 @@ fn sources_are_added_at_run_time_once() {
     sources.remove("x");
     assert!(!sources.contains("x"));
 }
+
+// ----- linked stores: the rules checked before AWS KMS is called -----
+
+const ACCOUNT: &str = "111122223333";
+
+fn linked_store(name: &str) -> NewStore {
+    NewStore {
+        account: Some(ACCOUNT.into()),
+        region: Some("eu-west-1".into()),
+        location: XksLocation::Public {
+            endpoint: "https://xks.example.com".into(),
+        },
+        linked: true,
+        ..new_store(name)
+    }
+}
+
+fn with_account(f: &Fixture, connection: Option<&str>) {
+    if let Some(c) = connection {
+        f.ops
+            .create_aws_connection(NewAwsConnection {
+                name: c.into(),
+                access_key_id: "AKIAEXAMPLEEXAMPLE01".into(),
+                secret_access_key: Zeroizing::new("s".repeat(40)),
+                role_arn: None,
+                endpoint_url: Some("http://127.0.0.1:9".into()),
+                sts_regional_endpoints: Default::default(),
+            })
+            .unwrap();
+    }
+    f.ops
+        .create_account_with(
+            ACCOUNT,
+            "acme",
+            vec!["eu-west-1".into()],
+            vec![],
+            connection.map(str::to_string),
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_linked_store_needs_account_region_location_and_connection_and_leaves_nothing_when_refused() {
+    let f = fixture();
+    with_account(&f, None);
+    let cases = [
+        (
+            NewStore {
+                account: None,
+                ..linked_store("a")
+            },
+            "store_without_account",
+        ),
+        (
+            NewStore {
+                region: None,
+                ..linked_store("b")
+            },
+            "store_without_region",
+        ),
+        (
+            NewStore {
+                location: XksLocation::Unset,
+                ..linked_store("c")
+            },
+            "location_required",
+        ),
+        (
+            NewStore {
+                region: Some("us-west-2".into()),
+                ..linked_store("d")
+            },
+            "region_not_allowed",
+        ),
+        (linked_store("e"), "account_without_connection"),
+    ];
+    for (new, expected) in cases {
+        let name = new.name.clone();
+        let e = f.ops.create_store_with_link(new).unwrap_err();
+        assert_eq!(e.code(), expected, "{name}: {e}");
+    }
+    assert!(f.ops.list_stores().unwrap().is_empty());
+    // Unlinked stores still take a region, when it is one of the account's.
+    let region_refused = f.ops.create_store(NewStore {
+        linked: false,
+        region: Some("us-west-2".into()),
+        ..linked_store("f")
+    });
+    assert_eq!(code(region_refused), "region_not_allowed");
+    let (rec, _) = f
+        .ops
+        .create_store(NewStore {
+            linked: false,
+            ..linked_store("g")
+        })
+        .unwrap();
+    assert_eq!(rec.region.as_deref(), Some("eu-west-1"));
+    assert!(rec.aws.is_none());
+}
+
+#[test]
+fn aws_unreachable_during_a_linked_create_leaves_nothing_here() {
+    let f = fixture();
+    with_account(&f, Some("aws"));
+    // The connection's endpoint is a closed port: the AWS call fails, and the store
+    // created for AWS KMS's health call is gone again.
+    let e = f.ops.create_store_with_link(linked_store("acme")).unwrap_err();
+    assert!(e.code().starts_with("aws_"), "{e}");
+    assert!(f.ops.list_stores().unwrap().is_empty());
+    assert!(f.store.scan(keys::CREDENTIALS).unwrap().is_empty());
+    assert!(f.store.get(&keys::store_name_index("acme")).unwrap().is_none());
+}
+
+#[test]
+fn link_review_shows_what_would_be_sent_and_refuses_linked_and_remote_stores() {
+    let f = fixture();
+    with_account(&f, None);
+    let (rec, file) = f
+        .ops
+        .create_store(NewStore {
+            linked: false,
+            ..linked_store("acme")
+        })
+        .unwrap();
+    let edits = crate::api::stores::LinkRequest {
+        name: Some("acme-aws".into()),
+        ..Default::default()
+    };
+    let plan = f.ops.link_preview(&rec.id, &edits).unwrap();
+    assert_eq!(plan.name, "acme-aws");
+    assert_eq!(plan.uri_path, rec.xks_base_path());
+    assert_eq!(plan.uri_endpoint.as_deref(), Some("https://xks.example.com"));
+    assert_eq!(plan.access_key_id, file.credential.access_key_id);
+    assert_eq!(plan.account.as_deref(), Some(ACCOUNT));
+    // Nothing changed.
+    assert_eq!(f.ops.get_store(&rec.id).unwrap().value.name, "acme");
+
+    f.ops
+        .set_store_link(&rec.id, Some(AwsLink::new("cks-1", ConnectionState::Disconnected)))
+        .unwrap();
+    assert_eq!(
+        code(f.ops.link_preview(&rec.id, &Default::default())),
+        "store_already_linked"
+    );
+    f.ops
+        .change_store(&rec.id, |s| {
+            s.kind = StoreKind::Remote;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        code(f.ops.link_preview(&rec.id, &Default::default())),
+        "remote_store"
+    );
+}
+
+#[test]
+fn linked_keys_need_a_linked_connected_store_and_nothing_is_left_when_refused() {
+    let f = fixture();
+    let (rec, _) = f.ops.create_store(new_store("acme")).unwrap();
+    let refused = f
+        .ops
+        .create_hyok_key_with_link(&rec.id, "k1", "data", Some(true));
+    assert_eq!(code(refused), "store_not_linked");
+    assert_eq!(code(f.ops.set_store_connected(&rec.id, true)), "store_not_linked");
+    for state in [
+        ConnectionState::Disconnected,
+        ConnectionState::Connecting,
+        ConnectionState::Failed,
+    ] {
+        f.ops
+            .set_store_link(&rec.id, Some(AwsLink::new("cks-1", state)))
+            .unwrap();
+        let refused = f.ops.create_hyok_key_with_link(&rec.id, "k1", "data", None);
+        assert_eq!(code(refused), "store_not_connected", "{state:?}");
+        assert_eq!(code(f.ops.link_hyok_key(&rec.id, "k1")), "store_not_connected");
+    }
+    assert!(f.ops.list_hyok_keys(&rec.id).unwrap().is_empty());
+    // An unlinked key may still be made in a linked store, on request.
+    let key = f
+        .ops
+        .create_hyok_key_with_link(&rec.id, "k1", "data", Some(false))
+        .unwrap();
+    assert!(key.aws.is_none());
+    // AWS KMS's waiting period is 7 to 30 days.
+    for days in [0, 6, 31] {
+        let refused = f.ops.delete_hyok_key_with_link(&rec.id, "k1", Some(days));
+        assert_eq!(code(refused), "invalid_input", "{days}");
+    }
+    f.ops.delete_hyok_key_with_link(&rec.id, "k1", Some(7)).unwrap();
+}
+
+#[test]
+fn a_linked_store_keeps_its_region() {
+    let f = fixture();
+    with_account(&f, None);
+    let (rec, _) = f
+        .ops
+        .create_store(NewStore {
+            linked: false,
+            ..linked_store("acme")
+        })
+        .unwrap();
+    f.ops
+        .set_store_link(&rec.id, Some(AwsLink::new("cks-1", ConnectionState::Disconnected)))
+        .unwrap();
+    let patch = StoreUpdate {
+        region: Some("eu-west-2".into()),
+        ..Default::default()
+    };
+    assert_eq!(code(f.ops.update_store(&rec.id, patch, None)), "region_immutable");
+}
