@@ -116,3 +116,43 @@ fn missing_file_is_named() {
         .to_string();
     assert!(e.contains("/nonexistent/keyhold.toml"), "{e}");
 }
+
+#[test]
+fn aws_declarations_are_checked() {
+    let base = format!("{MINIMAL}[sources.s]\nplugin = \"ctm\"\n");
+    let aws = "[aws.connections.main]\naccess_key_id = \"AKIAEXAMPLEEXAMPLE01\"\nsecret_access_key_env = \"AWS_SECRET\"\n\n[aws.accounts.\"111122223333\"]\nname = \"prod\"\nregions = [\"eu-west-1\"]\nconnection = \"main\"\n";
+    let store = "[[stores]]\nname = \"a\"\nsource = \"s\"\nhealth_check_key = \"h\"\n";
+    let linked = "account = \"111122223333\"\nregion = \"eu-west-1\"\nlocation = { type = \"public\", endpoint = \"https://xks.example.com\" }\nlinked = true\nconnected = true\n";
+    let c = Config::from_toml(&format!("{base}{aws}{store}{linked}")).unwrap();
+    assert!(c.stores[0].linked && c.stores[0].connected);
+    assert_eq!(c.aws.accounts["111122223333"].regions, ["eu-west-1"]);
+    let without = |line: &str| format!("{base}{aws}{store}{}", linked.replace(line, ""));
+    refused_naming(&[
+        (without("linked = true\n"), "stores[0].connected"),
+        (without("region = \"eu-west-1\"\n"), "stores[0].region"),
+        (without("account = \"111122223333\"\n"), "stores[0].account"),
+        (
+            without("location = { type = \"public\", endpoint = \"https://xks.example.com\" }\n"),
+            "stores[0].location",
+        ),
+        (
+            format!(
+                "{base}{aws}{store}{}",
+                linked.replace("eu-west-1", "us-west-2")
+            ),
+            "aws.accounts.111122223333.regions",
+        ),
+        (
+            format!("{base}{}", aws.replace("111122223333", "1234")),
+            "aws.accounts.1234",
+        ),
+        (
+            format!(
+                "{base}{}",
+                aws.replace("secret_access_key_env", "secret_access_key_file")
+                    .replace("\"AWS_SECRET\"", "\"/s\"\nsecret_access_key = \"tooshort\"")
+            ),
+            "aws.connections.main",
+        ),
+    ]);
+}
