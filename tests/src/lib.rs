@@ -11,6 +11,7 @@
 //! software `ctm` plugin; another suite (e.g. Luna) passes its own fixture, or sets
 //! `KEYHOLD_TEST_SOURCE_TOML`, and every test runs unchanged.
 
+pub mod aws;
 pub mod cli;
 pub mod server;
 pub mod suite;

@@ -33,6 +33,7 @@ pub struct ServerBuilder {
     credentials: Vec<Credential>,
     with_store: bool,
     admin_lines: Option<Vec<String>>,
+    xks_port: u16,
 }
 
 impl Default for ServerBuilder {
@@ -50,6 +51,7 @@ impl Default for ServerBuilder {
             credentials: vec![Credential::a(), Credential::b()],
             with_store: true,
             admin_lines: None,
+            xks_port: 0,
         }
     }
 }
@@ -82,6 +84,13 @@ impl ServerBuilder {
     /// Serves HTTPS with these `[xks.tls]` lines (empty: the generated dev certificate).
     pub fn tls(mut self, lines: &[String]) -> Self {
         self.tls_lines = Some(lines.to_vec());
+        self
+    }
+
+    /// Serves XKS on this port of 127.0.0.1 (default: one chosen at start), for
+    /// configurations that must name their own endpoint.
+    pub fn xks_port(mut self, port: u16) -> Self {
+        self.xks_port = port;
         self
     }
 
@@ -150,7 +159,7 @@ impl ServerBuilder {
             "[plugins]\ndir = {}\n\n",
             toml_str(plugin_dir().to_string_lossy())
         );
-        t += "[xks]\nlisten = \"127.0.0.1:0\"\n";
+        t += &format!("[xks]\nlisten = \"127.0.0.1:{}\"\n", self.xks_port);
         t += &format!("plain_http = {}\n", self.tls_lines.is_none());
         for l in &self.xks_lines {
             t += l;
@@ -381,12 +390,24 @@ impl TestServer {
 
     /// The fixture store's record.
     pub fn store_record(&self) -> StoreRecord {
+        self.store_record_of(&self.store_id())
+    }
+
+    /// The record of store `id`, as stored.
+    pub fn store_record_of(&self, id: &str) -> StoreRecord {
         let entry = self
             .store()
-            .get(&keys::store(&self.store_id()))
+            .get(&keys::store(id))
             .expect("store get")
             .expect("store record exists");
         serde_json::from_slice(&entry.value).expect("store record JSON")
+    }
+
+    /// Overwrites a store record behind the admin API's back (crash simulations).
+    pub fn put_store_record(&self, record: &StoreRecord) {
+        self.store()
+            .put(&keys::store(&record.id), serde_json::to_vec(record).expect("JSON"))
+            .expect("store put");
     }
 
     /// Sets the store's `blocked` flag and waits until it is served.

@@ -1,0 +1,478 @@
+//! AWS linkage end to end: keyhold manages external key stores on AWS KMS (the KMS
+//! emulator, over TLS, with the real `aws-sdk-kms` client on keyhold's side) and AWS
+//! KMS calls keyhold's XKS endpoint back; an application calls AWS KMS with the real
+//! `aws-sdk-kms` client and gets its data keys back.
+
+use aws_sdk_kms::{primitives::Blob, types::DataKeySpec};
+use keyhold_tests::{
+    TestServer,
+    admin::{expect_error, expect_status},
+    aws::{ACCOUNT, AwsWorld, CLOSED_ROLE_ARN, REGION, ROLE_ARN, aws_code},
+    luna::{self, LunaToken},
+};
+use serde_json::json;
+
+/// The application's round trips through AWS KMS with KMS key `arn`: a data key and
+/// its decryption, and Encrypt/Decrypt of a message with an encryption context.
+async fn round_trips(world: &AwsWorld, arn: &str) {
+    let dk = world
+        .app
+        .generate_data_key()
+        .key_id(arn)
+        .key_spec(DataKeySpec::Aes256)
+        .send()
+        .await
+        .expect("GenerateDataKey");
+    let plaintext = dk.plaintext().expect("data key").as_ref().to_vec();
+    assert_eq!(plaintext.len(), 32);
+    let blob = dk.ciphertext_blob().expect("ciphertext").clone();
+    assert!(
+        !blob.as_ref().windows(32).any(|w| w == plaintext.as_slice()),
+        "the data key is not in its ciphertext"
+    );
+    let back = world
+        .app
+        .decrypt()
+        .ciphertext_blob(blob)
+        .send()
+        .await
+        .expect("Decrypt");
+    assert_eq!(back.plaintext().expect("plaintext").as_ref(), plaintext);
+    assert_eq!(back.key_id(), Some(arn));
+
+    let message = b"hold your own key".to_vec();
+    let enc = world
+        .app
+        .encrypt()
+        .key_id(arn)
+        .plaintext(Blob::new(message.clone()))
+        .encryption_context("purpose", "test")
+        .send()
+        .await
+        .expect("Encrypt");
+    let blob = enc.ciphertext_blob().expect("ciphertext").clone();
+    let wrong_context = world
+        .app
+        .decrypt()
+        .ciphertext_blob(blob.clone())
+        .encryption_context("purpose", "other")
+        .send()
+        .await
+        .expect_err("another encryption context");
+    assert_eq!(aws_code(&wrong_context), "InvalidCiphertextException");
+    let dec = world
+        .app
+        .decrypt()
+        .ciphertext_blob(blob)
+        .encryption_context("purpose", "test")
+        .send()
+        .await
+        .expect("Decrypt");
+    assert_eq!(dec.plaintext().expect("plaintext").as_ref(), message);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn linked_ctm_store_from_creation_to_deletion() {
+    let world = AwsWorld::start().await;
+    let (path, created) = world.create_linked_store("acme", "ctm").await;
+    let store = &created["store"];
+    assert_eq!(store["aws"]["connection_state"], "DISCONNECTED", "{created}");
+    let cks = store["aws"]["custom_key_store_id"]
+        .as_str()
+        .expect("AWS store id")
+        .to_string();
+    let file = &created["credentials_file"];
+    assert!(file["XksProxyAuthenticationCredential"]["RawSecretAccessKey"].is_string());
+    // AWS KMS checked the proxy through the given endpoint before creating its store,
+    // signing with the credential of the credentials file.
+    let akid = file["XksProxyAuthenticationCredential"]["AccessKeyId"]
+        .as_str()
+        .expect("akid");
+    let health = world.emulator.xks_calls();
+    let create_check = health
+        .iter()
+        .find(|c| c.kms_operation == "CreateCustomKeyStore")
+        .expect("health call on CreateCustomKeyStore");
+    assert_eq!(create_check.operation, "GetHealthStatus");
+    assert_eq!(create_check.access_key_id, akid);
+    assert_eq!(create_check.status, Some(200));
+    let aws = world.aws_stores().await;
+    assert_eq!(aws.len(), 1);
+    assert_eq!(aws[0].custom_key_store_id(), Some(cks.as_str()));
+    assert_eq!(aws[0].custom_key_store_name(), Some("acme"));
+
+    // Linked keys need a CONNECTED store.
+    world.source_key("ctm", "early-src").await;
+    let r = world.root.create_hyok_key(&path, "early", "early-src").await;
+    expect_error(&r, 409, "store_not_connected");
+
+    let connected = world.connect(&path).await;
+    assert_eq!(connected["aws"]["connection_state"], "CONNECTED", "{connected}");
+    assert!(
+        world
+            .emulator
+            .xks_calls()
+            .iter()
+            .any(|c| c.kms_operation == "ConnectCustomKeyStore")
+    );
+
+    // A HYOK key creates its KMS key; AWS KMS checked it through GetKeyMetadata.
+    let key = world.create_key(&path, "ctm", "payments").await;
+    let arn = key["aws"]["key_arn"].as_str().expect("key ARN").to_string();
+    let described = world
+        .app
+        .describe_key()
+        .key_id(&arn)
+        .send()
+        .await
+        .expect("DescribeKey");
+    let meta = described.key_metadata().expect("metadata");
+    assert_eq!(meta.custom_key_store_id(), Some(cks.as_str()));
+    assert_eq!(
+        meta.xks_key_configuration().and_then(|x| x.id()),
+        Some("payments")
+    );
+    round_trips(&world, &arn).await;
+
+    // Blocked at keyhold: AWS KMS's calls fail with KMSInvalidStateException.
+    expect_status(&world.root.post(&format!("{path}/block"), &json!({})).await, 200);
+    let e = world
+        .app
+        .generate_data_key()
+        .key_id(&arn)
+        .key_spec(DataKeySpec::Aes256)
+        .send()
+        .await
+        .expect_err("blocked store");
+    assert_eq!(aws_code(&e), "KMSInvalidStateException");
+    expect_status(&world.root.post(&format!("{path}/unblock"), &json!({})).await, 200);
+    round_trips(&world, &arn).await;
+
+    // Updates need a disconnected store; then the new name reaches AWS KMS.
+    let etag = world.root.get(&path).await;
+    let tag = keyhold_tests::admin::etag(&etag);
+    let r = world
+        .root
+        .patch(&path, &json!({"name": "acme-renamed"}), Some(&tag))
+        .await;
+    expect_error(&r, 409, "store_not_disconnected");
+    let disconnected = expect_status(
+        &world.root.post(&format!("{path}/disconnect"), &json!({})).await,
+        200,
+    );
+    assert_eq!(disconnected["aws"]["connection_state"], "DISCONNECTED");
+    let tag = keyhold_tests::admin::etag(&world.root.get(&path).await);
+    let r = world
+        .root
+        .patch(&path, &json!({"name": "acme-renamed"}), Some(&tag))
+        .await;
+    expect_status(&r, 200);
+    assert_eq!(
+        world.aws_stores().await[0].custom_key_store_name(),
+        Some("acme-renamed")
+    );
+
+    // Deleting: refused while keys exist here, then while the KMS key waits for its
+    // deletion on AWS KMS; then the store goes on both sides.
+    let r = world.root.delete(&format!("{path}?confirm=true")).await;
+    expect_error(&r, 409, "store_has_keys");
+    let r = world
+        .root
+        .delete(&format!("{path}/keys/payments?pending_window_days=7"))
+        .await;
+    expect_status(&r, 204);
+    let pending = world
+        .app
+        .describe_key()
+        .key_id(&arn)
+        .send()
+        .await
+        .expect("DescribeKey");
+    assert_eq!(
+        pending.key_metadata().and_then(|m| m.key_state()).map(|s| s.as_str()),
+        Some("PendingDeletion")
+    );
+    let r = world.root.delete(&format!("{path}?confirm=true")).await;
+    let message = expect_error(&r, 409, "aws_error");
+    assert!(message.contains("CustomKeyStoreHasCMKsException"), "{message}");
+    assert_eq!(
+        r.json()["error"]["aws_error_code"],
+        "CustomKeyStoreHasCMKsException"
+    );
+    world.emulator.purge_pending_deletions();
+    expect_status(&world.root.delete(&format!("{path}?confirm=true")).await, 204);
+    assert!(world.aws_stores().await.is_empty());
+    expect_error(&world.root.get(&path).await, 404, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn linked_luna_store_serves_data_keys_from_softhsm() {
+    if !luna::available() {
+        eprintln!("SoftHSM2 is not installed: skipped");
+        return;
+    }
+    let token = LunaToken::new();
+    let world = AwsWorld::start_with(
+        TestServer::admin_only().extra_source(token.source_named("luna")),
+    )
+    .await;
+    let (path, created) = world.create_linked_store("hsm", "luna").await;
+    assert_eq!(created["store"]["container"], token.label.as_str());
+    assert_eq!(world.connect(&path).await["aws"]["connection_state"], "CONNECTED");
+    let key = world.create_key(&path, "luna", "hsm-key").await;
+    let arn = key["aws"]["key_arn"].as_str().expect("key ARN").to_string();
+    round_trips(&world, &arn).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unlinked_store_is_reviewed_then_linked_and_its_keys_linked() {
+    let world = AwsWorld::start().await;
+    world.source_key("ctm", "hc").await;
+    let body = json!({
+        "name": "later", "account": ACCOUNT, "source": "ctm", "health_check_key": "hc",
+    });
+    let created = expect_status(&world.root.create_store(&body).await, 201);
+    let id = created["store"]["id"].as_str().expect("id");
+    let path = format!("/api/v1/stores/{id}");
+    assert!(created["store"]["aws"].is_null());
+    assert!(world.aws_stores().await.is_empty(), "nothing on AWS KMS");
+    let key = world
+        .root
+        .create_hyok_key(&path, "k1", {
+            world.source_key("ctm", "k1-src").await;
+            "k1-src"
+        })
+        .await;
+    assert!(expect_status(&key, 201)["aws"].is_null());
+
+    // The review shows (and changes nothing) what linking sends, with the edits.
+    let edits = json!({
+        "region": REGION,
+        "location": {"type": "public", "endpoint": world.xks_endpoint()},
+    });
+    let plan = expect_status(
+        &world.root.post(&format!("{path}/link/review"), &edits).await,
+        200,
+    );
+    assert_eq!(plan["uri_endpoint"], world.xks_endpoint());
+    assert_eq!(plan["uri_path"], format!("/keystores/{id}/kms/xks/v1"));
+    assert_eq!(
+        plan["access_key_id"],
+        created["credentials_file"]["XksProxyAuthenticationCredential"]["AccessKeyId"]
+    );
+    assert!(world.aws_stores().await.is_empty());
+    assert!(world.store(&path).await["region"].is_null());
+
+    let linked = expect_status(&world.root.post(&format!("{path}/link"), &edits).await, 200);
+    assert_eq!(linked["aws"]["connection_state"], "DISCONNECTED");
+    assert_eq!(linked["region"], REGION);
+    let r = world.root.post(&format!("{path}/link"), &edits).await;
+    expect_error(&r, 409, "store_already_linked");
+    assert_eq!(world.aws_stores().await.len(), 1);
+
+    world.connect(&path).await;
+    let linked_key = expect_status(
+        &world.root.post(&format!("{path}/keys/k1/link"), &json!({})).await,
+        200,
+    );
+    let arn = linked_key["aws"]["key_arn"].as_str().expect("ARN").to_string();
+    round_trips(&world, &arn).await;
+    let again = world.root.post(&format!("{path}/keys/k1/link"), &json!({})).await;
+    expect_error(&again, 409, "key_already_linked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_are_clear_errors_and_leave_nothing_half_made() {
+    let world = AwsWorld::start().await;
+
+    // The proxy unreachable from AWS KMS (a closed port): AWS KMS refuses, nothing is
+    // left here or there.
+    let mut body = world.linked_store_body("unreachable", "ctm", "hc-1").await;
+    body["location"]["endpoint"] = json!("https://127.0.0.1:9");
+    let r = world.root.create_store(&body).await;
+    let message = expect_error(&r, 502, "aws_error");
+    assert!(message.contains("XksProxyUriUnreachableException"), "{message}");
+    assert_eq!(r.json()["error"]["aws_error_code"], "XksProxyUriUnreachableException");
+    assert!(world.aws_stores().await.is_empty());
+    let stores = expect_status(&world.root.get("/api/v1/stores").await, 200);
+    assert_eq!(stores.as_array().map(Vec::len), Some(0), "{stores}");
+
+    // Wrong AWS credentials: AWS's code is named, and what to check.
+    world
+        .add_connection("wrong", json!({"secret_access_key": "x".repeat(40)}))
+        .await;
+    let t = expect_status(
+        &world
+            .root
+            .post("/api/v1/connections/aws/wrong/test", &json!({"region": REGION}))
+            .await,
+        200,
+    );
+    assert_eq!(t["status"], "Failed", "{t}");
+    let reason = t["reason"].as_str().expect("reason");
+    assert!(reason.contains("InvalidSignatureException"), "{reason}");
+    // The good connection is Ready.
+    let t = expect_status(
+        &world
+            .root
+            .post("/api/v1/connections/aws/emulator/test", &json!({"region": REGION}))
+            .await,
+        200,
+    );
+    assert_eq!(t["status"], "Ready", "{t}");
+
+    // An assumed role: allowed works (the STS call is signed for the store's region),
+    // refused is named.
+    world.add_connection("role", json!({"role_arn": ROLE_ARN})).await;
+    world
+        .add_connection("closed-role", json!({"role_arn": CLOSED_ROLE_ARN}))
+        .await;
+    for (name, ready) in [("role", true), ("closed-role", false)] {
+        let t = expect_status(
+            &world
+                .root
+                .post(&format!("/api/v1/connections/aws/{name}/test"), &json!({"region": REGION}))
+                .await,
+            200,
+        );
+        assert_eq!(t["status"] == "Ready", ready, "{name}: {t}");
+        if !ready {
+            let reason = t["reason"].as_str().expect("reason");
+            assert!(reason.contains(CLOSED_ROLE_ARN) && reason.contains("AccessDenied"), "{reason}");
+        }
+    }
+    let sts: Vec<_> = world
+        .emulator
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "AssumeRole")
+        .collect();
+    assert!(!sts.is_empty());
+    assert!(sts.iter().all(|c| c.signing_region == REGION), "{sts:?}");
+
+    // Throttling: retried, then it succeeds; throttled beyond the retries, reported.
+    world.emulator.throttle_next(2);
+    let (path, _) = world.create_linked_store("throttled", "ctm").await;
+    assert_eq!(world.aws_stores().await.len(), 1);
+    world.emulator.throttle_next(1000);
+    let r = world.root.post(&format!("{path}/connect"), &json!({})).await;
+    let message = expect_error(&r, 503, "aws_throttled");
+    assert!(message.contains("ThrottlingException"), "{message}");
+    world.emulator.throttle_next(0);
+
+    // AWS KMS down: a clear error, nothing made.
+    let body = world.linked_store_body("down", "ctm", "hc-2").await;
+    let endpoint = world.emulator.endpoint();
+    let AwsWorld {
+        emulator, root, ..
+    } = world;
+    emulator.shutdown().await;
+    let r = root.create_store(&body).await;
+    let message = expect_error(&r, 502, "aws_unreachable");
+    assert!(message.contains(&endpoint) || message.contains("reach"), "{message}");
+    let stores = expect_status(&root.get("/api/v1/stores").await, 200);
+    assert!(
+        stores
+            .as_array()
+            .expect("stores")
+            .iter()
+            .all(|s| s["name"] != "down"),
+        "{stores}"
+    );
+}
+
+/// Polls the store named `name` until `done` holds for it (at most 30 s).
+async fn store_until(
+    root: &keyhold_tests::admin::AdminClient,
+    name: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let stores = expect_status(&root.get("/api/v1/stores").await, 200);
+        let found = stores
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == name).cloned());
+        if let Some(s) = found.filter(|s| done(s)) {
+            return s;
+        }
+        assert!(std::time::Instant::now() < deadline, "store {name}: {stores}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_declared_store_is_linked_and_connected_once_across_restarts() {
+    use keyhold_tests::{aws, paths::toml_str, pki::TestCa};
+    let ca = TestCa::new("keyhold test CA");
+    let emulator = aws::start_emulator(aws::emulator_config(&ca)).await;
+    let app = aws::kms_client(&emulator.endpoint(), &ca.pem(), aws::APP_AKID, aws::APP_SECRET, 3);
+    let dir = std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
+    let ca_file = ca.write(dir.path(), "ca.pem");
+    let (cert, key) = ca.server_cert().write(dir.path(), "xks");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let declared = format!(
+        r#"
+[aws.connections.main]
+access_key_id = "{akid}"
+secret_access_key = "{secret}"
+endpoint_url = "{endpoint}"
+ca_file = {ca}
+
+[aws.accounts."{ACCOUNT}"]
+name = "acme"
+regions = ["{REGION}"]
+connection = "main"
+
+[[stores]]
+name = "declared"
+source = "ctm"
+health_check_key = "declared-health"
+uri_path_prefix = "declared"
+account = "{ACCOUNT}"
+region = "{REGION}"
+location = {{ type = "public", endpoint = "https://127.0.0.1:{port}" }}
+linked = true
+connected = true
+"#,
+        akid = aws::KEYHOLD_AKID,
+        secret = aws::KEYHOLD_SECRET,
+        endpoint = emulator.endpoint(),
+        ca = toml_str(ca_file.to_string_lossy()),
+    );
+    let builder = TestServer::admin_only()
+        .in_dir(dir.clone())
+        .xks_port(port)
+        .tls(&[
+            format!("cert_file = {}", toml_str(cert.to_string_lossy())),
+            format!("key_file = {}", toml_str(key.to_string_lossy())),
+        ])
+        .toml_tail(&declared);
+    let server = builder.clone().start().await;
+    let root = server.root().await;
+    let store = store_until(&root, "declared", |s| s["aws"]["connection_state"] == "CONNECTED").await;
+    let cks = store["aws"]["custom_key_store_id"].clone();
+    let listed = app.describe_custom_key_stores().send().await.expect("Describe");
+    assert_eq!(listed.custom_key_stores().len(), 1);
+    assert_eq!(
+        listed.custom_key_stores()[0].connection_state().map(|s| s.as_str()),
+        Some("CONNECTED")
+    );
+
+    // A crash after AWS KMS created the store but before the link was recorded: the
+    // next start finds the AWS store by endpoint and path instead of making another.
+    let id = store["id"].as_str().expect("id").to_string();
+    let mut record = server.store_record_of(&id);
+    record.aws = None;
+    server.put_store_record(&record);
+    server.stop().await;
+    let server = builder.in_dir(dir).start().await;
+    let root = server.root().await;
+    let again = store_until(&root, "declared", |s| s["aws"]["connection_state"] == "CONNECTED").await;
+    assert_eq!(again["aws"]["custom_key_store_id"], cks);
+    let listed = app.describe_custom_key_stores().send().await.expect("Describe");
+    assert_eq!(listed.custom_key_stores().len(), 1, "no second AWS store");
+}
