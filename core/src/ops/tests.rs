@@ -606,6 +606,8 @@ fn aws(name: &str) -> NewAwsConnection {
         role_arn: None,
         endpoint_url: None,
         sts_regional_endpoints: model::StsRegionalEndpoints::Regional,
+        sts_endpoint_url: None,
+        ca_file: None,
     }
 }
 
