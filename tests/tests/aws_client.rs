@@ -253,7 +253,11 @@ async fn the_connection_ca_is_trusted_alone() {
     let e = kms.probe().await.expect_err("untrusted certificate");
     assert_eq!(e.kind, AwsErrorKind::Unreachable, "{e}");
     assert!(e.message.contains("ListKeys"), "{e}");
-    assert_eq!(stub.calls().len(), 1, "no request over an untrusted connection");
+    assert_eq!(
+        stub.calls().len(),
+        1,
+        "no request over an untrusted connection"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -270,7 +274,10 @@ async fn throttling_is_retried_max_attempts_times_then_reported() {
     assert_eq!(e.kind, AwsErrorKind::Throttled, "{e}");
     assert!(e.is("ThrottlingException"), "{e:?}");
     assert_eq!((e.api_code(), e.http_status()), ("aws_throttled", 503));
-    assert!(e.message.contains("Rate exceeded") && e.message.contains("retry later"), "{e}");
+    assert!(
+        e.message.contains("Rate exceeded") && e.message.contains("retry later"),
+        "{e}"
+    );
     assert_eq!(stub.calls().len(), 3, "one call, three attempts");
 }
 
@@ -369,6 +376,12 @@ async fn a_refused_role_is_a_credentials_error_naming_the_role() {
         .expect_err("role refused");
     assert_eq!(e.kind, AwsErrorKind::Credentials, "{e}");
     assert!(e.is("AccessDenied"), "{e:?}");
-    assert!(e.message.contains(ROLE) && e.message.contains("assume the role"), "{e}");
-    assert!(stub.calls().iter().all(|c| c.call == "AssumeRole"), "no KMS call");
+    assert!(
+        e.message.contains(ROLE) && e.message.contains("assume the role"),
+        "{e}"
+    );
+    assert!(
+        stub.calls().iter().all(|c| c.call == "AssumeRole"),
+        "no KMS call"
+    );
 }

@@ -481,7 +481,10 @@ async fn aws_connections_sealed_tested_and_referenced() {
         reason.contains("signature we calculated does not match"),
         "AWS's message: {reason}"
     );
-    assert!(reason.contains("check the AWS connection's"), "what to do: {reason}");
+    assert!(
+        reason.contains("check the AWS connection's"),
+        "what to do: {reason}"
+    );
     assert!(!reason.contains(WRONG_SECRET));
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -91,9 +91,10 @@ pub fn hint(operation: &str, code: &str) -> String {
         (_, c) if THROTTLING.contains(&c) => {
             "AWS KMS is throttling this account and region: retry later, or make fewer calls"
         }
-        ("DeleteCustomKeyStore" | "UpdateCustomKeyStore", "CustomKeyStoreInvalidStateException") => {
-            "disconnect the key store first"
-        }
+        (
+            "DeleteCustomKeyStore" | "UpdateCustomKeyStore",
+            "CustomKeyStoreInvalidStateException",
+        ) => "disconnect the key store first",
         ("ConnectCustomKeyStore", "CustomKeyStoreInvalidStateException") => {
             "the key store must be disconnected to connect it: wait until it is, or disconnect it"
         }

@@ -11,8 +11,8 @@ use aws_sdk_kms::{
     config::{BehaviorVersion, Credentials, Region, retry::RetryConfig, timeout::TimeoutConfig},
     error::SdkError,
     types::{
-        ConnectionStateType, CustomKeyStoreType, CustomKeyStoresListEntry, KeyMetadata,
-        OriginType, XksProxyAuthenticationCredentialType, XksProxyConnectivityType,
+        ConnectionStateType, CustomKeyStoreType, CustomKeyStoresListEntry, KeyMetadata, OriginType,
+        XksProxyAuthenticationCredentialType, XksProxyConnectivityType,
     },
 };
 use sha2::{Digest, Sha256};
@@ -201,7 +201,10 @@ fn connectivity(c: &XksConnectivity) -> (XksProxyConnectivityType, Option<String
     }
 }
 
-fn credential(op: &str, c: &XksCredential) -> Result<XksProxyAuthenticationCredentialType, AwsError> {
+fn credential(
+    op: &str,
+    c: &XksCredential,
+) -> Result<XksProxyAuthenticationCredentialType, AwsError> {
     XksProxyAuthenticationCredentialType::builder()
         .access_key_id(&c.access_key_id)
         .raw_secret_access_key(c.secret.as_str())
@@ -249,7 +252,10 @@ fn key_store(e: &CustomKeyStoresListEntry) -> AwsKeyStore {
             .and_then(|x| x.uri_endpoint())
             .unwrap_or_default()
             .to_string(),
-        uri_path: xks.and_then(|x| x.uri_path()).unwrap_or_default().to_string(),
+        uri_path: xks
+            .and_then(|x| x.uri_path())
+            .unwrap_or_default()
+            .to_string(),
         connectivity,
         access_key_id: xks.and_then(|x| x.access_key_id()).map(str::to_string),
     }
@@ -259,7 +265,10 @@ fn key(m: &KeyMetadata) -> AwsKey {
     AwsKey {
         key_id: m.key_id().to_string(),
         arn: m.arn().unwrap_or_default().to_string(),
-        key_state: m.key_state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        key_state: m
+            .key_state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
         custom_key_store_id: m.custom_key_store_id().map(str::to_string),
         xks_key_id: m
             .xks_key_configuration()
@@ -478,11 +487,7 @@ impl Kms for SdkKms {
             .ok_or_else(|| incomplete(OP, "KeyMetadata"))
     }
 
-    async fn schedule_key_deletion(
-        &self,
-        key_id: &str,
-        pending_days: i32,
-    ) -> Result<(), AwsError> {
+    async fn schedule_key_deletion(&self, key_id: &str, pending_days: i32) -> Result<(), AwsError> {
         self.ready().await?;
         self.client
             .schedule_key_deletion()

@@ -12,8 +12,8 @@ use zeroize::Zeroizing;
 
 use super::{OpError, Operations, decode, to_json};
 use crate::{
-    aws::{self, AwsLimits, AwsSettings},
     api::connections::{ConnectionTest, NewAwsConnection, NewHsmConnection},
+    aws::{self, AwsLimits, AwsSettings},
     model::{
         self, AccountRecord, AwsConnectionRecord, HsmConnectionRecord, SourceRecord, keys,
         rules::RuleViolation,
@@ -193,9 +193,10 @@ impl Operations {
             ))
         })?;
         let ca_pem = match &rec.ca_file {
-            Some(path) => Some(read_ca_file(path).map_err(|e| {
-                OpError::Input(format!("AWS connection '{connection}': {e}"))
-            })?),
+            Some(path) => Some(
+                read_ca_file(path)
+                    .map_err(|e| OpError::Input(format!("AWS connection '{connection}': {e}")))?,
+            ),
             None => None,
         };
         Ok(AwsSettings {

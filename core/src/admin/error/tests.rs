@@ -6,12 +6,7 @@ use crate::aws::AwsError;
 async fn body(e: ApiError) -> (StatusCode, serde_json::Value) {
     let resp = e.into_response();
     let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
     (status, serde_json::from_slice(&bytes).expect("JSON"))
 }
 

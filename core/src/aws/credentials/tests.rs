@@ -24,7 +24,11 @@ fn sts_endpoint_follows_the_override_then_the_mode() {
     ];
     for (url, mode, region, (want_url, want_region)) in cases {
         let (u, r) = sts_endpoint(url, mode, region);
-        assert_eq!((u.as_str(), r.as_str()), (want_url, want_region), "{url:?} {mode:?}");
+        assert_eq!(
+            (u.as_str(), r.as_str()),
+            (want_url, want_region),
+            "{url:?} {mode:?}"
+        );
     }
 }
 

@@ -24,24 +24,80 @@ fn codes_are_classified() {
 #[test]
 fn hints_say_what_to_do() {
     let cases = [
-        ("ListKeys", "UnrecognizedClientException", "access key id and secret"),
+        (
+            "ListKeys",
+            "UnrecognizedClientException",
+            "access key id and secret",
+        ),
         ("ListKeys", "InvalidSignatureException", "secret access key"),
-        ("CreateKey", "AccessDeniedException", "kms:CreateKey permission"),
+        (
+            "CreateKey",
+            "AccessDeniedException",
+            "kms:CreateKey permission",
+        ),
         ("AssumeRole", "AccessDenied", "assume the role"),
-        ("DeleteCustomKeyStore", "CustomKeyStoreInvalidStateException", "disconnect the key store first"),
-        ("UpdateCustomKeyStore", "CustomKeyStoreInvalidStateException", "disconnect the key store first"),
-        ("ConnectCustomKeyStore", "CustomKeyStoreInvalidStateException", "must be disconnected"),
-        ("CreateKey", "CustomKeyStoreInvalidStateException", "connect the key store first"),
-        ("DeleteCustomKeyStore", "CustomKeyStoreHasCMKsException", "schedule the deletion"),
-        ("CreateCustomKeyStore", "XksProxyUriUnreachableException", "reachable from AWS KMS"),
-        ("CreateCustomKeyStore", "XksProxyInvalidResponseException", "reachable from AWS KMS"),
-        ("CreateCustomKeyStore", "CustomKeyStoreNameInUseException", "choose another"),
-        ("CreateCustomKeyStore", "XksProxyUriInUseException", "another URI path"),
-        ("CreateKey", "XksKeyNotFoundException", "does not know this external key"),
-        ("CreateKey", "XksKeyAlreadyInUseException", "use another key"),
+        (
+            "DeleteCustomKeyStore",
+            "CustomKeyStoreInvalidStateException",
+            "disconnect the key store first",
+        ),
+        (
+            "UpdateCustomKeyStore",
+            "CustomKeyStoreInvalidStateException",
+            "disconnect the key store first",
+        ),
+        (
+            "ConnectCustomKeyStore",
+            "CustomKeyStoreInvalidStateException",
+            "must be disconnected",
+        ),
+        (
+            "CreateKey",
+            "CustomKeyStoreInvalidStateException",
+            "connect the key store first",
+        ),
+        (
+            "DeleteCustomKeyStore",
+            "CustomKeyStoreHasCMKsException",
+            "schedule the deletion",
+        ),
+        (
+            "CreateCustomKeyStore",
+            "XksProxyUriUnreachableException",
+            "reachable from AWS KMS",
+        ),
+        (
+            "CreateCustomKeyStore",
+            "XksProxyInvalidResponseException",
+            "reachable from AWS KMS",
+        ),
+        (
+            "CreateCustomKeyStore",
+            "CustomKeyStoreNameInUseException",
+            "choose another",
+        ),
+        (
+            "CreateCustomKeyStore",
+            "XksProxyUriInUseException",
+            "another URI path",
+        ),
+        (
+            "CreateKey",
+            "XksKeyNotFoundException",
+            "does not know this external key",
+        ),
+        (
+            "CreateKey",
+            "XksKeyAlreadyInUseException",
+            "use another key",
+        ),
         ("ListKeys", "ThrottlingException", "retry later"),
         ("CreateKey", "LimitExceededException", "quota"),
-        ("DescribeKey", "SomethingNewException", "documentation of DescribeKey"),
+        (
+            "DescribeKey",
+            "SomethingNewException",
+            "documentation of DescribeKey",
+        ),
     ];
     for (op, code, want) in cases {
         let h = hint(op, code);
