@@ -2,8 +2,8 @@
 //! tiny local HTTPS server speaking AWS JSON 1.1 (KMS) and the AWS query protocol
 //! (STS), with a private test CA: the CA is trusted (alone), throttling is retried
 //! `max_attempts` times then reported, refused credentials, timeouts and unreachable
-//! endpoints get their kinds, and assumed-role credentials are obtained, used and
-//! cached.
+//! endpoints get their kinds, assumed-role credentials are obtained, used and cached,
+//! and paged operations read every page.
 
 use std::{
     convert::Infallible,
@@ -17,8 +17,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, body::Incoming, service::service_fn};
 use hyper_util::rt::TokioIo;
 use keyhold::{
-    aws::{self, AwsErrorKind, AwsLimits, AwsSettings},
-    model::StsRegionalEndpoints,
+    aws::{self, AwsErrorKind, AwsKeyStore, AwsLimits, AwsSettings, XksConnectivity},
+    model::{ConnectionState, StsRegionalEndpoints},
 };
 use keyhold_tests::pki::TestCa;
 use serde_json::json;
@@ -36,6 +36,8 @@ enum Mode {
     Hang,
     /// STS refuses `AssumeRole`.
     RoleRefused,
+    /// `ListKeys` and `DescribeCustomKeyStores` answer in two pages.
+    Paged,
 }
 
 /// One request the stub saw: KMS target or STS action, the access key id it was
@@ -130,6 +132,7 @@ impl Stub {
                        "Truncated": false})
                 .to_string(),
             )),
+            Mode::Paged => Ok(paged(&call, &body_text)),
             _ => Ok(kms_error(400, "UnknownOperationException", "not served")),
         }
     }
@@ -167,6 +170,36 @@ impl Stub {
     fn calls(&self) -> Vec<Seen> {
         self.seen.lock().expect("seen").clone()
     }
+}
+
+/// Two pages of `ListKeys` and `DescribeCustomKeyStores` (the second asked for with
+/// the first's marker); the stores are one of each type.
+fn paged(call: &str, body: &str) -> Response<Full<Bytes>> {
+    let request: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let second = request["Marker"] == "page-2";
+    let page = match (call, second) {
+        ("TrentService.ListKeys", false) => json!({
+            "Keys": [{"KeyId": "k1"}, {"KeyId": "k2"}],
+            "Truncated": true, "NextMarker": "page-2"}),
+        ("TrentService.ListKeys", true) => json!({"Keys": [{"KeyId": "k3"}], "Truncated": false}),
+        ("TrentService.DescribeCustomKeyStores", false) => json!({
+            "CustomKeyStores": [{
+                "CustomKeyStoreId": "cks-1", "CustomKeyStoreName": "hsm",
+                "CustomKeyStoreType": "AWS_CLOUDHSM", "ConnectionState": "CONNECTED"}],
+            "Truncated": true, "NextMarker": "page-2"}),
+        ("TrentService.DescribeCustomKeyStores", true) => json!({
+            "CustomKeyStores": [{
+                "CustomKeyStoreId": "cks-2", "CustomKeyStoreName": "xks",
+                "CustomKeyStoreType": "EXTERNAL_KEY_STORE", "ConnectionState": "FAILED",
+                "ConnectionErrorCode": "XKS_PROXY_TIMED_OUT",
+                "XksProxyConfiguration": {
+                    "Connectivity": "VPC_ENDPOINT_SERVICE", "AccessKeyId": "XKSACCESSKEYID0001",
+                    "UriEndpoint": "https://xks.example.test", "UriPath": "/p/kms/xks/v1",
+                    "VpcEndpointServiceName": "com.amazonaws.vpce.eu-west-1.vpce-svc-1"}}],
+            "Truncated": false}),
+        _ => return kms_error(400, "UnknownOperationException", "not served"),
+    };
+    answer(200, "application/x-amz-json-1.1", page.to_string())
 }
 
 /// Starts the stub on HTTPS with a certificate of `ca` for 127.0.0.1.
@@ -384,4 +417,41 @@ async fn a_refused_role_is_a_credentials_error_naming_the_role() {
         stub.calls().iter().all(|c| c.call == "AssumeRole"),
         "no KMS call"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paged_operations_read_every_page() {
+    let ca = TestCa::new("aws-client test CA");
+    let (addr, stub) = start(&ca, Mode::Paged).await;
+    let kms = aws::connect(&settings(
+        format!("https://127.0.0.1:{}", addr.port()),
+        &ca,
+        limits(1),
+    ))
+    .expect("client");
+    assert_eq!(
+        kms.list_key_ids().await.expect("ListKeys"),
+        ["k1", "k2", "k3"]
+    );
+    let stores = kms
+        .list_xks_stores()
+        .await
+        .expect("DescribeCustomKeyStores");
+    assert_eq!(
+        stores,
+        [AwsKeyStore {
+            id: "cks-2".into(),
+            name: "xks".into(),
+            connection_state: ConnectionState::Failed,
+            connection_error_code: Some("XKS_PROXY_TIMED_OUT".into()),
+            uri_endpoint: "https://xks.example.test".into(),
+            uri_path: "/p/kms/xks/v1".into(),
+            connectivity: XksConnectivity::Vpc {
+                service_name: "com.amazonaws.vpce.eu-west-1.vpce-svc-1".into()
+            },
+            access_key_id: Some("XKSACCESSKEYID0001".into()),
+        }],
+        "only the external key store, from the second page"
+    );
+    assert_eq!(stub.calls().len(), 4, "two pages each");
 }
