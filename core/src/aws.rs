@@ -9,7 +9,10 @@ use zeroize::Zeroizing;
 
 use crate::model::{ConnectionState, StsRegionalEndpoints};
 
+pub mod credentials;
+pub mod errors;
 pub mod sdk;
+pub mod tls;
 
 pub use sdk::connect;
 
@@ -17,6 +20,8 @@ pub use sdk::connect;
 /// its secret opened.
 #[derive(Clone)]
 pub struct AwsSettings {
+    /// The AWS connection's name (names assumed-role sessions: `keyhold-<name>`).
+    pub connection: String,
     /// The region whose KMS is called (the store's region).
     pub region: String,
     /// The IAM access key id of the connection.
@@ -41,12 +46,15 @@ pub struct AwsSettings {
 impl std::fmt::Debug for AwsSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AwsSettings")
+            .field("connection", &self.connection)
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
             .field("role_arn", &self.role_arn)
             .field("endpoint_url", &self.endpoint_url)
             .field("sts_endpoint_url", &self.sts_endpoint_url)
             .field("sts_regional_endpoints", &self.sts_regional_endpoints)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|p| p.len()))
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -204,8 +212,7 @@ pub trait Kms: Send + Sync {
     /// `DescribeKey`.
     async fn describe_key(&self, key_id: &str) -> Result<AwsKey, AwsError>;
     /// `ScheduleKeyDeletion` after `pending_days` (7..=30).
-    async fn schedule_key_deletion(&self, key_id: &str, pending_days: i32)
-    -> Result<(), AwsError>;
+    async fn schedule_key_deletion(&self, key_id: &str, pending_days: i32) -> Result<(), AwsError>;
 }
 
 /// How an AWS call failed.

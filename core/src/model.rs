@@ -666,9 +666,17 @@ pub struct AwsConnectionRecord {
     /// `https://kms.<region>.amazonaws.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
-    /// STS regional endpoints setting.
+    /// STS regional endpoints setting (when `sts_endpoint_url` is not set).
     #[serde(default)]
     pub sts_regional_endpoints: StsRegionalEndpoints,
+    /// An STS endpoint override (assumed roles) instead of the one
+    /// `sts_regional_endpoints` chooses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts_endpoint_url: Option<String>,
+    /// Absolute path of a PEM bundle of CA certificates trusted (alone) for the
+    /// endpoints, instead of the platform's roots; read at each use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
 }

@@ -85,8 +85,9 @@ pub enum OpError {
     /// Authentication or authorization refused.
     #[error(transparent)]
     Access(#[from] crate::identity::AccessError),
-    /// An AWS KMS call failed (AWS's error code, when it answered, is in the message).
-    #[error("AWS KMS: {0}")]
+    /// An AWS call failed: the message names the service, operation, AWS's error code
+    /// (also in [`crate::aws::AwsError::code`]) and what to do.
+    #[error("{0}")]
     Aws(#[from] crate::aws::AwsError),
 }
 

@@ -475,8 +475,16 @@ async fn aws_connections_sealed_tested_and_referenced() {
     let t = test_connection(&root, "aws", "aws-wrong", &json!({})).await;
     assert_eq!(t["status"], "Failed", "{t}");
     let reason = t["reason"].as_str().expect("reason");
-    assert!(reason.contains("HTTP 400"), "{reason}");
+    assert!(reason.contains("AWS KMS ListKeys"), "{reason}");
     assert!(reason.contains("UnrecognizedClientException"), "{reason}");
+    assert!(
+        reason.contains("signature we calculated does not match"),
+        "AWS's message: {reason}"
+    );
+    assert!(
+        reason.contains("check the AWS connection's"),
+        "what to do: {reason}"
+    );
     assert!(!reason.contains(WRONG_SECRET));
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -497,7 +505,7 @@ async fn aws_connections_sealed_tested_and_referenced() {
         t["reason"]
             .as_str()
             .expect("reason")
-            .contains("cannot connect"),
+            .contains("cannot reach the endpoint"),
         "{t}"
     );
     // Without an override the default endpoint is tried (no AWS here): Failed, bounded.

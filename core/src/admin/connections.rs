@@ -104,7 +104,11 @@ connection_kind! {
     paths: ("/api/v1/connections/aws", "/api/v1/connections/aws/{name}"),
     types: (NewAwsConnection => AwsConnection),
     /// Create an AWS connection (admins). The secret access key is sealed at rest and
-    /// never returned.
+    /// never returned. With `role_arn`, AWS calls use the role, assumed through STS
+    /// (`sts_endpoint_url`, else the endpoint `sts_regional_endpoints` chooses) with
+    /// these keys. `ca_file` (an absolute path on the server) is a PEM bundle of CA
+    /// certificates trusted alone for the KMS and STS endpoints; it must be readable and
+    /// hold at least one certificate.
     create_aws_connection,
     /// Every AWS connection (admins).
     list_aws_connections,
@@ -133,8 +137,10 @@ connection_kind! {
     details: |rec| json!({"module": rec.module, "token_label": rec.token_label}),
 }
 
-/// Test the AWS connection: a SigV4-signed KMS ListKeys call to its endpoint
-/// (override, else https://kms.<region>.amazonaws.com).
+/// Test the AWS connection: a KMS ListKeys call (one key) through the AWS SDK with its
+/// credentials (its role assumed, when it has one) to its endpoint (override, else
+/// https://kms.<region>.amazonaws.com), bounded in time. `Failed` says why: the
+/// operation, AWS's error code and message, and what to do.
 #[utoipa::path(post, path = "/api/v1/connections/aws/{name}/test", params(ConnectionName), request_body = AwsConnectionTest, responses(
     (status = 200, description = "Ready, or Failed with the reason.", body = ConnectionTest),
     ConnectionLookup,

@@ -1,5 +1,6 @@
-//! [`ApiError`]: a refusal answered as `{"error": {"code", "message"}}` with a fitting
-//! status (and `WWW-Authenticate` on 401).
+//! [`ApiError`]: a refusal answered as `{"error": {"code", "message"}}` (and
+//! `aws_error_code` for AWS's refusals) with a fitting status (and `WWW-Authenticate`
+//! on 401).
 
 use axum::{
     Json,
@@ -19,6 +20,8 @@ pub struct ApiError {
     pub(super) status: StatusCode,
     pub(super) code: &'static str,
     pub(super) message: String,
+    /// AWS's error code, when AWS refused.
+    pub(super) aws_error_code: Option<String>,
 }
 
 impl ApiError {
@@ -27,6 +30,7 @@ impl ApiError {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             code,
             message: message.into(),
+            aws_error_code: None,
         }
     }
 
@@ -43,11 +47,23 @@ impl ApiError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// AWS's error code, when AWS refused.
+    pub fn aws_error_code(&self) -> Option<&str> {
+        self.aws_error_code.as_deref()
+    }
 }
 
 impl From<OpError> for ApiError {
     fn from(e: OpError) -> Self {
-        ApiError::new(e.http_status(), e.code(), e.to_string())
+        let aws_error_code = match &e {
+            OpError::Aws(aws) => aws.code.clone(),
+            _ => None,
+        };
+        ApiError {
+            aws_error_code,
+            ..ApiError::new(e.http_status(), e.code(), e.to_string())
+        }
     }
 }
 
@@ -66,6 +82,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message,
+                aws_error_code: self.aws_error_code,
             },
         };
         let mut resp = (self.status, Json(body)).into_response();
@@ -78,3 +95,6 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+#[cfg(test)]
+mod tests;

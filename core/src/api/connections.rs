@@ -24,9 +24,18 @@ pub struct NewAwsConnection {
     pub role_arn: Option<String>,
     /// An endpoint override instead of `https://kms.<region>.amazonaws.com`.
     pub endpoint_url: Option<String>,
-    /// How STS is reached.
+    /// How STS is reached (assumed roles): the region's endpoint
+    /// `https://sts.<region>.amazonaws.com` (`regional`) or the global
+    /// `https://sts.amazonaws.com` (`legacy`), unless `sts_endpoint_url` is set.
     #[serde(default)]
     pub sts_regional_endpoints: StsRegionalEndpoints,
+    /// An STS endpoint override (assumed roles).
+    #[serde(default)]
+    pub sts_endpoint_url: Option<String>,
+    /// Absolute path, on the server, of a PEM bundle of CA certificates trusted alone
+    /// for the endpoints (a private CA, an emulator) instead of the platform's roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 /// An AWS connection as the API shows it: never the secret, sealed or not.
@@ -42,6 +51,12 @@ pub struct AwsConnection {
     pub endpoint_url: Option<String>,
     /// How STS is reached.
     pub sts_regional_endpoints: StsRegionalEndpoints,
+    /// The STS endpoint override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts_endpoint_url: Option<String>,
+    /// The CA bundle trusted for the endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
 }
@@ -54,6 +69,8 @@ impl From<&AwsConnectionRecord> for AwsConnection {
             role_arn: c.role_arn.clone(),
             endpoint_url: c.endpoint_url.clone(),
             sts_regional_endpoints: c.sts_regional_endpoints,
+            sts_endpoint_url: c.sts_endpoint_url.clone(),
+            ca_file: c.ca_file.clone(),
             created_at: c.created_at,
         }
     }

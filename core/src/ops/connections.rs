@@ -5,7 +5,7 @@
 use std::{
     path::PathBuf,
     sync::{Arc, mpsc},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use zeroize::Zeroizing;
@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 use super::{OpError, Operations, decode, to_json};
 use crate::{
     api::connections::{ConnectionTest, NewAwsConnection, NewHsmConnection},
+    aws::{self, AwsLimits, AwsSettings},
     model::{
         self, AccountRecord, AwsConnectionRecord, HsmConnectionRecord, SourceRecord, keys,
         rules::RuleViolation,
@@ -35,8 +36,14 @@ pub struct PluginSettings {
 pub const CONNECTION_TEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long opening a key source from an HSM connection may take.
 const SOURCE_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the AWS connection test waits for the endpoint.
-const AWS_TEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The AWS connection test's limits: one call, answered within the connection test's
+/// bound.
+const AWS_TEST_LIMITS: AwsLimits = AwsLimits {
+    connect_timeout: Duration::from_secs(3),
+    attempt_timeout: Duration::from_secs(5),
+    operation_timeout: CONNECTION_TEST_TIMEOUT,
+    max_attempts: 2,
+};
 
 fn in_use(what: &str, name: &str, users: &[String], kind: &str) -> OpError {
     OpError::Rule(RuleViolation {
@@ -57,16 +64,30 @@ fn validate_aws_text(field: &'static str, v: &str, max: usize) -> Result<(), OpE
     Ok(())
 }
 
-fn validate_endpoint(url: &str) -> Result<(), OpError> {
+fn validate_endpoint(field: &str, url: &str) -> Result<(), OpError> {
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| OpError::Input(format!("endpoint_url '{url}' is not a URL: {e}")))?;
+        .map_err(|e| OpError::Input(format!("{field} '{url}' is not a URL: {e}")))?;
     match (uri.scheme_str(), uri.host()) {
         (Some("http" | "https"), Some(_)) => Ok(()),
         _ => Err(OpError::Input(format!(
-            "endpoint_url '{url}' must be an http:// or https:// URL with a host"
+            "{field} '{url}' must be an http:// or https:// URL with a host"
         ))),
     }
+}
+
+/// Reads CA bundle `path` and checks it holds at least one usable CA certificate.
+fn read_ca_file(path: &str) -> Result<Vec<u8>, OpError> {
+    if !path.starts_with('/') {
+        return Err(OpError::Input(format!(
+            "ca_file '{path}' must be an absolute path (of a PEM bundle on the server)"
+        )));
+    }
+    let pem = std::fs::read(path)
+        .map_err(|e| OpError::Input(format!("ca_file '{path}' cannot be read: {e}")))?;
+    aws::tls::parse_ca_pem(&pem)
+        .map_err(|e| OpError::Input(format!("ca_file '{path}' is not a CA bundle: {e}")))?;
+    Ok(pem)
 }
 
 impl Operations {
@@ -100,7 +121,13 @@ impl Operations {
             }
         }
         if let Some(url) = &new.endpoint_url {
-            validate_endpoint(url)?;
+            validate_endpoint("endpoint_url", url)?;
+        }
+        if let Some(url) = &new.sts_endpoint_url {
+            validate_endpoint("sts_endpoint_url", url)?;
+        }
+        if let Some(path) = &new.ca_file {
+            read_ca_file(path)?;
         }
         let key = keys::aws_connection(&new.name);
         let record = AwsConnectionRecord {
@@ -110,6 +137,8 @@ impl Operations {
             role_arn: new.role_arn,
             endpoint_url: new.endpoint_url,
             sts_regional_endpoints: new.sts_regional_endpoints,
+            sts_endpoint_url: new.sts_endpoint_url,
+            ca_file: new.ca_file,
             created_at: model::now_unix(),
         };
         self.create_entry(key, to_json(&record), "AWS connection", &new.name)?;
@@ -148,72 +177,71 @@ impl Operations {
         ))
     }
 
-    /// Tests an AWS connection: a SigV4-signed KMS `ListKeys` call to its endpoint
-    /// (the override, else `https://kms.<region>.amazonaws.com`), bounded in time.
+    /// How to reach AWS KMS in `region` through AWS connection `connection`: its
+    /// settings with the secret opened and the CA file read, and the default limits.
+    pub fn aws_settings(&self, connection: &str, region: &str) -> Result<AwsSettings, OpError> {
+        model::validate_region(region)?;
+        let key = keys::aws_connection(connection);
+        let rec: AwsConnectionRecord = decode(&self.entry(&key, "AWS connection", connection)?)?;
+        let secret = self
+            .master
+            .open(&rec.sealed_secret_access_key, &key)
+            .map_err(|e| OpError::Input(format!("AWS connection '{connection}': {e}")))?;
+        let secret = String::from_utf8(secret.to_vec()).map_err(|_| {
+            OpError::Input(format!(
+                "AWS connection '{connection}': the sealed secret is not text"
+            ))
+        })?;
+        let ca_pem = match &rec.ca_file {
+            Some(path) => Some(
+                read_ca_file(path)
+                    .map_err(|e| OpError::Input(format!("AWS connection '{connection}': {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(AwsSettings {
+            connection: connection.to_string(),
+            region: region.to_string(),
+            access_key_id: rec.access_key_id,
+            secret_access_key: Zeroizing::new(secret),
+            role_arn: rec.role_arn,
+            endpoint_url: rec.endpoint_url,
+            sts_endpoint_url: rec.sts_endpoint_url,
+            sts_regional_endpoints: rec.sts_regional_endpoints,
+            ca_pem,
+            limits: AwsLimits::default(),
+        })
+    }
+
+    /// Tests an AWS connection: a KMS `ListKeys` call (of one key) through the AWS SDK
+    /// with the connection's credentials (the role assumed when it has one), to its
+    /// endpoint (the override, else `https://kms.<region>.amazonaws.com`), bounded in
+    /// time; `Failed` names AWS's error code and what to do.
     pub fn test_aws_connection(
         &self,
         name: &str,
         region: Option<&str>,
     ) -> Result<ConnectionTest, OpError> {
-        let key = keys::aws_connection(name);
-        let rec: AwsConnectionRecord = decode(&self.entry(&key, "AWS connection", name)?)?;
-        let region = region.unwrap_or("us-east-1").to_string();
-        model::validate_region(&region)?;
-        let secret = self
-            .master
-            .open(&rec.sealed_secret_access_key, &key)
-            .map_err(|e| OpError::Input(format!("AWS connection '{name}': {e}")))?;
-        let secret = Zeroizing::new(String::from_utf8_lossy(&secret).into_owned());
-        let endpoint = rec
+        let region = region.unwrap_or("us-east-1");
+        let mut settings = self.aws_settings(name, region)?;
+        settings.limits = AWS_TEST_LIMITS;
+        let endpoint = settings
             .endpoint_url
             .clone()
             .unwrap_or_else(|| format!("https://kms.{region}.amazonaws.com"));
-        let call = aws::list_keys(
-            endpoint.clone(),
-            region.clone(),
-            rec.access_key_id.clone(),
-            secret,
-        );
-        let outcome = run_async(async move {
-            match tokio::time::timeout(AWS_TEST_TIMEOUT, call).await {
-                Ok(r) => r,
-                Err(_) => Err(format!("no answer within {} s", AWS_TEST_TIMEOUT.as_secs())),
-            }
-        });
+        let outcome = aws::connect(&settings);
+        let outcome = match outcome {
+            Ok(kms) => run_async(async move { kms.probe().await }),
+            Err(e) => Err(e),
+        };
         let mut out = match outcome {
             Ok(()) => ConnectionTest::ready(),
-            Err(reason) => ConnectionTest::failed(format!(
-                "AWS KMS ListKeys at {endpoint} (region {region}): {reason}"
+            Err(e) => ConnectionTest::failed(format!(
+                "AWS connection '{name}' (region {region}, endpoint {endpoint}): {e}"
             )),
         };
         out.endpoint = Some(endpoint);
         Ok(out)
-    }
-
-    /// How to reach AWS KMS in `region` with AWS connection `name` (secret opened).
-    /// Placeholder until the SDK client lands: no CA, no STS override.
-    pub fn aws_settings(
-        &self,
-        name: &str,
-        region: &str,
-    ) -> Result<crate::aws::AwsSettings, OpError> {
-        let key = keys::aws_connection(name);
-        let rec: AwsConnectionRecord = decode(&self.entry(&key, "AWS connection", name)?)?;
-        let secret = self
-            .master
-            .open(&rec.sealed_secret_access_key, &key)
-            .map_err(|e| OpError::Input(format!("AWS connection '{name}': {e}")))?;
-        Ok(crate::aws::AwsSettings {
-            region: region.to_string(),
-            access_key_id: rec.access_key_id,
-            secret_access_key: Zeroizing::new(String::from_utf8_lossy(&secret).into_owned()),
-            role_arn: rec.role_arn,
-            endpoint_url: rec.endpoint_url,
-            sts_endpoint_url: None,
-            sts_regional_endpoints: rec.sts_regional_endpoints,
-            ca_pem: None,
-            limits: crate::aws::AwsLimits::default(),
-        })
     }
 
     // ----- HSM connections -----
@@ -517,194 +545,5 @@ fn run_async<T>(fut: impl std::future::Future<Output = T>) -> T {
             .build()
             .map(|rt| rt.block_on(fut))
             .unwrap_or_else(|e| panic!("cannot build a runtime: {e}")),
-    }
-}
-
-/// A minimal AWS KMS JSON-protocol client: one signed `ListKeys` call.
-mod aws {
-    use std::sync::Arc;
-
-    use bytes::Bytes;
-    use http_body_util::{BodyExt, Full};
-    use hyper_util::rt::TokioIo;
-    use tokio::io::{AsyncRead, AsyncWrite};
-    use zeroize::Zeroizing;
-
-    use super::SystemTime;
-
-    const TARGET: &str = "TrentService.ListKeys";
-    const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
-
-    /// Sends `ListKeys` to `endpoint`; `Ok` on HTTP 200, else the status and AWS's
-    /// error type and message, or the transport error.
-    pub(super) async fn list_keys(
-        endpoint: String,
-        region: String,
-        access_key_id: String,
-        secret: Zeroizing<String>,
-    ) -> Result<(), String> {
-        let uri: http::Uri = endpoint
-            .parse()
-            .map_err(|e| format!("invalid endpoint URL: {e}"))?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err("the endpoint URL must be http:// or https://".into()),
-        };
-        let host = uri
-            .host()
-            .ok_or("the endpoint URL has no host")?
-            .to_string();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let authority = match uri.port_u16() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.clone(),
-        };
-        let path = match uri.path() {
-            "" => "/",
-            p => p,
-        };
-        let body = b"{}".to_vec();
-        let headers = sign(
-            &access_key_id,
-            &secret,
-            &region,
-            &format!(
-                "{}://{authority}{path}",
-                if https { "https" } else { "http" }
-            ),
-            &authority,
-            &body,
-        )?;
-        let mut req = http::Request::builder()
-            .method("POST")
-            .uri(path)
-            .header("host", &authority)
-            .header("content-type", CONTENT_TYPE)
-            .header("x-amz-target", TARGET);
-        for (n, v) in headers {
-            req = req.header(n, v);
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("cannot build the request: {e}"))?;
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
-        let (status, body) = if https {
-            let tls = tls_connector()?;
-            let name = rustls_pki_types::ServerName::try_from(host.clone())
-                .map_err(|e| format!("invalid host name '{host}': {e}"))?;
-            let stream = tls
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS handshake with {host}:{port} failed: {e}"))?;
-            send(stream, req).await?
-        } else {
-            send(tcp, req).await?
-        };
-        if status == 200 {
-            return Ok(());
-        }
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let kind = json["__type"]
-            .as_str()
-            .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
-            .unwrap_or_else(|| "no AWS error type".into());
-        let message = json["message"]
-            .as_str()
-            .or_else(|| json["Message"].as_str())
-            .map(str::to_string)
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
-        Err(format!("HTTP {status}: {kind}: {message}"))
-    }
-
-    async fn send<S>(stream: S, req: http::Request<Full<Bytes>>) -> Result<(u16, Bytes), String>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP handshake failed: {e}"))?;
-        let driver = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("request failed: {e}"))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("reading the answer failed: {e}"))?
-            .to_bytes();
-        driver.abort();
-        Ok((status, body))
-    }
-
-    /// A TLS client trusting the system's CA bundle.
-    fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
-        use rustls_pki_types::{CertificateDer, pem::PemObject};
-        let mut roots = rustls::RootCertStore::empty();
-        let bundle = std::env::var("SSL_CERT_FILE")
-            .unwrap_or_else(|_| "/etc/ssl/certs/ca-certificates.crt".into());
-        if let Ok(certs) = CertificateDer::pem_file_iter(&bundle) {
-            for cert in certs.flatten() {
-                let _ = roots.add(cert);
-            }
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-    }
-
-    /// The SigV4 headers (`x-amz-date`, `authorization`) for a KMS request.
-    fn sign(
-        access_key_id: &str,
-        secret: &str,
-        region: &str,
-        url: &str,
-        authority: &str,
-        body: &[u8],
-    ) -> Result<Vec<(String, String)>, String> {
-        use aws_credential_types::Credentials;
-        use aws_sigv4::{
-            http_request::{SignableBody, SignableRequest, SigningSettings, sign},
-            sign::v4::SigningParams,
-        };
-        use aws_smithy_runtime_api::client::identity::Identity;
-        let identity: Identity =
-            Credentials::new(access_key_id, secret, None, None, "keyhold-connection").into();
-        let params = SigningParams::builder()
-            .identity(&identity)
-            .region(region)
-            .name("kms")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| format!("signing: {e}"))?
-            .into();
-        let headers = [
-            ("host", authority),
-            ("content-type", CONTENT_TYPE),
-            ("x-amz-target", TARGET),
-        ];
-        let signable =
-            SignableRequest::new("POST", url, headers.into_iter(), SignableBody::Bytes(body))
-                .map_err(|e| format!("signing: {e}"))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| format!("signing: {e}"))?
-            .into_parts();
-        Ok(instructions
-            .headers()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect())
     }
 }

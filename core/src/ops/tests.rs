@@ -609,6 +609,8 @@ fn aws(name: &str) -> NewAwsConnection {
         role_arn: None,
         endpoint_url: None,
         sts_regional_endpoints: model::StsRegionalEndpoints::Regional,
+        sts_endpoint_url: None,
+        ca_file: None,
     }
 }
 
@@ -687,7 +689,9 @@ fn aws_connection_test_reports_the_connection_error() {
     f.ops.create_aws_connection(c).unwrap();
     let t = f.ops.test_aws_connection("c1", None).unwrap();
     assert_eq!(t.status, TestStatus::Failed);
-    assert!(t.reason.unwrap().contains("cannot connect"));
+    let reason = t.reason.unwrap();
+    assert!(reason.contains("cannot reach the endpoint"), "{reason}");
+    assert!(reason.contains("ListKeys"), "{reason}");
     assert_eq!(
         code(f.ops.test_aws_connection("c1", Some("Mars"))),
         "invalid_input"
@@ -982,4 +986,68 @@ fn a_linked_store_keeps_its_region() {
         ..Default::default()
     };
     assert_eq!(code(f.ops.update_store(&rec.id, patch, None)), "region_immutable");
+#[test]
+fn aws_connection_ca_file_and_sts_endpoint_are_checked_and_reach_the_settings() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let ca = {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    };
+    let good = dir.path().join("ca.pem");
+    std::fs::write(&good, &ca).unwrap();
+    let bad_files = [
+        ("ca.pem".to_string(), "absolute path"),
+        (
+            dir.path().join("missing.pem").display().to_string(),
+            "cannot be read",
+        ),
+        (not_pem.display().to_string(), "no PEM certificate"),
+    ];
+    for (path, why) in bad_files {
+        let mut c = aws("c1");
+        c.ca_file = Some(path.clone());
+        let e = f.ops.create_aws_connection(c).unwrap_err();
+        assert_eq!(e.code(), "invalid_input", "{path}");
+        assert!(e.to_string().contains(why), "{path}: {e}");
+    }
+    let mut c = aws("c1");
+    c.sts_endpoint_url = Some("sts.example.test".into());
+    let e = f.ops.create_aws_connection(c).unwrap_err();
+    assert!(e.to_string().contains("sts_endpoint_url"), "{e}");
+
+    let mut c = aws("c1");
+    c.ca_file = Some(good.display().to_string());
+    c.sts_endpoint_url = Some("https://sts.example.test".into());
+    c.role_arn = Some("arn:aws:iam::111122223333:role/keyhold".into());
+    let rec = f.ops.create_aws_connection(c).unwrap();
+    let shown = crate::api::connections::AwsConnection::from(&rec);
+    assert_eq!(shown.ca_file.as_deref(), Some(good.to_str().unwrap()));
+    assert_eq!(
+        shown.sts_endpoint_url.as_deref(),
+        Some("https://sts.example.test")
+    );
+    let s = f.ops.aws_settings("c1", "eu-west-1").unwrap();
+    assert_eq!(s.connection, "c1");
+    assert_eq!(s.region, "eu-west-1");
+    assert_eq!(
+        s.secret_access_key.as_str(),
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    );
+    assert_eq!(s.ca_pem.as_deref(), Some(ca.as_bytes()));
+    assert_eq!(
+        s.sts_endpoint_url.as_deref(),
+        Some("https://sts.example.test")
+    );
+    assert!(!format!("{s:?}").contains("wJalrXUtnFEMI"), "{s:?}");
+    assert_eq!(code(f.ops.aws_settings("c1", "Mars")), "invalid_input");
+    assert_eq!(code(f.ops.aws_settings("nope", "eu-west-1")), "not_found");
+    // A CA file gone since: the settings say so.
+    std::fs::remove_file(&good).unwrap();
+    let e = f.ops.aws_settings("c1", "eu-west-1").unwrap_err();
+    assert!(e.to_string().contains("cannot be read"), "{e}");
 }
