@@ -43,6 +43,8 @@ pub struct XksCall {
     pub kms_operation: String,
     /// `requestMetadata.kmsRequestId`.
     pub kms_request_id: String,
+    /// `requestMetadata.awsPrincipalArn` (empty on health checks).
+    pub aws_principal_arn: String,
     /// The access key id the request was signed with.
     pub access_key_id: String,
     /// The HTTP status of the answer (none when no answer came).
@@ -133,6 +135,7 @@ impl XksClient {
             operation: operation.to_string(),
             kms_operation: field("kmsOperation"),
             kms_request_id: field("kmsRequestId"),
+            aws_principal_arn: field("awsPrincipalArn"),
             access_key_id: target.access_key_id.clone(),
             status,
             error: answer.as_ref().err().map(describe),
