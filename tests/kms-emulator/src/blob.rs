@@ -148,7 +148,13 @@ pub fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Option<([u8; NONCE_
     let nonce = random::<NONCE_LEN>();
     let cipher = Aes256Gcm::new_from_slice(key).ok()?;
     let sealed = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .ok()?;
     Some((nonce, sealed))
 }

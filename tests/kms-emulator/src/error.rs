@@ -43,7 +43,9 @@ impl ApiError {
     pub fn validation(field: &str, what: impl std::fmt::Display) -> ApiError {
         ApiError::new(
             "ValidationException",
-            format!("1 validation error detected: Value at '{field}' failed to satisfy constraint: {what}"),
+            format!(
+                "1 validation error detected: Value at '{field}' failed to satisfy constraint: {what}"
+            ),
         )
     }
 

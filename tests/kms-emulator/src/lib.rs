@@ -55,7 +55,9 @@ pub async fn start(
         None => None,
         Some(identity) => Some(acceptor(identity)?),
     };
-    listener.set_nonblocking(true).map_err(EmulatorError::Listener)?;
+    listener
+        .set_nonblocking(true)
+        .map_err(EmulatorError::Listener)?;
     let addr = listener.local_addr().map_err(EmulatorError::Listener)?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(EmulatorError::Listener)?;
     let host = if addr.ip().is_unspecified() {

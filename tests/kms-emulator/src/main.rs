@@ -63,7 +63,11 @@ fn config(args: &Args) -> Result<EmulatorConfig, String> {
         };
         c.roles.push(IamRole {
             arn: arn.into(),
-            trusted_access_key_ids: keys.split(',').filter(|k| !k.is_empty()).map(String::from).collect(),
+            trusted_access_key_ids: keys
+                .split(',')
+                .filter(|k| !k.is_empty())
+                .map(String::from)
+                .collect(),
         });
     }
     if let Some(p) = &args.xks_ca {
@@ -71,7 +75,8 @@ fn config(args: &Args) -> Result<EmulatorConfig, String> {
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         c.tls = Some(TlsIdentity {
-            cert_pem: std::fs::read(cert).map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?,
+            cert_pem: std::fs::read(cert)
+                .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?,
             key_pem: std::fs::read(key).map_err(|e| format!("--tls-key {}: {e}", key.display()))?,
         });
     }

@@ -134,12 +134,12 @@ impl Directory {
                 caller.arn
             ))
         };
-        let role = self.roles.iter().find(|r| r.arn == role_arn).ok_or_else(denied)?;
-        if !role
-            .trusted_access_key_ids
+        let role = self
+            .roles
             .iter()
-            .any(|k| *k == caller.access_key_id)
-        {
+            .find(|r| r.arn == role_arn)
+            .ok_or_else(denied)?;
+        if !role.trusted_access_key_ids.contains(&caller.access_key_id) {
             return Err(denied());
         }
         let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn);

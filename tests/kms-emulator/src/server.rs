@@ -1,11 +1,7 @@
 //! The listener: HTTP/1.1 (plain or TLS), SigV4 verification, throttling, the KMS and
 //! STS dispatch and the AWS-shaped answers, each call recorded.
 
-use std::{
-    convert::Infallible,
-    sync::atomic::Ordering,
-    time::SystemTime,
-};
+use std::{convert::Infallible, sync::atomic::Ordering, time::SystemTime};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -109,7 +105,11 @@ fn xml_answer(a: &sts::StsAnswer) -> Response<Full<Bytes>> {
 }
 
 /// Authentication failures in each protocol's words.
-fn auth_error(protocol: &Protocol, f: &AuthFailure, unknown_key: bool) -> (u16, &'static str, String) {
+fn auth_error(
+    protocol: &Protocol,
+    f: &AuthFailure,
+    unknown_key: bool,
+) -> (u16, &'static str, String) {
     let sts = matches!(protocol, Protocol::Sts(_));
     match (f, unknown_key, sts) {
         (_, true, false) => (400, "UnrecognizedClientException", "The security token included in the request is invalid.".into()),
@@ -130,13 +130,21 @@ async fn handle(shared: &SharedRef, req: Request<Incoming>) -> Response<Full<Byt
     let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            return kms_error(&ApiError::new("ValidationException", "The request body is too large or incomplete"));
+            return kms_error(&ApiError::new(
+                "ValidationException",
+                "The request body is too large or incomplete",
+            ));
         }
     };
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let path_and_query = parts
         .uri
@@ -150,7 +158,12 @@ async fn handle(shared: &SharedRef, req: Request<Incoming>) -> Response<Full<Byt
         body: &body,
     };
     let protocol = if let Some(target) = received.header("x-amz-target") {
-        Protocol::Kms(target.strip_prefix("TrentService.").unwrap_or(target).to_string())
+        Protocol::Kms(
+            target
+                .strip_prefix("TrentService.")
+                .unwrap_or(target)
+                .to_string(),
+        )
     } else if received
         .header("content-type")
         .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
@@ -184,7 +197,11 @@ async fn answer(
 ) -> (Response<Full<Bytes>>, Option<String>) {
     let fail = |status: u16, code: &'static str, message: String| {
         let r = match protocol {
-            Protocol::Kms(_) => kms_error(&ApiError { code, message, status }),
+            Protocol::Kms(_) => kms_error(&ApiError {
+                code,
+                message,
+                status,
+            }),
             Protocol::Sts(_) => xml_answer(&sts::error(status, code, &message)),
         };
         (r, Some(code.to_string()))
@@ -206,9 +223,16 @@ async fn answer(
     match protocol {
         Protocol::Kms(op) => {
             if received.method != "POST" {
-                return fail(400, "UnknownOperationException", "KMS requests are POSTs".into());
+                return fail(
+                    400,
+                    "UnknownOperationException",
+                    "KMS requests are POSTs".into(),
+                );
             }
-            let ctx = Ctx { shared, principal: &principal };
+            let ctx = Ctx {
+                shared,
+                principal: &principal,
+            };
             match kms::dispatch(&ctx, op, received.body).await {
                 Ok(v) => (json_answer(200, v, None), None),
                 Err(e) => {
@@ -264,8 +288,13 @@ fn authenticate(
             false,
         ));
     }
-    sigv4::verify(received, &auth, &lookup.secret, lookup.session_token.as_deref(), now)
-        .map_err(|f| auth_error(protocol, &f, false))?;
+    sigv4::verify(
+        received,
+        &auth,
+        &lookup.secret,
+        lookup.session_token.as_deref(),
+        now,
+    )
+    .map_err(|f| auth_error(protocol, &f, false))?;
     Ok(lookup.principal)
 }
-

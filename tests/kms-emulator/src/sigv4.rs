@@ -77,7 +77,9 @@ pub fn parse_authorization(value: &str) -> Result<Authorization, AuthFailure> {
     }
     let signed_headers: Vec<String> = signed.split(';').map(|h| h.to_ascii_lowercase()).collect();
     if !signed_headers.iter().any(|h| h == "host") {
-        return Err(AuthFailure::Malformed("SignedHeaders must include host".into()));
+        return Err(AuthFailure::Malformed(
+            "SignedHeaders must include host".into(),
+        ));
     }
     Ok(Authorization {
         access_key_id: akid.into(),
@@ -143,7 +145,10 @@ pub fn verify(
     if !date.starts_with(&auth.date) {
         return Err(AuthFailure::Mismatch);
     }
-    let token_signed = auth.signed_headers.iter().any(|h| h == "x-amz-security-token");
+    let token_signed = auth
+        .signed_headers
+        .iter()
+        .any(|h| h == "x-amz-security-token");
     let presented_token = req.header("x-amz-security-token");
     if let Some(expected) = session_token {
         match presented_token {
@@ -164,7 +169,9 @@ pub fn verify(
             }
         }
         if !found {
-            return Err(AuthFailure::Malformed(format!("signed header '{name}' is missing")));
+            return Err(AuthFailure::Malformed(format!(
+                "signed header '{name}' is missing"
+            )));
         }
     }
     let host = req.header("host").unwrap_or("localhost");

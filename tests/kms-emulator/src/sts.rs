@@ -103,7 +103,9 @@ pub fn handle(shared: &SharedRef, caller: &Principal, form: &[(String, String)])
         Some(other) => error(
             400,
             "InvalidAction",
-            &format!("The action {other} is not valid for this endpoint (the KMS emulator implements AssumeRole and GetCallerIdentity)"),
+            &format!(
+                "The action {other} is not valid for this endpoint (the KMS emulator implements AssumeRole and GetCallerIdentity)"
+            ),
         ),
         None => error(400, "MissingAction", "The request lacks an Action"),
     }
@@ -111,23 +113,38 @@ pub fn handle(shared: &SharedRef, caller: &Principal, form: &[(String, String)])
 
 fn assume_role(shared: &SharedRef, caller: &Principal, form: &[(String, String)]) -> StsAnswer {
     let Some(role_arn) = param(form, "RoleArn") else {
-        return error(400, "ValidationError", "1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null");
+        return error(
+            400,
+            "ValidationError",
+            "1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null",
+        );
     };
     let Some(session) = param(form, "RoleSessionName") else {
-        return error(400, "ValidationError", "1 validation error detected: Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null");
+        return error(
+            400,
+            "ValidationError",
+            "1 validation error detected: Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null",
+        );
     };
     let duration = match param(form, "DurationSeconds").map(str::parse::<u64>) {
         None => 3600,
         Some(Ok(d)) if (900..=43_200).contains(&d) => d,
         Some(_) => {
-            return error(400, "ValidationError", "DurationSeconds must be between 900 and 43200");
+            return error(
+                400,
+                "ValidationError",
+                "DurationSeconds must be between 900 and 43200",
+            );
         }
     };
     let now = SystemTime::now();
-    match shared
-        .directory
-        .assume_role(caller, role_arn, session, Duration::from_secs(duration), now)
-    {
+    match shared.directory.assume_role(
+        caller,
+        role_arn,
+        session,
+        Duration::from_secs(duration),
+        now,
+    ) {
         Ok(c) => {
             let expiration = OffsetDateTime::from(c.expiration)
                 .replace_nanosecond(0)

@@ -85,11 +85,12 @@ impl XksClient {
                 .add(cert)
                 .map_err(|e| EmulatorError::XksCa(e.to_string()))?;
         }
-        let mut config = ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| EmulatorError::XksCa(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let mut config =
+            ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| EmulatorError::XksCa(e.to_string()))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(XksClient {
             tls: TlsConnector::from(Arc::new(config)),
@@ -164,8 +165,8 @@ impl XksClient {
         let tcp = TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| fail(XksFailure::Unreachable(e.to_string())))?;
-        let name = ServerName::try_from(host.clone())
-            .map_err(|e| fail(XksFailure::Tls(e.to_string())))?;
+        let name =
+            ServerName::try_from(host.clone()).map_err(|e| fail(XksFailure::Tls(e.to_string())))?;
         let tls = self
             .tls
             .connect(name, tcp)
@@ -224,7 +225,9 @@ pub fn interpret(status: u16, body: &[u8]) -> Result<Value, XksFailure> {
     if status == 200 {
         return match parsed {
             Some(v @ Value::Object(_)) => Ok(v),
-            _ => Err(XksFailure::Malformed("the answer is not a JSON object".into())),
+            _ => Err(XksFailure::Malformed(
+                "the answer is not a JSON object".into(),
+            )),
         };
     }
     match parsed
@@ -278,8 +281,9 @@ fn sign_request(
         .map_err(|e| e.to_string())?
         .into();
     let headers = [("host", authority), ("content-type", "application/json")];
-    let signable = SignableRequest::new("POST", uri, headers.into_iter(), SignableBody::Bytes(body))
-        .map_err(|e| e.to_string())?;
+    let signable =
+        SignableRequest::new("POST", uri, headers.into_iter(), SignableBody::Bytes(body))
+            .map_err(|e| e.to_string())?;
     let (instructions, _) = sign(signable, &params)
         .map_err(|e| e.to_string())?
         .into_parts();

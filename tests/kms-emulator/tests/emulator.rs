@@ -41,7 +41,10 @@ async fn create_store(
         .map_err(|e| code(&e))
 }
 
-async fn connect(client: &aws_sdk_kms::Client, store: &str) -> (String, Option<String>, Vec<String>) {
+async fn connect(
+    client: &aws_sdk_kms::Client,
+    store: &str,
+) -> (String, Option<String>, Vec<String>) {
     client
         .connect_custom_key_store()
         .custom_key_store_id(store)
@@ -51,7 +54,10 @@ async fn connect(client: &aws_sdk_kms::Client, store: &str) -> (String, Option<S
     settle(client, store).await
 }
 
-async fn disconnect(client: &aws_sdk_kms::Client, store: &str) -> (String, Option<String>, Vec<String>) {
+async fn disconnect(
+    client: &aws_sdk_kms::Client,
+    store: &str,
+) -> (String, Option<String>, Vec<String>) {
     client
         .disconnect_custom_key_store()
         .custom_key_store_id(store)
@@ -61,7 +67,11 @@ async fn disconnect(client: &aws_sdk_kms::Client, store: &str) -> (String, Optio
     settle(client, store).await
 }
 
-async fn create_key(client: &aws_sdk_kms::Client, store: &str, xks_key: &str) -> Result<String, String> {
+async fn create_key(
+    client: &aws_sdk_kms::Client,
+    store: &str,
+    xks_key: &str,
+) -> Result<String, String> {
     client
         .create_key()
         .origin(OriginType::ExternalKeyStore)
@@ -70,7 +80,11 @@ async fn create_key(client: &aws_sdk_kms::Client, store: &str, xks_key: &str) ->
         .description("test key")
         .send()
         .await
-        .map(|o| o.key_metadata().map(|m| m.key_id().to_string()).unwrap_or_default())
+        .map(|o| {
+            o.key_metadata()
+                .map(|m| m.key_id().to_string())
+                .unwrap_or_default()
+        })
         .map_err(|e| code(&e))
 }
 
@@ -99,22 +113,64 @@ async fn custom_key_store_lifecycle_follows_aws_rules() {
     assert_eq!((state.as_str(), error), ("DISCONNECTED", None));
 
     // AWS's uniqueness rules and proxy failures; nothing is left behind.
-    let dup = create_store(&kms, "primary", &endpoint, "/other/kms/xks/v1", &Credential::a()).await;
+    let dup = create_store(
+        &kms,
+        "primary",
+        &endpoint,
+        "/other/kms/xks/v1",
+        &Credential::a(),
+    )
+    .await;
     assert_eq!(dup.unwrap_err(), "CustomKeyStoreNameInUseException");
     let dup = create_store(&kms, "second", &endpoint, BASE, &Credential::a()).await;
     assert_eq!(dup.unwrap_err(), "XksProxyUriInUseException");
-    let wrong = Credential::new("AAAAAAAAAAAAAAAAAAAAAAAAAA", "R2waUCZNy/ulj/7eURO1g5oc8XXokuDrR53OzOURNaX=");
-    let bad = create_store(&kms, "bad-cred", &format!("https://127.0.0.1:{}", keyhold.xks.port()), BASE, &wrong).await;
-    assert_eq!(bad.unwrap_err(), "XksProxyIncorrectAuthenticationCredentialException");
+    let wrong = Credential::new(
+        "AAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "R2waUCZNy/ulj/7eURO1g5oc8XXokuDrR53OzOURNaX=",
+    );
+    let bad = create_store(
+        &kms,
+        "bad-cred",
+        &format!("https://127.0.0.1:{}", keyhold.xks.port()),
+        BASE,
+        &wrong,
+    )
+    .await;
+    assert_eq!(
+        bad.unwrap_err(),
+        "XksProxyIncorrectAuthenticationCredentialException"
+    );
     let dead = format!("https://localhost:{}", keyhold_testkit::paths::free_port());
     let bad = create_store(&kms, "dead", &dead, BASE, &Credential::a()).await;
     assert_eq!(bad.unwrap_err(), "XksProxyUriUnreachableException");
-    let bad = create_store(&kms, "bad-path", &format!("https://127.0.0.1:{}", keyhold.xks.port()), "/nope/kms/xks/v1", &Credential::a()).await;
+    let bad = create_store(
+        &kms,
+        "bad-path",
+        &format!("https://127.0.0.1:{}", keyhold.xks.port()),
+        "/nope/kms/xks/v1",
+        &Credential::a(),
+    )
+    .await;
     assert_eq!(bad.unwrap_err(), "XksProxyInvalidConfigurationException");
-    let bad = create_store(&kms, "bad-endpoint", "http://localhost:1", BASE, &Credential::a()).await;
+    let bad = create_store(
+        &kms,
+        "bad-endpoint",
+        "http://localhost:1",
+        BASE,
+        &Credential::a(),
+    )
+    .await;
     assert_eq!(bad.unwrap_err(), "ValidationException");
-    let all = kms.describe_custom_key_stores().send().await.expect("describe all");
-    assert_eq!(all.custom_key_stores().len(), 1, "failed creations leave nothing");
+    let all = kms
+        .describe_custom_key_stores()
+        .send()
+        .await
+        .expect("describe all");
+    assert_eq!(
+        all.custom_key_stores().len(),
+        1,
+        "failed creations leave nothing"
+    );
 
     // VPC connectivity needs its service name; a VPC store is reached at its endpoint.
     let vpc_endpoint = format!("https://127.0.0.1:{}", keyhold.xks.port());
@@ -155,10 +211,21 @@ async fn custom_key_store_lifecycle_follows_aws_rules() {
     let e = &by_name.custom_key_stores()[0];
     assert_eq!(e.custom_key_store_id(), Some(vpc.as_str()));
     let proxy = e.xks_proxy_configuration().expect("proxy configuration");
-    assert_eq!(proxy.connectivity(), Some(&XksProxyConnectivityType::VpcEndpointService));
+    assert_eq!(
+        proxy.connectivity(),
+        Some(&XksProxyConnectivityType::VpcEndpointService)
+    );
     assert_eq!(proxy.vpc_endpoint_service_name(), Some(VPC_SERVICE));
-    assert_eq!(proxy.access_key_id(), Some(Credential::b().access_key_id.as_str()));
-    let page1 = kms.describe_custom_key_stores().limit(1).send().await.expect("page 1");
+    assert_eq!(
+        proxy.access_key_id(),
+        Some(Credential::b().access_key_id.as_str())
+    );
+    let page1 = kms
+        .describe_custom_key_stores()
+        .limit(1)
+        .send()
+        .await
+        .expect("page 1");
     assert!(page1.truncated());
     let page2 = kms
         .describe_custom_key_stores()
@@ -168,9 +235,19 @@ async fn custom_key_store_lifecycle_follows_aws_rules() {
         .await
         .expect("page 2");
     assert!(!page2.truncated());
-    assert_eq!(page2.custom_key_stores()[0].custom_key_store_id(), Some(vpc.as_str()));
-    let missing = kms.describe_custom_key_stores().custom_key_store_id("cks-00000000000000000").send().await;
-    assert_eq!(code(&missing.unwrap_err()), "CustomKeyStoreNotFoundException");
+    assert_eq!(
+        page2.custom_key_stores()[0].custom_key_store_id(),
+        Some(vpc.as_str())
+    );
+    let missing = kms
+        .describe_custom_key_stores()
+        .custom_key_store_id("cks-00000000000000000")
+        .send()
+        .await;
+    assert_eq!(
+        code(&missing.unwrap_err()),
+        "CustomKeyStoreNotFoundException"
+    );
     // A second VPC store cannot share the endpoint.
     let shared = kms
         .create_custom_key_store()
@@ -179,15 +256,27 @@ async fn custom_key_store_lifecycle_follows_aws_rules() {
         .xks_proxy_connectivity(XksProxyConnectivityType::VpcEndpointService)
         .xks_proxy_uri_endpoint(&vpc_endpoint)
         .xks_proxy_uri_path("/other/kms/xks/v1")
-        .xks_proxy_vpc_endpoint_service_name("com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef1")
+        .xks_proxy_vpc_endpoint_service_name(
+            "com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef1",
+        )
         .xks_proxy_authentication_credential(proxy_credential(&Credential::b()))
         .send()
         .await;
-    assert_eq!(code(&shared.unwrap_err()), "XksProxyUriEndpointInUseException");
+    assert_eq!(
+        code(&shared.unwrap_err()),
+        "XksProxyUriEndpointInUseException"
+    );
 
     // Keys only in CONNECTED stores; disconnect only what is connected.
-    assert_eq!(create_key(&kms, &store, KEY_ALL).await.unwrap_err(), "CustomKeyStoreInvalidStateException");
-    let r = kms.disconnect_custom_key_store().custom_key_store_id(&store).send().await;
+    assert_eq!(
+        create_key(&kms, &store, KEY_ALL).await.unwrap_err(),
+        "CustomKeyStoreInvalidStateException"
+    );
+    let r = kms
+        .disconnect_custom_key_store()
+        .custom_key_store_id(&store)
+        .send()
+        .await;
     assert_eq!(code(&r.unwrap_err()), "CustomKeyStoreInvalidStateException");
 
     // Connect: CONNECTING, then a health check (kmsOperation ConnectCustomKeyStore), CONNECTED.
@@ -196,7 +285,11 @@ async fn custom_key_store_lifecycle_follows_aws_rules() {
     assert_eq!(seen, ["CONNECTING", "CONNECTED"]);
     let last = emu.xks_calls().pop().expect("call");
     assert_eq!(last.kms_operation, "ConnectCustomKeyStore");
-    kms.connect_custom_key_store().custom_key_store_id(&store).send().await.expect("connect is a no-op when connected");
+    kms.connect_custom_key_store()
+        .custom_key_store_id(&store)
+        .send()
+        .await
+        .expect("connect is a no-op when connected");
     let (vpc_state, _, _) = connect(&kms, &vpc).await;
     assert_eq!(vpc_state, "CONNECTED");
 
@@ -210,7 +303,13 @@ async fn custom_key_store_lifecycle_follows_aws_rules() {
         .await
         .expect("update while connected");
     let last = emu.xks_calls().pop().expect("call");
-    assert_eq!((last.kms_operation.as_str(), last.access_key_id.as_str()), ("UpdateCustomKeyStore", Credential::b().access_key_id.as_str()));
+    assert_eq!(
+        (last.kms_operation.as_str(), last.access_key_id.as_str()),
+        (
+            "UpdateCustomKeyStore",
+            Credential::b().access_key_id.as_str()
+        )
+    );
     let r = kms
         .update_custom_key_store()
         .custom_key_store_id(&store)
@@ -224,26 +323,65 @@ async fn custom_key_store_lifecycle_follows_aws_rules() {
         .xks_proxy_authentication_credential(proxy_credential(&wrong))
         .send()
         .await;
-    assert_eq!(code(&r.unwrap_err()), "XksProxyIncorrectAuthenticationCredentialException");
-    let d = kms.describe_custom_key_stores().custom_key_store_name("renamed").send().await.expect("renamed");
-    let proxy = d.custom_key_stores()[0].xks_proxy_configuration().expect("proxy");
-    assert_eq!(proxy.access_key_id(), Some(Credential::b().access_key_id.as_str()), "a refused update changes nothing");
+    assert_eq!(
+        code(&r.unwrap_err()),
+        "XksProxyIncorrectAuthenticationCredentialException"
+    );
+    let d = kms
+        .describe_custom_key_stores()
+        .custom_key_store_name("renamed")
+        .send()
+        .await
+        .expect("renamed");
+    let proxy = d.custom_key_stores()[0]
+        .xks_proxy_configuration()
+        .expect("proxy");
+    assert_eq!(
+        proxy.access_key_id(),
+        Some(Credential::b().access_key_id.as_str()),
+        "a refused update changes nothing"
+    );
 
     // Delete: only DISCONNECTED and without keys, pending deletion included.
     let key = create_key(&kms, &store, KEY_ALL).await.expect("key");
-    let r = kms.delete_custom_key_store().custom_key_store_id(&store).send().await;
+    let r = kms
+        .delete_custom_key_store()
+        .custom_key_store_id(&store)
+        .send()
+        .await;
     assert_eq!(code(&r.unwrap_err()), "CustomKeyStoreInvalidStateException");
     let (state, _, seen) = disconnect(&kms, &store).await;
     assert_eq!(state, "DISCONNECTED");
     assert_eq!(seen, ["DISCONNECTING", "DISCONNECTED"]);
-    let r = kms.delete_custom_key_store().custom_key_store_id(&store).send().await;
+    let r = kms
+        .delete_custom_key_store()
+        .custom_key_store_id(&store)
+        .send()
+        .await;
     assert_eq!(code(&r.unwrap_err()), "CustomKeyStoreHasCMKsException");
-    kms.schedule_key_deletion().key_id(&key).pending_window_in_days(7).send().await.expect("schedule");
-    let r = kms.delete_custom_key_store().custom_key_store_id(&store).send().await;
+    kms.schedule_key_deletion()
+        .key_id(&key)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .expect("schedule");
+    let r = kms
+        .delete_custom_key_store()
+        .custom_key_store_id(&store)
+        .send()
+        .await;
     assert_eq!(code(&r.unwrap_err()), "CustomKeyStoreHasCMKsException");
     emu.purge_pending_deletions();
-    kms.delete_custom_key_store().custom_key_store_id(&store).send().await.expect("delete");
-    let r = kms.describe_custom_key_stores().custom_key_store_id(&store).send().await;
+    kms.delete_custom_key_store()
+        .custom_key_store_id(&store)
+        .send()
+        .await
+        .expect("delete");
+    let r = kms
+        .describe_custom_key_stores()
+        .custom_key_store_id(&store)
+        .send()
+        .await;
     assert_eq!(code(&r.unwrap_err()), "CustomKeyStoreNotFoundException");
     emu.shutdown().await;
 }
@@ -271,17 +409,40 @@ async fn keys_and_double_encryption_through_keyhold() {
     assert_eq!(meta.origin(), Some(&OriginType::ExternalKeyStore));
     assert_eq!(meta.key_state(), Some(&KeyState::Enabled));
     assert_eq!(meta.custom_key_store_id(), Some(store.as_str()));
-    assert_eq!(meta.xks_key_configuration().and_then(|x| x.id()), Some(KEY_ALL));
+    assert_eq!(
+        meta.xks_key_configuration().and_then(|x| x.id()),
+        Some(KEY_ALL)
+    );
     let key = meta.key_id().to_string();
     let arn = meta.arn().unwrap_or_default().to_string();
     assert_eq!(arn, format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/{key}"));
     let last = emu.xks_calls().pop().expect("call");
-    assert_eq!((last.operation.as_str(), last.kms_operation.as_str()), ("GetKeyMetadata", "CreateKey"));
-    assert_eq!(last.aws_principal_arn, format!("arn:aws:iam::{ACCOUNT}:user/alice"));
-    assert_eq!(create_key(&kms, &store, KEY_ALL).await.unwrap_err(), "XksKeyAlreadyInUseException");
-    assert_eq!(create_key(&kms, &store, KEY_ENCRYPT_ONLY).await.unwrap_err(), "XksKeyInvalidConfigurationException");
-    assert_eq!(create_key(&kms, &store, KEY_DISABLED).await.unwrap_err(), "XksKeyInvalidConfigurationException");
-    assert_eq!(create_key(&kms, &store, "no-such-key").await.unwrap_err(), "XksKeyNotFoundException");
+    assert_eq!(
+        (last.operation.as_str(), last.kms_operation.as_str()),
+        ("GetKeyMetadata", "CreateKey")
+    );
+    assert_eq!(
+        last.aws_principal_arn,
+        format!("arn:aws:iam::{ACCOUNT}:user/alice")
+    );
+    assert_eq!(
+        create_key(&kms, &store, KEY_ALL).await.unwrap_err(),
+        "XksKeyAlreadyInUseException"
+    );
+    assert_eq!(
+        create_key(&kms, &store, KEY_ENCRYPT_ONLY)
+            .await
+            .unwrap_err(),
+        "XksKeyInvalidConfigurationException"
+    );
+    assert_eq!(
+        create_key(&kms, &store, KEY_DISABLED).await.unwrap_err(),
+        "XksKeyInvalidConfigurationException"
+    );
+    assert_eq!(
+        create_key(&kms, &store, "no-such-key").await.unwrap_err(),
+        "XksKeyNotFoundException"
+    );
     let key2 = create_key(&kms, &store, KEY_2).await.expect("second key");
 
     // GenerateDataKey + Decrypt, with an encryption context.
@@ -303,11 +464,28 @@ async fn keys_and_double_encryption_through_keyhold() {
         .send()
         .await
         .expect("decrypt");
-    assert_eq!(back.plaintext().expect("plaintext").as_ref(), plain.as_slice());
+    assert_eq!(
+        back.plaintext().expect("plaintext").as_ref(),
+        plain.as_slice()
+    );
     assert_eq!(back.key_id(), Some(arn.as_str()));
-    let r = kms.decrypt().ciphertext_blob(Blob::new(blob.clone())).send().await;
-    assert_eq!(code(&r.unwrap_err()), "KMSInvalidStateException", "the encryption context is bound");
-    let n = kms.generate_data_key().key_id(&key).number_of_bytes(7).send().await.expect("7 bytes");
+    let r = kms
+        .decrypt()
+        .ciphertext_blob(Blob::new(blob.clone()))
+        .send()
+        .await;
+    assert_eq!(
+        code(&r.unwrap_err()),
+        "KMSInvalidStateException",
+        "the encryption context is bound"
+    );
+    let n = kms
+        .generate_data_key()
+        .key_id(&key)
+        .number_of_bytes(7)
+        .send()
+        .await
+        .expect("7 bytes");
     assert_eq!(n.plaintext().expect("plaintext").as_ref().len(), 7);
     let r = kms.generate_data_key().key_id(&key).send().await;
     assert_eq!(code(&r.unwrap_err()), "ValidationException");
@@ -330,9 +508,19 @@ async fn keys_and_double_encryption_through_keyhold() {
         .expect("re-encrypt");
     assert_eq!(moved.source_key_id(), Some(arn.as_str()));
     let moved = moved.ciphertext_blob().expect("blob").as_ref().to_vec();
-    let back = kms.decrypt().ciphertext_blob(Blob::new(moved.clone())).send().await.expect("decrypt");
+    let back = kms
+        .decrypt()
+        .ciphertext_blob(Blob::new(moved.clone()))
+        .send()
+        .await
+        .expect("decrypt");
     assert_eq!(back.plaintext().expect("plaintext").as_ref(), b"hello");
-    let r = kms.decrypt().ciphertext_blob(Blob::new(moved)).key_id(&key).send().await;
+    let r = kms
+        .decrypt()
+        .ciphertext_blob(Blob::new(moved))
+        .key_id(&key)
+        .send()
+        .await;
     assert_eq!(code(&r.unwrap_err()), "IncorrectKeyException");
 
     // Each proxy call names the KMS operation, key and principal; CDIV was requested.
@@ -357,51 +545,137 @@ async fn keys_and_double_encryption_through_keyhold() {
     let mut tampered = sealed.clone();
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
-    let r = kms.decrypt().ciphertext_blob(Blob::new(tampered)).send().await;
+    let r = kms
+        .decrypt()
+        .ciphertext_blob(Blob::new(tampered))
+        .send()
+        .await;
     assert_eq!(code(&r.unwrap_err()), "KMSInvalidStateException");
-    let r = kms.decrypt().ciphertext_blob(Blob::new(b"not a ciphertext".to_vec())).send().await;
+    let r = kms
+        .decrypt()
+        .ciphertext_blob(Blob::new(b"not a ciphertext".to_vec()))
+        .send()
+        .await;
     assert_eq!(code(&r.unwrap_err()), "InvalidCiphertextException");
 
     // Blocked at keyhold: KMSInvalidStateException (proxy InvalidStateException).
     let root = keyhold.root().await;
     let store_path = keyhold.store_path().await;
-    let encrypt = || kms.encrypt().key_id(&key).plaintext(Blob::new(b"x".to_vec())).send();
-    expect_status(&root.post(&format!("{store_path}/keys/{KEY_ALL}/block"), &empty()).await, 200);
-    assert_eq!(code(&encrypt().await.unwrap_err()), "KMSInvalidStateException");
-    expect_status(&root.post(&format!("{store_path}/keys/{KEY_ALL}/unblock"), &empty()).await, 200);
+    let encrypt = || {
+        kms.encrypt()
+            .key_id(&key)
+            .plaintext(Blob::new(b"x".to_vec()))
+            .send()
+    };
+    expect_status(
+        &root
+            .post(&format!("{store_path}/keys/{KEY_ALL}/block"), &empty())
+            .await,
+        200,
+    );
+    assert_eq!(
+        code(&encrypt().await.unwrap_err()),
+        "KMSInvalidStateException"
+    );
+    expect_status(
+        &root
+            .post(&format!("{store_path}/keys/{KEY_ALL}/unblock"), &empty())
+            .await,
+        200,
+    );
     encrypt().await.expect("unblocked key");
-    expect_status(&root.post(&format!("{store_path}/block"), &empty()).await, 200);
-    assert_eq!(code(&encrypt().await.unwrap_err()), "KMSInvalidStateException");
-    expect_status(&root.post(&format!("{store_path}/unblock"), &empty()).await, 200);
-    let back = kms.decrypt().ciphertext_blob(Blob::new(sealed.clone())).send().await.expect("decrypt after unblock");
+    expect_status(
+        &root.post(&format!("{store_path}/block"), &empty()).await,
+        200,
+    );
+    assert_eq!(
+        code(&encrypt().await.unwrap_err()),
+        "KMSInvalidStateException"
+    );
+    expect_status(
+        &root.post(&format!("{store_path}/unblock"), &empty()).await,
+        200,
+    );
+    let back = kms
+        .decrypt()
+        .ciphertext_blob(Blob::new(sealed.clone()))
+        .send()
+        .await
+        .expect("decrypt after unblock");
     assert_eq!(back.plaintext().expect("plaintext").as_ref(), b"hello");
 
     // DescribeKey, ListKeys with paging.
-    let d = kms.describe_key().key_id(&arn).send().await.expect("describe by ARN");
+    let d = kms
+        .describe_key()
+        .key_id(&arn)
+        .send()
+        .await
+        .expect("describe by ARN");
     assert_eq!(d.key_metadata().map(|m| m.key_id()), Some(key.as_str()));
     let r = kms.describe_key().key_id("alias/nope").send().await;
     assert_eq!(code(&r.unwrap_err()), "NotFoundException");
     let p1 = kms.list_keys().limit(1).send().await.expect("page 1");
     assert!(p1.truncated());
-    let p2 = kms.list_keys().limit(1).marker(p1.next_marker().expect("marker")).send().await.expect("page 2");
-    let ids: Vec<&str> = p1.keys().iter().chain(p2.keys()).filter_map(|k| k.key_id()).collect();
+    let p2 = kms
+        .list_keys()
+        .limit(1)
+        .marker(p1.next_marker().expect("marker"))
+        .send()
+        .await
+        .expect("page 2");
+    let ids: Vec<&str> = p1
+        .keys()
+        .iter()
+        .chain(p2.keys())
+        .filter_map(|k| k.key_id())
+        .collect();
     assert_eq!(ids, [key.as_str(), key2.as_str()]);
 
     // Deletion window 7..30; a key pending deletion cannot be used; cancel.
-    let r = kms.schedule_key_deletion().key_id(&key2).pending_window_in_days(6).send().await;
+    let r = kms
+        .schedule_key_deletion()
+        .key_id(&key2)
+        .pending_window_in_days(6)
+        .send()
+        .await;
     assert_eq!(code(&r.unwrap_err()), "ValidationException");
-    let s = kms.schedule_key_deletion().key_id(&key2).send().await.expect("schedule");
+    let s = kms
+        .schedule_key_deletion()
+        .key_id(&key2)
+        .send()
+        .await
+        .expect("schedule");
     assert_eq!(s.pending_window_in_days(), Some(30));
     assert_eq!(s.key_state(), Some(&KeyState::PendingDeletion));
-    let r = kms.encrypt().key_id(&key2).plaintext(Blob::new(b"x".to_vec())).send().await;
+    let r = kms
+        .encrypt()
+        .key_id(&key2)
+        .plaintext(Blob::new(b"x".to_vec()))
+        .send()
+        .await;
     assert_eq!(code(&r.unwrap_err()), "KMSInvalidStateException");
-    kms.cancel_key_deletion().key_id(&key2).send().await.expect("cancel");
+    kms.cancel_key_deletion()
+        .key_id(&key2)
+        .send()
+        .await
+        .expect("cancel");
 
     // Disconnected store: keys Unavailable, crypto refused.
     assert_eq!(disconnect(&kms, &store).await.0, "DISCONNECTED");
-    let d = kms.describe_key().key_id(&key).send().await.expect("describe");
-    assert_eq!(d.key_metadata().and_then(|m| m.key_state()), Some(&KeyState::Unavailable));
-    assert_eq!(code(&encrypt().await.unwrap_err()), "KMSInvalidStateException");
+    let d = kms
+        .describe_key()
+        .key_id(&key)
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(
+        d.key_metadata().and_then(|m| m.key_state()),
+        Some(&KeyState::Unavailable)
+    );
+    assert_eq!(
+        code(&encrypt().await.unwrap_err()),
+        "KMSInvalidStateException"
+    );
     emu.shutdown().await;
 }
 
@@ -418,13 +692,23 @@ async fn failed_connections_report_aws_error_codes() {
     let root = keyhold.root().await;
     let store_path = keyhold.store_path().await;
     let r = root
-        .delete(&format!("{store_path}/credentials/{}", Credential::a().access_key_id))
+        .delete(&format!(
+            "{store_path}/credentials/{}",
+            Credential::a().access_key_id
+        ))
         .await;
     expect_status(&r, 204);
     let (state, error, _) = connect(&kms, &store).await;
-    assert_eq!((state.as_str(), error.as_deref()), ("FAILED", Some("INVALID_CREDENTIALS")));
+    assert_eq!(
+        (state.as_str(), error.as_deref()),
+        ("FAILED", Some("INVALID_CREDENTIALS"))
+    );
     // AWS: a FAILED store must be disconnected before connecting again.
-    let r = kms.connect_custom_key_store().custom_key_store_id(&store).send().await;
+    let r = kms
+        .connect_custom_key_store()
+        .custom_key_store_id(&store)
+        .send()
+        .await;
     assert_eq!(code(&r.unwrap_err()), "CustomKeyStoreInvalidStateException");
     let (state, error, _) = disconnect(&kms, &store).await;
     assert_eq!((state.as_str(), error), ("DISCONNECTED", None));
@@ -440,9 +724,20 @@ async fn failed_connections_report_aws_error_codes() {
     assert_eq!(disconnect(&kms, &store).await.0, "DISCONNECTED");
     drop(keyhold);
     let (state, error, _) = connect(&kms, &store).await;
-    assert_eq!((state.as_str(), error.as_deref()), ("FAILED", Some("XKS_PROXY_NOT_REACHABLE")));
-    let d = kms.describe_custom_key_stores().custom_key_store_id(&store).send().await.expect("describe");
-    assert_eq!(d.custom_key_stores()[0].connection_state(), Some(&ConnectionStateType::Failed));
+    assert_eq!(
+        (state.as_str(), error.as_deref()),
+        ("FAILED", Some("XKS_PROXY_NOT_REACHABLE"))
+    );
+    let d = kms
+        .describe_custom_key_stores()
+        .custom_key_store_id(&store)
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(
+        d.custom_key_stores()[0].connection_state(),
+        Some(&ConnectionStateType::Failed)
+    );
     emu.shutdown().await;
 }
 
@@ -451,9 +746,15 @@ async fn signatures_sts_and_throttling() {
     let emu = start_emulator(emulator_config("")).await;
 
     // Wrong secret, unknown key, no such operation, malformed JSON.
-    let r = kms(&emu, (ALICE.0, "wrong-secret"), None).list_keys().send().await;
+    let r = kms(&emu, (ALICE.0, "wrong-secret"), None)
+        .list_keys()
+        .send()
+        .await;
     assert_eq!(code(&r.unwrap_err()), "InvalidSignatureException");
-    let r = kms(&emu, ("AKIAUNKNOWN000000000", "x"), None).list_keys().send().await;
+    let r = kms(&emu, ("AKIAUNKNOWN000000000", "x"), None)
+        .list_keys()
+        .send()
+        .await;
     assert_eq!(code(&r.unwrap_err()), "UnrecognizedClientException");
     let r = kms_raw(&emu, ALICE, "Bogus", b"{}").await;
     assert_eq!(r.status.as_u16(), 400);
@@ -463,13 +764,28 @@ async fn signatures_sts_and_throttling() {
     let r = kms_raw(&emu, ALICE, "ListKeys", br#"{"Limit": 0}"#).await;
     let body: Value = r.json();
     assert_eq!(body["__type"], "ValidationException");
-    assert!(body["message"].as_str().unwrap_or_default().contains("limit"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("limit"),
+        "{body}"
+    );
 
     // STS: the signing region is recorded; AssumeRole only for trusted users.
-    let r = sts(&emu, ALICE, "us-east-1", "Action=GetCallerIdentity&Version=2011-06-15").await;
+    let r = sts(
+        &emu,
+        ALICE,
+        "us-east-1",
+        "Action=GetCallerIdentity&Version=2011-06-15",
+    )
+    .await;
     assert_eq!(r.status.as_u16(), 200);
     let text = String::from_utf8_lossy(&r.body).to_string();
-    assert_eq!(xml_text(&text, "Arn"), Some(format!("arn:aws:iam::{ACCOUNT}:user/alice").as_str()));
+    assert_eq!(
+        xml_text(&text, "Arn"),
+        Some(format!("arn:aws:iam::{ACCOUNT}:user/alice").as_str())
+    );
     let form = format!(
         "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=keyhold",
         ROLE.replace(':', "%3A").replace('/', "%2F")
@@ -481,8 +797,12 @@ async fn signatures_sts_and_throttling() {
     let r = sts(&emu, ALICE, REGION, &form).await;
     assert_eq!(r.status.as_u16(), 200);
     let text = String::from_utf8_lossy(&r.body).to_string();
-    let akid = xml_text(&text, "AccessKeyId").expect("AccessKeyId").to_string();
-    let secret = xml_text(&text, "SecretAccessKey").expect("secret").to_string();
+    let akid = xml_text(&text, "AccessKeyId")
+        .expect("AccessKeyId")
+        .to_string();
+    let secret = xml_text(&text, "SecretAccessKey")
+        .expect("secret")
+        .to_string();
     let token = xml_text(&text, "SessionToken").expect("token").to_string();
     assert!(akid.starts_with("ASIA"), "{akid}");
     assert!(xml_text(&text, "Expiration").is_some());
@@ -490,7 +810,11 @@ async fn signatures_sts_and_throttling() {
         xml_text(&text, "Arn"),
         Some(format!("arn:aws:sts::{ACCOUNT}:assumed-role/keyhold-manager/keyhold").as_str())
     );
-    kms(&emu, (&akid, &secret), Some(&token)).list_keys().send().await.expect("temporary credentials work");
+    kms(&emu, (&akid, &secret), Some(&token))
+        .list_keys()
+        .send()
+        .await
+        .expect("temporary credentials work");
     let r = kms(&emu, (&akid, &secret), None).list_keys().send().await;
     assert!(r.is_err(), "temporary credentials need their session token");
     let sts_calls: Vec<(String, String, Option<String>)> = emu
@@ -502,19 +826,47 @@ async fn signatures_sts_and_throttling() {
     assert_eq!(
         sts_calls,
         [
-            ("GetCallerIdentity".to_string(), "us-east-1".to_string(), None),
-            ("AssumeRole".to_string(), REGION.to_string(), Some("AccessDenied".to_string())),
+            (
+                "GetCallerIdentity".to_string(),
+                "us-east-1".to_string(),
+                None
+            ),
+            (
+                "AssumeRole".to_string(),
+                REGION.to_string(),
+                Some("AccessDenied".to_string())
+            ),
             ("AssumeRole".to_string(), REGION.to_string(), None),
         ]
     );
 
     // Throttling: the SDK retries; with too few attempts it reports ThrottlingException.
     emu.throttle_next(2);
-    kms_with_retries(&emu, ALICE, None, 4).list_keys().send().await.expect("retried");
-    let tail: Vec<Option<String>> = emu.calls().iter().rev().take(3).map(|c| c.error_code.clone()).collect();
-    assert_eq!(tail, [None, Some("ThrottlingException".into()), Some("ThrottlingException".into())]);
+    kms_with_retries(&emu, ALICE, None, 4)
+        .list_keys()
+        .send()
+        .await
+        .expect("retried");
+    let tail: Vec<Option<String>> = emu
+        .calls()
+        .iter()
+        .rev()
+        .take(3)
+        .map(|c| c.error_code.clone())
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            None,
+            Some("ThrottlingException".into()),
+            Some("ThrottlingException".into())
+        ]
+    );
     emu.throttle_next(5);
-    let r = kms_with_retries(&emu, ALICE, None, 2).list_keys().send().await;
+    let r = kms_with_retries(&emu, ALICE, None, 2)
+        .list_keys()
+        .send()
+        .await;
     assert_eq!(code(&r.unwrap_err()), "ThrottlingException");
     emu.throttle_next(0);
 

@@ -34,15 +34,25 @@ fn malformed_blobs_are_refused() {
     assert_eq!(Blob::decode(&longer), Err(Malformed("trailing bytes")));
     let mut version = bytes;
     version[0] = 2;
-    assert_eq!(Blob::decode(&version), Err(Malformed("unknown ciphertext version")));
+    assert_eq!(
+        Blob::decode(&version),
+        Err(Malformed("unknown ciphertext version"))
+    );
 }
 
 #[test]
 fn the_kms_layer_binds_key_and_context() {
     let key = random::<32>();
-    let ctx = vec![("a".to_string(), "1".to_string()), ("b".to_string(), "2".to_string())];
+    let ctx = vec![
+        ("a".to_string(), "1".to_string()),
+        ("b".to_string(), "2".to_string()),
+    ];
     let reordered = vec![ctx[1].clone(), ctx[0].clone()];
-    assert_eq!(aad("k", &ctx), aad("k", &reordered), "order does not matter");
+    assert_eq!(
+        aad("k", &ctx),
+        aad("k", &reordered),
+        "order does not matter"
+    );
     assert_ne!(aad("k", &ctx), aad("other", &ctx));
     assert_ne!(aad("k", &ctx), aad("k", &[]));
     // Length prefixes: ("ab","c") differs from ("a","bc").
@@ -53,7 +63,10 @@ fn the_kms_layer_binds_key_and_context() {
     let a = aad("k", &ctx);
     let (nonce, sealed) = seal(&key, b"secret", &a).expect("seal");
     assert_eq!(sealed.len(), 6 + 16);
-    assert_eq!(open(&key, &nonce, &sealed, &a).as_deref(), Some(&b"secret"[..]));
+    assert_eq!(
+        open(&key, &nonce, &sealed, &a).as_deref(),
+        Some(&b"secret"[..])
+    );
     assert_eq!(open(&key, &nonce, &sealed, &aad("k", &[])), None);
     assert_eq!(open(&random::<32>(), &nonce, &sealed, &a), None);
 }

@@ -113,7 +113,8 @@ pub fn read_encrypt_answer(
     let ciphertext = b64_field(answer, "ciphertext")?.ok_or_else(|| missing("ciphertext"))?;
     let iv = b64_field(answer, "initializationVector")?
         .ok_or_else(|| missing("initializationVector"))?;
-    let tag = b64_field(answer, "authenticationTag")?.ok_or_else(|| missing("authenticationTag"))?;
+    let tag =
+        b64_field(answer, "authenticationTag")?.ok_or_else(|| missing("authenticationTag"))?;
     let metadata = b64_field(answer, "ciphertextMetadata")?.unwrap_or_default();
     let integrity = b64_field(answer, "ciphertextDataIntegrityValue")?
         .ok_or_else(|| missing("ciphertextDataIntegrityValue"))?;
@@ -164,7 +165,8 @@ async fn seal(
         .call(&key.target, "Encrypt", &suffix, body)
         .await
         .map_err(crypto_err)?;
-    let blob = read_encrypt_answer(&key.id, nonce, inner.len(), &aad, &answer).map_err(crypto_err)?;
+    let blob =
+        read_encrypt_answer(&key.id, nonce, inner.len(), &aad, &answer).map_err(crypto_err)?;
     Ok(blob.encode())
 }
 
@@ -197,14 +199,32 @@ async fn open(
     }
     let aad = blob::aad(&key.id, context);
     let mut body = Map::new();
-    body.insert("requestMetadata".into(), metadata_of(ctx, &key, kms_operation));
-    body.insert("additionalAuthenticatedData".into(), json!(STANDARD.encode(&aad)));
-    body.insert("ciphertext".into(), json!(STANDARD.encode(&parsed.ciphertext)));
-    body.insert("initializationVector".into(), json!(STANDARD.encode(&parsed.iv)));
-    body.insert("authenticationTag".into(), json!(STANDARD.encode(&parsed.tag)));
+    body.insert(
+        "requestMetadata".into(),
+        metadata_of(ctx, &key, kms_operation),
+    );
+    body.insert(
+        "additionalAuthenticatedData".into(),
+        json!(STANDARD.encode(&aad)),
+    );
+    body.insert(
+        "ciphertext".into(),
+        json!(STANDARD.encode(&parsed.ciphertext)),
+    );
+    body.insert(
+        "initializationVector".into(),
+        json!(STANDARD.encode(&parsed.iv)),
+    );
+    body.insert(
+        "authenticationTag".into(),
+        json!(STANDARD.encode(&parsed.tag)),
+    );
     body.insert("encryptionAlgorithm".into(), json!("AES_GCM"));
     if !parsed.metadata.is_empty() {
-        body.insert("ciphertextMetadata".into(), json!(STANDARD.encode(&parsed.metadata)));
+        body.insert(
+            "ciphertextMetadata".into(),
+            json!(STANDARD.encode(&parsed.metadata)),
+        );
     }
     let suffix = format!("/keys/{}/decrypt", key.xks_key_id);
     let crypto_err = |f: XksFailure| mapping::to_api_error(&f, Family::Crypto);
@@ -215,7 +235,9 @@ async fn open(
         .await
         .map_err(crypto_err)?;
     let inner = b64_field(&answer, "plaintext")
-        .and_then(|p| p.ok_or_else(|| XksFailure::Malformed("the decrypt answer lacks plaintext".into())))
+        .and_then(|p| {
+            p.ok_or_else(|| XksFailure::Malformed("the decrypt answer lacks plaintext".into()))
+        })
         .map_err(crypto_err)?;
     let plaintext = blob::open(&key.inner_key, &parsed.nonce, &inner, &aad)
         .ok_or_else(|| crypto_err(XksFailure::InvalidCiphertext))?;
@@ -227,7 +249,10 @@ fn plaintext_input(input: &Input) -> Result<Vec<u8>, ApiError> {
         .blob("Plaintext")?
         .ok_or_else(|| ApiError::validation("plaintext", "Member must not be null"))?;
     if p.is_empty() || p.len() > 4096 {
-        return Err(ApiError::validation("plaintext", "Member must have length between 1 and 4096"));
+        return Err(ApiError::validation(
+            "plaintext",
+            "Member must have length between 1 and 4096",
+        ));
     }
     Ok(p)
 }
@@ -237,7 +262,10 @@ fn ciphertext_input(input: &Input) -> Result<Vec<u8>, ApiError> {
         .blob("CiphertextBlob")?
         .ok_or_else(|| ApiError::validation("ciphertextBlob", "Member must not be null"))?;
     if c.is_empty() || c.len() > 6144 {
-        return Err(ApiError::validation("ciphertextBlob", "Member must have length between 1 and 6144"));
+        return Err(ApiError::validation(
+            "ciphertextBlob",
+            "Member must have length between 1 and 6144",
+        ));
     }
     Ok(c)
 }

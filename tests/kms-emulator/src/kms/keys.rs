@@ -48,7 +48,10 @@ pub fn metadata(data: &Data, account: &str, key: &KeyRecord) -> Value {
     m.insert("KeySpec".into(), json!("SYMMETRIC_DEFAULT"));
     m.insert("EncryptionAlgorithms".into(), json!(["SYMMETRIC_DEFAULT"]));
     m.insert("MultiRegion".into(), json!(false));
-    m.insert("XksKeyConfiguration".into(), json!({ "Id": key.xks_key_id }));
+    m.insert(
+        "XksKeyConfiguration".into(),
+        json!({ "Id": key.xks_key_id }),
+    );
     Value::Object(m)
 }
 
@@ -64,13 +67,19 @@ pub async fn create(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
     let unsupported = |what: &str| {
         ApiError::new(
             "UnsupportedOperationException",
-            format!("{what}: the KMS emulator only creates SYMMETRIC_DEFAULT ENCRYPT_DECRYPT keys in external key stores"),
+            format!(
+                "{what}: the KMS emulator only creates SYMMETRIC_DEFAULT ENCRYPT_DECRYPT keys in external key stores"
+            ),
         )
     };
     match input.str("Origin")? {
         Some("EXTERNAL_KEY_STORE") => {}
         Some(o) => {
-            validate::one_of("origin", o, &["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"])?;
+            validate::one_of(
+                "origin",
+                o,
+                &["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"],
+            )?;
             return Err(unsupported(&format!("Origin {o}")));
         }
         None => return Err(unsupported("Origin AWS_KMS (the default)")),
@@ -93,7 +102,10 @@ pub async fn create(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
     let description = input.str("Description")?.unwrap_or_default().to_string();
     validate::length("description", &description, 0, 8192)?;
     let store_id = input.str("CustomKeyStoreId")?.ok_or_else(|| {
-        ApiError::validation("customKeyStoreId", "is required when Origin is EXTERNAL_KEY_STORE")
+        ApiError::validation(
+            "customKeyStoreId",
+            "is required when Origin is EXTERNAL_KEY_STORE",
+        )
     })?;
     let xks_key_id = input.str("XksKeyId")?.ok_or_else(|| {
         ApiError::validation("xksKeyId", "is required when Origin is EXTERNAL_KEY_STORE")
@@ -119,7 +131,9 @@ pub async fn create(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
         {
             return Err(ApiError::new(
                 "XksKeyAlreadyInUseException",
-                format!("External key {xks_key_id} is already associated with a KMS key of custom key store {store_id}"),
+                format!(
+                    "External key {xks_key_id} is already associated with a KMS key of custom key store {store_id}"
+                ),
             ));
         }
         Ok(Target {
@@ -138,7 +152,12 @@ pub async fn create(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
     let answer = ctx
         .shared
         .xks
-        .call(&target, "GetKeyMetadata", &format!("/keys/{xks_key_id}/metadata"), body)
+        .call(
+            &target,
+            "GetKeyMetadata",
+            &format!("/keys/{xks_key_id}/metadata"),
+            body,
+        )
         .await
         .map_err(|f| mapping::to_api_error(&f, Family::CreateKey))?;
     check_external_key(xks_key_id, &answer)?;
@@ -147,7 +166,10 @@ pub async fn create(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
     let id = uuid();
     let config = &ctx.shared.config;
     let key = KeyRecord {
-        arn: format!("arn:aws:kms:{}:{}:key/{id}", config.region, config.account_id),
+        arn: format!(
+            "arn:aws:kms:{}:{}:key/{id}",
+            config.region, config.account_id
+        ),
         id,
         store_id: store_id.to_string(),
         xks_key_id: xks_key_id.to_string(),
@@ -182,15 +204,21 @@ pub fn check_external_key(xks_key_id: &str, answer: &Value) -> Result<(), ApiErr
         )
     };
     if spec != "AES_256" {
-        return Err(invalid(format!("has key spec {spec}; AWS KMS needs AES_256")));
+        return Err(invalid(format!(
+            "has key spec {spec}; AWS KMS needs AES_256"
+        )));
     }
     for needed in ["ENCRYPT", "DECRYPT"] {
         if !usage.contains(&needed) {
-            return Err(invalid(format!("does not allow {needed}; AWS KMS needs ENCRYPT and DECRYPT")));
+            return Err(invalid(format!(
+                "does not allow {needed}; AWS KMS needs ENCRYPT and DECRYPT"
+            )));
         }
     }
     if status != "ENABLED" {
-        return Err(invalid(format!("is {status} in the external key manager; enable it")));
+        return Err(invalid(format!(
+            "is {status} in the external key manager; enable it"
+        )));
     }
     Ok(())
 }

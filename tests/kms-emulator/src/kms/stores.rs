@@ -76,7 +76,10 @@ fn credential(input: &Input) -> Result<Option<(String, String)>, ApiError> {
         return Ok(None);
     };
     let akid = c.req_str("AccessKeyId").map_err(|_| {
-        ApiError::validation("xksProxyAuthenticationCredential.accessKeyId", "Member must not be null")
+        ApiError::validation(
+            "xksProxyAuthenticationCredential.accessKeyId",
+            "Member must not be null",
+        )
     })?;
     let secret = c.req_str("RawSecretAccessKey").map_err(|_| {
         ApiError::validation(
@@ -89,11 +92,17 @@ fn credential(input: &Input) -> Result<Option<(String, String)>, ApiError> {
 }
 
 fn refuse_cloudhsm(input: &Input) -> Result<(), ApiError> {
-    for f in ["CloudHsmClusterId", "TrustAnchorCertificate", "KeyStorePassword"] {
+    for f in [
+        "CloudHsmClusterId",
+        "TrustAnchorCertificate",
+        "KeyStorePassword",
+    ] {
         if input.has(f) {
             return Err(ApiError::new(
                 "UnsupportedOperationException",
-                format!("{f}: the KMS emulator implements external key stores only (no AWS CloudHSM key stores)"),
+                format!(
+                    "{f}: the KMS emulator implements external key stores only (no AWS CloudHSM key stores)"
+                ),
             ));
         }
     }
@@ -101,12 +110,19 @@ fn refuse_cloudhsm(input: &Input) -> Result<(), ApiError> {
 }
 
 /// Refuses settings that collide with another store (`except` = the store updated).
-fn check_unique(data: &Data, name: &str, s: &Settings, except: Option<&str>) -> Result<(), ApiError> {
+fn check_unique(
+    data: &Data,
+    name: &str,
+    s: &Settings,
+    except: Option<&str>,
+) -> Result<(), ApiError> {
     for other in data.stores.iter().filter(|o| Some(o.id.as_str()) != except) {
         if other.name == name {
             return Err(ApiError::new(
                 "CustomKeyStoreNameInUseException",
-                format!("A custom key store named '{name}' already exists in this account and region"),
+                format!(
+                    "A custom key store named '{name}' already exists in this account and region"
+                ),
             ));
         }
         if other.endpoint == s.endpoint && other.path == s.path {
@@ -130,7 +146,10 @@ fn check_unique(data: &Data, name: &str, s: &Settings, except: Option<&str>) -> 
         if s.vpc_service_name.is_some() && other.vpc_service_name == s.vpc_service_name {
             return Err(ApiError::new(
                 "XksProxyVpcEndpointServiceInUseException",
-                format!("The VPC endpoint service is already used by custom key store {}", other.id),
+                format!(
+                    "The VPC endpoint service is already used by custom key store {}",
+                    other.id
+                ),
             ));
         }
     }
@@ -138,10 +157,19 @@ fn check_unique(data: &Data, name: &str, s: &Settings, except: Option<&str>) -> 
 }
 
 /// The health check KMS makes on create, update and connect.
-async fn health(shared: &SharedRef, target: &Target, kms_operation: &str) -> Result<(), XksFailure> {
+async fn health(
+    shared: &SharedRef,
+    target: &Target,
+    kms_operation: &str,
+) -> Result<(), XksFailure> {
     let answer = shared
         .xks
-        .call(target, "GetHealthStatus", "/health", xks::health_body(kms_operation, &uuid()))
+        .call(
+            target,
+            "GetHealthStatus",
+            "/health",
+            xks::health_body(kms_operation, &uuid()),
+        )
         .await?;
     let fleet = answer.get("xksProxyFleetSize").and_then(Value::as_i64);
     let ekm = answer.get("ekmFleetDetails").and_then(Value::as_array);
@@ -182,9 +210,9 @@ pub async fn create(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
         .str("XksProxyConnectivity")?
         .ok_or_else(|| ApiError::validation("xksProxyConnectivity", "Member must not be null"))?;
     validate::one_of("xksProxyConnectivity", connectivity, &[PUBLIC, VPC])?;
-    let endpoint = input.str("XksProxyUriEndpoint")?.ok_or_else(|| {
-        ApiError::validation("xksProxyUriEndpoint", "Member must not be null")
-    })?;
+    let endpoint = input
+        .str("XksProxyUriEndpoint")?
+        .ok_or_else(|| ApiError::validation("xksProxyUriEndpoint", "Member must not be null"))?;
     validate::uri_endpoint(endpoint)?;
     let path = input
         .str("XksProxyUriPath")?
@@ -199,7 +227,10 @@ pub async fn create(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
         validate::account_id("xksProxyVpcEndpointServiceOwner", v)?;
     }
     let (access_key_id, secret) = credential(input)?.ok_or_else(|| {
-        ApiError::validation("xksProxyAuthenticationCredential", "Member must not be null")
+        ApiError::validation(
+            "xksProxyAuthenticationCredential",
+            "Member must not be null",
+        )
     })?;
     let settings = Settings {
         connectivity: connectivity.to_string(),
@@ -327,7 +358,9 @@ pub async fn update(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
     let cred = credential(input)?;
     let (name, settings, probe) = {
         let data = ctx.shared.data();
-        let store = data.store(&id).ok_or_else(|| ApiError::store_not_found(&id))?;
+        let store = data
+            .store(&id)
+            .ok_or_else(|| ApiError::store_not_found(&id))?;
         let needs_disconnected = endpoint.is_some()
             || connectivity.is_some()
             || vpc_name.is_some()
@@ -387,7 +420,9 @@ pub async fn update(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
     }
     let mut data = ctx.shared.data();
     check_unique(&data, &name, &settings, Some(&id))?;
-    let store = data.store_mut(&id).ok_or_else(|| ApiError::store_not_found(&id))?;
+    let store = data
+        .store_mut(&id)
+        .ok_or_else(|| ApiError::store_not_found(&id))?;
     store.name = name;
     store.connectivity = settings.connectivity;
     store.endpoint = settings.endpoint;
@@ -404,11 +439,17 @@ pub async fn update(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
 pub fn connect(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
     let id = input.req_str("CustomKeyStoreId")?.to_string();
     let mut data = ctx.shared.data();
-    let store = data.store_mut(&id).ok_or_else(|| ApiError::store_not_found(&id))?;
+    let store = data
+        .store_mut(&id)
+        .ok_or_else(|| ApiError::store_not_found(&id))?;
     match store.state {
         ConnectionState::Connected | ConnectionState::Connecting => return Ok(json!({})),
         ConnectionState::Disconnecting => {
-            return Err(invalid_state(&id, store.state, "wait until it is DISCONNECTED"));
+            return Err(invalid_state(
+                &id,
+                store.state,
+                "wait until it is DISCONNECTED",
+            ));
         }
         ConnectionState::Failed => {
             return Err(invalid_state(
@@ -447,7 +488,9 @@ pub fn connect(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
 pub fn disconnect(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
     let id = input.req_str("CustomKeyStoreId")?.to_string();
     let mut data = ctx.shared.data();
-    let store = data.store_mut(&id).ok_or_else(|| ApiError::store_not_found(&id))?;
+    let store = data
+        .store_mut(&id)
+        .ok_or_else(|| ApiError::store_not_found(&id))?;
     if matches!(
         store.state,
         ConnectionState::Disconnected | ConnectionState::Disconnecting
@@ -473,15 +516,23 @@ pub fn disconnect(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
 pub fn delete(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
     let id = input.req_str("CustomKeyStoreId")?.to_string();
     let mut data = ctx.shared.data();
-    let store = data.store(&id).ok_or_else(|| ApiError::store_not_found(&id))?;
+    let store = data
+        .store(&id)
+        .ok_or_else(|| ApiError::store_not_found(&id))?;
     if store.state != ConnectionState::Disconnected {
-        return Err(invalid_state(&id, store.state, "disconnect it before deleting it"));
+        return Err(invalid_state(
+            &id,
+            store.state,
+            "disconnect it before deleting it",
+        ));
     }
     let keys = data.keys.iter().filter(|k| k.store_id == id).count();
     if keys > 0 {
         return Err(ApiError::new(
             "CustomKeyStoreHasCMKsException",
-            format!("Custom key store {id} still holds {keys} KMS key(s), pending deletion included"),
+            format!(
+                "Custom key store {id} still holds {keys} KMS key(s), pending deletion included"
+            ),
         ));
     }
     data.stores.retain(|s| s.id != id);

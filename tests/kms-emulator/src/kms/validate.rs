@@ -22,7 +22,10 @@ pub fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError
     } else {
         Err(ApiError::validation(
             field,
-            format!("Member must satisfy enum value set: [{}]", allowed.join(", ")),
+            format!(
+                "Member must satisfy enum value set: [{}]",
+                allowed.join(", ")
+            ),
         ))
     }
 }
@@ -33,7 +36,10 @@ pub fn uri_endpoint(value: &str) -> Result<(), ApiError> {
     let field = "xksProxyUriEndpoint";
     length(field, value, 10, 128)?;
     let Some(authority) = value.strip_prefix("https://") else {
-        return Err(ApiError::validation(field, "Member must start with https://"));
+        return Err(ApiError::validation(
+            field,
+            "Member must start with https://",
+        ));
     };
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
@@ -105,7 +111,10 @@ pub fn account_id(field: &str, value: &str) -> Result<(), ApiError> {
     if value.len() == 12 && value.chars().all(|c| c.is_ascii_digit()) {
         Ok(())
     } else {
-        Err(ApiError::validation(field, "Member must be a 12-digit account id"))
+        Err(ApiError::validation(
+            field,
+            "Member must be a 12-digit account id",
+        ))
     }
 }
 
@@ -118,7 +127,10 @@ pub fn credential(access_key_id: &str, secret: &str) -> Result<(), ApiError> {
         .chars()
         .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c))
     {
-        return Err(ApiError::validation(f, "Member must satisfy regular expression pattern: ^[A-Z2-7]+$"));
+        return Err(ApiError::validation(
+            f,
+            "Member must satisfy regular expression pattern: ^[A-Z2-7]+$",
+        ));
     }
     let f = "xksProxyAuthenticationCredential.rawSecretAccessKey";
     length(f, secret, 43, 64)?;
@@ -126,7 +138,10 @@ pub fn credential(access_key_id: &str, secret: &str) -> Result<(), ApiError> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "/+=".contains(c))
     {
-        return Err(ApiError::validation(f, "Member must satisfy regular expression pattern: ^[a-zA-Z0-9/+=]+$"));
+        return Err(ApiError::validation(
+            f,
+            "Member must satisfy regular expression pattern: ^[a-zA-Z0-9/+=]+$",
+        ));
     }
     Ok(())
 }
@@ -139,7 +154,10 @@ pub fn xks_key_id(value: &str) -> Result<(), ApiError> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
-        return Err(ApiError::validation(f, "Member must satisfy regular expression pattern: ^[a-zA-Z0-9-_.]+$"));
+        return Err(ApiError::validation(
+            f,
+            "Member must satisfy regular expression pattern: ^[a-zA-Z0-9-_.]+$",
+        ));
     }
     Ok(())
 }
@@ -162,7 +180,10 @@ pub fn marker(value: Option<&str>, len: usize) -> Result<usize, ApiError> {
         None => Ok(0),
         Some(m) => match m.strip_prefix("emu-").and_then(|n| n.parse::<usize>().ok()) {
             Some(n) if n <= len => Ok(n),
-            _ => Err(ApiError::new("InvalidMarkerException", "The marker is not valid")),
+            _ => Err(ApiError::new(
+                "InvalidMarkerException",
+                "The marker is not valid",
+            )),
         },
     }
 }

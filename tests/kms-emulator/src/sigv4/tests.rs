@@ -22,8 +22,14 @@ fn signed(secret: &str, token: Option<&str>, at: SystemTime, body: &[u8]) -> Vec
         .into();
     let mut headers = vec![
         ("host".to_string(), "127.0.0.1:4599".to_string()),
-        ("content-type".to_string(), "application/x-amz-json-1.1".to_string()),
-        ("x-amz-target".to_string(), "TrentService.ListKeys".to_string()),
+        (
+            "content-type".to_string(),
+            "application/x-amz-json-1.1".to_string(),
+        ),
+        (
+            "x-amz-target".to_string(),
+            "TrentService.ListKeys".to_string(),
+        ),
         ("user-agent".to_string(), "test".to_string()),
     ];
     let signable = SignableRequest::new(
@@ -40,7 +46,13 @@ fn signed(secret: &str, token: Option<&str>, at: SystemTime, body: &[u8]) -> Vec
     headers
 }
 
-fn check(headers: &[(String, String)], body: &[u8], secret: &str, token: Option<&str>, now: SystemTime) -> Result<(), AuthFailure> {
+fn check(
+    headers: &[(String, String)],
+    body: &[u8],
+    secret: &str,
+    token: Option<&str>,
+    now: SystemTime,
+) -> Result<(), AuthFailure> {
     let req = Received {
         method: "POST",
         path_and_query: "/",
@@ -56,8 +68,21 @@ fn a_valid_signature_verifies() {
     let now = SystemTime::now();
     let h = signed(SECRET, None, now, b"{}");
     assert_eq!(check(&h, b"{}", SECRET, None, now), Ok(()));
-    let auth = parse_authorization(&h.iter().find(|(n, _)| n == "authorization").expect("auth").1).expect("parse");
-    assert_eq!((auth.access_key_id.as_str(), auth.region.as_str(), auth.service.as_str()), (AKID, "eu-west-1", "kms"));
+    let auth = parse_authorization(
+        &h.iter()
+            .find(|(n, _)| n == "authorization")
+            .expect("auth")
+            .1,
+    )
+    .expect("parse");
+    assert_eq!(
+        (
+            auth.access_key_id.as_str(),
+            auth.region.as_str(),
+            auth.service.as_str()
+        ),
+        (AKID, "eu-west-1", "kms")
+    );
     assert!(!auth.signed_headers.contains(&"user-agent".to_string()));
 }
 
@@ -65,22 +90,34 @@ fn a_valid_signature_verifies() {
 fn tampering_or_a_wrong_secret_is_a_mismatch() {
     let now = SystemTime::now();
     let h = signed(SECRET, None, now, b"{}");
-    assert_eq!(check(&h, b"{ }", SECRET, None, now), Err(AuthFailure::Mismatch));
-    assert_eq!(check(&h, b"{}", "another secret", None, now), Err(AuthFailure::Mismatch));
+    assert_eq!(
+        check(&h, b"{ }", SECRET, None, now),
+        Err(AuthFailure::Mismatch)
+    );
+    assert_eq!(
+        check(&h, b"{}", "another secret", None, now),
+        Err(AuthFailure::Mismatch)
+    );
     let mut other_target = h.clone();
     for (n, v) in other_target.iter_mut() {
         if n == "x-amz-target" {
             *v = "TrentService.CreateKey".into();
         }
     }
-    assert_eq!(check(&other_target, b"{}", SECRET, None, now), Err(AuthFailure::Mismatch));
+    assert_eq!(
+        check(&other_target, b"{}", SECRET, None, now),
+        Err(AuthFailure::Mismatch)
+    );
 }
 
 #[test]
 fn old_signatures_expire() {
     let then = SystemTime::now() - Duration::from_secs(6 * 60);
     let h = signed(SECRET, None, then, b"{}");
-    assert_eq!(check(&h, b"{}", SECRET, None, SystemTime::now()), Err(AuthFailure::Expired));
+    assert_eq!(
+        check(&h, b"{}", SECRET, None, SystemTime::now()),
+        Err(AuthFailure::Expired)
+    );
     let ok = SystemTime::now() - Duration::from_secs(4 * 60);
     let h = signed(SECRET, None, ok, b"{}");
     assert_eq!(check(&h, b"{}", SECRET, None, SystemTime::now()), Ok(()));
@@ -91,9 +128,15 @@ fn temporary_credentials_need_their_token() {
     let now = SystemTime::now();
     let h = signed(SECRET, Some("token-1"), now, b"{}");
     assert_eq!(check(&h, b"{}", SECRET, Some("token-1"), now), Ok(()));
-    assert_eq!(check(&h, b"{}", SECRET, Some("token-2"), now), Err(AuthFailure::Mismatch));
+    assert_eq!(
+        check(&h, b"{}", SECRET, Some("token-2"), now),
+        Err(AuthFailure::Mismatch)
+    );
     let without = signed(SECRET, None, now, b"{}");
-    assert_eq!(check(&without, b"{}", SECRET, Some("token-1"), now), Err(AuthFailure::Mismatch));
+    assert_eq!(
+        check(&without, b"{}", SECRET, Some("token-1"), now),
+        Err(AuthFailure::Mismatch)
+    );
 }
 
 #[test]
@@ -105,7 +148,10 @@ fn malformed_authorization_headers_are_refused() {
         "AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/kms, SignedHeaders=host, Signature=00",
         "AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/kms/aws4_request, SignedHeaders=x-amz-date, Signature=00",
     ] {
-        assert!(matches!(parse_authorization(bad), Err(AuthFailure::Malformed(_))), "{bad}");
+        assert!(
+            matches!(parse_authorization(bad), Err(AuthFailure::Malformed(_))),
+            "{bad}"
+        );
     }
     assert!(parse_amz_date("2026-01-01").is_err());
     assert!(parse_amz_date("20260101T000000Z").is_ok());

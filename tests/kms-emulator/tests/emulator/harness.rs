@@ -28,9 +28,15 @@ pub const REGION: &str = "eu-west-1";
 /// The emulator's account.
 pub const ACCOUNT: &str = "111122223333";
 /// Alice: an IAM user trusted by [`ROLE`].
-pub const ALICE: (&str, &str) = ("AKIAALICEEXAMPLE0001", "alice-secret-access-key-0000000000000001");
+pub const ALICE: (&str, &str) = (
+    "AKIAALICEEXAMPLE0001",
+    "alice-secret-access-key-0000000000000001",
+);
 /// Bob: an IAM user not trusted by [`ROLE`].
-pub const BOB: (&str, &str) = ("AKIABOBEXAMPLE000002", "bob-secret-access-key-00000000000000002");
+pub const BOB: (&str, &str) = (
+    "AKIABOBEXAMPLE000002",
+    "bob-secret-access-key-00000000000000002",
+);
 /// A role Alice may assume.
 pub const ROLE: &str = "arn:aws:iam::111122223333:role/keyhold-manager";
 /// A second key with encrypt and decrypt.
@@ -65,7 +71,10 @@ impl Keyhold {
         let xks: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let mut t = format!("data_dir = {}\n\n", toml_str(data.to_string_lossy()));
-        t += &format!("[plugins]\ndir = {}\n\n", toml_str(plugin_dir().to_string_lossy()));
+        t += &format!(
+            "[plugins]\ndir = {}\n\n",
+            toml_str(plugin_dir().to_string_lossy())
+        );
         t += &format!(
             "[xks]\nlisten = {}\nplain_http = false\n\n[xks.tls]\ncert_file = {}\nkey_file = {}\n\n",
             toml_str(xks.to_string()),
@@ -140,7 +149,11 @@ impl Keyhold {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "keyhold did not start:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "keyhold did not start:\n{}",
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -225,7 +238,9 @@ pub fn emulator_config(ca_pem: &str) -> EmulatorConfig {
 /// Starts the emulator on a free loopback port.
 pub async fn start_emulator(config: EmulatorConfig) -> Emulator {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    kms_emulator::start(config, listener).await.expect("emulator starts")
+    kms_emulator::start(config, listener)
+        .await
+        .expect("emulator starts")
 }
 
 /// An `aws-sdk-kms` client of `emulator` with static keys (and a session token).
@@ -277,11 +292,18 @@ pub async fn sts(emulator: &Emulator, key: (&str, &str), region: &str, form: &st
             std::time::SystemTime::now(),
         )
         .expect("sign");
-    let mut req = RawRequest::new("POST", "/", form.as_bytes().to_vec()).with_header("content-type", ct);
+    let mut req =
+        RawRequest::new("POST", "/", form.as_bytes().to_vec()).with_header("content-type", ct);
     for (n, v) in headers {
         req = req.with_header(&n, &v);
     }
-    Transport::plain(addr).connect().await.expect("connect").send(&req).await.expect("STS answers")
+    Transport::plain(addr)
+        .connect()
+        .await
+        .expect("connect")
+        .send(&req)
+        .await
+        .expect("STS answers")
 }
 
 /// A signed KMS request with target `TrentService.<op>` and a raw body.
@@ -313,7 +335,13 @@ pub async fn kms_raw(emulator: &Emulator, key: (&str, &str), op: &str, body: &[u
     for (n, v) in headers {
         req = req.with_header(&n, &v);
     }
-    Transport::plain(addr).connect().await.expect("connect").send(&req).await.expect("KMS answers")
+    Transport::plain(addr)
+        .connect()
+        .await
+        .expect("connect")
+        .send(&req)
+        .await
+        .expect("KMS answers")
 }
 
 /// The text of XML element `tag` in `xml`.
@@ -349,12 +377,19 @@ pub async fn settle(
             .await
             .expect("describe");
         let e = &d.custom_key_stores()[0];
-        let state = e.connection_state().map(|s| s.as_str().to_string()).unwrap_or_default();
+        let state = e
+            .connection_state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
         if seen.last() != Some(&state) {
             seen.push(state.clone());
         }
         if state != "CONNECTING" && state != "DISCONNECTING" {
-            return (state, e.connection_error_code().map(|c| c.as_str().to_string()), seen);
+            return (
+                state,
+                e.connection_error_code().map(|c| c.as_str().to_string()),
+                seen,
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -362,7 +397,9 @@ pub async fn settle(
 }
 
 /// The proxy credential of the conformance store, for `CreateCustomKeyStore`.
-pub fn proxy_credential(c: &Credential) -> aws_sdk_kms::types::XksProxyAuthenticationCredentialType {
+pub fn proxy_credential(
+    c: &Credential,
+) -> aws_sdk_kms::types::XksProxyAuthenticationCredentialType {
     aws_sdk_kms::types::XksProxyAuthenticationCredentialType::builder()
         .access_key_id(&c.access_key_id)
         .raw_secret_access_key(&c.secret)
