@@ -481,8 +481,7 @@ impl Config {
             let key = format!("aws.accounts.{id}");
             model::validate_account_id(id).map_err(|e| invalid(&key, e))?;
             for region in &a.regions {
-                model::validate_region(region)
-                    .map_err(|e| invalid(format!("{key}.regions"), e))?;
+                model::validate_region(region).map_err(|e| invalid(format!("{key}.regions"), e))?;
             }
         }
         for (i, store) in self.stores.iter().enumerate() {
@@ -626,8 +625,7 @@ impl Config {
                 }
             }
             if let Some(region) = &store.region {
-                model::validate_region(region)
-                    .map_err(|e| invalid(format!("{key}.region"), e))?;
+                model::validate_region(region).map_err(|e| invalid(format!("{key}.region"), e))?;
             }
             if !self.sources.contains_key(&store.source) {
                 return Err(invalid(

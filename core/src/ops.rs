@@ -669,7 +669,11 @@ impl Operations {
     }
 
     /// The secret of one credential of a store, opened.
-    fn credential_secret(&self, store_id: &str, access_key_id: &str) -> Result<Zeroizing<String>, OpError> {
+    fn credential_secret(
+        &self,
+        store_id: &str,
+        access_key_id: &str,
+    ) -> Result<Zeroizing<String>, OpError> {
         let key = keys::credential(store_id, access_key_id);
         let record: CredentialRecord = decode(&self.entry(&key, "credential", access_key_id)?)?;
         let secret = self.master.open(&record.sealed_secret, &key).map_err(|e| {
@@ -678,7 +682,9 @@ impl Operations {
                 message: format!("credential secret cannot be opened: {e}"),
             })
         })?;
-        Ok(Zeroizing::new(String::from_utf8_lossy(&secret).into_owned()))
+        Ok(Zeroizing::new(
+            String::from_utf8_lossy(&secret).into_owned(),
+        ))
     }
 
     /// Deletes a credential: requests signed with it fail from then on.

@@ -422,7 +422,10 @@ fn reconcile_store(
         Write::Put(keys::prefix_index(&prefix), id.clone().into_bytes()),
     ];
     if let Some(account) = &decl.account {
-        writes.push(Write::Put(keys::store_account(&id), account.clone().into_bytes()));
+        writes.push(Write::Put(
+            keys::store_account(&id),
+            account.clone().into_bytes(),
+        ));
     }
     match store.commit(&conditions, writes) {
         Ok(_) => {}

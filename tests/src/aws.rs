@@ -256,9 +256,9 @@ impl AwsWorld {
 /// AWS's error code of a failed SDK call.
 pub fn aws_code<E, R>(e: &aws_sdk_kms::error::SdkError<E, R>) -> String
 where
-    E: aws_sdk_kms::error::ProvideErrorMetadata,
+    E: aws_sdk_kms::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
 {
-    use aws_sdk_kms::error::ProvideErrorMetadata;
     match e.as_service_error() {
         Some(s) => s.code().unwrap_or("").to_string(),
         None => format!("not a service error: {e:?}"),

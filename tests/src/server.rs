@@ -406,7 +406,10 @@ impl TestServer {
     /// Overwrites a store record behind the admin API's back (crash simulations).
     pub fn put_store_record(&self, record: &StoreRecord) {
         self.store()
-            .put(&keys::store(&record.id), serde_json::to_vec(record).expect("JSON"))
+            .put(
+                &keys::store(&record.id),
+                serde_json::to_vec(record).expect("JSON"),
+            )
             .expect("store put");
     }
 

@@ -76,7 +76,10 @@ async fn linked_ctm_store_from_creation_to_deletion() {
     let world = AwsWorld::start().await;
     let (path, created) = world.create_linked_store("acme", "ctm").await;
     let store = &created["store"];
-    assert_eq!(store["aws"]["connection_state"], "DISCONNECTED", "{created}");
+    assert_eq!(
+        store["aws"]["connection_state"], "DISCONNECTED",
+        "{created}"
+    );
     let cks = store["aws"]["custom_key_store_id"]
         .as_str()
         .expect("AWS store id")
@@ -103,11 +106,17 @@ async fn linked_ctm_store_from_creation_to_deletion() {
 
     // Linked keys need a CONNECTED store.
     world.source_key("ctm", "early-src").await;
-    let r = world.root.create_hyok_key(&path, "early", "early-src").await;
+    let r = world
+        .root
+        .create_hyok_key(&path, "early", "early-src")
+        .await;
     expect_error(&r, 409, "store_not_connected");
 
     let connected = world.connect(&path).await;
-    assert_eq!(connected["aws"]["connection_state"], "CONNECTED", "{connected}");
+    assert_eq!(
+        connected["aws"]["connection_state"], "CONNECTED",
+        "{connected}"
+    );
     assert!(
         world
             .emulator
@@ -135,7 +144,10 @@ async fn linked_ctm_store_from_creation_to_deletion() {
     round_trips(&world, &arn).await;
 
     // Blocked at keyhold: AWS KMS's calls fail with KMSInvalidStateException.
-    expect_status(&world.root.post(&format!("{path}/block"), &json!({})).await, 200);
+    expect_status(
+        &world.root.post(&format!("{path}/block"), &json!({})).await,
+        200,
+    );
     let e = world
         .app
         .generate_data_key()
@@ -145,7 +157,13 @@ async fn linked_ctm_store_from_creation_to_deletion() {
         .await
         .expect_err("blocked store");
     assert_eq!(aws_code(&e), "KMSInvalidStateException");
-    expect_status(&world.root.post(&format!("{path}/unblock"), &json!({})).await, 200);
+    expect_status(
+        &world
+            .root
+            .post(&format!("{path}/unblock"), &json!({}))
+            .await,
+        200,
+    );
     round_trips(&world, &arn).await;
 
     // Updates need a disconnected store; then the new name reaches AWS KMS.
@@ -157,7 +175,10 @@ async fn linked_ctm_store_from_creation_to_deletion() {
         .await;
     expect_error(&r, 409, "store_not_disconnected");
     let disconnected = expect_status(
-        &world.root.post(&format!("{path}/disconnect"), &json!({})).await,
+        &world
+            .root
+            .post(&format!("{path}/disconnect"), &json!({}))
+            .await,
         200,
     );
     assert_eq!(disconnected["aws"]["connection_state"], "DISCONNECTED");
@@ -189,18 +210,27 @@ async fn linked_ctm_store_from_creation_to_deletion() {
         .await
         .expect("DescribeKey");
     assert_eq!(
-        pending.key_metadata().and_then(|m| m.key_state()).map(|s| s.as_str()),
+        pending
+            .key_metadata()
+            .and_then(|m| m.key_state())
+            .map(|s| s.as_str()),
         Some("PendingDeletion")
     );
     let r = world.root.delete(&format!("{path}?confirm=true")).await;
     let message = expect_error(&r, 409, "aws_error");
-    assert!(message.contains("CustomKeyStoreHasCMKsException"), "{message}");
+    assert!(
+        message.contains("CustomKeyStoreHasCMKsException"),
+        "{message}"
+    );
     assert_eq!(
         r.json()["error"]["aws_error_code"],
         "CustomKeyStoreHasCMKsException"
     );
     world.emulator.purge_pending_deletions();
-    expect_status(&world.root.delete(&format!("{path}?confirm=true")).await, 204);
+    expect_status(
+        &world.root.delete(&format!("{path}?confirm=true")).await,
+        204,
+    );
     assert!(world.aws_stores().await.is_empty());
     expect_error(&world.root.get(&path).await, 404, "not_found");
 }
@@ -212,13 +242,15 @@ async fn linked_luna_store_serves_data_keys_from_softhsm() {
         return;
     }
     let token = LunaToken::new();
-    let world = AwsWorld::start_with(
-        TestServer::admin_only().extra_source(token.source_named("luna")),
-    )
-    .await;
+    let world =
+        AwsWorld::start_with(TestServer::admin_only().extra_source(token.source_named("luna")))
+            .await;
     let (path, created) = world.create_linked_store("hsm", "luna").await;
     assert_eq!(created["store"]["container"], token.label.as_str());
-    assert_eq!(world.connect(&path).await["aws"]["connection_state"], "CONNECTED");
+    assert_eq!(
+        world.connect(&path).await["aws"]["connection_state"],
+        "CONNECTED"
+    );
     let key = world.create_key(&path, "luna", "hsm-key").await;
     let arn = key["aws"]["key_arn"].as_str().expect("key ARN").to_string();
     round_trips(&world, &arn).await;
@@ -251,7 +283,10 @@ async fn an_unlinked_store_is_reviewed_then_linked_and_its_keys_linked() {
         "location": {"type": "public", "endpoint": world.xks_endpoint()},
     });
     let plan = expect_status(
-        &world.root.post(&format!("{path}/link/review"), &edits).await,
+        &world
+            .root
+            .post(&format!("{path}/link/review"), &edits)
+            .await,
         200,
     );
     assert_eq!(plan["uri_endpoint"], world.xks_endpoint());
@@ -272,12 +307,21 @@ async fn an_unlinked_store_is_reviewed_then_linked_and_its_keys_linked() {
 
     world.connect(&path).await;
     let linked_key = expect_status(
-        &world.root.post(&format!("{path}/keys/k1/link"), &json!({})).await,
+        &world
+            .root
+            .post(&format!("{path}/keys/k1/link"), &json!({}))
+            .await,
         200,
     );
-    let arn = linked_key["aws"]["key_arn"].as_str().expect("ARN").to_string();
+    let arn = linked_key["aws"]["key_arn"]
+        .as_str()
+        .expect("ARN")
+        .to_string();
     round_trips(&world, &arn).await;
-    let again = world.root.post(&format!("{path}/keys/k1/link"), &json!({})).await;
+    let again = world
+        .root
+        .post(&format!("{path}/keys/k1/link"), &json!({}))
+        .await;
     expect_error(&again, 409, "key_already_linked");
 }
 
@@ -291,8 +335,14 @@ async fn failures_are_clear_errors_and_leave_nothing_half_made() {
     body["location"]["endpoint"] = json!("https://127.0.0.1:9");
     let r = world.root.create_store(&body).await;
     let message = expect_error(&r, 502, "aws_error");
-    assert!(message.contains("XksProxyUriUnreachableException"), "{message}");
-    assert_eq!(r.json()["error"]["aws_error_code"], "XksProxyUriUnreachableException");
+    assert!(
+        message.contains("XksProxyUriUnreachableException"),
+        "{message}"
+    );
+    assert_eq!(
+        r.json()["error"]["aws_error_code"],
+        "XksProxyUriUnreachableException"
+    );
     assert!(world.aws_stores().await.is_empty());
     let stores = expect_status(&world.root.get("/api/v1/stores").await, 200);
     assert_eq!(stores.as_array().map(Vec::len), Some(0), "{stores}");
@@ -304,7 +354,10 @@ async fn failures_are_clear_errors_and_leave_nothing_half_made() {
     let t = expect_status(
         &world
             .root
-            .post("/api/v1/connections/aws/wrong/test", &json!({"region": REGION}))
+            .post(
+                "/api/v1/connections/aws/wrong/test",
+                &json!({"region": REGION}),
+            )
             .await,
         200,
     );
@@ -315,7 +368,10 @@ async fn failures_are_clear_errors_and_leave_nothing_half_made() {
     let t = expect_status(
         &world
             .root
-            .post("/api/v1/connections/aws/emulator/test", &json!({"region": REGION}))
+            .post(
+                "/api/v1/connections/aws/emulator/test",
+                &json!({"region": REGION}),
+            )
             .await,
         200,
     );
@@ -323,7 +379,9 @@ async fn failures_are_clear_errors_and_leave_nothing_half_made() {
 
     // An assumed role: allowed works (the STS call is signed for the store's region),
     // refused is named.
-    world.add_connection("role", json!({"role_arn": ROLE_ARN})).await;
+    world
+        .add_connection("role", json!({"role_arn": ROLE_ARN}))
+        .await;
     world
         .add_connection("closed-role", json!({"role_arn": CLOSED_ROLE_ARN}))
         .await;
@@ -331,14 +389,20 @@ async fn failures_are_clear_errors_and_leave_nothing_half_made() {
         let t = expect_status(
             &world
                 .root
-                .post(&format!("/api/v1/connections/aws/{name}/test"), &json!({"region": REGION}))
+                .post(
+                    &format!("/api/v1/connections/aws/{name}/test"),
+                    &json!({"region": REGION}),
+                )
                 .await,
             200,
         );
         assert_eq!(t["status"] == "Ready", ready, "{name}: {t}");
         if !ready {
             let reason = t["reason"].as_str().expect("reason");
-            assert!(reason.contains(CLOSED_ROLE_ARN) && reason.contains("AccessDenied"), "{reason}");
+            assert!(
+                reason.contains(CLOSED_ROLE_ARN) && reason.contains("AccessDenied"),
+                "{reason}"
+            );
         }
     }
     let sts: Vec<_> = world
@@ -355,7 +419,10 @@ async fn failures_are_clear_errors_and_leave_nothing_half_made() {
     let (path, _) = world.create_linked_store("throttled", "ctm").await;
     assert_eq!(world.aws_stores().await.len(), 1);
     world.emulator.throttle_next(1000);
-    let r = world.root.post(&format!("{path}/connect"), &json!({})).await;
+    let r = world
+        .root
+        .post(&format!("{path}/connect"), &json!({}))
+        .await;
     let message = expect_error(&r, 503, "aws_throttled");
     assert!(message.contains("ThrottlingException"), "{message}");
     world.emulator.throttle_next(0);
@@ -363,13 +430,14 @@ async fn failures_are_clear_errors_and_leave_nothing_half_made() {
     // AWS KMS down: a clear error, nothing made.
     let body = world.linked_store_body("down", "ctm", "hc-2").await;
     let endpoint = world.emulator.endpoint();
-    let AwsWorld {
-        emulator, root, ..
-    } = world;
+    let AwsWorld { emulator, root, .. } = world;
     emulator.shutdown().await;
     let r = root.create_store(&body).await;
     let message = expect_error(&r, 502, "aws_unreachable");
-    assert!(message.contains(&endpoint) || message.contains("reach"), "{message}");
+    assert!(
+        message.contains(&endpoint) || message.contains("reach"),
+        "{message}"
+    );
     let stores = expect_status(&root.get("/api/v1/stores").await, 200);
     assert!(
         stores
@@ -396,7 +464,10 @@ async fn store_until(
         if let Some(s) = found.filter(|s| done(s)) {
             return s;
         }
-        assert!(std::time::Instant::now() < deadline, "store {name}: {stores}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "store {name}: {stores}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
@@ -406,7 +477,13 @@ async fn a_config_declared_store_is_linked_and_connected_once_across_restarts() 
     use keyhold_tests::{aws, paths::toml_str, pki::TestCa};
     let ca = TestCa::new("keyhold test CA");
     let emulator = aws::start_emulator(aws::emulator_config(&ca)).await;
-    let app = aws::kms_client(&emulator.endpoint(), &ca.pem(), aws::APP_AKID, aws::APP_SECRET, 3);
+    let app = aws::kms_client(
+        &emulator.endpoint(),
+        &ca.pem(),
+        aws::APP_AKID,
+        aws::APP_SECRET,
+        3,
+    );
     let dir = std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
     let ca_file = ca.write(dir.path(), "ca.pem");
     let (cert, key) = ca.server_cert().write(dir.path(), "xks");
@@ -453,12 +530,21 @@ connected = true
         .toml_tail(&declared);
     let server = builder.clone().start().await;
     let root = server.root().await;
-    let store = store_until(&root, "declared", |s| s["aws"]["connection_state"] == "CONNECTED").await;
+    let store = store_until(&root, "declared", |s| {
+        s["aws"]["connection_state"] == "CONNECTED"
+    })
+    .await;
     let cks = store["aws"]["custom_key_store_id"].clone();
-    let listed = app.describe_custom_key_stores().send().await.expect("Describe");
+    let listed = app
+        .describe_custom_key_stores()
+        .send()
+        .await
+        .expect("Describe");
     assert_eq!(listed.custom_key_stores().len(), 1);
     assert_eq!(
-        listed.custom_key_stores()[0].connection_state().map(|s| s.as_str()),
+        listed.custom_key_stores()[0]
+            .connection_state()
+            .map(|s| s.as_str()),
         Some("CONNECTED")
     );
 
@@ -471,8 +557,15 @@ connected = true
     server.stop().await;
     let server = builder.in_dir(dir).start().await;
     let root = server.root().await;
-    let again = store_until(&root, "declared", |s| s["aws"]["connection_state"] == "CONNECTED").await;
+    let again = store_until(&root, "declared", |s| {
+        s["aws"]["connection_state"] == "CONNECTED"
+    })
+    .await;
     assert_eq!(again["aws"]["custom_key_store_id"], cks);
-    let listed = app.describe_custom_key_stores().send().await.expect("Describe");
+    let listed = app
+        .describe_custom_key_stores()
+        .send()
+        .await
+        .expect("Describe");
     assert_eq!(listed.custom_key_stores().len(), 1, "no second AWS store");
 }

@@ -134,6 +134,8 @@ fn populate(data_dir: &Path, stores: usize, keys_per_store: usize) -> Result<(),
             location: model::XksLocation::Unset,
             quota: None,
             aws: None,
+            region: None,
+            rotation_schedule: None,
             created_at: model::now_unix(),
         };
         let mut writes = vec![
@@ -161,6 +163,7 @@ fn populate(data_dir: &Path, stores: usize, keys_per_store: usize) -> Result<(),
                 external_id: ext.clone(),
                 source_key: "scale-key".into(),
                 blocked: false,
+                aws: None,
                 created_at: 0,
             };
             writes.push(Write::Put(keys::hyok_key(&id, &ext), json!(&hyok)));

@@ -30,7 +30,11 @@ impl DeleteKeyQuery {
     /// refused with a JSON error.
     fn parse(query: Option<&str>) -> std::result::Result<DeleteKeyQuery, super::ApiError> {
         let mut q = DeleteKeyQuery::default();
-        for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
             match pair.split_once('=') {
                 Some(("pending_window_days", v)) => {
                     let days = v.parse().map_err(|_| {
@@ -133,7 +137,10 @@ async fn delete_key(
     (status = 200, description = "The key with its AWS KMS key.", body = HyokKey),
     (status = 409, description = "Linked already, store not linked or not connected, or refused by AWS KMS (aws_error_code).", body = ErrorBody),
 ))]
-async fn link_key(c: Caller, Path(HyokKeyId { id, ext }): Path<HyokKeyId>) -> Result<Json<HyokKey>> {
+async fn link_key(
+    c: Caller,
+    Path(HyokKeyId { id, ext }): Path<HyokKeyId>,
+) -> Result<Json<HyokKey>> {
     let object = format!("store/{id}/key/{ext}");
     let rec = c
         .change("link_hyok_key", object, move |ops, who| {

@@ -274,8 +274,13 @@ async fn disconnect_store(c: Caller, Path(StoreId { id }): Path<StoreId>) -> Res
 /// its version as `ETag`; the audit details are the store's AWS link.
 async fn store_change<F>(c: Caller, action: &'static str, id: String, f: F) -> Result<Response>
 where
-    F: FnOnce(&crate::ops::Operations, &str) -> std::result::Result<crate::ops::Versioned<model::StoreRecord>, crate::ops::OpError>
-        + Send
+    F: FnOnce(
+            &crate::ops::Operations,
+            &str,
+        ) -> std::result::Result<
+            crate::ops::Versioned<model::StoreRecord>,
+            crate::ops::OpError,
+        > + Send
         + 'static,
 {
     let store = c

@@ -30,8 +30,8 @@ pub fn parse_ca_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> 
 }
 
 /// The HTTPS client: trusting `ca_pem` (a PEM bundle) alone when given, else the
-/// platform's roots.
-pub(crate) fn http_client(ca_pem: Option<&[u8]>) -> Result<SharedHttpClient, AwsError> {
+/// platform's roots. Public for clients that must trust what keyhold trusts (tests).
+pub fn http_client(ca_pem: Option<&[u8]>) -> Result<SharedHttpClient, AwsError> {
     let trust = match ca_pem {
         None => TrustStore::default(),
         Some(pem) => {

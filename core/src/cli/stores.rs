@@ -288,7 +288,11 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
                 region,
             };
             let path = format!("{}/link", path(&ctx, &store).await?);
-            let path = if review { format!("{path}/review") } else { path };
+            let path = if review {
+                format!("{path}/review")
+            } else {
+                path
+            };
             let r = ctx.call_with(Method::POST, &path, &body).await?;
             ctx.object(&r.json);
             Ok(())

@@ -69,16 +69,19 @@ impl AwsConnectionDecl {
         );
         let secret = match from {
             (Some(s), None, None) => s.clone(),
-            (None, Some(var), None) => std::env::var(var)
-                .map_err(|_| format!("environment variable {var} is not set"))?,
+            (None, Some(var), None) => {
+                std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?
+            }
             (None, None, Some(path)) => std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?
                 .trim()
                 .to_string(),
             _ => {
-                return Err("set exactly one of secret_access_key, secret_access_key_env and \
+                return Err(
+                    "set exactly one of secret_access_key, secret_access_key_env and \
                             secret_access_key_file"
-                    .into());
+                        .into(),
+                );
             }
         };
         Ok(zeroize::Zeroizing::new(secret))

@@ -9,7 +9,9 @@ use zeroize::Zeroizing;
 use super::{OpError, Operations, StoreUpdate, Versioned, decode, to_json};
 use crate::{
     api::stores::{LinkPlan, LinkRequest, NewStore},
-    aws::{AwsKeyStore, AwsSettings, Kms, XksConnectivity, XksCredential, XksStoreSpec, XksStoreUpdate},
+    aws::{
+        AwsKeyStore, AwsSettings, Kms, XksConnectivity, XksCredential, XksStoreSpec, XksStoreUpdate,
+    },
     model::{
         AwsLink, ConnectionState, CredentialsFile, HyokKeyRecord, KmsKeyLink, StoreKind,
         StoreRecord, XksLocation, keys,
@@ -274,8 +276,10 @@ impl Operations {
         });
         match created {
             Ok(cks) => {
-                let linked =
-                    self.set_store_link(&rec.id, Some(AwsLink::new(cks, ConnectionState::Disconnected)))?;
+                let linked = self.set_store_link(
+                    &rec.id,
+                    Some(AwsLink::new(cks, ConnectionState::Disconnected)),
+                )?;
                 Ok((linked, file))
             }
             Err(e) => {
@@ -428,11 +432,7 @@ impl Operations {
 
     /// Pushes a store update to AWS KMS when the store is linked (name and location);
     /// called by `update_store` after the local rules passed and before committing.
-    pub(super) fn push_update(
-        &self,
-        old: &StoreRecord,
-        next: &StoreRecord,
-    ) -> Result<(), OpError> {
+    pub(super) fn push_update(&self, old: &StoreRecord, next: &StoreRecord) -> Result<(), OpError> {
         let (Some(link), StoreKind::Local) = (&old.aws, old.kind) else {
             return Ok(());
         };
@@ -483,7 +483,10 @@ impl Operations {
         if !want_link {
             return Ok(record);
         }
-        match self.wait_applied().and_then(|()| self.create_kms_key(&store, external_id)) {
+        match self
+            .wait_applied()
+            .and_then(|()| self.create_kms_key(&store, external_id))
+        {
             Ok(link) => self.set_hyok_key_link(store_id, external_id, Some(link)),
             Err(e) => {
                 let _ = self.store.delete(&keys::hyok_key(store_id, external_id));
@@ -493,7 +496,11 @@ impl Operations {
     }
 
     /// Links an unlinked HYOK key of a linked, connected store: creates its AWS KMS key.
-    pub fn link_hyok_key(&self, store_id: &str, external_id: &str) -> Result<HyokKeyRecord, OpError> {
+    pub fn link_hyok_key(
+        &self,
+        store_id: &str,
+        external_id: &str,
+    ) -> Result<HyokKeyRecord, OpError> {
         let store = self.get_store(store_id)?.value;
         ensure_connected(&store)?;
         let key = self.get_hyok_key(store_id, external_id)?;
@@ -507,15 +514,16 @@ impl Operations {
         self.set_hyok_key_link(store_id, external_id, Some(link))
     }
 
-    fn create_kms_key(&self, store: &StoreRecord, external_id: &str) -> Result<KmsKeyLink, OpError> {
+    fn create_kms_key(
+        &self,
+        store: &StoreRecord,
+        external_id: &str,
+    ) -> Result<KmsKeyLink, OpError> {
         let link = linked(store)?;
         let kms = self.kms_for_store(store)?;
         let description = format!("keyhold HYOK key {external_id} of key store {}", store.name);
-        let key = aws_call(kms.create_xks_key(
-            &link.custom_key_store_id,
-            external_id,
-            &description,
-        ))?;
+        let key =
+            aws_call(kms.create_xks_key(&link.custom_key_store_id, external_id, &description))?;
         Ok(KmsKeyLink {
             key_id: key.key_id,
             key_arn: key.arn,

@@ -801,7 +801,9 @@ fn with_account(f: &Fixture, connection: Option<&str>) {
                 secret_access_key: Zeroizing::new("s".repeat(40)),
                 role_arn: None,
                 endpoint_url: Some("http://127.0.0.1:9".into()),
+                sts_endpoint_url: None,
                 sts_regional_endpoints: Default::default(),
+                ca_file: None,
             })
             .unwrap();
     }
@@ -881,11 +883,19 @@ fn aws_unreachable_during_a_linked_create_leaves_nothing_here() {
     with_account(&f, Some("aws"));
     // The connection's endpoint is a closed port: the AWS call fails, and the store
     // created for AWS KMS's health call is gone again.
-    let e = f.ops.create_store_with_link(linked_store("acme")).unwrap_err();
+    let e = f
+        .ops
+        .create_store_with_link(linked_store("acme"))
+        .unwrap_err();
     assert!(e.code().starts_with("aws_"), "{e}");
     assert!(f.ops.list_stores().unwrap().is_empty());
     assert!(f.store.scan(keys::CREDENTIALS).unwrap().is_empty());
-    assert!(f.store.get(&keys::store_name_index("acme")).unwrap().is_none());
+    assert!(
+        f.store
+            .get(&keys::store_name_index("acme"))
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -906,14 +916,20 @@ fn link_review_shows_what_would_be_sent_and_refuses_linked_and_remote_stores() {
     let plan = f.ops.link_preview(&rec.id, &edits).unwrap();
     assert_eq!(plan.name, "acme-aws");
     assert_eq!(plan.uri_path, rec.xks_base_path());
-    assert_eq!(plan.uri_endpoint.as_deref(), Some("https://xks.example.com"));
+    assert_eq!(
+        plan.uri_endpoint.as_deref(),
+        Some("https://xks.example.com")
+    );
     assert_eq!(plan.access_key_id, file.credential.access_key_id);
     assert_eq!(plan.account.as_deref(), Some(ACCOUNT));
     // Nothing changed.
     assert_eq!(f.ops.get_store(&rec.id).unwrap().value.name, "acme");
 
     f.ops
-        .set_store_link(&rec.id, Some(AwsLink::new("cks-1", ConnectionState::Disconnected)))
+        .set_store_link(
+            &rec.id,
+            Some(AwsLink::new("cks-1", ConnectionState::Disconnected)),
+        )
         .unwrap();
     assert_eq!(
         code(f.ops.link_preview(&rec.id, &Default::default())),
@@ -939,7 +955,10 @@ fn linked_keys_need_a_linked_connected_store_and_nothing_is_left_when_refused() 
         .ops
         .create_hyok_key_with_link(&rec.id, "k1", "data", Some(true));
     assert_eq!(code(refused), "store_not_linked");
-    assert_eq!(code(f.ops.set_store_connected(&rec.id, true)), "store_not_linked");
+    assert_eq!(
+        code(f.ops.set_store_connected(&rec.id, true)),
+        "store_not_linked"
+    );
     for state in [
         ConnectionState::Disconnected,
         ConnectionState::Connecting,
@@ -950,7 +969,10 @@ fn linked_keys_need_a_linked_connected_store_and_nothing_is_left_when_refused() 
             .unwrap();
         let refused = f.ops.create_hyok_key_with_link(&rec.id, "k1", "data", None);
         assert_eq!(code(refused), "store_not_connected", "{state:?}");
-        assert_eq!(code(f.ops.link_hyok_key(&rec.id, "k1")), "store_not_connected");
+        assert_eq!(
+            code(f.ops.link_hyok_key(&rec.id, "k1")),
+            "store_not_connected"
+        );
     }
     assert!(f.ops.list_hyok_keys(&rec.id).unwrap().is_empty());
     // An unlinked key may still be made in a linked store, on request.
@@ -964,7 +986,9 @@ fn linked_keys_need_a_linked_connected_store_and_nothing_is_left_when_refused() 
         let refused = f.ops.delete_hyok_key_with_link(&rec.id, "k1", Some(days));
         assert_eq!(code(refused), "invalid_input", "{days}");
     }
-    f.ops.delete_hyok_key_with_link(&rec.id, "k1", Some(7)).unwrap();
+    f.ops
+        .delete_hyok_key_with_link(&rec.id, "k1", Some(7))
+        .unwrap();
 }
 
 #[test]
@@ -979,13 +1003,21 @@ fn a_linked_store_keeps_its_region() {
         })
         .unwrap();
     f.ops
-        .set_store_link(&rec.id, Some(AwsLink::new("cks-1", ConnectionState::Disconnected)))
+        .set_store_link(
+            &rec.id,
+            Some(AwsLink::new("cks-1", ConnectionState::Disconnected)),
+        )
         .unwrap();
     let patch = StoreUpdate {
         region: Some("eu-west-2".into()),
         ..Default::default()
     };
-    assert_eq!(code(f.ops.update_store(&rec.id, patch, None)), "region_immutable");
+    assert_eq!(
+        code(f.ops.update_store(&rec.id, patch, None)),
+        "region_immutable"
+    );
+}
+
 #[test]
 fn aws_connection_ca_file_and_sts_endpoint_are_checked_and_reach_the_settings() {
     let f = fixture();

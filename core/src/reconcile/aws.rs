@@ -31,19 +31,22 @@ pub fn declare(cfg: &Config, ops: &Operations) -> Result<(), ReconcileError> {
             Err(OpError::NotFound { .. }) => {}
             Err(e) => return Err(op_err(what, e)),
         }
-        let secret = decl
-            .secret()
-            .map_err(|reason| ReconcileError::Declared {
-                what: what.clone(),
-                reason,
-            })?;
+        let secret = decl.secret().map_err(|reason| ReconcileError::Declared {
+            what: what.clone(),
+            reason,
+        })?;
         let new = NewAwsConnection {
             name: name.clone(),
             access_key_id: decl.access_key_id.clone(),
             secret_access_key: secret,
             role_arn: decl.role_arn.clone(),
             endpoint_url: decl.endpoint_url.clone(),
+            sts_endpoint_url: decl.sts_endpoint_url.clone(),
             sts_regional_endpoints: decl.sts_regional_endpoints,
+            ca_file: decl
+                .ca_file
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
         };
         ops.create_aws_connection(new)
             .map_err(|e| op_err(what, e))?;
@@ -134,7 +137,11 @@ fn link_one(ops: &Operations, name: &str, connected: bool) -> Result<Vec<LinkOut
             ops.set_store_connected(&id, false)?;
         }
         let now = ops.set_store_connected(&id, true)?.value;
-        match now.aws.as_ref().map(|l| (l.connection_state, &l.connection_error_code)) {
+        match now
+            .aws
+            .as_ref()
+            .map(|l| (l.connection_state, &l.connection_error_code))
+        {
             Some((ConnectionState::Connected, _)) => done.push(LinkOutcome::Connected),
             Some((s, code)) => {
                 return Err(OpError::Rule(crate::model::rules::RuleViolation {
