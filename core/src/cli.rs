@@ -17,6 +17,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Args, Subcommand, ValueEnum};
 
 mod accounts;
+mod connections;
 mod client;
 mod context;
 mod credentials;
@@ -144,6 +145,9 @@ pub enum AdminCommand {
     /// AWS accounts and their ACLs
     #[command(subcommand)]
     Account(accounts::AccountCmd),
+    /// Connections to AWS (KMS and STS)
+    #[command(subcommand)]
+    Connection(connections::ConnectionCmd),
     /// Key sources (HSMs, CipherTrust, ...)
     #[command(subcommand)]
     Source(sources::SourceCmd),
@@ -190,6 +194,7 @@ async fn dispatch(global: Global, cmd: AdminCommand) -> Result<()> {
         AdminCommand::Token(c) => tokens::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::User(c) => users::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Account(c) => accounts::run(Ctx::new(&global, true)?, c).await,
+        AdminCommand::Connection(c) => connections::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Source(c) => sources::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::SourceKey(c) => sources::run_keys(Ctx::new(&global, true)?, c).await,
         AdminCommand::Keystore(c) => stores::run(Ctx::new(&global, true)?, c).await,

@@ -28,6 +28,9 @@ pub enum AccountCmd {
         /// create_store, update_store, delete_store, manage_credentials, block, manage_keys
         #[arg(long = "grant", value_name = "PRINCIPAL=PERMS", value_parser = parse_grant)]
         grants: Vec<AclEntry>,
+        /// The AWS connection used to reach the account's AWS KMS
+        #[arg(long, value_name = "NAME")]
+        aws_connection: Option<String>,
     },
     /// Lists accounts you may see
     List,
@@ -47,6 +50,9 @@ pub enum AccountCmd {
         /// Removes every ACL entry
         #[arg(long, conflicts_with = "grants")]
         clear_grants: bool,
+        /// The AWS connection used to reach the account's AWS KMS ("" for none)
+        #[arg(long, value_name = "NAME")]
+        aws_connection: Option<String>,
     },
     /// Deletes an account
     Delete { id: String },
@@ -93,16 +99,22 @@ fn patch(
     regions: Vec<String>,
     grants: Vec<AclEntry>,
     clear_grants: bool,
+    aws_connection: Option<String>,
 ) -> Result<AccountPatch> {
     let body = AccountPatch {
         name,
         regions: (!regions.is_empty()).then_some(regions),
         acl: (!grants.is_empty() || clear_grants).then_some(grants),
-        aws_connection: None,
+        aws_connection,
     };
-    if body.name.is_none() && body.regions.is_none() && body.acl.is_none() {
+    if body.name.is_none()
+        && body.regions.is_none()
+        && body.acl.is_none()
+        && body.aws_connection.is_none()
+    {
         return Err(CliError::Usage(
-            "nothing to change: pass --name, --region, --grant or --clear-grants".into(),
+            "nothing to change: pass --name, --region, --grant, --clear-grants or --aws-connection"
+                .into(),
         ));
     }
     Ok(body)
@@ -116,13 +128,14 @@ pub async fn run(ctx: Ctx, c: AccountCmd) -> Result<()> {
             name,
             regions,
             grants,
+            aws_connection,
         } => {
             let body = NewAccount {
                 id,
                 name,
                 regions,
                 acl: grants,
-                aws_connection: None,
+                aws_connection,
             };
             let r = ctx.call_with(Method::POST, "/accounts", &body).await?;
             view(&ctx, &r.json);
@@ -141,8 +154,9 @@ pub async fn run(ctx: Ctx, c: AccountCmd) -> Result<()> {
             regions,
             grants,
             clear_grants,
+            aws_connection,
         } => {
-            let body = patch(name, regions, grants, clear_grants)?;
+            let body = patch(name, regions, grants, clear_grants, aws_connection)?;
             let path = format!("/accounts/{}", seg(&id));
             let r = ctx.call_with(Method::PUT, &path, &body).await?;
             view(&ctx, &r.json);
