@@ -163,6 +163,7 @@ pub struct Operations {
     sources: Arc<Sources>,
     plugins: Option<connections::PluginSettings>,
     applied: Option<linkage::AppliedWaiter>,
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -192,6 +193,7 @@ impl Operations {
             sources,
             plugins: None,
             applied: None,
+            clock: Arc::new(crate::clock::SystemClock),
         }
     }
 
@@ -530,6 +532,7 @@ impl Operations {
             Write::Delete(keys::store_name_index(&current.value.name)),
             Write::Delete(keys::prefix_index(&current.value.uri_path_prefix)),
             Write::Delete(keys::store_account(id)),
+            Write::Delete(keys::rotation_state(id)),
         ];
         for cred in self.store.scan(&keys::credentials_of(id))? {
             writes.push(Write::Delete(cred.key));
@@ -705,11 +708,13 @@ impl Operations {
 mod connections;
 mod identity;
 mod linkage;
+mod schedules;
 mod sources;
 
 pub use connections::{CONNECTION_TEST_TIMEOUT, PluginSettings, open_source};
 pub use identity::RootBootstrap;
 pub use linkage::{AppliedWaiter, TRANSITION_WAIT};
+pub use schedules::RotationOutcome;
 
 // The changes the admin API asks for are its request types (one definition).
 pub use crate::api::{
