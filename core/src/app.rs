@@ -231,6 +231,15 @@ fn plugin_settings(cfg: &Config) -> crate::ops::PluginSettings {
 
 /// Starts keyhold with `cfg`.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    start_with_clock(cfg, Arc::new(crate::clock::SystemClock)).await
+}
+
+/// Starts keyhold with `cfg`, its background tasks (the credential rotation scheduler)
+/// timed by `clock` (tests drive time with a [`crate::clock::ManualClock`]).
+pub async fn start_with_clock(
+    cfg: Config,
+    clock: Arc<dyn crate::clock::Clock>,
+) -> Result<Running, StartError> {
     let cfg = Arc::new(cfg);
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
         StartError::Task(format!(
@@ -382,8 +391,16 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     if let Some(listen) = cfg.admin.listen {
         let ops = Arc::new(
             crate::ops::Operations::new(store.clone(), ctx.master.clone(), sources.clone())
-                .with_plugins(plugin_settings(&cfg)),
+                .with_plugins(plugin_settings(&cfg))
+                .with_clock(clock.clone()),
         );
+        // Scheduled credential rotations run on the admin API's operations (the
+        // schedules are managed there).
+        tasks.push(tokio::spawn(crate::schedule::runner::run_scheduler(
+            ops.clone(),
+            clock.clone(),
+            shutdown_rx.clone(),
+        )));
         root_password_file = {
             let (cfg, ops, audit) = (cfg.clone(), ops.clone(), audit.clone());
             tokio::task::spawn_blocking(move || crate::admin::bootstrap_root(&cfg, &ops, &audit))

@@ -68,6 +68,11 @@ impl Operations {
         self
     }
 
+    /// Now, by the operations' clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
     /// Creates a schedule; its name must be unique.
     pub fn create_schedule(
         &self,
