@@ -86,6 +86,9 @@ pub enum KeystoreCmd {
     Block { store: String },
     /// Unblocks a key store
     Unblock { store: String },
+    /// The credential rotation schedule of a key store
+    #[command(subcommand)]
+    Schedule(super::schedules::StoreScheduleCmd),
 }
 
 const COLUMNS: &[&str] = &[
@@ -228,6 +231,7 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
             ctx.act(Method::POST, &path, &format!("Blocked key store {store}."))
                 .await
         }
+        KeystoreCmd::Schedule(c) => super::schedules::run_store(&ctx, c).await,
         KeystoreCmd::Unblock { store } => {
             let path = format!("{}/unblock", path(&ctx, &store).await?);
             ctx.act(
