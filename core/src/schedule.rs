@@ -136,13 +136,13 @@ const WEEKDAYS: [(Weekday, &str, &str); 7] = [
 
 impl Weekday {
     /// Days since Monday (Monday 0 .. Sunday 6).
-    fn from_monday(self) -> u8 {
+    fn days_from_monday(self) -> u8 {
         WEEKDAYS.iter().position(|(d, ..)| *d == self).unwrap_or(0) as u8
     }
 
     /// The short name, e.g. `mon`.
     pub fn as_str(self) -> &'static str {
-        WEEKDAYS[self.from_monday() as usize].1
+        WEEKDAYS[self.days_from_monday() as usize].1
     }
 }
 
@@ -307,7 +307,7 @@ impl Recurrence {
             }
             Recurrence::Weekly { day, at } => {
                 let from = t.weekday().number_days_from_monday();
-                let ahead = (i64::from(day.from_monday()) - i64::from(from)).rem_euclid(7);
+                let ahead = (i64::from(day.days_from_monday()) - i64::from(from)).rem_euclid(7);
                 let candidate = at_on(t.date(), *at) + Duration::days(ahead);
                 if candidate > t {
                     candidate
@@ -374,7 +374,7 @@ impl fmt::Display for Recurrence {
                 write!(
                     f,
                     "every {} at {at} UTC",
-                    WEEKDAYS[day.from_monday() as usize].2
+                    WEEKDAYS[day.days_from_monday() as usize].2
                 )
             }
             Recurrence::Monthly { day, at } => {
