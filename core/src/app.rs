@@ -395,12 +395,15 @@ pub async fn start_with_clock(
                 .with_clock(clock.clone()),
         );
         // Scheduled credential rotations run on the admin API's operations (the
-        // schedules are managed there).
-        tasks.push(tokio::spawn(crate::schedule::runner::run_scheduler(
-            ops.clone(),
-            clock.clone(),
-            shutdown_rx.clone(),
-        )));
+        // schedules are managed there), audited like its changes.
+        tasks.push(tokio::spawn(
+            crate::schedule::runner::run_audited_scheduler(
+                ops.clone(),
+                clock.clone(),
+                Some(audit.clone()),
+                shutdown_rx.clone(),
+            ),
+        ));
         root_password_file = {
             let (cfg, ops, audit) = (cfg.clone(), ops.clone(), audit.clone());
             tokio::task::spawn_blocking(move || crate::admin::bootstrap_root(&cfg, &ops, &audit))

@@ -714,7 +714,7 @@ mod sources;
 pub use connections::{CONNECTION_TEST_TIMEOUT, PluginSettings, open_source};
 pub use identity::RootBootstrap;
 pub use linkage::{AppliedWaiter, TRANSITION_WAIT};
-pub use schedules::RotationOutcome;
+pub use schedules::{RotationFailure, RotationOutcome};
 
 // The changes the admin API asks for are its request types (one definition).
 pub use crate::api::{

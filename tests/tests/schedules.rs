@@ -267,7 +267,26 @@ async fn scheduled_rotation_runs_at_each_tick_and_catches_up_once() {
     let rec = expect_status(&root.get(&store).await, 200);
     assert!(rec.get("rotation_schedule").is_none(), "{rec}");
     expect_status(&root.delete("/api/v1/schedules/nightly").await, 204);
-    server.stop().await;
+
+    // Every change and each of the three runs is in the verified audit log.
+    let dir = server.stop().await;
+    let path = dir.path().join("audit.jsonl");
+    keyhold::audit::verify(&path).expect("audit chain verifies");
+    let text = std::fs::read_to_string(&path).expect("audit");
+    for action in [
+        "create_schedule",
+        "assign_schedule",
+        "unassign_schedule",
+        "delete_schedule",
+    ] {
+        assert!(
+            text.contains(&format!("\"action\":\"{action}\"")),
+            "audit lacks {action}"
+        );
+    }
+    let runs = text.matches("\"action\":\"scheduled_rotation\"").count();
+    assert_eq!(runs, 3, "three scheduled runs audited");
+    assert!(text.contains(&format!("\"object\":\"store/{id}\"")));
 }
 
 #[tokio::test(flavor = "multi_thread")]
