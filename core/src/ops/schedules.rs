@@ -15,7 +15,9 @@ use time::OffsetDateTime;
 use super::{OpError, Operations, decode, to_json};
 use crate::{
     clock::Clock,
-    model::{self, RotationState, ScheduleRecord, StoreKind, keys, rules::RuleViolation},
+    model::{
+        self, RotationState, ScheduleRecord, StoreKind, StoreRecord, keys, rules::RuleViolation,
+    },
     schedule::Recurrence,
     store::{Condition, StoreError, Write},
 };
@@ -48,6 +50,31 @@ pub struct RotationOutcome {
 
 fn rule(code: &'static str, message: String) -> OpError {
     OpError::Rule(RuleViolation { code, message })
+}
+
+/// Scheduled rotation needs a local store (`remote_store`) linked to AWS KMS
+/// (`schedule_needs_linked_store`): each run pushes the new credential to AWS.
+fn ensure_schedulable(record: &StoreRecord) -> Result<(), OpError> {
+    if record.kind == StoreKind::Remote {
+        return Err(rule(
+            "remote_store",
+            format!(
+                "key store '{}' is a remote store (served elsewhere): its credentials are not rotated here",
+                record.name
+            ),
+        ));
+    }
+    if record.aws.is_none() {
+        return Err(rule(
+            "schedule_needs_linked_store",
+            format!(
+                "key store '{}' is not linked to AWS KMS: a scheduled rotation pushes each new credential to AWS, \
+                 so link the store first (rotate an unlinked store's credential by hand and upload it in the AWS console)",
+                record.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `t` as Unix seconds.
@@ -160,25 +187,7 @@ impl Operations {
     pub fn assign_schedule(&self, store_id: &str, name: &str) -> Result<RotationState, OpError> {
         let store = self.get_store(store_id)?;
         let record = &store.value;
-        if record.kind == StoreKind::Remote {
-            return Err(rule(
-                "remote_store",
-                format!(
-                    "key store '{}' is a remote store (served elsewhere): its credentials are not rotated here",
-                    record.name
-                ),
-            ));
-        }
-        if record.aws.is_none() {
-            return Err(rule(
-                "schedule_needs_linked_store",
-                format!(
-                    "key store '{}' is not linked to AWS KMS: a scheduled rotation pushes each new credential to AWS, \
-                     so link the store first (rotate an unlinked store's credential by hand and upload it in the AWS console)",
-                    record.name
-                ),
-            ));
-        }
+        ensure_schedulable(record)?;
         let schedule_key = keys::schedule(name);
         let schedule_entry = self.entry(&schedule_key, "schedule", name)?;
         let schedule: ScheduleRecord = decode(&schedule_entry)?;
@@ -297,7 +306,12 @@ impl Operations {
             if !schedule.recurrence.due(last, now) {
                 continue;
             }
-            let (result, evicted) = match self.rotate_credential(&store_id) {
+            // A store unlinked since it was assigned is not rotated (the run records why).
+            let rotated = self
+                .get_store(&store_id)
+                .and_then(|st| ensure_schedulable(&st.value))
+                .and_then(|()| self.rotate_credential(&store_id));
+            let (result, evicted) = match rotated {
                 Ok((file, evicted)) => (Ok(file.credential.access_key_id), evicted),
                 Err(e) => (
                     Err(RotationFailure {

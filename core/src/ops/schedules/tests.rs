@@ -278,3 +278,19 @@ fn an_unassigned_store_is_not_rotated() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_store_unlinked_after_assignment_is_not_rotated_and_says_why() {
+    let (ops, _clock, id) = ops_with_store(datetime!(2026-12-02 12:00 UTC), true);
+    ops.create_schedule("hourly", Recurrence::cron("0 * * * *").unwrap())
+        .unwrap();
+    ops.assign_schedule(&id, "hourly").unwrap();
+    ops.set_store_link(&id, None).unwrap();
+    let before = ops.list_credentials(&id).unwrap();
+    let outcomes = ops.run_due_rotations(datetime!(2026-12-02 13:00 UTC));
+    assert_eq!(outcomes.len(), 1);
+    let failure = outcomes[0].result.clone().unwrap_err();
+    assert_eq!(failure.code, "schedule_needs_linked_store");
+    assert_recorded(&ops, &outcomes[0]);
+    assert_eq!(ops.list_credentials(&id).unwrap(), before);
+}
