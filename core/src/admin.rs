@@ -34,6 +34,7 @@ mod params;
 mod prelude;
 mod reply;
 mod responses;
+mod schedules;
 mod session;
 mod sources;
 mod state;
@@ -60,6 +61,7 @@ fn api_router() -> OpenApiRouter<AdminState> {
         .merge(tagged("stores", stores::routes()))
         .merge(tagged("credentials", credentials::routes()))
         .merge(tagged("keys", keys::routes()))
+        .merge(tagged("schedules", schedules::routes()))
 }
 
 /// The OpenAPI document of every route (what `GET /api/v1/openapi.json` serves).

@@ -11,6 +11,7 @@ pub mod connections;
 pub mod credentials;
 pub mod error;
 pub mod keys;
+pub mod schedules;
 pub mod session;
 pub mod sources;
 pub mod stores;

@@ -283,6 +283,15 @@ async fn link_declared_stores(
 
 /// Starts keyhold with `cfg`.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    start_with_clock(cfg, Arc::new(crate::clock::SystemClock)).await
+}
+
+/// Starts keyhold with `cfg`, its background tasks (the credential rotation scheduler)
+/// timed by `clock` (tests drive time with a [`crate::clock::ManualClock`]).
+pub async fn start_with_clock(
+    cfg: Config,
+    clock: Arc<dyn crate::clock::Clock>,
+) -> Result<Running, StartError> {
     let cfg = Arc::new(cfg);
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
         StartError::Task(format!(
@@ -291,7 +300,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         ))
     })?;
     let prepared = {
-        let cfg = cfg.clone();
+        let (cfg, clock) = (cfg.clone(), clock.clone());
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
             let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&cfg.store_path())?);
             let master = Arc::new(MasterKey::load(&cfg.master_key_source())?);
@@ -300,7 +309,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             let sources = Arc::new(sources);
             let ops = Arc::new(
                 crate::ops::Operations::new(store.clone(), master.clone(), sources.clone())
-                    .with_plugins(plugin_settings(&cfg)),
+                    .with_plugins(plugin_settings(&cfg))
+                    .with_clock(clock),
             );
             reconcile::aws::declare(&cfg, &ops)?;
             let outcome = reconcile::reconcile(&cfg, store.as_ref(), &master, &sources)?;
@@ -467,6 +477,16 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
                 }
             }));
         }
+        // Scheduled credential rotations run on the admin API's operations (the
+        // schedules are managed there), audited like its changes.
+        tasks.push(tokio::spawn(
+            crate::schedule::runner::run_audited_scheduler(
+                ops.clone(),
+                clock.clone(),
+                Some(audit.clone()),
+                shutdown_rx.clone(),
+            ),
+        ));
         root_password_file = {
             let (cfg, ops, audit) = (cfg.clone(), ops.clone(), audit.clone());
             tokio::task::spawn_blocking(move || crate::admin::bootstrap_root(&cfg, &ops, &audit))

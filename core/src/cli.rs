@@ -25,6 +25,7 @@ mod keys;
 mod login;
 mod output;
 mod password;
+mod schedules;
 mod session;
 mod sources;
 mod stores;
@@ -163,6 +164,9 @@ pub enum AdminCommand {
     /// HYOK keys of a key store (the keys AWS KMS sees)
     #[command(subcommand)]
     Key(keys::KeyCmd),
+    /// Credential rotation schedules (times in UTC)
+    #[command(subcommand)]
+    Schedule(schedules::ScheduleCmd),
 }
 
 /// Runs an admin command; prints errors as `error: <message> (<code>)`.
@@ -200,5 +204,6 @@ async fn dispatch(global: Global, cmd: AdminCommand) -> Result<()> {
         AdminCommand::Keystore(c) => stores::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Credential(c) => credentials::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Key(c) => keys::run(Ctx::new(&global, true)?, c).await,
+        AdminCommand::Schedule(c) => schedules::run(Ctx::new(&global, true)?, c).await,
     }
 }

@@ -21,6 +21,7 @@ pub mod model;
 pub mod ops;
 pub mod plugin;
 pub mod reconcile;
+pub mod schedule;
 pub mod secrets;
 pub mod server;
 pub mod store;

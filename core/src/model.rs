@@ -838,7 +838,10 @@ pub fn credentials_to_evict(existing: &[(String, i128)], max: u32) -> Vec<String
         .collect()
 }
 
+pub mod rotation;
 pub mod rules;
+
+pub use rotation::{RotationState, ScheduleRecord};
 
 #[cfg(test)]
 mod tests;

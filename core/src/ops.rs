@@ -164,6 +164,7 @@ pub struct Operations {
     sources: Arc<Sources>,
     plugins: Option<connections::PluginSettings>,
     applied: std::sync::OnceLock<linkage::AppliedWaiter>,
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -193,6 +194,7 @@ impl Operations {
             sources,
             plugins: None,
             applied: std::sync::OnceLock::new(),
+            clock: Arc::new(crate::clock::SystemClock),
         }
     }
 
@@ -571,6 +573,7 @@ impl Operations {
             Write::Delete(keys::store_name_index(&current.value.name)),
             Write::Delete(keys::prefix_index(&current.value.uri_path_prefix)),
             Write::Delete(keys::store_account(id)),
+            Write::Delete(keys::rotation_state(id)),
         ];
         for cred in self.store.scan(&keys::credentials_of(id))? {
             writes.push(Write::Delete(cred.key));
@@ -807,11 +810,13 @@ impl Operations {
 mod connections;
 mod identity;
 mod linkage;
+mod schedules;
 mod sources;
 
 pub use connections::{CONNECTION_TEST_TIMEOUT, PluginSettings, open_source};
 pub use identity::RootBootstrap;
 pub use linkage::{AppliedWaiter, TRANSITION_WAIT, block_on_aws};
+pub use schedules::{RotationFailure, RotationOutcome};
 
 // The changes the admin API asks for are its request types (one definition).
 pub use crate::api::{

@@ -4,6 +4,7 @@ use std::{path::Path, sync::Arc};
 
 use keyhold::{
     app::{Running, StartError},
+    clock::Clock,
     config::Config,
     model::{CredentialRecord, HyokKeyRecord, StoreRecord, keys},
     secrets::MasterKey,
@@ -34,6 +35,7 @@ pub struct ServerBuilder {
     with_store: bool,
     admin_lines: Option<Vec<String>>,
     xks_port: u16,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl Default for ServerBuilder {
@@ -52,6 +54,7 @@ impl Default for ServerBuilder {
             with_store: true,
             admin_lines: None,
             xks_port: 0,
+            clock: None,
         }
     }
 }
@@ -143,6 +146,13 @@ impl ServerBuilder {
     /// Takes the first root password from environment variable `var`.
     pub fn root_password_env(self, var: &str) -> Self {
         self.admin_line(&format!("root_password_env = {}", toml_str(var)))
+    }
+
+    /// Times the server's background tasks (scheduled rotations) by `clock` instead of
+    /// the system's (e.g. a `ManualClock` the test drives).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// Declares no store at all (sources only).
@@ -249,7 +259,11 @@ async fn launch(
 ) -> Result<TestServer, (StartError, Arc<TempDir>)> {
     let cfg =
         Config::from_toml(text).unwrap_or_else(|e| panic!("test config refused: {e}\n{text}"));
-    match keyhold::app::start(cfg.clone()).await {
+    let clock = builder
+        .clock
+        .clone()
+        .unwrap_or_else(|| Arc::new(keyhold::clock::SystemClock));
+    match keyhold::app::start_with_clock(cfg.clone(), clock).await {
         Ok(running) => Ok(TestServer {
             running,
             cfg,

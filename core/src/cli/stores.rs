@@ -111,6 +111,9 @@ pub enum KeystoreCmd {
     Block { store: String },
     /// Unblocks a key store
     Unblock { store: String },
+    /// The credential rotation schedule of a key store
+    #[command(subcommand)]
+    Schedule(super::schedules::StoreScheduleCmd),
 }
 
 /// Where AWS KMS reaches a store: a public endpoint or a VPC endpoint service.
@@ -304,6 +307,7 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
             ctx.act(Method::POST, &path, &format!("Blocked key store {store}."))
                 .await
         }
+        KeystoreCmd::Schedule(c) => super::schedules::run_store(&ctx, c).await,
         KeystoreCmd::Unblock { store } => {
             let path = format!("{}/unblock", path(&ctx, &store).await?);
             ctx.act(

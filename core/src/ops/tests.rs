@@ -95,13 +95,13 @@ impl KeySourceImpl for AttrSource {
     }
 }
 
-struct Fixture {
-    ops: Operations,
+pub(super) struct Fixture {
+    pub(super) ops: Operations,
     store: Arc<dyn Store>,
     master: Arc<MasterKey>,
 }
 
-fn fixture() -> Fixture {
+pub(super) fn fixture() -> Fixture {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let master = Arc::new(MasterKey::from_bytes(&[3u8; 32]));
     let source = AttrSource::default();
@@ -152,7 +152,7 @@ fn code<T: std::fmt::Debug>(r: Result<T, OpError>) -> &'static str {
     r.unwrap_err().code()
 }
 
-fn new_store(name: &str) -> NewStore {
+pub(super) fn new_store(name: &str) -> NewStore {
     NewStore {
         name: name.into(),
         account: None,
