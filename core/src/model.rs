@@ -830,6 +830,8 @@ pub fn credentials_to_evict(existing: &[(String, i128)], max: u32) -> Vec<String
         .collect()
 }
 
+pub mod jobs;
+pub mod refresh;
 pub mod rules;
 
 #[cfg(test)]
