@@ -704,12 +704,16 @@ impl Operations {
 
 mod connections;
 mod identity;
+mod jobs;
 mod linkage;
+mod refresh;
 mod sources;
 
 pub use connections::{CONNECTION_TEST_TIMEOUT, PluginSettings, open_source};
 pub use identity::RootBootstrap;
+pub use jobs::interrupt_running_jobs;
 pub use linkage::{AppliedWaiter, TRANSITION_WAIT};
+pub use refresh::KmsFor;
 
 // The changes the admin API asks for are its request types (one definition).
 pub use crate::api::{

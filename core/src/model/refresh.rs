@@ -450,7 +450,9 @@ fn follow_linked(s: &LocalStore, store: &AwsKeyStore) -> StoreAction {
         StoreKind::Remote => {
             let location = aws_location(store);
             let prefix = prefix_of_path(&store.uri_path);
-            if r.aws.as_ref() == Some(&link) && r.location == location && r.uri_path_prefix == prefix
+            if r.aws.as_ref() == Some(&link)
+                && r.location == location
+                && r.uri_path_prefix == prefix
             {
                 StoreAction::Unchanged {
                     store_id: r.id.clone(),

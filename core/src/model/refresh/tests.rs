@@ -106,10 +106,9 @@ fn store_line(a: &StoreAction) -> String {
             region,
             ..
         } => format!("link {store_id} {} {region}", link.custom_key_store_id),
-        StoreAction::UpdateLink { store_id, link, .. } => format!(
-            "state {store_id} {}",
-            link.connection_state.as_str()
-        ),
+        StoreAction::UpdateLink { store_id, link, .. } => {
+            format!("state {store_id} {}", link.connection_state.as_str())
+        }
         StoreAction::ImportRemote { record } => format!("import {} '{}'", record.id, record.name),
         StoreAction::UpdateRemote { store_id, .. } => format!("update-remote {store_id}"),
         StoreAction::Unchanged { store_id, .. } => format!("unchanged {store_id}"),
@@ -219,7 +218,13 @@ fn apply(local: &mut Vec<LocalStore>, stores: &[AwsKeyStore], keys: &[AwsKey]) {
 #[test]
 fn refresh_rules() {
     let acct = Some(ACCOUNT);
-    let cases: Vec<(&str, Vec<LocalStore>, Vec<AwsKeyStore>, Vec<AwsKey>, Vec<&str>)> = vec![
+    let cases: Vec<(
+        &str,
+        Vec<LocalStore>,
+        Vec<AwsKeyStore>,
+        Vec<AwsKey>,
+        Vec<&str>,
+    )> = vec![
         (
             "endpoint + path of an unlinked local store of the account: linked, region set",
             vec![local("s1", "p1", "xks.example.com", acct)],
@@ -254,21 +259,33 @@ fn refresh_rules() {
         ),
         (
             "already linked to the same id, same state: unchanged",
-            vec![linked(local("s1", "p1", "h", acct), "cks-1", ConnectionState::Connected)],
+            vec![linked(
+                local("s1", "p1", "h", acct),
+                "cks-1",
+                ConnectionState::Connected,
+            )],
             vec![aws("cks-1", "n", "h", "p1")],
             vec![],
             vec!["unchanged s1"],
         ),
         (
             "already linked to the same id, other state: state updated",
-            vec![linked(local("s1", "p1", "h", acct), "cks-1", ConnectionState::Disconnected)],
+            vec![linked(
+                local("s1", "p1", "h", acct),
+                "cks-1",
+                ConnectionState::Disconnected,
+            )],
             vec![aws("cks-1", "n", "h", "p1")],
             vec![],
             vec!["state s1 CONNECTED"],
         ),
         (
             "linked to another id: conflict, and the other AWS store is reported missing",
-            vec![linked(local("s1", "p1", "h", acct), "cks-9", ConnectionState::Connected)],
+            vec![linked(
+                local("s1", "p1", "h", acct),
+                "cks-9",
+                ConnectionState::Connected,
+            )],
             vec![aws("cks-1", "n", "h", "p1")],
             vec![],
             vec!["report StoreLinkConflict", "report StoreMissingOnAws"],
@@ -318,17 +335,27 @@ fn refresh_rules() {
                 remote("r1", "cks-1", "h", "x"),
                 remote("r2", "cks-2", "old-host", "y"),
             ],
-            vec![aws("cks-1", "n", "h", "x"), aws("cks-2", "n", "new-host", "y")],
+            vec![
+                aws("cks-1", "n", "h", "x"),
+                aws("cks-2", "n", "new-host", "y"),
+            ],
             vec![],
             vec!["unchanged r1", "update-remote r2"],
         ),
         (
             "linked local store gone from AWS: reported, other regions' not",
             vec![
-                linked(local("s1", "p1", "h", acct), "cks-1", ConnectionState::Connected),
+                linked(
+                    local("s1", "p1", "h", acct),
+                    "cks-1",
+                    ConnectionState::Connected,
+                ),
                 {
-                    let mut s =
-                        linked(local("s2", "p2", "h", acct), "cks-2", ConnectionState::Connected);
+                    let mut s = linked(
+                        local("s2", "p2", "h", acct),
+                        "cks-2",
+                        ConnectionState::Connected,
+                    );
                     s.record.region = Some("us-east-1".into());
                     s
                 },
@@ -355,7 +382,11 @@ fn refresh_rules() {
             "HYOK key linked to the same KMS key: unchanged; to another: conflict",
             vec![with_key(
                 with_key(
-                    linked(local("s1", "p1", "h", acct), "cks-1", ConnectionState::Connected),
+                    linked(
+                        local("s1", "p1", "h", acct),
+                        "cks-1",
+                        ConnectionState::Connected,
+                    ),
                     "ext1",
                     Some("k1"),
                 ),
@@ -400,7 +431,11 @@ fn refresh_rules() {
         ),
         (
             "a remote store's key follows AWS when it names another KMS key",
-            vec![with_key(remote("r1", "cks-1", "h", "x"), "ext1", Some("k-old"))],
+            vec![with_key(
+                remote("r1", "cks-1", "h", "x"),
+                "ext1",
+                Some("k-old"),
+            )],
             vec![aws("cks-1", "n", "h", "x")],
             vec![key("k1", "cks-1", "ext1", "Enabled")],
             vec!["unchanged r1", "relink-key r1/ext1 k1"],
@@ -455,7 +490,10 @@ fn remote_records_are_read_only_shapes() {
         }
     );
     assert_eq!(r.region.as_deref(), Some(REGION));
-    assert_eq!(r.aws, Some(AwsLink::new("cks-1", ConnectionState::Connected)));
+    assert_eq!(
+        r.aws,
+        Some(AwsLink::new("cks-1", ConnectionState::Connected))
+    );
 }
 
 #[test]
@@ -483,7 +521,11 @@ fn refresh_is_idempotent() {
     let acct = Some(ACCOUNT);
     let mut local = vec![
         with_key(local("s1", "p1", "h", acct), "ext1", None),
-        linked(local("s2", "p2", "h", acct), "cks-2", ConnectionState::Disconnected),
+        linked(
+            local("s2", "p2", "h", acct),
+            "cks-2",
+            ConnectionState::Disconnected,
+        ),
         remote("r1", "cks-3", "h3", "z"),
     ];
     let stores = vec![
