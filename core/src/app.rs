@@ -246,6 +246,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             let (mut sources, mut failed) = open_sources(&cfg, &store);
             open_stored_sources(&cfg, &store, &mut sources, &mut failed)?;
             let outcome = reconcile::reconcile(&cfg, store.as_ref(), &master, &sources)?;
+            crate::ops::interrupt_running_jobs(store.as_ref())
+                .map_err(|e| StartError::Task(e.to_string()))?;
             Ok((store, master, Arc::new(sources), failed, outcome))
         })
         .await

@@ -81,3 +81,11 @@ pub(super) struct CredentialId {
     /// Access key id.
     pub akid: String,
 }
+
+/// `/api/v1/jobs/{id}`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct JobId {
+    /// Job id.
+    pub id: String,
+}

@@ -178,6 +178,30 @@ impl Actor {
         Ok(t)
     }
 
+    /// Runs `job` (a long job a change has just started) on the blocking pool in the
+    /// background, with the shared operations, and records its end in the audit log:
+    /// `job` returns the outcome (e.g. the job's final state) and audit details.
+    pub(super) fn spawn_job<F>(&self, action: &'static str, object: String, job: F)
+    where
+        F: FnOnce(&Operations) -> Result<(String, Value), OpError> + Send + 'static,
+    {
+        let (ops, audit, user) = (
+            self.state.ops.clone(),
+            self.state.audit.clone(),
+            self.principal.user.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let (outcome, details) = match job(&ops) {
+                Ok(ended) => ended,
+                Err(e) => (format!("failed: {}", e.code()), json!(e.to_string())),
+            };
+            let event = audit_event(&user, action, &object, outcome, details);
+            if let Err(e) = audit.record_durable(event) {
+                tracing::error!(action, %object, "audit record of a job's end failed: {e}");
+            }
+        });
+    }
+
     /// [`Actor::change`] whose result is answered as JSON with `201 Created`.
     pub(super) async fn create<T, F>(
         &self,
