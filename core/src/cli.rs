@@ -20,6 +20,7 @@ mod accounts;
 mod client;
 mod context;
 mod credentials;
+mod jobs;
 mod keys;
 mod login;
 mod output;
@@ -159,6 +160,9 @@ pub enum AdminCommand {
     /// HYOK keys of a key store (the keys AWS KMS sees)
     #[command(subcommand)]
     Key(keys::KeyCmd),
+    /// Long-running jobs (account refreshes): progress, summary, cancel
+    #[command(subcommand)]
+    Job(jobs::JobCmd),
 }
 
 /// Runs an admin command; prints errors as `error: <message> (<code>)`.
@@ -195,5 +199,6 @@ async fn dispatch(global: Global, cmd: AdminCommand) -> Result<()> {
         AdminCommand::Keystore(c) => stores::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Credential(c) => credentials::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Key(c) => keys::run(Ctx::new(&global, true)?, c).await,
+        AdminCommand::Job(c) => jobs::run(Ctx::new(&global, true)?, c).await,
     }
 }

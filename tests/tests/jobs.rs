@@ -8,6 +8,7 @@ use std::time::Duration;
 use keyhold_tests::{
     TestServer,
     admin::{AdminClient, expect_error, expect_status},
+    cli::KeyholdCli,
 };
 use serde_json::{Value, json};
 
@@ -121,4 +122,50 @@ async fn refresh_jobs_through_the_api() {
         409,
         "account_without_connection",
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_jobs_through_the_cli() {
+    let server = TestServer::admin_only().start().await;
+    let root = server.root().await;
+    account(&root).await;
+    let cli = KeyholdCli::for_server(&server);
+    cli.run_with(
+        &["login", "--password-env", "ROOT_PW"],
+        "",
+        &[("ROOT_PW", &server.root_password())],
+    )
+    .await
+    .expect_code(0);
+
+    // --wait follows the job to its end: AWS is unreachable, so it failed (exit 4),
+    // printed with its reason.
+    let r = cli
+        .run(&["account", "refresh", ACCOUNT, "--wait"])
+        .await
+        .expect_code(4);
+    assert!(r.stdout.contains("state"), "{}", r.stdout);
+    assert!(r.stdout.contains("failed"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("summary           nothing changed"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("failed: "), "{}", r.stderr);
+    let jobs = cli.json(&["job", "list"]).await;
+    let id = jobs[0]["id"].as_str().expect("id").to_string();
+    assert_eq!(jobs[0]["state"], "failed", "{jobs}");
+    let listed = cli.run(&["job", "list"]).await.expect_code(0);
+    assert!(listed.stdout.starts_with("ID "), "{}", listed.stdout);
+    assert!(listed.stdout.contains(&id), "{}", listed.stdout);
+    let shown = cli.json(&["job", "show", &id]).await;
+    assert_eq!(shown["id"], id.as_str());
+    let r = cli.run(&["job", "cancel", &id]).await.expect_code(3);
+    assert!(r.stderr.contains("(job_finished)"), "{}", r.stderr);
+    cli.run(&["job", "show", "nope"]).await.expect_code(3);
+
+    // Without --wait: the job as started.
+    let started = cli.json(&["account", "refresh", ACCOUNT]).await;
+    assert_eq!(started["kind"], "refresh", "{started}");
+    assert_eq!(started["account"], ACCOUNT, "{started}");
 }
