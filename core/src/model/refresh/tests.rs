@@ -214,17 +214,20 @@ fn apply(local: &mut Vec<LocalStore>, stores: &[AwsKeyStore], keys: &[AwsKey]) {
     }
 }
 
-/// Every rule: (case, local stores, AWS stores, AWS keys, expected lines).
+/// (case, local stores, AWS stores, AWS keys, expected lines).
+type Case = (
+    &'static str,
+    Vec<LocalStore>,
+    Vec<AwsKeyStore>,
+    Vec<AwsKey>,
+    Vec<&'static str>,
+);
+
+/// Every rule.
 #[test]
 fn refresh_rules() {
     let acct = Some(ACCOUNT);
-    let cases: Vec<(
-        &str,
-        Vec<LocalStore>,
-        Vec<AwsKeyStore>,
-        Vec<AwsKey>,
-        Vec<&str>,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "endpoint + path of an unlinked local store of the account: linked, region set",
             vec![local("s1", "p1", "xks.example.com", acct)],
@@ -498,7 +501,7 @@ fn remote_records_are_read_only_shapes() {
 
 #[test]
 fn remote_names_are_valid_and_unique() {
-    let taken: HashSet<String> = ["a".to_string(), format!("a-cks-1")].into();
+    let taken: HashSet<String> = ["a".to_string(), "a-cks-1".to_string()].into();
     assert_eq!(remote_store_name("b", "cks-1", &taken), "b");
     assert_eq!(remote_store_name("a", "cks-1", &taken), "a-cks-1-2");
     assert_eq!(remote_store_name("x/y\n", "cks-1", &taken), "x-y-");

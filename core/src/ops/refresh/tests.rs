@@ -421,7 +421,7 @@ fn jobs_left_running_are_interrupted_at_start() {
     let finished = job.id.clone();
     // The server stops here; at the next start:
     let marked = interrupt_running_jobs(f.store.as_ref()).unwrap();
-    assert_eq!(marked, [finished.clone()]);
+    assert_eq!(marked, std::slice::from_ref(&finished));
     let j = f.ops.get_job(&finished).unwrap();
     assert_eq!(j.state, JobState::Interrupted);
     assert!(j.finished_at.is_some());
