@@ -412,7 +412,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         admin_tls = tls.is_some();
         let state =
             crate::admin::AdminState::new(ops, audit.clone(), cfg.admin.session_ttl_seconds)
-                .with_data_plane(service.clone());
+                .with_data_plane(service.clone())
+                .with_shutdown(shutdown_rx.clone());
         tasks.push(tokio::spawn(crate::admin::serve(
             listener,
             tls,

@@ -713,7 +713,7 @@ pub use connections::{CONNECTION_TEST_TIMEOUT, PluginSettings, open_source};
 pub use identity::RootBootstrap;
 pub use jobs::interrupt_running_jobs;
 pub use linkage::{AppliedWaiter, TRANSITION_WAIT};
-pub use refresh::KmsFor;
+pub use refresh::{KmsFor, Stopping};
 
 // The changes the admin API asks for are its request types (one definition).
 pub use crate::api::{

@@ -68,15 +68,19 @@ async fn refresh_account(
         )
         .await?;
     let id = job.id.clone();
-    c.spawn_job("refresh_account_ended", format!("job/{id}"), move |ops| {
-        let ended = ops.run_refresh(&id)?;
-        let details = json!({
-            "account": ended.account,
-            "summary": ended.summary.text(),
-            "error": ended.error,
-        });
-        Ok((ended.state.as_str().to_string(), details))
-    });
+    c.spawn_job(
+        "refresh_account_ended",
+        format!("job/{id}"),
+        move |ops, stopping| {
+            let ended = ops.run_refresh(&id, stopping)?;
+            let details = json!({
+                "account": ended.account,
+                "summary": ended.summary.text(),
+                "error": ended.error,
+            });
+            Ok((ended.state.as_str().to_string(), details))
+        },
+    );
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 

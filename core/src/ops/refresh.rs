@@ -25,10 +25,16 @@ use crate::{
 /// The AWS KMS client of the job's account in a region.
 pub type KmsFor<'a> = &'a dyn Fn(&str) -> Result<Arc<dyn Kms>, OpError>;
 
+/// Whether the server is stopping (then a running job stops before its next unit and
+/// ends `interrupted`).
+pub type Stopping<'a> = &'a dyn Fn() -> bool;
+
 /// Why a run stopped before its end.
 enum Stop {
     /// Cancel requested (or the job was ended elsewhere).
     Cancelled,
+    /// The server is stopping.
+    Interrupted,
     /// An error, with what the job was doing.
     Failed(String, OpError),
 }
@@ -50,6 +56,7 @@ enum Outcome {
 /// A running refresh: its progress as the runner knows it.
 struct Run<'a> {
     ops: &'a Operations,
+    stopping: Stopping<'a>,
     id: String,
     done: u64,
     total: u64,
@@ -84,6 +91,9 @@ impl Run<'_> {
         })?;
         if job.cancel_requested || job.state != JobState::Running {
             return Err(Stop::Cancelled);
+        }
+        if (self.stopping)() {
+            return Err(Stop::Interrupted);
         }
         Ok(())
     }
@@ -196,18 +206,26 @@ fn change(kind: ChangeKind, store: &str, aws_id: &str, external_id: Option<&str>
 impl Operations {
     /// Runs refresh job `id` (recorded by [`Operations::start_refresh`]) to its end
     /// through the account's AWS connection; returns the job as it ended (`succeeded`,
-    /// `failed`, `cancelled`). Blocking: run it on the blocking pool.
-    pub fn run_refresh(&self, id: &str) -> Result<JobRecord, OpError> {
+    /// `failed`, `cancelled`, or `interrupted` once `stopping` says so). Blocking: run
+    /// it on the blocking pool.
+    pub fn run_refresh(&self, id: &str, stopping: Stopping<'_>) -> Result<JobRecord, OpError> {
         let account = self.get_job(id)?.account;
-        self.run_refresh_with(id, &|region| self.kms_for_account(&account, region))
+        let kms = |region: &str| self.kms_for_account(&account, region);
+        self.run_refresh_with(id, &kms, stopping)
     }
 
     /// [`Operations::run_refresh`] with the AWS KMS client of each region from `kms`.
-    pub fn run_refresh_with(&self, id: &str, kms: KmsFor<'_>) -> Result<JobRecord, OpError> {
+    pub fn run_refresh_with(
+        &self,
+        id: &str,
+        kms: KmsFor<'_>,
+        stopping: Stopping<'_>,
+    ) -> Result<JobRecord, OpError> {
         let job = self.get_job(id)?;
         let regions = self.get_account(&job.account).map(|a| a.regions);
         let mut run = Run {
             ops: self,
+            stopping,
             id: id.to_string(),
             done: job.done,
             total: job.total,
@@ -225,6 +243,7 @@ impl Operations {
         let (state, error) = match result {
             Ok(()) => (JobState::Succeeded, None),
             Err(Stop::Cancelled) => (JobState::Cancelled, None),
+            Err(Stop::Interrupted) => (JobState::Interrupted, None),
             Err(Stop::Failed(doing, e)) => (JobState::Failed, Some(job_error(&doing, &e))),
         };
         let (done, total, summary) = (run.done, run.total, run.summary);

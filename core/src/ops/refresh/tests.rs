@@ -201,7 +201,7 @@ fn listed() -> ListedKms {
 
 fn run(ops: &Operations, id: &str, kms: Arc<ListedKms>) -> JobRecord {
     let kms: Arc<dyn Kms> = kms;
-    ops.run_refresh_with(id, &|_region| Ok(kms.clone()))
+    ops.run_refresh_with(id, &|_region| Ok(kms.clone()), &|| false)
         .unwrap()
 }
 
@@ -396,12 +396,16 @@ fn no_client_fails_the_job() {
     let job = f.ops.start_refresh(ACCOUNT, "root").unwrap();
     let ended = f
         .ops
-        .run_refresh_with(&job.id, &|_| {
-            Err(OpError::Aws(AwsError::new(
-                AwsErrorKind::Credentials,
-                "the role could not be assumed",
-            )))
-        })
+        .run_refresh_with(
+            &job.id,
+            &|_| {
+                Err(OpError::Aws(AwsError::new(
+                    AwsErrorKind::Credentials,
+                    "the role could not be assumed",
+                )))
+            },
+            &|| false,
+        )
         .unwrap();
     assert_eq!(ended.state, JobState::Failed);
     let error = ended.error.unwrap();
@@ -495,4 +499,31 @@ fn conflicts_and_missing_objects_are_reported_not_changed() {
     );
     assert!(f.ops.get_hyok_key("s1", "unknown").is_err());
     assert!(f.ops.get_store("s2").unwrap().value.aws.is_some());
+}
+
+#[test]
+fn a_stopping_server_interrupts_the_job_at_the_next_unit() {
+    let f = fixture();
+    let job = f.ops.start_refresh(ACCOUNT, "root").unwrap();
+    let kms: Arc<dyn Kms> = Arc::new(listed());
+    let units = std::sync::atomic::AtomicU32::new(0);
+    // Asked before starting, after the listing and after each store: the server stops
+    // once both stores are done.
+    let stopping = || units.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 3;
+    let ended = f
+        .ops
+        .run_refresh_with(&job.id, &|_| Ok(kms.clone()), &stopping)
+        .unwrap();
+    assert_eq!(ended.state, JobState::Interrupted);
+    assert!(ended.finished_at.is_some());
+    assert_eq!((ended.done, ended.total), (3, 7));
+    assert!(linked_keys(&f.ops).is_empty());
+    assert!(f.ops.get_store("s1").unwrap().value.aws.is_some());
+    assert!(
+        f.store
+            .get(&running_refresh_key(ACCOUNT))
+            .unwrap()
+            .is_none()
+    );
+    assert!(interrupt_running_jobs(f.store.as_ref()).unwrap().is_empty());
 }
