@@ -528,9 +528,14 @@ impl Operations {
         let mut writes = vec![
             Write::Delete(keys::store(id)),
             Write::Delete(keys::store_name_index(&current.value.name)),
-            Write::Delete(keys::prefix_index(&current.value.uri_path_prefix)),
             Write::Delete(keys::store_account(id)),
         ];
+        // Remote stores have no prefix index entry: a local store may hold that prefix.
+        if current.value.kind == StoreKind::Local {
+            writes.push(Write::Delete(keys::prefix_index(
+                &current.value.uri_path_prefix,
+            )));
+        }
         for cred in self.store.scan(&keys::credentials_of(id))? {
             writes.push(Write::Delete(cred.key));
         }

@@ -527,3 +527,38 @@ fn a_stopping_server_interrupts_the_job_at_the_next_unit() {
     );
     assert!(interrupt_running_jobs(f.store.as_ref()).unwrap().is_empty());
 }
+
+#[test]
+fn deleting_a_remote_store_keeps_the_local_store_prefix_index() {
+    let f = fixture();
+    f.store
+        .put(&keys::prefix_index("p1"), b"s1".to_vec())
+        .unwrap();
+    // A store of another proxy on the same path as the local store.
+    let mut kms = listed();
+    kms.stores[1].uri_endpoint = "https://other-proxy.example.com".into();
+    kms.stores[1].uri_path = crate::model::xks_base_path("p1");
+    kms.keys.pop();
+    let job = f.ops.start_refresh(ACCOUNT, "root").unwrap();
+    assert_eq!(
+        run(&f.ops, &job.id, Arc::new(kms)).state,
+        JobState::Succeeded
+    );
+    let remote = f
+        .ops
+        .list_stores()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.value.kind == StoreKind::Remote)
+        .unwrap();
+    assert_eq!(remote.value.uri_path_prefix, "p1");
+    f.ops.delete_store(&remote.value.id, true).unwrap();
+    assert_eq!(
+        f.store
+            .get(&keys::prefix_index("p1"))
+            .unwrap()
+            .unwrap()
+            .value,
+        b"s1"
+    );
+}
