@@ -112,6 +112,25 @@ async fn refresh_jobs_through_the_api() {
         "forbidden",
     );
 
+    // Starts, cancels and each job's end are audited (the end once the job's task
+    // has recorded it).
+    let mut audited = String::new();
+    for _ in 0..500 {
+        server.running.audit.flush().expect("audit flush");
+        audited = std::fs::read_to_string(server.cfg.audit_path()).expect("audit log");
+        if audited.matches("refresh_account_ended").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        audited.matches("refresh_account_ended").count(),
+        2,
+        "{audited}"
+    );
+    assert!(audited.contains(r#""action":"cancel_job""#), "{audited}");
+    assert!(audited.contains(r#""outcome":"failed""#), "{audited}");
+
     // An account without AWS connection cannot be refreshed.
     let bare = json!({"id": "444455556666", "name": "bare", "regions": ["eu-west-1"]});
     expect_status(&root.post("/api/v1/accounts", &bare).await, 201);
