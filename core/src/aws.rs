@@ -204,8 +204,7 @@ pub trait Kms: Send + Sync {
     /// `DescribeKey`.
     async fn describe_key(&self, key_id: &str) -> Result<AwsKey, AwsError>;
     /// `ScheduleKeyDeletion` after `pending_days` (7..=30).
-    async fn schedule_key_deletion(&self, key_id: &str, pending_days: i32)
-    -> Result<(), AwsError>;
+    async fn schedule_key_deletion(&self, key_id: &str, pending_days: i32) -> Result<(), AwsError>;
 }
 
 /// How an AWS call failed.

@@ -72,7 +72,7 @@ impl Clock for ManualClock {
     async fn sleep(&self, max: Duration) {
         // Waits for a move of the clock; `max` of real time bounds the wait so that a
         // waiter registered just after a move still looks again soon.
-        let _ = tokio::time::timeout(max.min(Duration::from_millis(200)), self.moved.notified())
-            .await;
+        let _ =
+            tokio::time::timeout(max.min(Duration::from_millis(200)), self.moved.notified()).await;
     }
 }

@@ -188,3 +188,36 @@ async fn refresh_jobs_through_the_cli() {
     assert_eq!(started["kind"], "refresh", "{started}");
     assert_eq!(started["account"], ACCOUNT, "{started}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_left_running_by_a_stopped_server_is_interrupted_at_the_next_start() {
+    let server = TestServer::admin_only().start().await;
+    let root = server.root().await;
+    account(&root).await;
+    // As if the server had stopped in the middle of a refresh.
+    let job = keyhold::model::jobs::JobRecord::refresh("j-left".into(), ACCOUNT, "root", 1);
+    server
+        .store()
+        .put(
+            &keyhold::model::keys::job("j-left"),
+            serde_json::to_vec(&job).expect("json"),
+        )
+        .expect("put");
+    server
+        .store()
+        .put(
+            &keyhold::model::jobs::running_refresh_key(ACCOUNT),
+            b"j-left".to_vec(),
+        )
+        .expect("put");
+    let builder = server.builder.clone();
+    let dir = server.stop().await;
+    let server = builder.in_dir(dir).start().await;
+    let root = server.admin().login("root", &server.root_password()).await;
+    let left = expect_status(&root.get("/api/v1/jobs/j-left").await, 200);
+    assert_eq!(left["state"], "interrupted", "{left}");
+    assert!(left["finished_at"].is_i64(), "{left}");
+    // The account is free for a new refresh.
+    let path = format!("/api/v1/accounts/{ACCOUNT}/refresh");
+    expect_status(&root.post(&path, &json!({})).await, 202);
+}
