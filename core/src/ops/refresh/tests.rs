@@ -562,3 +562,42 @@ fn deleting_a_remote_store_keeps_the_local_store_prefix_index() {
         b"s1"
     );
 }
+
+#[test]
+fn every_region_of_the_account_is_refreshed_with_its_own_client() {
+    let f = fixture();
+    let mut acc = f.ops.get_account(ACCOUNT).unwrap();
+    acc.regions = vec![REGION.into(), "us-east-1".into()];
+    put(f.store.as_ref(), &keys::account(ACCOUNT), &acc);
+    let east: Arc<dyn Kms> = Arc::new(ListedKms {
+        stores: vec![aws_store("cks-e", "east", "east")],
+        keys: vec![aws_key("ke", "cks-e", "e1")],
+        ..Default::default()
+    });
+    let west: Arc<dyn Kms> = Arc::new(listed());
+    let kms = |region: &str| match region {
+        REGION => Ok(west.clone()),
+        "us-east-1" => Ok(east.clone()),
+        other => panic!("no client for {other}"),
+    };
+    let job = f.ops.start_refresh(ACCOUNT, "root").unwrap();
+    let ended = f.ops.run_refresh_with(&job.id, &kms, &|| false).unwrap();
+    assert_eq!(ended.state, JobState::Succeeded, "{ended:?}");
+    assert_eq!(ended.summary.regions, [REGION, "us-east-1"]);
+    // 2 listings + (2 stores + 4 keys) + (1 store + 1 key).
+    assert_eq!((ended.done, ended.total), (10, 10));
+    let east_store = f
+        .ops
+        .list_stores()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.value)
+        .find(|s| s.name == "east")
+        .unwrap();
+    assert_eq!(east_store.kind, StoreKind::Remote);
+    assert_eq!(east_store.region.as_deref(), Some("us-east-1"));
+    assert_eq!(
+        f.ops.get_store("s1").unwrap().value.region.as_deref(),
+        Some(REGION)
+    );
+}
