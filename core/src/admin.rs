@@ -28,6 +28,7 @@ mod credentials;
 mod error;
 mod etag;
 mod extract;
+mod jobs;
 mod keys;
 mod openapi;
 mod params;
@@ -62,6 +63,7 @@ fn api_router() -> OpenApiRouter<AdminState> {
         .merge(tagged("credentials", credentials::routes()))
         .merge(tagged("keys", keys::routes()))
         .merge(tagged("schedules", schedules::routes()))
+        .merge(tagged("jobs", jobs::routes()))
 }
 
 /// The OpenAPI document of every route (what `GET /api/v1/openapi.json` serves).

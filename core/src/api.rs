@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod connections;
 pub mod credentials;
 pub mod error;
+pub mod jobs;
 pub mod keys;
 pub mod schedules;
 pub mod session;

@@ -314,6 +314,8 @@ pub async fn start_with_clock(
             );
             reconcile::aws::declare(&cfg, &ops)?;
             let outcome = reconcile::reconcile(&cfg, store.as_ref(), &master, &sources)?;
+            crate::ops::interrupt_running_jobs(store.as_ref())
+                .map_err(|e| StartError::Task(e.to_string()))?;
             Ok((store, master, sources, failed, outcome, ops))
         })
         .await
@@ -513,7 +515,8 @@ pub async fn start_with_clock(
         admin_tls = tls.is_some();
         let state =
             crate::admin::AdminState::new(ops, audit.clone(), cfg.admin.session_ttl_seconds)
-                .with_data_plane(service.clone());
+                .with_data_plane(service.clone())
+                .with_shutdown(shutdown_rx.clone());
         tasks.push(tokio::spawn(crate::admin::serve(
             listener,
             tls,

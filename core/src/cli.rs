@@ -17,10 +17,11 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Args, Subcommand, ValueEnum};
 
 mod accounts;
-mod connections;
 mod client;
+mod connections;
 mod context;
 mod credentials;
+mod jobs;
 mod keys;
 mod login;
 mod output;
@@ -167,6 +168,9 @@ pub enum AdminCommand {
     /// Credential rotation schedules (times in UTC)
     #[command(subcommand)]
     Schedule(schedules::ScheduleCmd),
+    /// Long-running jobs (account refreshes): progress, summary, cancel
+    #[command(subcommand)]
+    Job(jobs::JobCmd),
 }
 
 /// Runs an admin command; prints errors as `error: <message> (<code>)`.
@@ -205,5 +209,6 @@ async fn dispatch(global: Global, cmd: AdminCommand) -> Result<()> {
         AdminCommand::Credential(c) => credentials::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Key(c) => keys::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Schedule(c) => schedules::run(Ctx::new(&global, true)?, c).await,
+        AdminCommand::Job(c) => jobs::run(Ctx::new(&global, true)?, c).await,
     }
 }

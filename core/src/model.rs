@@ -838,6 +838,8 @@ pub fn credentials_to_evict(existing: &[(String, i128)], max: u32) -> Vec<String
         .collect()
 }
 
+pub mod jobs;
+pub mod refresh;
 pub mod rotation;
 pub mod rules;
 

@@ -571,10 +571,15 @@ impl Operations {
         let mut writes = vec![
             Write::Delete(keys::store(id)),
             Write::Delete(keys::store_name_index(&current.value.name)),
-            Write::Delete(keys::prefix_index(&current.value.uri_path_prefix)),
             Write::Delete(keys::store_account(id)),
             Write::Delete(keys::rotation_state(id)),
         ];
+        // Remote stores have no prefix index entry: a local store may hold that prefix.
+        if current.value.kind == StoreKind::Local {
+            writes.push(Write::Delete(keys::prefix_index(
+                &current.value.uri_path_prefix,
+            )));
+        }
         for cred in self.store.scan(&keys::credentials_of(id))? {
             writes.push(Write::Delete(cred.key));
         }
@@ -809,13 +814,17 @@ impl Operations {
 
 mod connections;
 mod identity;
+mod jobs;
 mod linkage;
+mod refresh;
 mod schedules;
 mod sources;
 
 pub use connections::{CONNECTION_TEST_TIMEOUT, PluginSettings, open_source};
 pub use identity::RootBootstrap;
+pub use jobs::interrupt_running_jobs;
 pub use linkage::{AppliedWaiter, TRANSITION_WAIT, block_on_aws};
+pub use refresh::{KmsFor, Stopping};
 pub use schedules::{RotationFailure, RotationOutcome};
 
 // The changes the admin API asks for are its request types (one definition).

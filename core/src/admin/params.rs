@@ -89,3 +89,11 @@ pub(super) struct ScheduleName {
     /// Schedule name.
     pub name: String,
 }
+
+/// `/api/v1/jobs/{id}`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct JobId {
+    /// Job id.
+    pub id: String,
+}

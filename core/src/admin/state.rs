@@ -22,6 +22,7 @@ pub struct AdminState {
     audit: AuditLog,
     pub(super) session_ttl_seconds: u64,
     data_plane: Option<crate::xks::XksService>,
+    shutdown: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// The audit record of an admin change (refused or done): never secrets.
@@ -51,7 +52,15 @@ impl AdminState {
             audit,
             session_ttl_seconds,
             data_plane: None,
+            shutdown: None,
         }
+    }
+
+    /// Lets background jobs see the server stopping (`true` on `shutdown`): they stop
+    /// before their next unit of work, as `interrupted`.
+    pub fn with_shutdown(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> AdminState {
+        self.shutdown = Some(shutdown);
+        self
     }
 
     /// Answers a change only once this node's data plane serves it (read-your-writes
@@ -176,6 +185,35 @@ impl Actor {
         }
         state.wait_applied(revision).await;
         Ok(t)
+    }
+
+    /// Runs `job` (a long job a change has just started) on the blocking pool in the
+    /// background, with the shared operations and whether the server is stopping, and
+    /// records its end in the audit log: `job` returns the outcome (e.g. the job's
+    /// final state) and audit details.
+    pub(super) fn spawn_job<F>(&self, action: &'static str, object: String, job: F)
+    where
+        F: FnOnce(&Operations, crate::ops::Stopping<'_>) -> Result<(String, Value), OpError>
+            + Send
+            + 'static,
+    {
+        let (ops, audit, user, shutdown) = (
+            self.state.ops.clone(),
+            self.state.audit.clone(),
+            self.principal.user.clone(),
+            self.state.shutdown.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let stopping = || shutdown.as_ref().is_some_and(|rx| *rx.borrow());
+            let (outcome, details) = match job(&ops, &stopping) {
+                Ok(ended) => ended,
+                Err(e) => (format!("failed: {}", e.code()), json!(e.to_string())),
+            };
+            let event = audit_event(&user, action, &object, outcome, details);
+            if let Err(e) = audit.record_durable(event) {
+                tracing::error!(action, %object, "audit record of a job's end failed: {e}");
+            }
+        });
     }
 
     /// [`Actor::change`] whose result is answered as JSON with `201 Created`.

@@ -9,6 +9,7 @@ use super::{
     CliError, Result,
     client::seg,
     context::Ctx,
+    jobs,
     output::{self, out, outln, print_json},
 };
 
@@ -56,6 +57,15 @@ pub enum AccountCmd {
     },
     /// Deletes an account
     Delete { id: String },
+    /// Refresh all: imports the account's external key stores and keys from AWS KMS
+    /// (a job; needs create_store, update_store and manage_keys). Exits 4 with --wait
+    /// when the job does not succeed
+    Refresh {
+        id: String,
+        /// Waits for the job's end, printing its progress
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 /// An ACL grant `user:bob=view,create_store` or `group:ops=block`.
@@ -160,6 +170,19 @@ pub async fn run(ctx: Ctx, c: AccountCmd) -> Result<()> {
             let path = format!("/accounts/{}", seg(&id));
             let r = ctx.call_with(Method::PUT, &path, &body).await?;
             view(&ctx, &r.json);
+        }
+        AccountCmd::Refresh { id, wait } => {
+            let path = format!("/accounts/{}/refresh", seg(&id));
+            let job = ctx.call(Method::POST, &path).await?.json;
+            if !wait {
+                jobs::view(&ctx, &job);
+                return Ok(());
+            }
+            let job_id = job["id"].as_str().unwrap_or_default().to_string();
+            if !ctx.json() {
+                eprintln!("Started job {job_id} (refresh of account {id}).");
+            }
+            jobs::wait(&ctx, &job_id).await?;
         }
         AccountCmd::Delete { id } => {
             let path = format!("/accounts/{}", seg(&id));

@@ -71,7 +71,13 @@ pub enum StsSetting {
     Legacy,
 }
 
-const COLUMNS: &[&str] = &["name", "access_key_id", "role_arn", "endpoint_url", "created_at"];
+const COLUMNS: &[&str] = &[
+    "name",
+    "access_key_id",
+    "role_arn",
+    "endpoint_url",
+    "created_at",
+];
 
 /// The secret from a variable or a file (one of them is required).
 fn secret(env: Option<String>, file: Option<std::path::PathBuf>) -> Result<Zeroizing<String>> {
@@ -129,8 +135,12 @@ pub async fn run(ctx: Ctx, c: ConnectionCmd) -> Result<()> {
         }
         AwsConnectionCmd::Delete { name } => {
             let path = format!("/connections/aws/{}", seg(&name));
-            ctx.act(Method::DELETE, &path, &format!("Deleted AWS connection {name}."))
-                .await
+            ctx.act(
+                Method::DELETE,
+                &path,
+                &format!("Deleted AWS connection {name}."),
+            )
+            .await
         }
         AwsConnectionCmd::Test { name, region } => {
             let path = format!("/connections/aws/{}/test", seg(&name));

@@ -537,7 +537,7 @@ pub fn open_source(
 
 /// Runs a future to completion from synchronous code (a blocking-pool thread of the
 /// server's runtime, or no runtime at all in unit tests).
-fn run_async<T>(fut: impl std::future::Future<Output = T>) -> T {
+pub(super) fn run_async<T>(fut: impl std::future::Future<Output = T>) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => handle.block_on(fut),
         Err(_) => tokio::runtime::Builder::new_current_thread()
