@@ -59,7 +59,10 @@ async fn round_trips(world: &AwsWorld, arn: &str) {
         .send()
         .await
         .expect_err("another encryption context");
-    assert_eq!(aws_code(&wrong_context), "InvalidCiphertextException");
+    // The encryption context is bound into the AAD the proxy checks: the proxy's
+    // InvalidCiphertextException reaches the caller as AWS KMS reports proxy
+    // refusals of crypto operations (the specification's table).
+    assert_eq!(aws_code(&wrong_context), "KMSInvalidStateException");
     let dec = world
         .app
         .decrypt()
