@@ -876,3 +876,79 @@ async fn signatures_sts_and_throttling() {
     let addr = endpoint.trim_start_matches("http://").to_string();
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_https_with_its_identity() {
+    let ca = keyhold_testkit::pki::TestCa::new("emulator listener CA");
+    let issued = ca.server_cert();
+    let mut config = emulator_config("");
+    config.tls = Some(kms_emulator::TlsIdentity {
+        cert_pem: issued.chain_pem.clone().into_bytes(),
+        key_pem: issued.key_pem.clone().into_bytes(),
+    });
+    let emu = start_emulator(config).await;
+    let endpoint = emu.endpoint();
+    assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
+    let addr = endpoint
+        .trim_start_matches("https://")
+        .parse()
+        .expect("addr");
+    let transport = keyhold_testkit::Transport::https(addr, &ca.pem());
+    let r = kms_raw_via(&transport, ALICE, "ListKeys", b"{}").await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.body);
+    assert_eq!(r.json()["Keys"], serde_json::json!([]));
+    let r = kms_raw_via(&transport, (ALICE.0, "wrong"), "ListKeys", b"{}").await;
+    assert_eq!(r.json()["__type"], "InvalidSignatureException");
+    assert_eq!(
+        r.headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok()),
+        Some("InvalidSignatureException")
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_prints_its_endpoint_and_serves() {
+    use std::io::BufRead;
+    let port = keyhold_testkit::paths::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kms-emulator"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--region",
+            REGION,
+            "--account",
+            ACCOUNT,
+        ])
+        .args(["--user", &format!("alice:{}:{}", ALICE.0, ALICE.1)])
+        .args(["--role", &format!("{ROLE}={}", ALICE.0)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn kms-emulator");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("endpoint line");
+    assert_eq!(line.trim(), format!("http://127.0.0.1:{port}"));
+    let addr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let r = kms_raw_via(
+        &keyhold_testkit::Transport::plain(addr),
+        ALICE,
+        "ListKeys",
+        b"{}",
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(r.status.as_u16(), 200);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kms-emulator"))
+        .args(["--user", "no-colons"])
+        .output()
+        .expect("run kms-emulator");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NAME:AKID:SECRET"));
+}

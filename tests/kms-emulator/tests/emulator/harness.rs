@@ -306,11 +306,24 @@ pub async fn sts(emulator: &Emulator, key: (&str, &str), region: &str, form: &st
         .expect("STS answers")
 }
 
+/// Plain HTTP to the emulator.
+pub fn plain(emulator: &Emulator) -> Transport {
+    let endpoint = emulator.endpoint();
+    let addr: SocketAddr = endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .expect("emulator address");
+    Transport::plain(addr)
+}
+
 /// A signed KMS request with target `TrentService.<op>` and a raw body.
 pub async fn kms_raw(emulator: &Emulator, key: (&str, &str), op: &str, body: &[u8]) -> Reply {
-    let endpoint = emulator.endpoint();
-    let authority = endpoint.trim_start_matches("http://").to_string();
-    let addr: SocketAddr = authority.parse().expect("emulator address");
+    kms_raw_via(&plain(emulator), key, op, body).await
+}
+
+/// The same over any transport.
+pub async fn kms_raw_via(transport: &Transport, key: (&str, &str), op: &str, body: &[u8]) -> Reply {
+    let authority = transport.authority();
     let cred = Credential::new(key.0, key.1);
     let signer = Signer {
         cred: &cred,
@@ -335,7 +348,7 @@ pub async fn kms_raw(emulator: &Emulator, key: (&str, &str), op: &str, body: &[u
     for (n, v) in headers {
         req = req.with_header(&n, &v);
     }
-    Transport::plain(addr)
+    transport
         .connect()
         .await
         .expect("connect")
