@@ -952,3 +952,84 @@ async fn the_binary_prints_its_endpoint_and_serves() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("NAME:AKID:SECRET"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_deadline_and_tls_trust() {
+    // A "proxy" that accepts TCP connections and never answers: the deadline ends the call.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    // A TLS server whose CA the emulator does not trust: another emulator.
+    let other_ca = keyhold_testkit::pki::TestCa::new("untrusted CA");
+    let issued = other_ca.server_cert();
+    let mut other = emulator_config("");
+    other.tls = Some(kms_emulator::TlsIdentity {
+        cert_pem: issued.chain_pem.clone().into_bytes(),
+        key_pem: issued.key_pem.clone().into_bytes(),
+    });
+    let untrusted = start_emulator(other).await;
+    let untrusted_port = untrusted
+        .endpoint()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("port");
+
+    let trusted_ca = keyhold_testkit::pki::TestCa::new("trusted CA");
+    let mut config = emulator_config(&trusted_ca.pem());
+    config.xks_timeout = Duration::from_millis(200);
+    let emu = start_emulator(config).await;
+    let kms = kms(&emu, ALICE, None);
+
+    let r = create_store(
+        &kms,
+        "silent",
+        &format!("https://localhost:{silent_port}"),
+        BASE,
+        &Credential::a(),
+    )
+    .await;
+    assert_eq!(r.unwrap_err(), "XksProxyUriUnreachableException");
+    let last = emu.xks_calls().pop().expect("call");
+    assert_eq!(
+        (last.status, last.error.as_deref()),
+        (None, Some("timeout"))
+    );
+
+    let r = create_store(
+        &kms,
+        "untrusted",
+        &format!("https://localhost:{untrusted_port}"),
+        BASE,
+        &Credential::a(),
+    )
+    .await;
+    assert_eq!(r.unwrap_err(), "XksProxyUriUnreachableException");
+    let last = emu.xks_calls().pop().expect("call");
+    assert!(
+        last.error
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("tls:"),
+        "{last:?}"
+    );
+    assert!(
+        kms.describe_custom_key_stores()
+            .send()
+            .await
+            .expect("describe")
+            .custom_key_stores()
+            .is_empty()
+    );
+
+    holder.abort();
+    untrusted.shutdown().await;
+    emu.shutdown().await;
+}
