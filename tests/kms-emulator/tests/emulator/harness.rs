@@ -10,7 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region, retry::RetryConfig};
+use aws_sdk_kms::{
+    config::{BehaviorVersion, Credentials, Region, retry::RetryConfig},
+    types::{OriginType, XksProxyConnectivityType},
+};
 use keyhold_testkit::{
     Credential, RawRequest, Reply, Transport,
     admin::{AdminClient, expect_status},
@@ -423,4 +426,76 @@ pub fn proxy_credential(
 /// Admin API body helper.
 pub fn empty() -> Value {
     json!({})
+}
+
+/// `CreateCustomKeyStore` (public endpoint); the store id or the error code.
+pub async fn create_store(
+    client: &aws_sdk_kms::Client,
+    name: &str,
+    endpoint: &str,
+    path: &str,
+    cred: &Credential,
+) -> Result<String, String> {
+    client
+        .create_custom_key_store()
+        .custom_key_store_name(name)
+        .custom_key_store_type(aws_sdk_kms::types::CustomKeyStoreType::ExternalKeyStore)
+        .xks_proxy_connectivity(XksProxyConnectivityType::PublicEndpoint)
+        .xks_proxy_uri_endpoint(endpoint)
+        .xks_proxy_uri_path(path)
+        .xks_proxy_authentication_credential(proxy_credential(cred))
+        .send()
+        .await
+        .map(|o| o.custom_key_store_id().unwrap_or_default().to_string())
+        .map_err(|e| code(&e))
+}
+
+/// `ConnectCustomKeyStore`, then [`settle`].
+pub async fn connect(
+    client: &aws_sdk_kms::Client,
+    store: &str,
+) -> (String, Option<String>, Vec<String>) {
+    client
+        .connect_custom_key_store()
+        .custom_key_store_id(store)
+        .send()
+        .await
+        .expect("connect");
+    settle(client, store).await
+}
+
+/// `DisconnectCustomKeyStore`, then [`settle`].
+pub async fn disconnect(
+    client: &aws_sdk_kms::Client,
+    store: &str,
+) -> (String, Option<String>, Vec<String>) {
+    client
+        .disconnect_custom_key_store()
+        .custom_key_store_id(store)
+        .send()
+        .await
+        .expect("disconnect");
+    settle(client, store).await
+}
+
+/// `CreateKey` for external key `xks_key`; the key id or the error code.
+pub async fn create_key(
+    client: &aws_sdk_kms::Client,
+    store: &str,
+    xks_key: &str,
+) -> Result<String, String> {
+    client
+        .create_key()
+        .origin(OriginType::ExternalKeyStore)
+        .custom_key_store_id(store)
+        .xks_key_id(xks_key)
+        .description("test key")
+        .send()
+        .await
+        .map(|o| {
+            o.key_metadata()
+                .map(|m| m.key_id().to_string())
+                .unwrap_or_default()
+        })
+        .map_err(|e| code(&e))
 }
