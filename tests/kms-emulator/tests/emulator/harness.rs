@@ -10,7 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region, retry::RetryConfig};
+use aws_sdk_kms::{
+    config::{BehaviorVersion, Credentials, Region, retry::RetryConfig},
+    types::{OriginType, XksProxyConnectivityType},
+};
 use keyhold_testkit::{
     Credential, RawRequest, Reply, Transport,
     admin::{AdminClient, expect_status},
@@ -306,11 +309,24 @@ pub async fn sts(emulator: &Emulator, key: (&str, &str), region: &str, form: &st
         .expect("STS answers")
 }
 
+/// Plain HTTP to the emulator.
+pub fn plain(emulator: &Emulator) -> Transport {
+    let endpoint = emulator.endpoint();
+    let addr: SocketAddr = endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .expect("emulator address");
+    Transport::plain(addr)
+}
+
 /// A signed KMS request with target `TrentService.<op>` and a raw body.
 pub async fn kms_raw(emulator: &Emulator, key: (&str, &str), op: &str, body: &[u8]) -> Reply {
-    let endpoint = emulator.endpoint();
-    let authority = endpoint.trim_start_matches("http://").to_string();
-    let addr: SocketAddr = authority.parse().expect("emulator address");
+    kms_raw_via(&plain(emulator), key, op, body).await
+}
+
+/// The same over any transport.
+pub async fn kms_raw_via(transport: &Transport, key: (&str, &str), op: &str, body: &[u8]) -> Reply {
+    let authority = transport.authority();
     let cred = Credential::new(key.0, key.1);
     let signer = Signer {
         cred: &cred,
@@ -335,7 +351,7 @@ pub async fn kms_raw(emulator: &Emulator, key: (&str, &str), op: &str, body: &[u
     for (n, v) in headers {
         req = req.with_header(&n, &v);
     }
-    Transport::plain(addr)
+    transport
         .connect()
         .await
         .expect("connect")
@@ -410,4 +426,76 @@ pub fn proxy_credential(
 /// Admin API body helper.
 pub fn empty() -> Value {
     json!({})
+}
+
+/// `CreateCustomKeyStore` (public endpoint); the store id or the error code.
+pub async fn create_store(
+    client: &aws_sdk_kms::Client,
+    name: &str,
+    endpoint: &str,
+    path: &str,
+    cred: &Credential,
+) -> Result<String, String> {
+    client
+        .create_custom_key_store()
+        .custom_key_store_name(name)
+        .custom_key_store_type(aws_sdk_kms::types::CustomKeyStoreType::ExternalKeyStore)
+        .xks_proxy_connectivity(XksProxyConnectivityType::PublicEndpoint)
+        .xks_proxy_uri_endpoint(endpoint)
+        .xks_proxy_uri_path(path)
+        .xks_proxy_authentication_credential(proxy_credential(cred))
+        .send()
+        .await
+        .map(|o| o.custom_key_store_id().unwrap_or_default().to_string())
+        .map_err(|e| code(&e))
+}
+
+/// `ConnectCustomKeyStore`, then [`settle`].
+pub async fn connect(
+    client: &aws_sdk_kms::Client,
+    store: &str,
+) -> (String, Option<String>, Vec<String>) {
+    client
+        .connect_custom_key_store()
+        .custom_key_store_id(store)
+        .send()
+        .await
+        .expect("connect");
+    settle(client, store).await
+}
+
+/// `DisconnectCustomKeyStore`, then [`settle`].
+pub async fn disconnect(
+    client: &aws_sdk_kms::Client,
+    store: &str,
+) -> (String, Option<String>, Vec<String>) {
+    client
+        .disconnect_custom_key_store()
+        .custom_key_store_id(store)
+        .send()
+        .await
+        .expect("disconnect");
+    settle(client, store).await
+}
+
+/// `CreateKey` for external key `xks_key`; the key id or the error code.
+pub async fn create_key(
+    client: &aws_sdk_kms::Client,
+    store: &str,
+    xks_key: &str,
+) -> Result<String, String> {
+    client
+        .create_key()
+        .origin(OriginType::ExternalKeyStore)
+        .custom_key_store_id(store)
+        .xks_key_id(xks_key)
+        .description("test key")
+        .send()
+        .await
+        .map(|o| {
+            o.key_metadata()
+                .map(|m| m.key_id().to_string())
+                .unwrap_or_default()
+        })
+        .map_err(|e| code(&e))
 }
