@@ -572,3 +572,411 @@ connected = true
         .expect("Describe");
     assert_eq!(listed.custom_key_stores().len(), 1, "no second AWS store");
 }
+
+/// An application loop calling Encrypt and Decrypt with KMS key `arn` through AWS KMS
+/// until stopped: (calls that succeeded, failures).
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ok: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl Load {
+    fn start(app: aws_sdk_kms::Client, arn: String) -> Load {
+        use std::sync::{
+            Arc,
+            atomic::{AtomicBool, AtomicUsize, Ordering},
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let (s, o) = (stop.clone(), ok.clone());
+        let task = tokio::spawn(async move {
+            let mut failures = Vec::new();
+            while !s.load(Ordering::SeqCst) {
+                let enc = app
+                    .encrypt()
+                    .key_id(&arn)
+                    .plaintext(Blob::new(b"rotation".to_vec()))
+                    .send()
+                    .await;
+                let outcome = match enc {
+                    Ok(e) => {
+                        let blob = e.ciphertext_blob().cloned().unwrap_or(Blob::new(vec![]));
+                        app.decrypt()
+                            .ciphertext_blob(blob)
+                            .send()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| format!("Decrypt: {}", aws_code(&e)))
+                    }
+                    Err(e) => Err(format!("Encrypt: {}", aws_code(&e))),
+                };
+                match outcome {
+                    Ok(()) => {
+                        o.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(e) => failures.push(e),
+                }
+            }
+            failures
+        });
+        Load { stop, ok, task }
+    }
+
+    /// Waits until `n` more round trips succeeded (or 30 s passed).
+    async fn more(&self, n: usize) {
+        use std::sync::atomic::Ordering;
+        let target = self.ok.load(Ordering::SeqCst) + n;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.ok.load(Ordering::SeqCst) < target && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn finish(self) -> (usize, Vec<String>) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::SeqCst);
+        let failures = self.task.await.expect("load task");
+        (self.ok.load(Ordering::SeqCst), failures)
+    }
+}
+
+/// The access key id AWS KMS signs with for store `cks`.
+async fn aws_access_key(world: &AwsWorld, cks: &str) -> String {
+    let stores = world.aws_stores().await;
+    let store = stores
+        .iter()
+        .find(|s| s.custom_key_store_id() == Some(cks))
+        .expect("AWS store");
+    store
+        .xks_proxy_configuration()
+        .and_then(|c| c.access_key_id())
+        .expect("access key id")
+        .to_string()
+}
+
+/// The access key ids of the store at `path`.
+async fn local_access_keys(world: &AwsWorld, path: &str) -> Vec<String> {
+    let listed = expect_status(&world.root.get(&format!("{path}/credentials")).await, 200);
+    keyhold_tests::admin::access_key_ids(&listed)
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_rotate_by_hand_and_on_schedule_while_aws_kms_keeps_calling() {
+    let start = time::macros::datetime!(2026-01-05 00:00 UTC);
+    let clock = keyhold::clock::ManualClock::new(start);
+    let world =
+        AwsWorld::start_with(TestServer::admin_only().clock(std::sync::Arc::new(clock.clone())))
+            .await;
+    let mut body = world
+        .linked_store_body("rotating", "ctm", "rot-health")
+        .await;
+    body["max_credentials"] = json!(2);
+    let created = expect_status(&world.root.create_store(&body).await, 201);
+    let path = format!(
+        "/api/v1/stores/{}",
+        created["store"]["id"].as_str().expect("id")
+    );
+    let cks = created["store"]["aws"]["custom_key_store_id"]
+        .as_str()
+        .expect("cks")
+        .to_string();
+    world.connect(&path).await;
+    let key = world.create_key(&path, "ctm", "rot-key").await;
+    let arn = key["aws"]["key_arn"].as_str().expect("ARN").to_string();
+    let load = Load::start(world.app.clone(), arn);
+    load.more(5).await;
+
+    // By hand: each new credential is pushed to AWS KMS; at max credentials (2) the
+    // oldest goes, never the one AWS KMS signs with.
+    for _ in 0..3 {
+        let r = world
+            .root
+            .post(&format!("{path}/credentials"), &json!({}))
+            .await;
+        let file = expect_status(&r, 201);
+        let akid = file["XksProxyAuthenticationCredential"]["AccessKeyId"]
+            .as_str()
+            .expect("akid")
+            .to_string();
+        assert_eq!(aws_access_key(&world, &cks).await, akid);
+        let local = local_access_keys(&world, &path).await;
+        assert!(local.contains(&akid) && local.len() <= 2, "{local:?}");
+        load.more(5).await;
+    }
+
+    // On schedule: daily at 03:00 UTC; the clock is moved past it.
+    let schedule = json!({"name": "nightly", "recurrence": {"type": "daily", "at": "03:00"}});
+    expect_status(&world.root.post("/api/v1/schedules", &schedule).await, 201);
+    let assigned = world
+        .root
+        .request(
+            "PUT",
+            &format!("{path}/schedule"),
+            Some(&json!({"schedule": "nightly"})),
+            &[],
+        )
+        .await;
+    expect_status(&assigned, 200);
+    let before = aws_access_key(&world, &cks).await;
+    clock.set(start + time::Duration::minutes(3 * 60 + 1));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let state = loop {
+        let s = expect_status(&world.root.get(&format!("{path}/schedule")).await, 200);
+        if !s["last_run_at"].is_null() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled run: {s}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let result = state["last_result"].as_str().expect("last result");
+    assert!(result.starts_with("ok"), "{state}");
+    let after = aws_access_key(&world, &cks).await;
+    assert_ne!(after, before);
+    assert!(result.contains(&after), "{result} names {after}");
+    let local = local_access_keys(&world, &path).await;
+    assert!(local.contains(&after) && local.len() <= 2, "{local:?}");
+    load.more(5).await;
+
+    let (ok, failures) = load.finish().await;
+    assert!(
+        failures.is_empty(),
+        "{} failed calls: {failures:?}",
+        failures.len()
+    );
+    assert!(ok >= 25, "{ok} round trips");
+}
+
+/// Polls job `id` until it has ended (at most 60 s).
+async fn job_until_ended(root: &keyhold_tests::admin::AdminClient, id: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let job = expect_status(&root.get(&format!("/api/v1/jobs/{id}")).await, 200);
+        if job["state"] != "running" {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job still running: {job}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_links_what_was_made_by_hand_shows_other_proxies_as_remote_and_can_be_cancelled() {
+    use aws_sdk_kms::types::{
+        ConnectionStateType, CustomKeyStoreType, OriginType, XksProxyAuthenticationCredentialType,
+        XksProxyConnectivityType,
+    };
+    let world = AwsWorld::start().await;
+    let admin = keyhold_tests::aws::kms_client(
+        &world.emulator.endpoint(),
+        &world.ca.pem(),
+        keyhold_tests::aws::KEYHOLD_AKID,
+        keyhold_tests::aws::KEYHOLD_SECRET,
+        3,
+    );
+    // Two unlinked local stores with the location AWS KMS reaches them at.
+    let mut made = Vec::new();
+    for name in ["by-hand", "elsewhere"] {
+        world.source_key("ctm", &format!("{name}-hc")).await;
+        let body = json!({
+            "name": name, "account": ACCOUNT, "region": REGION, "source": "ctm",
+            "health_check_key": format!("{name}-hc"),
+            "location": {"type": "public", "endpoint": world.xks_endpoint()},
+        });
+        made.push(expect_status(&world.root.create_store(&body).await, 201));
+    }
+    let path_of = |c: &serde_json::Value| {
+        format!("/api/v1/stores/{}", c["store"]["id"].as_str().expect("id"))
+    };
+    let by_hand = path_of(&made[0]);
+    world.create_key(&by_hand, "ctm", "hand-key").await;
+
+    // As a user does in the AWS console from each credentials file.
+    let mut aws_ids = Vec::new();
+    for c in &made {
+        let file = &c["credentials_file"];
+        let cred = XksProxyAuthenticationCredentialType::builder()
+            .access_key_id(
+                file["XksProxyAuthenticationCredential"]["AccessKeyId"]
+                    .as_str()
+                    .expect("akid"),
+            )
+            .raw_secret_access_key(
+                file["XksProxyAuthenticationCredential"]["RawSecretAccessKey"]
+                    .as_str()
+                    .expect("secret"),
+            )
+            .build()
+            .expect("credential");
+        let out = admin
+            .create_custom_key_store()
+            .custom_key_store_name(c["store"]["name"].as_str().expect("name"))
+            .custom_key_store_type(CustomKeyStoreType::ExternalKeyStore)
+            .xks_proxy_uri_endpoint(world.xks_endpoint())
+            .xks_proxy_uri_path(file["XksProxyUriPath"].as_str().expect("path"))
+            .xks_proxy_connectivity(XksProxyConnectivityType::PublicEndpoint)
+            .xks_proxy_authentication_credential(cred)
+            .send()
+            .await
+            .expect("CreateCustomKeyStore by hand");
+        aws_ids.push(out.custom_key_store_id().expect("id").to_string());
+    }
+    admin
+        .connect_custom_key_store()
+        .custom_key_store_id(&aws_ids[0])
+        .send()
+        .await
+        .expect("connect");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while world
+        .aws_stores()
+        .await
+        .iter()
+        .find(|s| s.custom_key_store_id() == Some(aws_ids[0].as_str()))
+        .and_then(|s| s.connection_state().cloned())
+        != Some(ConnectionStateType::Connected)
+    {
+        assert!(std::time::Instant::now() < deadline, "never connected");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let key = admin
+        .create_key()
+        .origin(OriginType::ExternalKeyStore)
+        .custom_key_store_id(&aws_ids[0])
+        .xks_key_id("hand-key")
+        .send()
+        .await
+        .expect("CreateKey by hand");
+    let arn = key
+        .key_metadata()
+        .map(|m| m.arn().unwrap_or("").to_string())
+        .expect("metadata");
+    // "elsewhere" is served by another proxy from now on: keyhold forgets it.
+    let r = world
+        .root
+        .delete(&format!("{}?confirm=true", path_of(&made[1])))
+        .await;
+    expect_status(&r, 204);
+
+    let refresh = format!("/api/v1/accounts/{ACCOUNT}/refresh");
+    let job = expect_status(&world.root.post(&refresh, &json!({})).await, 202);
+    let job = job_until_ended(&world.root, job["id"].as_str().expect("job id")).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["done"], job["total"], "{job}");
+    let linked = world.store(&by_hand).await;
+    assert_eq!(
+        linked["aws"]["custom_key_store_id"],
+        aws_ids[0].as_str(),
+        "{linked}"
+    );
+    assert_eq!(linked["aws"]["connection_state"], "CONNECTED");
+    let hand_key = expect_status(
+        &world.root.get(&format!("{by_hand}/keys/hand-key")).await,
+        200,
+    );
+    assert_eq!(hand_key["aws"]["key_arn"], arn.as_str(), "{hand_key}");
+    let stores = expect_status(&world.root.get("/api/v1/stores").await, 200);
+    let remote = stores
+        .as_array()
+        .expect("stores")
+        .iter()
+        .find(|s| s["aws"]["custom_key_store_id"] == aws_ids[1].as_str())
+        .unwrap_or_else(|| panic!("remote store listed: {stores}"));
+    assert_eq!(remote["kind"], "remote", "{remote}");
+    // Remote stores cannot be connected, linked or given keys here.
+    let remote_path = format!("/api/v1/stores/{}", remote["id"].as_str().expect("id"));
+    let r = world
+        .root
+        .post(&format!("{remote_path}/connect"), &json!({}))
+        .await;
+    expect_error(&r, 409, "remote_store");
+
+    // Idempotent: a second refresh changes nothing.
+    let again = expect_status(&world.root.post(&refresh, &json!({})).await, 202);
+    let again = job_until_ended(&world.root, again["id"].as_str().expect("id")).await;
+    assert_eq!(again["state"], "succeeded", "{again}");
+    assert_eq!(again["summary"]["changed"], 0, "{again}");
+    let after = expect_status(&world.root.get("/api/v1/stores").await, 200);
+    assert_eq!(
+        after.as_array().map(Vec::len),
+        stores.as_array().map(Vec::len)
+    );
+
+    // A long refresh (many keys made by hand, AWS KMS answering slowly) is cancelled:
+    // it stops with its partial progress kept.
+    for i in 0..20 {
+        let ext = format!("bulk-{i}");
+        world.source_key("ctm", &ext).await;
+        let r = world
+            .root
+            .post(
+                &format!("{by_hand}/keys"),
+                &json!({"external_id": ext, "source_key": ext, "linked": false}),
+            )
+            .await;
+        expect_status(&r, 201);
+        admin
+            .create_key()
+            .origin(OriginType::ExternalKeyStore)
+            .custom_key_store_id(&aws_ids[0])
+            .xks_key_id(&ext)
+            .send()
+            .await
+            .expect("CreateKey by hand");
+    }
+    world
+        .emulator
+        .set_latency(std::time::Duration::from_millis(200));
+    let job = expect_status(&world.root.post(&refresh, &json!({})).await, 202);
+    let id = job["id"].as_str().expect("id").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let j = expect_status(&world.root.get(&format!("/api/v1/jobs/{id}")).await, 200);
+        if j["done"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no progress: {j}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let r = world
+        .root
+        .post(&format!("/api/v1/jobs/{id}/cancel"), &json!({}))
+        .await;
+    expect_status(&r, 200);
+    let cancelled = job_until_ended(&world.root, &id).await;
+    world.emulator.set_latency(std::time::Duration::ZERO);
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+    let (done, total) = (cancelled["done"].as_u64(), cancelled["total"].as_u64());
+    assert!(done >= Some(1) && done < total, "{cancelled}");
+    // What it did before stays: the links are still there, some bulk keys linked,
+    // not all.
+    assert_eq!(
+        world.store(&by_hand).await["aws"]["custom_key_store_id"],
+        aws_ids[0].as_str()
+    );
+    let keys = expect_status(&world.root.get(&format!("{by_hand}/keys")).await, 200);
+    let bulk_linked = keys
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|k| {
+            k["external_id"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("bulk-"))
+        })
+        .filter(|k| !k["aws"].is_null())
+        .count();
+    assert!(
+        bulk_linked < 20,
+        "{bulk_linked} bulk keys linked: {cancelled}"
+    );
+}

@@ -31,9 +31,14 @@ pub fn ensure_unblocked(store: &StoreRecord) -> Result<(), RuleViolation> {
     Ok(())
 }
 
-/// Updates need an unblocked store and, when linked, a disconnected one.
+/// Updates need an unblocked store and, when linked (and served here), a disconnected
+/// one. A remote store's name and location are this product's labels only: they change
+/// in any connection state.
 pub fn ensure_updatable(store: &StoreRecord) -> Result<(), RuleViolation> {
     ensure_unblocked(store)?;
+    if store.kind == StoreKind::Remote {
+        return Ok(());
+    }
     if let Some(AwsLink {
         connection_state, ..
     }) = &store.aws
@@ -210,6 +215,21 @@ mod tests {
                 "store_transient_state"
             );
         }
+    }
+
+    #[test]
+    fn remote_stores_are_renamed_in_any_connection_state() {
+        let s = StoreRecord {
+            kind: StoreKind::Remote,
+            ..linked(ConnectionState::Connected)
+        };
+        assert!(ensure_updatable(&s).is_ok());
+        assert_eq!(
+            ensure_updatable(&linked(ConnectionState::Connected))
+                .unwrap_err()
+                .code,
+            "store_not_disconnected"
+        );
     }
 
     #[test]

@@ -79,6 +79,7 @@ pub async fn start(
         data: Mutex::new(Data::default()),
         calls: Mutex::new(Vec::new()),
         throttle: AtomicU32::new(0),
+        latency_ms: std::sync::atomic::AtomicU64::new(0),
     });
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(server::serve(listener, tls, shared.clone(), stopped));
@@ -121,6 +122,15 @@ impl Emulator {
         self.shared
             .throttle
             .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Makes every later API call take `latency` longer to answer (as a distant
+    /// region would); zero for none.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self.shared
+            .latency_ms
+            .store(ms, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Ends every waiting period: keys pending deletion are deleted.

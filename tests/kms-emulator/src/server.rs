@@ -183,6 +183,10 @@ async fn handle(shared: &SharedRef, req: Request<Incoming>) -> Response<Full<Byt
         signing_region: String::new(),
         error_code: None,
     };
+    let latency = shared.latency_ms.load(std::sync::atomic::Ordering::SeqCst);
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
     let (response, error) = answer(shared, &protocol, &received, &mut call).await;
     call.error_code = error;
     shared.record(call);

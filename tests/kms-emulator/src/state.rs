@@ -160,6 +160,8 @@ pub struct Shared {
     pub calls: Mutex<Vec<ApiCall>>,
     /// API calls still to throttle.
     pub throttle: AtomicU32,
+    /// Added to every API call's answer time, milliseconds.
+    pub latency_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
