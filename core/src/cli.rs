@@ -149,7 +149,7 @@ pub enum AdminCommand {
     Account(accounts::AccountCmd),
     /// Connections to AWS (KMS and STS)
     #[command(subcommand)]
-    Connection(connections::ConnectionCmd),
+    Connection(Box<connections::ConnectionCmd>),
     /// Key sources (HSMs, CipherTrust, ...)
     #[command(subcommand)]
     Source(sources::SourceCmd),
@@ -158,7 +158,7 @@ pub enum AdminCommand {
     SourceKey(sources::SourceKeyCmd),
     /// External key stores (STORE: id or name)
     #[command(subcommand)]
-    Keystore(stores::KeystoreCmd),
+    Keystore(Box<stores::KeystoreCmd>),
     /// XKS proxy authentication credentials of a key store
     #[command(subcommand)]
     Credential(credentials::CredentialCmd),
@@ -202,10 +202,10 @@ async fn dispatch(global: Global, cmd: AdminCommand) -> Result<()> {
         AdminCommand::Token(c) => tokens::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::User(c) => users::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Account(c) => accounts::run(Ctx::new(&global, true)?, c).await,
-        AdminCommand::Connection(c) => connections::run(Ctx::new(&global, true)?, c).await,
+        AdminCommand::Connection(c) => connections::run(Ctx::new(&global, true)?, *c).await,
         AdminCommand::Source(c) => sources::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::SourceKey(c) => sources::run_keys(Ctx::new(&global, true)?, c).await,
-        AdminCommand::Keystore(c) => stores::run(Ctx::new(&global, true)?, c).await,
+        AdminCommand::Keystore(c) => stores::run(Ctx::new(&global, true)?, *c).await,
         AdminCommand::Credential(c) => credentials::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Key(c) => keys::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Schedule(c) => schedules::run(Ctx::new(&global, true)?, c).await,
