@@ -416,6 +416,32 @@ async fn failures_are_clear_errors_and_leave_nothing_half_made() {
         .collect();
     assert!(!sts.is_empty());
     assert!(sts.iter().all(|c| c.signing_region == REGION), "{sts:?}");
+    // The legacy STS setting signs for the global endpoint's region, us-east-1.
+    world
+        .add_connection(
+            "role-legacy",
+            json!({"role_arn": ROLE_ARN, "sts_regional_endpoints": "legacy"}),
+        )
+        .await;
+    let t = expect_status(
+        &world
+            .root
+            .post(
+                "/api/v1/connections/aws/role-legacy/test",
+                &json!({"region": REGION}),
+            )
+            .await,
+        200,
+    );
+    assert_eq!(t["status"], "Ready", "{t}");
+    let last_sts = world
+        .emulator
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "AssumeRole")
+        .last()
+        .expect("AssumeRole");
+    assert_eq!(last_sts.signing_region, "us-east-1");
 
     // Throttling: retried, then it succeeds; throttled beyond the retries, reported.
     world.emulator.throttle_next(2);
