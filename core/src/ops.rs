@@ -534,17 +534,9 @@ impl Operations {
         id: &str,
         blocked: bool,
     ) -> Result<Versioned<StoreRecord>, OpError> {
-        let current = self.get_store(id)?;
-        let mut next = current.value.clone();
-        next.blocked = blocked;
-        let version = self.commit_store_change(
-            id,
-            &[Condition::Revision(keys::store(id), current.version)],
-            vec![Write::Put(keys::store(id), to_json(&next))],
-        )?;
-        Ok(Versioned {
-            value: next,
-            version,
+        self.change_store(id, |next| {
+            next.blocked = blocked;
+            Ok(())
         })
     }
 

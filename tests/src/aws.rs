@@ -264,3 +264,29 @@ where
         None => format!("not a service error: {e:?}"),
     }
 }
+
+/// Calls `probe` until it answers `Ok` (every 50 ms, at most 60 s) and returns that;
+/// panics with `what` and the last `Err` (what was seen) otherwise.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match probe().await {
+            Ok(t) => return t,
+            Err(seen) => assert!(std::time::Instant::now() < deadline, "{what}: {seen}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The admin API's answer to `GET path` once `done` holds for it.
+pub async fn get_until(root: &AdminClient, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    eventually(&format!("GET {path}"), || async {
+        let v = expect_status(&root.get(path).await, 200);
+        if done(&v) { Ok(v) } else { Err(v.to_string()) }
+    })
+    .await
+}

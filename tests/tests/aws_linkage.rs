@@ -7,7 +7,7 @@ use aws_sdk_kms::{primitives::Blob, types::DataKeySpec};
 use keyhold_tests::{
     TestServer,
     admin::{expect_error, expect_status},
-    aws::{ACCOUNT, AwsWorld, CLOSED_ROLE_ARN, REGION, ROLE_ARN, aws_code},
+    aws::{ACCOUNT, AwsWorld, CLOSED_ROLE_ARN, REGION, ROLE_ARN, aws_code, eventually, get_until},
     luna::{self, LunaToken},
 };
 use serde_json::json;
@@ -478,27 +478,22 @@ async fn failures_are_clear_errors_and_leave_nothing_half_made() {
     );
 }
 
-/// Polls the store named `name` until `done` holds for it (at most 30 s).
+/// The store named `name` once `done` holds for it.
 async fn store_until(
     root: &keyhold_tests::admin::AdminClient,
     name: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let stores = expect_status(&root.get("/api/v1/stores").await, 200);
-        let found = stores
+    let stores = get_until(root, "/api/v1/stores", |stores| {
+        stores
             .as_array()
-            .and_then(|a| a.iter().find(|s| s["name"] == name).cloned());
-        if let Some(s) = found.filter(|s| done(s)) {
-            return s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "store {name}: {stores}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+            .is_some_and(|a| a.iter().any(|s| s["name"] == name && done(s)))
+    })
+    .await;
+    let found = stores
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == name));
+    found.cloned().expect("store listed")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -749,18 +744,10 @@ async fn credentials_rotate_by_hand_and_on_schedule_while_aws_kms_keeps_calling(
     expect_status(&assigned, 200);
     let before = aws_access_key(&world, &cks).await;
     clock.set(start + time::Duration::minutes(3 * 60 + 1));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let state = loop {
-        let s = expect_status(&world.root.get(&format!("{path}/schedule")).await, 200);
-        if !s["last_run_at"].is_null() {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no scheduled run: {s}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let state = get_until(&world.root, &format!("{path}/schedule"), |s| {
+        !s["last_run_at"].is_null()
+    })
+    .await;
     let result = state["last_result"].as_str().expect("last result");
     assert!(result.starts_with("ok"), "{state}");
     let after = aws_access_key(&world, &cks).await;
@@ -779,20 +766,12 @@ async fn credentials_rotate_by_hand_and_on_schedule_while_aws_kms_keeps_calling(
     assert!(ok >= 25, "{ok} round trips");
 }
 
-/// Polls job `id` until it has ended (at most 60 s).
+/// Job `id` once it has ended.
 async fn job_until_ended(root: &keyhold_tests::admin::AdminClient, id: &str) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let job = expect_status(&root.get(&format!("/api/v1/jobs/{id}")).await, 200);
-        if job["state"] != "running" {
-            return job;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "job still running: {job}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    get_until(root, &format!("/api/v1/jobs/{id}"), |j| {
+        j["state"] != "running"
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -862,18 +841,18 @@ async fn refresh_links_what_was_made_by_hand_shows_other_proxies_as_remote_and_c
         .send()
         .await
         .expect("connect");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while world
-        .aws_stores()
-        .await
-        .iter()
-        .find(|s| s.custom_key_store_id() == Some(aws_ids[0].as_str()))
-        .and_then(|s| s.connection_state().cloned())
-        != Some(ConnectionStateType::Connected)
-    {
-        assert!(std::time::Instant::now() < deadline, "never connected");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    eventually("connected by hand", || async {
+        let stores = world.aws_stores().await;
+        let state = stores
+            .iter()
+            .find(|s| s.custom_key_store_id() == Some(aws_ids[0].as_str()))
+            .and_then(|s| s.connection_state().cloned());
+        match state {
+            Some(ConnectionStateType::Connected) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
     let key = admin
         .create_key()
         .origin(OriginType::ExternalKeyStore)
@@ -964,15 +943,10 @@ async fn refresh_links_what_was_made_by_hand_shows_other_proxies_as_remote_and_c
         .set_latency(std::time::Duration::from_millis(200));
     let job = expect_status(&world.root.post(&refresh, &json!({})).await, 202);
     let id = job["id"].as_str().expect("id").to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let j = expect_status(&world.root.get(&format!("/api/v1/jobs/{id}")).await, 200);
-        if j["done"].as_u64().unwrap_or(0) >= 1 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no progress: {j}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    get_until(&world.root, &format!("/api/v1/jobs/{id}"), |j| {
+        j["done"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
     let r = world
         .root
         .post(&format!("/api/v1/jobs/{id}/cancel"), &json!({}))

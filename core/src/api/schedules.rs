@@ -59,22 +59,14 @@ pub struct ScheduleAssignment {
 pub struct StoreSchedule {
     /// The store's id.
     pub store_id: String,
-    /// The schedule's name.
-    pub schedule: String,
     /// When it runs.
     pub recurrence: RecurrenceSpec,
     /// The same in words.
     pub description: String,
-    /// When the schedule was assigned, Unix seconds.
-    pub assigned_at: i64,
-    /// When the last scheduled rotation ran, Unix seconds (absent: not yet).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_run_at: Option<i64>,
-    /// Its result: `ok: <new access key id>`, or the error's code and message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_result: Option<String>,
-    /// When the next scheduled rotation is due, Unix seconds.
-    pub next_run_at: i64,
+    /// The schedule's name, when it was assigned, the last run and its result, the
+    /// next run.
+    #[serde(flatten)]
+    pub state: RotationState,
 }
 
 impl StoreSchedule {
@@ -82,13 +74,9 @@ impl StoreSchedule {
     pub fn new(store_id: &str, schedule: &ScheduleRecord, state: RotationState) -> StoreSchedule {
         StoreSchedule {
             store_id: store_id.to_string(),
-            schedule: schedule.name.clone(),
             recurrence: schedule.recurrence.spec(),
             description: schedule.recurrence.to_string(),
-            assigned_at: state.assigned_at,
-            last_run_at: state.last_run_at,
-            last_result: state.last_result,
-            next_run_at: state.next_run_at,
+            state,
         }
     }
 }

@@ -20,25 +20,29 @@ use crate::model::StsRegionalEndpoints;
 /// Assumed-role credentials are renewed this long before they expire.
 const RENEW_BEFORE: Duration = Duration::from_secs(5 * 60);
 
-/// The STS endpoint and the region its requests are signed for: `override_url` (signed
-/// for `region`), else the region's own endpoint (`regional`) or the global one signed
-/// for `us-east-1` (`legacy`).
+/// The STS endpoint and the region its requests are signed for: `override_url`, else the
+/// region's own endpoint (`regional`) or the global one (`legacy`); requests are signed
+/// for `region` in `regional` mode and for `us-east-1`, the global endpoint's region, in
+/// `legacy` mode (an override stands in for the endpoint that mode names).
 pub fn sts_endpoint(
     override_url: Option<&str>,
     mode: StsRegionalEndpoints,
     region: &str,
 ) -> (String, String) {
-    match (override_url, mode) {
-        (Some(url), _) => (url.to_string(), region.to_string()),
-        (None, StsRegionalEndpoints::Regional) => (
+    let (default_url, signing_region) = match mode {
+        StsRegionalEndpoints::Regional => (
             format!("https://sts.{region}.amazonaws.com"),
             region.to_string(),
         ),
-        (None, StsRegionalEndpoints::Legacy) => (
+        StsRegionalEndpoints::Legacy => (
             "https://sts.amazonaws.com".to_string(),
             "us-east-1".to_string(),
         ),
-    }
+    };
+    (
+        override_url.map_or(default_url, str::to_string),
+        signing_region,
+    )
 }
 
 /// The STS role session name of connection `connection`: `keyhold-<connection>`,

@@ -309,6 +309,22 @@ impl SdkKms {
     }
 }
 
+/// Calls the custom key store operation `$method` (AWS name `$op`) on store `$id`,
+/// which answers nothing but success or an error.
+macro_rules! store_call {
+    ($self:ident, $method:ident, $op:literal, $id:expr) => {{
+        $self.ready().await?;
+        $self
+            .client
+            .$method()
+            .custom_key_store_id($id)
+            .send()
+            .await
+            .map_err(kms_err($op))?;
+        Ok(())
+    }};
+}
+
 #[async_trait::async_trait]
 impl Kms for SdkKms {
     async fn probe(&self) -> Result<(), AwsError> {
@@ -391,36 +407,20 @@ impl Kms for SdkKms {
     }
 
     async fn connect_store(&self, id: &str) -> Result<(), AwsError> {
-        self.ready().await?;
-        self.client
-            .connect_custom_key_store()
-            .custom_key_store_id(id)
-            .send()
-            .await
-            .map_err(kms_err("ConnectCustomKeyStore"))?;
-        Ok(())
+        store_call!(self, connect_custom_key_store, "ConnectCustomKeyStore", id)
     }
 
     async fn disconnect_store(&self, id: &str) -> Result<(), AwsError> {
-        self.ready().await?;
-        self.client
-            .disconnect_custom_key_store()
-            .custom_key_store_id(id)
-            .send()
-            .await
-            .map_err(kms_err("DisconnectCustomKeyStore"))?;
-        Ok(())
+        store_call!(
+            self,
+            disconnect_custom_key_store,
+            "DisconnectCustomKeyStore",
+            id
+        )
     }
 
     async fn delete_store(&self, id: &str) -> Result<(), AwsError> {
-        self.ready().await?;
-        self.client
-            .delete_custom_key_store()
-            .custom_key_store_id(id)
-            .send()
-            .await
-            .map_err(kms_err("DeleteCustomKeyStore"))?;
-        Ok(())
+        store_call!(self, delete_custom_key_store, "DeleteCustomKeyStore", id)
     }
 
     async fn create_xks_key(

@@ -19,7 +19,7 @@ pub struct ScheduleRecord {
 
 /// The scheduled rotation of one store (stored under [`super::keys::rotation_state`]
 /// while the store has a schedule). Times are Unix seconds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RotationState {
     /// The schedule's name.
     pub schedule: String,

@@ -7,6 +7,12 @@ fn sts_endpoint_follows_the_override_then_the_mode() {
             Some("https://sts.example.test:8443"),
             StsRegionalEndpoints::Legacy,
             "eu-west-1",
+            ("https://sts.example.test:8443", "us-east-1"),
+        ),
+        (
+            Some("https://sts.example.test:8443"),
+            StsRegionalEndpoints::Regional,
+            "eu-west-1",
             ("https://sts.example.test:8443", "eu-west-1"),
         ),
         (

@@ -55,6 +55,15 @@ pub fn metadata(data: &Data, account: &str, key: &KeyRecord) -> Value {
     Value::Object(m)
 }
 
+/// [`resolve`], for changing the key.
+fn resolve_mut<'d>(data: &'d mut Data, key_id: &str) -> Result<&'d mut KeyRecord, ApiError> {
+    let id = resolve(data, "keyId", key_id)?.id.clone();
+    data.keys
+        .iter_mut()
+        .find(|k| k.id == id)
+        .ok_or_else(|| ApiError::key_not_found(key_id))
+}
+
 /// Resolves a `KeyId` (key id or key ARN; aliases are not emulated).
 pub fn resolve<'d>(data: &'d Data, field: &str, key_id: &str) -> Result<&'d KeyRecord, ApiError> {
     validate::length(field, key_id, 1, 2048)?;
@@ -264,12 +273,7 @@ pub fn schedule_deletion(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError
         }
     };
     let mut data = ctx.shared.data();
-    let id = resolve(&data, "keyId", key_id)?.id.clone();
-    let key = data
-        .keys
-        .iter_mut()
-        .find(|k| k.id == id)
-        .ok_or_else(|| ApiError::key_not_found(key_id))?;
+    let key = resolve_mut(&mut data, key_id)?;
     if key.lifecycle != KeyLifecycle::Enabled {
         return Err(ApiError::new(
             "KMSInvalidStateException",
@@ -290,12 +294,7 @@ pub fn schedule_deletion(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError
 pub fn cancel_deletion(ctx: &Ctx<'_>, input: &Input) -> Result<Value, ApiError> {
     let key_id = input.req_str("KeyId")?;
     let mut data = ctx.shared.data();
-    let id = resolve(&data, "keyId", key_id)?.id.clone();
-    let key = data
-        .keys
-        .iter_mut()
-        .find(|k| k.id == id)
-        .ok_or_else(|| ApiError::key_not_found(key_id))?;
+    let key = resolve_mut(&mut data, key_id)?;
     if key.lifecycle == KeyLifecycle::Enabled {
         return Err(ApiError::new(
             "KMSInvalidStateException",
