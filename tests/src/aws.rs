@@ -177,6 +177,16 @@ impl AwsWorld {
         expect_status(&r, 201);
     }
 
+    /// Tests AWS connection `name` in this region (200): `Ready`, or `Failed` with the
+    /// reason.
+    pub async fn test_connection(&self, name: &str) -> Value {
+        let path = format!("/api/v1/connections/aws/{name}/test");
+        expect_status(
+            &self.root.post(&path, &json!({"region": REGION})).await,
+            200,
+        )
+    }
+
     /// keyhold's XKS endpoint as AWS KMS reaches it (`https://127.0.0.1:<port>`).
     pub fn xks_endpoint(&self) -> String {
         format!("https://127.0.0.1:{}", self.server.running.xks_addr.port())

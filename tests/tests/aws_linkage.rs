@@ -354,30 +354,12 @@ async fn failures_are_clear_errors_and_leave_nothing_half_made() {
     world
         .add_connection("wrong", json!({"secret_access_key": "x".repeat(40)}))
         .await;
-    let t = expect_status(
-        &world
-            .root
-            .post(
-                "/api/v1/connections/aws/wrong/test",
-                &json!({"region": REGION}),
-            )
-            .await,
-        200,
-    );
+    let t = world.test_connection("wrong").await;
     assert_eq!(t["status"], "Failed", "{t}");
     let reason = t["reason"].as_str().expect("reason");
     assert!(reason.contains("InvalidSignatureException"), "{reason}");
     // The good connection is Ready.
-    let t = expect_status(
-        &world
-            .root
-            .post(
-                "/api/v1/connections/aws/emulator/test",
-                &json!({"region": REGION}),
-            )
-            .await,
-        200,
-    );
+    let t = world.test_connection("emulator").await;
     assert_eq!(t["status"], "Ready", "{t}");
 
     // An assumed role: allowed works (the STS call is signed for the store's region),
@@ -389,16 +371,7 @@ async fn failures_are_clear_errors_and_leave_nothing_half_made() {
         .add_connection("closed-role", json!({"role_arn": CLOSED_ROLE_ARN}))
         .await;
     for (name, ready) in [("role", true), ("closed-role", false)] {
-        let t = expect_status(
-            &world
-                .root
-                .post(
-                    &format!("/api/v1/connections/aws/{name}/test"),
-                    &json!({"region": REGION}),
-                )
-                .await,
-            200,
-        );
+        let t = world.test_connection(name).await;
         assert_eq!(t["status"] == "Ready", ready, "{name}: {t}");
         if !ready {
             let reason = t["reason"].as_str().expect("reason");
@@ -423,23 +396,13 @@ async fn failures_are_clear_errors_and_leave_nothing_half_made() {
             json!({"role_arn": ROLE_ARN, "sts_regional_endpoints": "legacy"}),
         )
         .await;
-    let t = expect_status(
-        &world
-            .root
-            .post(
-                "/api/v1/connections/aws/role-legacy/test",
-                &json!({"region": REGION}),
-            )
-            .await,
-        200,
-    );
+    let t = world.test_connection("role-legacy").await;
     assert_eq!(t["status"], "Ready", "{t}");
     let last_sts = world
         .emulator
         .calls()
         .into_iter()
-        .filter(|c| c.operation == "AssumeRole")
-        .last()
+        .rfind(|c| c.operation == "AssumeRole")
         .expect("AssumeRole");
     assert_eq!(last_sts.signing_region, "us-east-1");
 
