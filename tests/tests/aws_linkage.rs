@@ -943,3 +943,50 @@ async fn refresh_links_what_was_made_by_hand_shows_other_proxies_as_remote_and_c
         "{bulk_linked} bulk keys linked: {cancelled}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_created_with_a_schedule_is_linked_first_and_answers_its_next_rotation() {
+    let world = AwsWorld::start().await;
+    let schedule =
+        json!({"name": "weekly", "recurrence": {"type": "weekly", "day": "sun", "at": "02:30"}});
+    expect_status(&world.root.post("/api/v1/schedules", &schedule).await, 201);
+
+    // Only linked stores rotate on schedule; an unknown schedule is named. Neither
+    // leaves anything here or on AWS KMS.
+    let mut body = world
+        .linked_store_body("scheduled", "ctm", "sched-hc")
+        .await;
+    body["rotation_schedule"] = json!("weekly");
+    let mut unlinked = body.clone();
+    unlinked["linked"] = json!(false);
+    expect_error(
+        &world.root.create_store(&unlinked).await,
+        409,
+        "schedule_needs_linked_store",
+    );
+    let mut unknown = body.clone();
+    unknown["rotation_schedule"] = json!("monthly");
+    let message = expect_error(&world.root.create_store(&unknown).await, 404, "not_found");
+    assert!(message.contains("monthly"), "{message}");
+    let stores = expect_status(&world.root.get("/api/v1/stores").await, 200);
+    assert_eq!(stores.as_array().map(Vec::len), Some(0), "{stores}");
+    assert!(world.aws_stores().await.is_empty());
+
+    let created = expect_status(&world.root.create_store(&body).await, 201);
+    assert_eq!(created["rotation"]["schedule"], "weekly", "{created}");
+    let next = created["rotation"]["next_run_at"]
+        .as_i64()
+        .expect("next run");
+    let next = time::OffsetDateTime::from_unix_timestamp(next).expect("time");
+    assert_eq!(next.weekday(), time::Weekday::Sunday);
+    assert_eq!((next.hour(), next.minute()), (2, 30));
+    assert_eq!(created["store"]["rotation_schedule"], "weekly");
+    assert_eq!(created["store"]["aws"]["connection_state"], "DISCONNECTED");
+    let path = format!(
+        "/api/v1/stores/{}",
+        created["store"]["id"].as_str().expect("id")
+    );
+    let shown = expect_status(&world.root.get(&format!("{path}/schedule")).await, 200);
+    assert_eq!(shown["schedule"], "weekly");
+    assert_eq!(shown["next_run_at"], created["rotation"]["next_run_at"]);
+}

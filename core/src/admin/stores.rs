@@ -30,7 +30,8 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
 /// Create a key store; returns the credentials file once. With `linked`, its external
 /// key store is created on AWS KMS too (AWS KMS first checks that it reaches this proxy
 /// with the given location; if not, nothing is left on either side) and starts
-/// `DISCONNECTED`.
+/// `DISCONNECTED`; with `rotation_schedule` (linked stores only) that schedule is
+/// assigned and answered in `rotation` (schedule, next run).
 #[utoipa::path(post, path = "/api/v1/stores", request_body = NewStore, responses(
     (status = 201, description = "Store, credentials file, health-check path (ETag: the store's version).", body = CreatedStore),
     InvalidInput,
@@ -41,14 +42,19 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
 ))]
 async fn create_store(c: Caller, Body(body): Body<NewStore>) -> Result<Response> {
     let object = format!("store/{}", body.name);
-    let (store, file) = c
+    let (store, file, rotation) = c
         .change("create_store", object, move |ops, who| {
             if let Some(a) = &body.account {
                 ops.get_account(a)?;
             }
             authorize_account(ops, who, body.account.as_deref(), Permission::CreateStore)?;
+            if body.rotation_schedule.is_some() {
+                // Assigning a schedule is managing the store's credentials.
+                let account = body.account.as_deref();
+                authorize_account(ops, who, account, Permission::ManageCredentials)?;
+            }
             let account = body.account.clone();
-            let (current, file) = ops.create_store_with_link(body)?;
+            let (current, file, rotation) = ops.create_store_with_link(body)?;
             let rec = &current.value;
             let details = json!({
                 "store_id": rec.id,
@@ -57,8 +63,9 @@ async fn create_store(c: Caller, Body(body): Body<NewStore>) -> Result<Response>
                 "uri_path_prefix": rec.uri_path_prefix,
                 "access_key_id": file.credential.access_key_id,
                 "aws": rec.aws,
+                "rotation_schedule": rec.rotation_schedule,
             });
-            Ok(((Store::new(current, account), file), details))
+            Ok(((Store::new(current, account), file, rotation), details))
         })
         .await?;
     let health_check_path = model::lb_health_path(&store.record.uri_path_prefix);
@@ -67,6 +74,7 @@ async fn create_store(c: Caller, Body(body): Body<NewStore>) -> Result<Response>
         store,
         credentials_file: file,
         health_check_path,
+        rotation,
     };
     Ok(with_etag(StatusCode::CREATED, version, created))
 }

@@ -41,6 +41,10 @@ pub struct NewStore {
     /// location); AWS KMS first checks that it reaches this proxy.
     #[serde(default)]
     pub linked: bool,
+    /// A credential rotation schedule assigned once the store is linked (needs
+    /// `linked`); the answer's `rotation` shows it with its next run.
+    #[serde(default)]
+    pub rotation_schedule: Option<String>,
 }
 
 /// `PATCH /api/v1/stores/{id}` body: absent fields stay as they are; `source` and
@@ -136,6 +140,9 @@ pub struct CreatedStore {
     pub credentials_file: CredentialsFile,
     /// The store's load-balancer health-check path.
     pub health_check_path: String,
+    /// The scheduled rotation set at creation (schedule, next run), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<crate::model::RotationState>,
 }
 
 /// `POST /api/v1/stores/{id}/link` body (and the query of its preview): edits of the

@@ -48,6 +48,9 @@ pub enum KeystoreCmd {
         /// and a location); AWS KMS first checks that it reaches this proxy
         #[arg(long)]
         linked: bool,
+        /// Rotation schedule to assign once linked (with --linked)
+        #[arg(long, value_name = "SCHEDULE", requires = "linked")]
+        schedule: Option<String>,
         #[command(flatten)]
         location: LocationArgs,
         #[command(flatten)]
@@ -197,6 +200,7 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
             mtls,
             region,
             linked,
+            schedule,
             location,
             secret,
         } => {
@@ -213,6 +217,7 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
                 mtls,
                 region,
                 linked,
+                rotation_schedule: schedule,
             };
             let r = ctx.call_with(Method::POST, "/stores", &body).await?;
             let created: CreatedStore = r.parse()?;
@@ -225,6 +230,10 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
                 out!("{}", output::object(&r.json["store"], &[]));
                 outln!();
                 credentials::print(&shown, &secret);
+                if let Some(schedule) = r.json["rotation"]["schedule"].as_str() {
+                    let next = output::cell("next_run_at", &r.json["rotation"]["next_run_at"]);
+                    outln!("Rotation schedule:   {schedule} (next run {next})");
+                }
             }
             Ok(())
         }

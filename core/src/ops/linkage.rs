@@ -238,14 +238,22 @@ impl Operations {
     /// first checks that it reaches the proxy with the given network settings (a
     /// health call back to this server): if it does not, nothing is left on either
     /// side. The AWS store starts `DISCONNECTED`.
-    pub fn create_store_with_link(
-        &self,
-        new: NewStore,
-    ) -> Result<(Versioned<StoreRecord>, CredentialsFile), OpError> {
+    pub fn create_store_with_link(&self, new: NewStore) -> Result<CreatedWithLink, OpError> {
+        if let Some(schedule) = &new.rotation_schedule {
+            if !new.linked {
+                return Err(rule(
+                    "schedule_needs_linked_store",
+                    "a rotation schedule pushes each new credential to AWS KMS: create the store linked (linked = true) to give it one"
+                        .into(),
+                ));
+            }
+            self.get_schedule(schedule)?;
+        }
         if !new.linked {
             let (rec, file) = self.create_store(new)?;
-            return Ok((self.get_store(&rec.id)?, file));
+            return Ok((self.get_store(&rec.id)?, file, None));
         }
+        let schedule = new.rotation_schedule.clone();
         let account = new.account.clone().ok_or_else(|| {
             rule(
                 "store_without_account",
@@ -274,15 +282,25 @@ impl Operations {
             };
             aws_call(kms.create_xks_store(&spec))
         });
-        match created {
-            Ok(cks) => {
-                let linked = self.set_store_link(
-                    &rec.id,
-                    Some(AwsLink::new(cks, ConnectionState::Disconnected)),
-                )?;
-                Ok((linked, file))
-            }
+        let linked = created.and_then(|cks| {
+            let link = AwsLink::new(cks, ConnectionState::Disconnected);
+            self.set_store_link(&rec.id, Some(link))
+        });
+        let linked = match linked {
+            Ok(linked) => linked,
             Err(e) => {
+                self.purge_store(&rec.id)?;
+                return Err(e);
+            }
+        };
+        let Some(schedule) = schedule else {
+            return Ok((linked, file, None));
+        };
+        match self.assign_schedule(&rec.id, &schedule) {
+            Ok(state) => Ok((self.get_store(&rec.id)?, file, Some(state))),
+            Err(e) => {
+                // The schedule went away meanwhile: undo both sides.
+                self.delete_aws_side(&linked.value)?;
                 self.purge_store(&rec.id)?;
                 Err(e)
             }
@@ -560,6 +578,14 @@ impl Operations {
         self.delete_hyok_key(store_id, external_id)
     }
 }
+
+/// A created store (with its version), its credentials file (shown once) and, when a
+/// schedule was set, its rotation state.
+pub type CreatedWithLink = (
+    Versioned<StoreRecord>,
+    CredentialsFile,
+    Option<crate::model::RotationState>,
+);
 
 /// How often a transient connection state is polled.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);

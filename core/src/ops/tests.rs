@@ -165,6 +165,7 @@ pub(super) fn new_store(name: &str) -> NewStore {
         mtls: false,
         region: None,
         linked: false,
+        rotation_schedule: None,
     }
 }
 
