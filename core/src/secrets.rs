@@ -171,24 +171,34 @@ impl MasterKey {
     }
 }
 
-/// Writes `bytes` to `path` readable by its owner only (mode 0600, also when the file
-/// existed with other permissions), replacing any content, and syncs it to disk.
+/// Writes `bytes` to `path` readable by its owner only (mode 0600), replacing what was
+/// there, crash-safely: the bytes go to a new temporary file beside it (created
+/// exclusively, so a planted file or symlink is never opened), are synced, and the file
+/// is renamed over `path` (a symlink at `path` is replaced, never followed); then the
+/// directory is synced. A crash leaves the old file or the new one, never an empty or
+/// partial one.
 pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // tempfile creates with O_CREAT|O_EXCL and mode 0600 on Unix.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".keyhold-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o600))?;
     }
-    f.write_all(bytes)?;
-    f.sync_all()
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    #[cfg(unix)]
+    fs::File::open(dir)?.sync_all()?;
+    Ok(())
 }
 
 /// Writes a new random 32-byte key, base64-encoded, to `path` with mode 0600,
@@ -280,6 +290,52 @@ mod tests {
                 0o600
             );
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_replace_a_planted_symlink_instead_of_following_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.txt");
+        fs::write(&victim, "must stay").unwrap();
+        let path = dir.path().join("credentials.json");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        write_private_file(&path, b"secret").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"must stay");
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_file(), "a regular file replaced the link");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::read(&path).unwrap(), b"secret");
+        // Nothing is left behind: only the two files.
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["credentials.json", "victim.txt"]);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.txt");
+        write_private_file(&path, b"old").unwrap();
+        // The target is a directory now: the rename fails, the temporary file goes.
+        let blocked = dir.path().join("blocked");
+        fs::create_dir(&blocked).unwrap();
+        fs::write(blocked.join("inside"), "x").unwrap();
+        assert!(write_private_file(&blocked, b"new").is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        let leftovers = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .map(|e| e.file_name().to_string_lossy().starts_with(".keyhold-"))
+                    .unwrap_or(false)
+            })
+            .count();
+        assert_eq!(leftovers, 0);
     }
 
     #[test]
