@@ -229,6 +229,9 @@ fn plugin_settings(cfg: &Config) -> crate::ops::PluginSettings {
     }
 }
 
+/// How soon a failed routing update is retried (as a whole rebuild).
+const ROUTING_RETRY: Duration = Duration::from_secs(1);
+
 /// How often linked stores' AWS connection states are read from AWS KMS.
 const AWS_STATE_SYNC: Duration = Duration::from_secs(60);
 
@@ -354,18 +357,24 @@ pub async fn start_with_clock(
     let mut tasks = Vec::new();
 
     // Keep the snapshot current: apply every committed change to it (touching only
-    // the stores it names); a receiver that lagged behind rebuilds it whole.
+    // the stores it names); a receiver that lagged behind rebuilds it whole, and so does
+    // a failed update (retried every second until a rebuild succeeds), so that a deleted
+    // credential or a block never stays ineffective behind a failure.
     {
         let (store, ctx, routing) = (store.clone(), ctx.clone(), routing.clone());
+        let metrics = service.metrics();
         let mut stop = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
+            let mut stale = false;
             loop {
                 let ev = tokio::select! {
-                    ev = events.recv() => ev,
+                    ev = events.recv() => ev.map(Some),
+                    _ = tokio::time::sleep(ROUTING_RETRY), if stale => Ok(None),
                     _ = stop.changed() => break,
                 };
                 let event = match ev {
-                    Ok(event) => Some(event),
+                    Ok(Some(event)) => Some(event),
+                    Ok(None) => None,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "routing fell behind the store; rebuilding");
                         None
@@ -373,17 +382,25 @@ pub async fn start_with_clock(
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 };
                 let (store, ctx, current) = (store.clone(), ctx.clone(), routing.load_full());
-                let next = tokio::task::spawn_blocking(move || match event {
-                    Some(event) if event.revision <= current.revision => Ok(None),
-                    Some(event) => current.apply(&event, store.as_ref(), &ctx).map(Some),
-                    None => Routing::build(store.as_ref(), &ctx, Some(&current)).map(Some),
+                let next = tokio::task::spawn_blocking(move || {
+                    current.next(event.as_deref(), stale, store.as_ref(), &ctx)
                 })
                 .await;
                 match next {
-                    Ok(Ok(Some(r))) => routing.store(Arc::new(r)),
+                    Ok(Ok(Some(r))) => {
+                        routing.store(Arc::new(r));
+                        stale = false;
+                    }
                     Ok(Ok(None)) => {}
-                    Ok(Err(e)) => tracing::error!("routing update failed: {e}"),
-                    Err(e) => tracing::error!("routing update task failed: {e}"),
+                    Ok(Err(e)) => {
+                        stale = true;
+                        metrics.routing_update_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::error!("routing update failed, retrying in {} s: {e}", ROUTING_RETRY.as_secs());
+                    }
+                    Err(e) => {
+                        stale = true;
+                        tracing::error!("routing update task failed: {e}");
+                    }
                 }
             }
         }));

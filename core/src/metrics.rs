@@ -137,6 +137,8 @@ pub struct GlobalMetrics {
     pub shed_in_flight: AtomicU64,
     /// Requests shed because no key-source call slot freed up in time.
     pub shed_pool: AtomicU64,
+    /// Routing snapshot updates that failed (the snapshot is then rebuilt whole).
+    pub routing_update_failures: AtomicU64,
 }
 
 impl GlobalMetrics {
@@ -308,6 +310,15 @@ pub fn render(s: &Snapshot<'_>) -> String {
         "keyhold_xks_in_flight gauge Requests being answered.",
     );
     let _ = writeln!(out, "keyhold_xks_in_flight {}", s.in_flight);
+    family(
+        &mut out,
+        "keyhold_routing_update_failures_total counter Routing snapshot updates that failed (each followed by a whole rebuild until one succeeds).",
+    );
+    let _ = writeln!(
+        out,
+        "keyhold_routing_update_failures_total {}",
+        s.global.routing_update_failures.load(Relaxed)
+    );
     out
 }
 

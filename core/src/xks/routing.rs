@@ -339,6 +339,31 @@ impl Routing {
         Some(old)
     }
 
+    /// The snapshot to serve after `event`: `None` when there is nothing to do (an
+    /// event already reflected). Applied incrementally, or rebuilt whole when there is
+    /// no event (the feed lagged), when the previous update failed (`stale`: events
+    /// after a failed one cannot be applied on top of it), or when applying fails. An
+    /// error means the current snapshot is stale: the caller retries with `stale`.
+    pub fn next(
+        &self,
+        event: Option<&WatchEvent>,
+        stale: bool,
+        store: &dyn Store,
+        ctx: &RoutingContext,
+    ) -> Result<Option<Routing>, StoreError> {
+        match event {
+            Some(e) if !stale && e.revision <= self.revision => Ok(None),
+            Some(e) if !stale => match self.apply(e, store, ctx) {
+                Ok(next) => Ok(Some(next)),
+                Err(err) => {
+                    tracing::warn!("routing update failed ({err}); rebuilding it whole");
+                    Routing::build(store, ctx, Some(self)).map(Some)
+                }
+            },
+            _ => Routing::build(store, ctx, Some(self)).map(Some),
+        }
+    }
+
     /// The snapshot after one committed transaction. Only the stores it touches are
     /// rebuilt; a store that appears is loaded with its own credentials and keys.
     pub fn apply(

@@ -143,6 +143,12 @@ impl XksService {
         })
     }
 
+    /// The process-wide counters (shared: what is counted here is rendered on
+    /// `/metrics`).
+    pub fn metrics(&self) -> Arc<GlobalMetrics> {
+        self.metrics.clone()
+    }
+
     /// The current routing snapshot.
     pub fn routing(&self) -> Arc<Routing> {
         self.routing.load_full()

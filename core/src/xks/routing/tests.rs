@@ -257,3 +257,87 @@ fn quotas_come_from_the_store_or_the_default() {
     let r = Routing::build(&s, &c, None).unwrap();
     assert!(r.by_id("b").unwrap().quota.is_none());
 }
+
+/// A store whose reads fail while `failing` is set (a backend hiccup).
+struct FlakyStore {
+    inner: MemoryStore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl FlakyStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Backend {
+                backend: "test",
+                message: "read failed".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Store for FlakyStore {
+    fn get(&self, key: &str) -> Result<Option<crate::store::Entry>, StoreError> {
+        self.check()?;
+        self.inner.get(key)
+    }
+    fn scan(&self, prefix: &str) -> Result<Vec<crate::store::Entry>, StoreError> {
+        self.check()?;
+        self.inner.scan(prefix)
+    }
+    fn commit(
+        &self,
+        conditions: &[crate::store::Condition],
+        writes: Vec<Write>,
+    ) -> Result<u64, StoreError> {
+        self.inner.commit(conditions, writes)
+    }
+    fn revision(&self) -> Result<u64, StoreError> {
+        self.inner.revision()
+    }
+    fn watch(&self) -> tokio::sync::broadcast::Receiver<Arc<WatchEvent>> {
+        self.inner.watch()
+    }
+}
+
+#[test]
+fn a_failed_update_is_followed_by_a_whole_rebuild_so_no_change_is_lost() {
+    let (inner, c) = two_stores("pa", "pb", "secret-a");
+    let s = FlakyStore {
+        inner,
+        failing: false.into(),
+    };
+    let initial = Routing::build(&s, &c, None).unwrap();
+    let base_a = model::xks_base_path("pa");
+    assert_eq!(initial.by_base(&base_a).unwrap().credentials.len(), 1);
+    let mut rx = s.watch();
+
+    // The credential is deleted while reads fail: the update fails, whole rebuild too.
+    s.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    s.delete(&keys::credential("a", "AKIDAAAAAAAAAAAAAAAA"))
+        .unwrap();
+    let deleted = rx.try_recv().unwrap();
+    assert!(initial.next(Some(&deleted), false, &s, &c).is_err());
+
+    // The next event concerns the other store only. Applied on top of the stale
+    // snapshot it would leave the deleted credential in force; as the update after a
+    // failure it rebuilds everything.
+    s.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    put_key(&s.inner, "b", "kb", false);
+    let unrelated = rx.try_recv().unwrap();
+    let on_top = initial.apply(&unrelated, &s, &c).unwrap();
+    assert_eq!(
+        on_top.by_base(&base_a).unwrap().credentials.len(),
+        1,
+        "what applying on top would serve"
+    );
+    let next = initial
+        .next(Some(&unrelated), true, &s, &c)
+        .unwrap()
+        .expect("rebuilt");
+    assert!(next.by_base(&base_a).unwrap().credentials.is_empty());
+    assert!(next.revision >= unrelated.revision);
+    // A failure with nothing to apply (a retry) rebuilds too; an old event is a no-op.
+    assert!(next.next(None, true, &s, &c).unwrap().is_some());
+    assert!(next.next(Some(&deleted), false, &s, &c).unwrap().is_none());
+}
