@@ -69,8 +69,9 @@ async fn get_user(c: Caller, Path(UserName { name }): Path<UserName>) -> Result<
     Ok(Json(User::from(&user)))
 }
 
-/// Delete a user and their tokens (admins); not the last admin. A user created again
-/// under the same name never inherits a token of the deleted one.
+/// Delete a user and their tokens (admins); not the last admin.
+///
+/// A user created again under the same name never inherits a token of the deleted one.
 #[utoipa::path(delete, path = "/api/v1/users/{name}", params(UserName), responses(
     (status = 204, description = "Deleted."),
     NotAdmin,
@@ -85,9 +86,11 @@ async fn delete_user(
         .await
 }
 
-/// Set a password (admins; users their own with current_password). Every session and
-/// API token of the user is revoked, except the token of this request when users
-/// change their own password (their current session survives, as in the AWS console).
+/// Set a password (admins; users their own with current_password).
+///
+/// Every session and API token of the user is revoked, except the token of this
+/// request when users change their own password (their current session survives, as
+/// in the AWS console).
 #[utoipa::path(put, path = "/api/v1/users/{name}/password", params(UserName), request_body = NewPassword, responses(
     (status = 204, description = "Changed."),
     (status = 400, description = "Weak password.", body = ErrorBody),
