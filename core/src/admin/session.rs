@@ -54,13 +54,14 @@ async fn login(
     if let Err(r) = throttle.check(&body.user, address) {
         return refusal(r);
     }
-    // Held until the login is done: at most a few password checks at once.
-    let _slot = match throttle.hashing_slot().await {
+    // At most a few password checks at once: the slot is held by the blocking task,
+    // so it stays taken even when the client goes away meanwhile.
+    let slot = match throttle.hashing_slot().await {
         Ok(slot) => slot,
         Err(r) => return refusal(r),
     };
     let user = body.user.clone();
-    match login_checked(s, body).await {
+    match login_checked(s, body, slot).await {
         Ok(session) => {
             throttle.succeeded(&user);
             Json(session).into_response()
@@ -103,8 +104,13 @@ fn refusal(r: Refusal) -> Response {
     resp
 }
 
-/// The audited login itself (the password checked on the blocking pool).
-async fn login_checked(s: AdminState, body: Login) -> Result<Session> {
+/// The audited login itself (the password checked on the blocking pool, holding
+/// `slot`).
+async fn login_checked(
+    s: AdminState,
+    body: Login,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Result<Session> {
     let ttl = s.session_ttl_seconds;
     // Audited under the name tried (a valid name): nobody is authenticated yet.
     let who = Principal {
@@ -114,6 +120,7 @@ async fn login_checked(s: AdminState, body: Login) -> Result<Session> {
     let object = format!("user/{}", body.user);
     let issued = Actor::new(s, who)
         .change("login", object, move |ops, _| {
+            let _slot = slot;
             Ok((ops.login(&body.user, &body.password, ttl)?, Value::Null))
         })
         .await?;
