@@ -40,6 +40,7 @@ mod session;
 mod sources;
 mod state;
 mod stores;
+mod throttle;
 mod tokens;
 mod users;
 

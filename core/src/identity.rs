@@ -196,6 +196,38 @@ pub struct UserRecord {
     pub password_hash: String,
     /// Creation time, Unix seconds.
     pub created_at: i64,
+    /// The user's generation: tokens carry the generation they were issued under and
+    /// are refused once it changes. Set from the store revision when the user is
+    /// created and when the password changes, so it only grows, also across a delete
+    /// and re-create of the same name. Records from before it existed read as 0.
+    #[serde(default)]
+    pub generation: u64,
+}
+
+/// The longest user name accepted anywhere (login, create user).
+pub const MAX_USER_NAME: usize = 64;
+
+/// Whether `name` is a valid user name: 1 to [`MAX_USER_NAME`] letters, digits, `.`,
+/// `_`, `@` and `-`.
+pub fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_USER_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
+}
+
+/// A user name as it may appear in an audit record or a log line: valid names as they
+/// are, anything else escaped and cut to [`MAX_USER_NAME`] characters (with `...`).
+pub fn audit_user_name(name: &str) -> String {
+    if valid_user_name(name) {
+        return name.to_string();
+    }
+    let mut out: String = name.escape_debug().take(MAX_USER_NAME).collect();
+    if name.escape_debug().nth(MAX_USER_NAME).is_some() {
+        out.push_str("...");
+    }
+    out
 }
 
 /// Hashes a password with argon2id and a random salt.
@@ -246,6 +278,10 @@ pub struct TokenRecord {
     /// Free text for API tokens.
     #[serde(default)]
     pub description: String,
+    /// The owner's [`UserRecord::generation`] when the token was issued (0 for records
+    /// from before it existed): a token of another generation is refused.
+    #[serde(default)]
+    pub user_generation: u64,
 }
 
 /// A freshly issued token: the record to store and the bearer string (shown once).
@@ -269,9 +305,10 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-/// Issues a token for `user`, valid until `expires_at` (Unix seconds) when given.
+/// Issues a token for `user` (of generation `user_generation`), valid until `expires_at` (Unix seconds) when given.
 pub fn issue_token(
     user: &str,
+    user_generation: u64,
     kind: TokenKind,
     expires_at: Option<i64>,
     description: &str,
@@ -291,6 +328,7 @@ pub fn issue_token(
             expires_at,
             created_at: crate::model::now_unix(),
             description: description.to_string(),
+            user_generation,
         },
         bearer: Zeroizing::new(format!("kh_{id}.{}", secret_text.as_str())),
     }

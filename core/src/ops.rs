@@ -814,6 +814,7 @@ mod sources;
 
 pub use connections::{CONNECTION_TEST_TIMEOUT, PluginSettings, open_source};
 pub use identity::RootBootstrap;
+pub(crate) use identity::validate_user_name;
 pub use jobs::interrupt_running_jobs;
 pub use linkage::{AppliedWaiter, TRANSITION_WAIT, block_on_aws};
 pub use refresh::{KmsFor, Stopping};

@@ -21,6 +21,8 @@ pub struct AdminState {
     ops: Arc<Operations>,
     audit: AuditLog,
     pub(super) session_ttl_seconds: u64,
+    /// Login backoff and the password-check pool of this node.
+    pub(super) login_throttle: Arc<super::throttle::LoginThrottle>,
     data_plane: Option<crate::xks::XksService>,
     shutdown: Option<tokio::sync::watch::Receiver<bool>>,
 }
@@ -51,6 +53,7 @@ impl AdminState {
             ops,
             audit,
             session_ttl_seconds,
+            login_throttle: Arc::default(),
             data_plane: None,
             shutdown: None,
         }

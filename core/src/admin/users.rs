@@ -40,7 +40,7 @@ async fn create_user(
     Admin(c): Admin,
     Body(body): Body<NewUser>,
 ) -> Result<(StatusCode, Json<User>)> {
-    let object = format!("user/{}", body.name);
+    let object = format!("user/{}", identity::audit_user_name(&body.name));
     let user = c
         .change("create_user", object, move |ops, _| {
             let u = ops.create_user(&body.name, &body.password, body.groups)?;
@@ -70,6 +70,8 @@ async fn get_user(c: Caller, Path(UserName { name }): Path<UserName>) -> Result<
 }
 
 /// Delete a user and their tokens (admins); not the last admin.
+///
+/// A user created again under the same name never inherits a token of the deleted one.
 #[utoipa::path(delete, path = "/api/v1/users/{name}", params(UserName), responses(
     (status = 204, description = "Deleted."),
     NotAdmin,
@@ -79,13 +81,16 @@ async fn delete_user(
     Admin(c): Admin,
     Path(UserName { name }): Path<UserName>,
 ) -> Result<StatusCode> {
-    c.change_no_content("delete_user", format!("user/{name}"), move |ops, _| {
-        ops.delete_user(&name)
-    })
-    .await
+    let object = format!("user/{}", identity::audit_user_name(&name));
+    c.change_no_content("delete_user", object, move |ops, _| ops.delete_user(&name))
+        .await
 }
 
 /// Set a password (admins; users their own with current_password).
+///
+/// Every session and API token of the user is revoked, except the token of this
+/// request when users change their own password (their current session survives, as
+/// in the AWS console).
 #[utoipa::path(put, path = "/api/v1/users/{name}/password", params(UserName), request_body = NewPassword, responses(
     (status = 204, description = "Changed."),
     (status = 400, description = "Weak password.", body = ErrorBody),
@@ -96,7 +101,9 @@ async fn set_password(
     Path(UserName { name }): Path<UserName>,
     Body(body): Body<NewPassword>,
 ) -> Result<StatusCode> {
-    c.change_no_content("set_password", format!("user/{name}"), move |ops, who| {
+    let object = format!("user/{}", identity::audit_user_name(&name));
+    let current_token = c.token.id.clone();
+    c.change_no_content("set_password", object, move |ops, who| {
         if !who.is_admin() {
             if who.user != name {
                 identity::require_admin(who, "change other users' passwords")?;
@@ -108,7 +115,8 @@ async fn set_password(
                 )));
             }
         }
-        ops.set_password(&name, &body.password)
+        let keep = (who.user == name).then_some(current_token.as_str());
+        ops.set_password(&name, &body.password, keep)
     })
     .await
 }

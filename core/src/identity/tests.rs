@@ -71,7 +71,7 @@ fn passwords_hash_and_verify() {
 
 #[test]
 fn tokens_verify_expire_and_never_store_the_secret() {
-    let t = issue_token("bob", TokenKind::Session, Some(1_000), "");
+    let t = issue_token("bob", 0, TokenKind::Session, Some(1_000), "");
     let (id, secret) = parse_bearer(&t.bearer).unwrap();
     assert_eq!(id, t.record.id);
     assert!(!serde_json::to_string(&t.record).unwrap().contains(secret));
@@ -84,7 +84,7 @@ fn tokens_verify_expire_and_never_store_the_secret() {
     for bad in ["", "kh_", "kh_abc", "kh_.x", "kh_x.", "Bearer x"] {
         assert!(parse_bearer(bad).is_err(), "{bad}");
     }
-    let api = issue_token("ci", TokenKind::Api, None, "pipeline");
+    let api = issue_token("ci", 0, TokenKind::Api, None, "pipeline");
     let (_, s) = parse_bearer(&api.bearer).unwrap();
     assert!(check_token(&api.record, s, i64::MAX - 1).is_ok());
 }

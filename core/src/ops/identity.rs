@@ -25,18 +25,16 @@ pub struct RootBootstrap {
     pub generated_password: Option<Zeroizing<String>>,
 }
 
-fn validate_user_name(name: &str) -> Result<(), OpError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b));
-    if ok {
+/// Refuses a user name that is not 1 to 64 letters, digits, `.`, `_`, `@` and `-`
+/// (the message quotes at most a cut, escaped prefix of it).
+pub(crate) fn validate_user_name(name: &str) -> Result<(), OpError> {
+    if identity::valid_user_name(name) {
         Ok(())
     } else {
         Err(OpError::Input(format!(
-            "invalid user name '{}': 1 to 64 characters of letters, digits, '.', '_', '@' and '-'",
-            name.chars().take(80).collect::<String>()
+            "invalid user name '{}': 1 to {} characters of letters, digits, '.', '_', '@' and '-'",
+            identity::audit_user_name(name),
+            identity::MAX_USER_NAME,
         )))
     }
 }
@@ -133,6 +131,7 @@ impl Operations {
             groups: [ADMINS.to_string()].into_iter().collect(),
             password_hash: hash(&password)?,
             created_at: model::now_unix(),
+            generation: self.next_generation()?,
         };
         match self.store.commit(
             &[Condition::Absent(identity::keys::user(ROOT_USER))],
@@ -165,6 +164,7 @@ impl Operations {
             groups,
             password_hash: hash(password)?,
             created_at: model::now_unix(),
+            generation: self.next_generation()?,
         };
         self.create_entry(identity::keys::user(name), to_json(&record), "user", name)?;
         Ok(record)
@@ -218,31 +218,65 @@ impl Operations {
         }
     }
 
-    /// Sets a user's password. Their other sessions stay valid until they expire.
-    pub fn set_password(&self, name: &str, password: &str) -> Result<(), OpError> {
+    /// A user generation newer than any given so far: one past the store's revision
+    /// (every earlier generation was read from an earlier revision and committed).
+    fn next_generation(&self) -> Result<u64, OpError> {
+        Ok(self.store.revision()?.saturating_add(1))
+    }
+
+    /// Sets a user's password and revokes every token of theirs but `keep` (the token
+    /// of a user changing their own password: their current session survives, as in
+    /// the AWS console). The user's generation moves on, so a token issued before,
+    /// even one written concurrently, is refused from now on; `keep` is carried over.
+    pub fn set_password(
+        &self,
+        name: &str,
+        password: &str,
+        keep: Option<&str>,
+    ) -> Result<(), OpError> {
         validate_password(password)?;
         let entry = self.entry(&identity::keys::user(name), "user", name)?;
         let mut user: UserRecord = decode(&entry)?;
         user.password_hash = hash(password)?;
-        self.commit_read(
-            &[Condition::Revision(entry.key.clone(), entry.revision)],
-            vec![Write::Put(entry.key, to_json(&user))],
-            "user",
-            name,
-            entry.revision,
-        )
+        user.generation = self
+            .next_generation()?
+            .max(user.generation.saturating_add(1));
+        let mut conditions = vec![Condition::Revision(entry.key.clone(), entry.revision)];
+        let mut writes = vec![Write::Put(entry.key, to_json(&user))];
+        for mut t in self.tokens_of(name)? {
+            let key = identity::keys::token(&t.id);
+            if keep == Some(t.id.as_str()) {
+                t.user_generation = user.generation;
+                conditions.push(Condition::Exists(key.clone()));
+                writes.push(Write::Put(key, to_json(&t)));
+            } else {
+                writes.push(Write::Delete(key));
+            }
+        }
+        self.commit_read(&conditions, writes, "user", name, entry.revision)
     }
 
     /// Checks a user's password (false for unknown users, in about the same time).
     pub fn check_password(&self, name: &str, password: &str) -> Result<bool, OpError> {
+        Ok(self.check_password_generation(name, password)?.is_some())
+    }
+
+    /// The user's generation when `password` is theirs; `None` for a wrong password or
+    /// an unknown user (in about the same time).
+    fn check_password_generation(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<Option<u64>, OpError> {
         match self.store.get(&identity::keys::user(name))? {
             Some(entry) => {
                 let user: UserRecord = decode(&entry)?;
-                Ok(identity::verify_password(password, &user.password_hash))
+                Ok(identity::verify_password(password, &user.password_hash)
+                    .then_some(user.generation))
             }
             None => {
                 let _ = identity::verify_password(password, dummy_hash());
-                Ok(false)
+                Ok(None)
             }
         }
     }
@@ -269,13 +303,18 @@ impl Operations {
         password: &str,
         ttl_seconds: u64,
     ) -> Result<IssuedToken, OpError> {
-        if !self.check_password(user, password)? {
+        let Some(generation) = self.check_password_generation(user, password)? else {
             return Err(unauthenticated("invalid user name or password"));
-        }
+        };
         let ttl = i64::try_from(ttl_seconds).unwrap_or(i64::MAX / 2);
         let expires = model::now_unix().saturating_add(ttl);
-        let issued =
-            identity::issue_token(user, TokenKind::Session, Some(expires), "login session");
+        let issued = identity::issue_token(
+            user,
+            generation,
+            TokenKind::Session,
+            Some(expires),
+            "login session",
+        );
         self.put_token(&issued)?;
         self.purge_expired_tokens(user)?;
         Ok(issued)
@@ -296,7 +335,9 @@ impl Operations {
                 "description must be at most 256 characters".into(),
             ));
         }
-        let issued = identity::issue_token(user, TokenKind::Api, expires_at, description);
+        let generation = self.get_user(user)?.generation;
+        let issued =
+            identity::issue_token(user, generation, TokenKind::Api, expires_at, description);
         self.put_token(&issued)?;
         Ok(issued)
     }
@@ -314,6 +355,11 @@ impl Operations {
             Some(e) => decode::<UserRecord>(&e)?,
             None => return Err(unauthenticated("the token's user no longer exists")),
         };
+        if user.generation != record.user_generation {
+            return Err(unauthenticated(
+                "token revoked: the user's password changed or the user was re-created",
+            ));
+        }
         Ok((
             Principal {
                 user: user.name,

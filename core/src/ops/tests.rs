@@ -555,9 +555,65 @@ fn users_tokens_and_the_root_bootstrap() {
     f.ops.delete_user("bob").unwrap();
     assert!(f.ops.authenticate(&again.bearer).is_err());
     assert_eq!(code(f.ops.delete_user("root")), "last_admin");
-    f.ops.set_password("root", "a new password").unwrap();
+    f.ops.set_password("root", "a new password", None).unwrap();
     assert!(f.ops.check_password("root", "a new password").unwrap());
-    assert_eq!(code(f.ops.set_password("root", "short")), "invalid_input");
+    assert_eq!(
+        code(f.ops.set_password("root", "short", None)),
+        "invalid_input"
+    );
+}
+
+#[test]
+fn a_password_change_revokes_other_tokens_and_keeps_the_current_one() {
+    let f = fixture();
+    let groups: std::collections::BTreeSet<String> = ["users".to_string()].into_iter().collect();
+    f.ops
+        .create_user("carol", "first password", groups)
+        .unwrap();
+    let current = f.ops.login("carol", "first password", 600).unwrap();
+    let other = f.ops.login("carol", "first password", 600).unwrap();
+    let api = f.ops.issue_api_token("carol", None, "ci").unwrap();
+    f.ops
+        .set_password("carol", "second password", Some(&current.record.id))
+        .unwrap();
+    f.ops
+        .authenticate(&current.bearer)
+        .expect("current session kept");
+    for revoked in [&other, &api] {
+        assert_eq!(code(f.ops.authenticate(&revoked.bearer)), "unauthenticated");
+    }
+    assert_eq!(f.ops.list_tokens("carol").unwrap().len(), 1);
+    // An admin's change keeps none.
+    f.ops.set_password("carol", "third password", None).unwrap();
+    assert_eq!(code(f.ops.authenticate(&current.bearer)), "unauthenticated");
+}
+
+#[test]
+fn a_token_written_for_a_deleted_user_is_refused_after_re_creation() {
+    let f = fixture();
+    let groups: std::collections::BTreeSet<String> = ["users".to_string()].into_iter().collect();
+    f.ops
+        .create_user("dave", "first password", groups.clone())
+        .unwrap();
+    let old = f.ops.login("dave", "first password", 600).unwrap();
+    f.ops.delete_user("dave").unwrap();
+    f.ops.create_user("dave", "first password", groups).unwrap();
+    // A token record of the old user that survived (e.g. a login committed while the
+    // user was deleted) is refused: it carries the old generation.
+    f.store
+        .put(
+            &crate::identity::keys::token(&old.record.id),
+            serde_json::to_vec(&old.record).unwrap(),
+        )
+        .unwrap();
+    let err = f.ops.authenticate(&old.bearer).unwrap_err();
+    assert_eq!(err.http_status(), 401, "{err}");
+    // Records from before generations existed (no field) read as generation 0.
+    let legacy: crate::identity::UserRecord = serde_json::from_value(serde_json::json!({
+        "name": "x", "groups": ["users"], "password_hash": "h", "created_at": 1
+    }))
+    .unwrap();
+    assert_eq!(legacy.generation, 0);
 }
 
 #[test]
