@@ -1,0 +1,160 @@
+//! Tenant isolation over the wire: what an unauthenticated load balancer learns, which
+//! sources a non-admin may see, and the per-account SigV4 regions.
+
+use keyhold_tests::{
+    RawRequest, SourceFixture, TestServer,
+    admin::{
+        AdminClient, created_store_id, data_key, expect_error, expect_status, health_check_key,
+    },
+    fixture::LB_HEALTH,
+};
+use serde_json::json;
+
+/// Health-check and data keys of `ctm` and `ctm2`.
+const HC: &str = "tenant-hc";
+const HC2: &str = "tenant-hc2";
+const DATA: &str = "tenant-data";
+const DATA2: &str = "tenant-data2";
+
+/// Two ctm sources (`ctm`, `ctm2`) with a health-check and a data key each, no store,
+/// the admin API; and a root client.
+async fn server_with_keys() -> (TestServer, AdminClient) {
+    let server = TestServer::builder()
+        .source(SourceFixture::ctm())
+        .extra_source(SourceFixture::ctm_named("ctm2", "ctm2.key"))
+        .without_store()
+        .admin()
+        .start()
+        .await;
+    let root = server.root().await;
+    for (source, key) in [
+        ("ctm", health_check_key(HC)),
+        ("ctm2", health_check_key(HC2)),
+        ("ctm", data_key(DATA)),
+        ("ctm2", data_key(DATA2)),
+    ] {
+        expect_status(&root.create_source_key(source, &key).await, 201);
+    }
+    (server, root)
+}
+
+/// Creates account `id` whose ACL is `acl`.
+async fn account(root: &AdminClient, id: &str, acl: serde_json::Value) {
+    let r = root
+        .post(
+            "/api/v1/accounts",
+            &json!({"id": id, "name": format!("acc-{id}"), "acl": acl}),
+        )
+        .await;
+    expect_status(&r, 201);
+}
+
+/// Creates users `names` (group `users`, password `correct horse`).
+async fn users(root: &AdminClient, names: &[&str]) {
+    for name in names {
+        let r = root
+            .create_user(name, "correct horse", Some(&json!(["users"])))
+            .await;
+        expect_status(&r, 201);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn source_keys_are_seen_only_through_a_viewable_account() {
+    let (server, root) = server_with_keys().await;
+    users(&root, &["bob", "carol"]).await;
+    account(
+        &root,
+        "111122223333",
+        json!([{"principal": "user:bob", "permissions": ["view"]}]),
+    )
+    .await;
+    let r = root
+        .create_store(
+            &json!({"name": "bobs", "account": "111122223333", "source": "ctm",
+                              "health_check_key": HC}),
+        )
+        .await;
+    created_store_id(&r);
+    // A store on ctm2 without an account: admins only.
+    let r = root
+        .create_store(&json!({"name": "roots", "source": "ctm2", "health_check_key": HC2}))
+        .await;
+    created_store_id(&r);
+    let anon = server.admin();
+    let bob = anon.login("bob", "correct horse").await;
+    let carol = anon.login("carol", "correct horse").await;
+
+    // bob views an account with a store on ctm: he sees ctm's keys, not ctm2's.
+    let keys = expect_status(&bob.get("/api/v1/sources/ctm/keys").await, 200);
+    assert!(keys.to_string().contains(DATA), "{keys}");
+    expect_status(
+        &bob.get(&format!("/api/v1/sources/ctm/keys/{DATA}")).await,
+        200,
+    );
+    for path in [
+        "/api/v1/sources/ctm2/keys".to_string(),
+        format!("/api/v1/sources/ctm2/keys/{DATA2}"),
+        "/api/v1/sources/no-such-source/keys".to_string(),
+    ] {
+        let msg = expect_error(&bob.get(&path).await, 403, "forbidden");
+        assert!(!msg.contains(DATA2) && !msg.contains("roots"), "{msg}");
+    }
+    // carol views no account: no source at all.
+    for path in [
+        "/api/v1/sources/ctm/keys".to_string(),
+        format!("/api/v1/sources/ctm/keys/{HC}"),
+    ] {
+        expect_error(&carol.get(&path).await, 403, "forbidden");
+    }
+    // Creating source keys stays admins-only.
+    let r = bob.create_source_key("ctm", &data_key("bobs-own")).await;
+    expect_error(&r, 403, "admin_only");
+    // Admins are unrestricted.
+    let keys = expect_status(&root.get("/api/v1/sources/ctm2/keys").await, 200);
+    assert!(keys.to_string().contains(DATA2), "{keys}");
+    expect_status(
+        &root.get(&format!("/api/v1/sources/ctm2/keys/{HC2}")).await,
+        200,
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn load_balancer_health_answers_status_only() {
+    // A first start creates the store; the restart loads a broken library for its source.
+    let server = TestServer::start_default().await;
+    let c = server.client();
+    let lb = c.send(&RawRequest::new("GET", LB_HEALTH, "")).await;
+    assert_eq!(lb.status.as_u16(), 200);
+    assert_eq!(lb.json(), serde_json::json!({ "status": "ACTIVE" }));
+    let dir = server.stop().await;
+
+    let server = TestServer::builder()
+        .in_dir(dir)
+        .source(SourceFixture::built_library("ctm", "libplugin_bad_abi.so"))
+        .start()
+        .await;
+    let failed = &server.running.failed_sources;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let c = server.client();
+    let lb = c.send(&RawRequest::new("GET", LB_HEALTH, "")).await;
+    assert_eq!(lb.status.as_u16(), 503);
+    let body = String::from_utf8_lossy(&lb.body).to_string();
+    // Fixed body: the status, nothing about the library, the module or the failure.
+    assert_eq!(
+        lb.json(),
+        serde_json::json!({ "status": "UNAVAILABLE" }),
+        "{body}"
+    );
+    for detail in ["999", "bad_abi", "libplugin", "not loaded", "reason", "ctm"] {
+        assert!(!body.contains(detail), "{detail} in {body}");
+    }
+    // Authenticated callers still see the key managers' status.
+    let h = c.health().await.ok_json();
+    assert_eq!(
+        h["ekmFleetDetails"][0]["healthStatus"], "UNAVAILABLE",
+        "{h}"
+    );
+    server.stop().await;
+}
