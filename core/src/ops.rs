@@ -76,6 +76,23 @@ pub enum OpError {
         /// Why.
         reason: String,
     },
+    /// The source key already backs a HYOK key (of this or another store): a source key
+    /// is bound to one HYOK key at most, so one store's key material never serves
+    /// another's requests.
+    #[error(
+        "source key '{source_key}' of source '{source_name}' is already bound to a HYOK key of {}: a source key backs one HYOK key at most",
+        holder_name.as_deref().map_or("another key store".to_string(), |n| format!("key store '{n}'"))
+    )]
+    SourceKeyInUse {
+        /// The key source.
+        source_name: String,
+        /// The source key.
+        source_key: String,
+        /// Id of the store whose HYOK key holds it (never shown, see `holder_name`).
+        holder_store_id: String,
+        /// That store's name, when the caller may see it (`None`: a neutral message).
+        holder_name: Option<String>,
+    },
     /// The durable store failed.
     #[error("store: {0}")]
     Store(StoreError),
@@ -115,6 +132,7 @@ impl OpError {
                 _ => "source_error",
             },
             OpError::SourceUnavailable { .. } => "source_unavailable",
+            OpError::SourceKeyInUse { .. } => "source_key_in_use",
             OpError::Store(_) => "store_error",
             OpError::Input(_) => "invalid_input",
             OpError::Access(e) => e.code(),
@@ -126,7 +144,9 @@ impl OpError {
     pub fn http_status(&self) -> u16 {
         match self {
             OpError::NotFound { .. } => 404,
-            OpError::AlreadyExists { .. } | OpError::VersionMismatch { .. } => 409,
+            OpError::AlreadyExists { .. }
+            | OpError::VersionMismatch { .. }
+            | OpError::SourceKeyInUse { .. } => 409,
             OpError::Rule(r) if r.code == "source_immutable" => 422,
             OpError::Rule(_) => 409,
             OpError::Invalid(_) => 400,
@@ -729,6 +749,14 @@ impl Operations {
                 source_name: store.source.clone(),
                 reason,
             })?;
+        // A store's health-check key never backs a HYOK key (of any store on the source).
+        let stores = self.list_stores()?;
+        if stores
+            .iter()
+            .any(|s| s.value.source == store.source && s.value.health_check_key == source_key)
+        {
+            return Err(rules::source_key_is_health_check_key(&store.source, source_key).into());
+        }
         let record = HyokKeyRecord {
             external_id: external_id.to_string(),
             source_key: source_key.to_string(),
@@ -737,14 +765,21 @@ impl Operations {
             created_at: model::now_unix(),
         };
         let key = keys::hyok_key(store_id, external_id);
-        // Rewriting the store record bumps its version (see `delete_store`).
+        let index = keys::source_key_index(&store.source, source_key);
+        // Rewriting the store record bumps its version (see `delete_store`). The index
+        // entry, written in the same transaction, binds the source key to this key only.
         match self.store.commit(
             &[
                 Condition::Absent(key.clone()),
+                Condition::Absent(index.clone()),
                 Condition::Revision(keys::store(store_id), current.version),
             ],
             vec![
                 Write::Put(key, to_json(&record)),
+                Write::Put(
+                    index.clone(),
+                    format!("{store_id}/{external_id}").into_bytes(),
+                ),
                 Write::Put(keys::store(store_id), to_json(store)),
             ],
         ) {
@@ -755,6 +790,9 @@ impl Operations {
                     id: external_id.to_string(),
                 })
             }
+            Err(StoreError::Conflict { key }) if key == index => {
+                Err(self.source_key_in_use(&store.source, source_key, &index))
+            }
             Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
                 what: "key store",
                 id: store_id.to_string(),
@@ -762,6 +800,26 @@ impl Operations {
                 actual: 0,
             }),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The refusal of a second binding of a source key, naming the holding store (the
+    /// caller's layer drops the name for users who may not view that store).
+    fn source_key_in_use(&self, source: &str, source_key: &str, index: &str) -> OpError {
+        let holder_store_id = match self.store.get(index) {
+            Ok(Some(e)) => String::from_utf8_lossy(&e.value)
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            _ => String::new(),
+        };
+        let holder_name = self.get_store(&holder_store_id).ok().map(|s| s.value.name);
+        OpError::SourceKeyInUse {
+            source_name: source.to_string(),
+            source_key: source_key.to_string(),
+            holder_store_id,
+            holder_name,
         }
     }
 
@@ -792,15 +850,42 @@ impl Operations {
         Ok(record)
     }
 
-    /// Deletes one HYOK key.
+    /// Deletes one HYOK key, with its source key's binding (so the source key may back
+    /// a new HYOK key).
     pub fn delete_hyok_key(&self, store_id: &str, external_id: &str) -> Result<(), OpError> {
-        if !self.store.delete(&keys::hyok_key(store_id, external_id))? {
+        let key = keys::hyok_key(store_id, external_id);
+        let Some(entry) = self.store.get(&key)? else {
             return Err(OpError::NotFound {
                 what: "HYOK key",
                 id: external_id.to_string(),
             });
+        };
+        let record: HyokKeyRecord = decode(&entry)?;
+        let mut writes = vec![Write::Delete(key.clone())];
+        if !record.source_key.is_empty() {
+            let source = self.get_store(store_id)?.value.source;
+            let index = keys::source_key_index(&source, &record.source_key);
+            let bound_here = self
+                .store
+                .get(&index)?
+                .is_some_and(|e| e.value == format!("{store_id}/{external_id}").as_bytes());
+            if bound_here {
+                writes.push(Write::Delete(index));
+            }
         }
-        Ok(())
+        match self
+            .store
+            .commit(&[Condition::Revision(key, entry.revision)], writes)
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
+                what: "HYOK key",
+                id: external_id.to_string(),
+                expected: entry.revision,
+                actual: 0,
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

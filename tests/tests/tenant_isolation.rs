@@ -158,3 +158,88 @@ async fn load_balancer_health_answers_status_only() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_key_is_bound_to_one_hyok_key_of_one_store() {
+    let (server, root) = server_with_keys().await;
+    users(&root, &["alice", "bob"]).await;
+    // Account A (alice manages keys), account B (bob's, alice cannot see it).
+    account(
+        &root,
+        "111111111111",
+        json!([{"principal": "user:alice", "permissions": ["view", "manage_keys"]}]),
+    )
+    .await;
+    account(
+        &root,
+        "222222222222",
+        json!([{"principal": "user:bob", "permissions": ["view", "manage_keys"]}]),
+    )
+    .await;
+    let mut paths = Vec::new();
+    for (name, acc) in [("store-a", "111111111111"), ("store-b", "222222222222")] {
+        let r = root
+            .create_store(&json!({"name": name, "account": acc, "source": "ctm",
+                                  "health_check_key": HC}))
+            .await;
+        paths.push(format!("/api/v1/stores/{}", created_store_id(&r)));
+    }
+    let (a, b) = (&paths[0], &paths[1]);
+    let anon = server.admin();
+    let alice = anon.login("alice", "correct horse").await;
+    let bob = anon.login("bob", "correct horse").await;
+    expect_status(&bob.create_hyok_key(b, "b-key", DATA).await, 201);
+
+    // alice cannot bind B's source key: refused, without naming B's store.
+    let msg = expect_error(
+        &alice.create_hyok_key(a, "stolen", DATA).await,
+        409,
+        "source_key_in_use",
+    );
+    assert!(
+        msg.contains(DATA) && msg.contains("another key store"),
+        "{msg}"
+    );
+    assert!(!msg.contains("store-b"), "{msg}");
+    // An admin sees which store holds it; a second key of the same store is refused too.
+    let msg = expect_error(
+        &root.create_hyok_key(a, "stolen", DATA).await,
+        409,
+        "source_key_in_use",
+    );
+    assert!(msg.contains("'store-b'"), "{msg}");
+    let msg = expect_error(
+        &bob.create_hyok_key(b, "b-key-2", DATA).await,
+        409,
+        "source_key_in_use",
+    );
+    assert!(msg.contains("'store-b'"), "{msg}");
+    // A health-check key backs no HYOK key.
+    expect_error(
+        &alice.create_hyok_key(a, "hc", HC).await,
+        409,
+        "source_key_is_health_check_key",
+    );
+    let keys = expect_status(&alice.get(&format!("{a}/keys")).await, 200);
+    assert_eq!(keys, json!([]));
+
+    // Once B's key is deleted, the source key is free again.
+    expect_status(&bob.delete(&format!("{b}/keys/b-key")).await, 204);
+    expect_status(&alice.create_hyok_key(a, "mine", DATA).await, 201);
+    expect_error(
+        &bob.create_hyok_key(b, "b-key", DATA).await,
+        409,
+        "source_key_in_use",
+    );
+    // The binding survives a restart.
+    let builder = server.builder.clone();
+    let dir = server.stop().await;
+    let server = builder.in_dir(dir).start().await;
+    let root = server.root().await;
+    expect_error(
+        &root.create_hyok_key(b, "b-key", DATA).await,
+        409,
+        "source_key_in_use",
+    );
+    server.stop().await;
+}
