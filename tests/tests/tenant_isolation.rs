@@ -1,12 +1,17 @@
 //! Tenant isolation over the wire: what an unauthenticated load balancer learns, which
 //! sources a non-admin may see, and the per-account SigV4 regions.
 
+use std::time::SystemTime;
+
 use keyhold_tests::{
-    RawRequest, SourceFixture, TestServer,
+    Credential, RawRequest, SourceFixture, TestServer, XksClient,
     admin::{
-        AdminClient, created_store_id, data_key, expect_error, expect_status, health_check_key,
+        AdminClient, created_store_id, credential_of, data_key, expect_error, expect_status,
+        health_check_key,
     },
+    bodies,
     fixture::LB_HEALTH,
+    sign::Signer,
 };
 use serde_json::json;
 
@@ -241,5 +246,99 @@ async fn a_source_key_is_bound_to_one_hyok_key_of_one_store() {
         409,
         "source_key_in_use",
     );
+    server.stop().await;
+}
+
+/// A GetHealthStatus request of `xks` signed with `cred` for `region`.
+fn health_signed_for(xks: &XksClient, cred: &Credential, region: &str) -> RawRequest {
+    let mut req = RawRequest::post_json(&xks.op_path("/health"), &bodies::health());
+    let authority = xks.transport.authority();
+    req.set_header("host", &authority);
+    let signer = Signer {
+        region,
+        ..Signer::xks(cred)
+    };
+    let headers = req.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    let added = signer
+        .headers(
+            "POST",
+            &authority,
+            &req.path,
+            headers,
+            &req.body,
+            SystemTime::now(),
+        )
+        .expect("sign");
+    req.headers.extend(added);
+    req
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_signed_for_a_region_the_account_does_not_allow_are_refused() {
+    let (server, root) = server_with_keys().await;
+    let r = root
+        .post(
+            "/api/v1/accounts",
+            &json!({"id": "333344445555", "name": "regional", "regions": ["eu-west-1"]}),
+        )
+        .await;
+    expect_status(&r, 201);
+    let mut clients = Vec::new();
+    for (name, account, hc) in [
+        ("regional", Some("333344445555"), HC),
+        ("anywhere", None, HC2),
+    ] {
+        let source = if hc == HC { "ctm" } else { "ctm2" };
+        let mut body = json!({"name": name, "source": source, "health_check_key": hc});
+        if let Some(a) = account {
+            body["account"] = json!(a);
+        }
+        let created = expect_status(&root.create_store(&body).await, 201);
+        let file = &created["credentials_file"];
+        let cred = credential_of(file);
+        let path = file["XksProxyUriPath"].as_str().expect("uri path");
+        clients.push((XksClient::new(server.transport(), cred.clone(), path), cred));
+    }
+    let (regional, regional_cred) = &clients[0];
+    let (anywhere, anywhere_cred) = &clients[1];
+
+    // The account allows eu-west-1 only.
+    let ok = regional
+        .send(&health_signed_for(regional, regional_cred, "eu-west-1"))
+        .await;
+    ok.ok_json();
+    for region in ["us-east-1", "eu-west-2"] {
+        let reply = regional
+            .send(&health_signed_for(regional, regional_cred, region))
+            .await;
+        reply.assert_error(401, "AuthenticationFailedException");
+        let msg = reply.json()["errorMessage"].to_string();
+        assert!(msg.contains(region), "{msg}");
+    }
+    // A store without an account accepts any region.
+    for region in ["us-east-1", "ap-south-1"] {
+        anywhere
+            .send(&health_signed_for(anywhere, anywhere_cred, region))
+            .await
+            .ok_json();
+    }
+    // The account's regions change: the data plane applies it without a restart.
+    let r = root
+        .request(
+            "PUT",
+            "/api/v1/accounts/333344445555",
+            Some(&json!({"regions": ["eu-west-1", "us-east-1"]})),
+            &[],
+        )
+        .await;
+    expect_status(&r, 200);
+    regional
+        .send(&health_signed_for(regional, regional_cred, "us-east-1"))
+        .await
+        .ok_json();
+    regional
+        .send(&health_signed_for(regional, regional_cred, "eu-west-2"))
+        .await
+        .assert_error(401, "AuthenticationFailedException");
     server.stop().await;
 }
