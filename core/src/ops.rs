@@ -79,20 +79,8 @@ pub enum OpError {
     /// The source key already backs a HYOK key (of this or another store): a source key
     /// is bound to one HYOK key at most, so one store's key material never serves
     /// another's requests.
-    #[error(
-        "source key '{source_key}' of source '{source_name}' is already bound to a HYOK key of {}: a source key backs one HYOK key at most",
-        holder_name.as_deref().map_or("another key store".to_string(), |n| format!("key store '{n}'"))
-    )]
-    SourceKeyInUse {
-        /// The key source.
-        source_name: String,
-        /// The source key.
-        source_key: String,
-        /// Id of the store whose HYOK key holds it (never shown, see `holder_name`).
-        holder_store_id: String,
-        /// That store's name, when the caller may see it (`None`: a neutral message).
-        holder_name: Option<String>,
-    },
+    #[error("{0}")]
+    SourceKeyInUse(Box<SourceKeyInUse>),
     /// The durable store failed.
     #[error("store: {0}")]
     Store(StoreError),
@@ -106,6 +94,23 @@ pub enum OpError {
     /// (also in [`crate::aws::AwsError::code`]) and what to do.
     #[error("{0}")]
     Aws(#[from] crate::aws::AwsError),
+}
+
+/// A refused second binding of a source key: which key, and who holds it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "source key '{source_key}' of source '{source_name}' is already bound to a HYOK key of {}: a source key backs one HYOK key at most",
+    holder_name.as_deref().map_or("another key store".to_string(), |n| format!("key store '{n}'"))
+)]
+pub struct SourceKeyInUse {
+    /// The key source.
+    pub source_name: String,
+    /// The source key.
+    pub source_key: String,
+    /// Id of the store whose HYOK key holds it (never shown, see `holder_name`).
+    pub holder_store_id: String,
+    /// That store's name, when the caller may see it (`None`: a neutral message).
+    pub holder_name: Option<String>,
 }
 
 impl From<StoreError> for OpError {
@@ -132,7 +137,7 @@ impl OpError {
                 _ => "source_error",
             },
             OpError::SourceUnavailable { .. } => "source_unavailable",
-            OpError::SourceKeyInUse { .. } => "source_key_in_use",
+            OpError::SourceKeyInUse(_) => "source_key_in_use",
             OpError::Store(_) => "store_error",
             OpError::Input(_) => "invalid_input",
             OpError::Access(e) => e.code(),
@@ -146,7 +151,7 @@ impl OpError {
             OpError::NotFound { .. } => 404,
             OpError::AlreadyExists { .. }
             | OpError::VersionMismatch { .. }
-            | OpError::SourceKeyInUse { .. } => 409,
+            | OpError::SourceKeyInUse(_) => 409,
             OpError::Rule(r) if r.code == "source_immutable" => 422,
             OpError::Rule(_) => 409,
             OpError::Invalid(_) => 400,
@@ -815,12 +820,12 @@ impl Operations {
             _ => String::new(),
         };
         let holder_name = self.get_store(&holder_store_id).ok().map(|s| s.value.name);
-        OpError::SourceKeyInUse {
+        OpError::SourceKeyInUse(Box::new(SourceKeyInUse {
             source_name: source.to_string(),
             source_key: source_key.to_string(),
             holder_store_id,
             holder_name,
-        }
+        }))
     }
 
     /// HYOK keys of a store.

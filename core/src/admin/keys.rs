@@ -83,20 +83,11 @@ async fn create_key(
             .create_hyok_key_with_link(&id, &body.external_id, &body.source_key, body.linked)
             .map_err(|e| match e {
                 // Name the store holding the source key only to those who may view it.
-                OpError::SourceKeyInUse {
-                    source_name,
-                    source_key,
-                    holder_store_id,
-                    holder_name,
-                } => {
-                    let visible =
-                        authorize_store(ops, who, &holder_store_id, Permission::View).is_ok();
-                    OpError::SourceKeyInUse {
-                        source_name,
-                        source_key,
-                        holder_store_id,
-                        holder_name: holder_name.filter(|_| visible),
+                OpError::SourceKeyInUse(mut held) => {
+                    if authorize_store(ops, who, &held.holder_store_id, Permission::View).is_err() {
+                        held.holder_name = None;
                     }
+                    OpError::SourceKeyInUse(held)
                 }
                 other => other,
             })?;

@@ -460,21 +460,19 @@ fn a_source_key_backs_one_hyok_key_of_one_store() {
             "{msg}"
         );
         match e {
-            OpError::SourceKeyInUse {
-                holder_store_id, ..
-            } => assert_eq!(holder_store_id, a.id),
+            OpError::SourceKeyInUse(held) => assert_eq!(held.holder_store_id, a.id),
             other => panic!("{other:?}"),
         }
     }
     assert!(f.ops.list_hyok_keys(&b.id).unwrap().is_empty());
     assert_eq!(f.ops.list_hyok_keys(&a.id).unwrap().len(), 1);
     // Without the holder's name the message is neutral.
-    let neutral = OpError::SourceKeyInUse {
+    let neutral = OpError::SourceKeyInUse(Box::new(SourceKeyInUse {
         source_name: "ctm".into(),
         source_key: "data".into(),
         holder_store_id: a.id.clone(),
         holder_name: None,
-    };
+    }));
     let msg = neutral.to_string();
     assert!(
         msg.contains("another key store") && !msg.contains("sa"),
