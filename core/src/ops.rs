@@ -182,6 +182,9 @@ pub struct Versioned<T> {
     pub version: u64,
 }
 
+/// Prefix of the source key uniqueness index (`keys::source_key_index`).
+const SOURCE_KEY_INDEX: &str = "index/source-key/";
+
 /// Management operations over the durable store and the key sources.
 pub struct Operations {
     store: Arc<dyn Store>,
@@ -336,6 +339,11 @@ impl Operations {
             Condition::Absent(keys::store_name_index(&record.name)),
             Condition::Absent(keys::prefix_index(&prefix)),
             Condition::Absent(keys::store(&id)),
+            // A source key that backs a HYOK key is no health-check key.
+            Condition::Absent(keys::source_key_index(
+                &record.source,
+                &record.health_check_key,
+            )),
         ];
         let mut writes = Vec::new();
         if let Some(account) = &new.account {
@@ -368,6 +376,10 @@ impl Operations {
                     id: prefix,
                 })
             }
+            Err(StoreError::Conflict { key }) if key.starts_with(SOURCE_KEY_INDEX) => Err(
+                rules::health_check_key_backs_a_hyok_key(&record.source, &record.health_check_key)
+                    .into(),
+            ),
             Err(StoreError::Conflict { .. }) => Err(OpError::AlreadyExists {
                 what: "key store",
                 id: record.name,
@@ -483,6 +495,9 @@ impl Operations {
         if let Some(key) = update.health_check_key {
             rules::ensure_local(old, "health check key")?;
             self.validate_health_check_key(&old.source, &key)?;
+            if key != old.health_check_key {
+                conditions.push(Condition::Absent(keys::source_key_index(&old.source, &key)));
+            }
             next.health_check_key = key;
         }
         if let Some(max) = update.max_credentials {
@@ -534,6 +549,13 @@ impl Operations {
     ) -> Result<u64, OpError> {
         match self.store.commit(conditions, writes) {
             Ok(rev) => Ok(rev),
+            Err(StoreError::Conflict { key }) if key.starts_with(SOURCE_KEY_INDEX) => {
+                let (source, name) = key
+                    .trim_start_matches(SOURCE_KEY_INDEX)
+                    .split_once('/')
+                    .unwrap_or(("", ""));
+                Err(rules::health_check_key_backs_a_hyok_key(source, name).into())
+            }
             Err(StoreError::Conflict { key }) if key.starts_with("index/store-name/") => {
                 Err(OpError::AlreadyExists {
                     what: "key store",

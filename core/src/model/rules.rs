@@ -106,6 +106,16 @@ pub fn source_key_is_health_check_key(source: &str, key: &str) -> RuleViolation 
     )
 }
 
+/// A source key that backs a HYOK key is no store's health-check key.
+pub fn health_check_key_backs_a_hyok_key(source: &str, key: &str) -> RuleViolation {
+    violation(
+        "health_check_key_in_use",
+        format!(
+            "source key '{key}' of source '{source}' backs a HYOK key: a health-check key must be a key of its own"
+        ),
+    )
+}
+
 /// A store's key source and container never change.
 pub fn ensure_same_source(
     store: &StoreRecord,

@@ -481,6 +481,25 @@ fn a_source_key_backs_one_hyok_key_of_one_store() {
     // A health-check key never backs a HYOK key.
     let e = f.ops.create_hyok_key(&b.id, "k1", "hc").unwrap_err();
     assert_eq!(e.code(), "source_key_is_health_check_key");
+    // Nor does a source key that backs a HYOK key become a health-check key.
+    let mut on_data = new_store("sc");
+    on_data.health_check_key = "data".into();
+    assert_eq!(
+        code(f.ops.create_store(on_data).map(|_| ())),
+        "health_check_key_in_use"
+    );
+    let e = f
+        .ops
+        .update_store(
+            &b.id,
+            StoreUpdate {
+                health_check_key: Some("data".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "health_check_key_in_use");
     // Deleting the key frees the source key.
     f.ops.delete_hyok_key(&a.id, "k1").unwrap();
     f.ops.create_hyok_key(&b.id, "k1", "data").unwrap();
