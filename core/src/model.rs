@@ -321,6 +321,11 @@ pub mod keys {
     pub fn store_name_index(name: &str) -> String {
         format!("index/store-name/{name}")
     }
+    /// Uniqueness index: a source key (key source + key name) -> `<store id>/<external
+    /// id>` of the one HYOK key bound to it.
+    pub fn source_key_index(source: &str, key: &str) -> String {
+        format!("index/source-key/{source}/{key}")
+    }
     /// Uniqueness index: URI path prefix -> store id.
     pub fn prefix_index(prefix: &str) -> String {
         format!("index/prefix/{prefix}")

@@ -76,6 +76,11 @@ pub enum OpError {
         /// Why.
         reason: String,
     },
+    /// The source key already backs a HYOK key (of this or another store): a source key
+    /// is bound to one HYOK key at most, so one store's key material never serves
+    /// another's requests.
+    #[error("{0}")]
+    SourceKeyInUse(Box<SourceKeyInUse>),
     /// The durable store failed.
     #[error("store: {0}")]
     Store(StoreError),
@@ -89,6 +94,23 @@ pub enum OpError {
     /// (also in [`crate::aws::AwsError::code`]) and what to do.
     #[error("{0}")]
     Aws(#[from] crate::aws::AwsError),
+}
+
+/// A refused second binding of a source key: which key, and who holds it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "source key '{source_key}' of source '{source_name}' is already bound to a HYOK key of {}: a source key backs one HYOK key at most",
+    holder_name.as_deref().map_or("another key store".to_string(), |n| format!("key store '{n}'"))
+)]
+pub struct SourceKeyInUse {
+    /// The key source.
+    pub source_name: String,
+    /// The source key.
+    pub source_key: String,
+    /// Id of the store whose HYOK key holds it (never shown, see `holder_name`).
+    pub holder_store_id: String,
+    /// That store's name, when the caller may see it (`None`: a neutral message).
+    pub holder_name: Option<String>,
 }
 
 impl From<StoreError> for OpError {
@@ -115,6 +137,7 @@ impl OpError {
                 _ => "source_error",
             },
             OpError::SourceUnavailable { .. } => "source_unavailable",
+            OpError::SourceKeyInUse(_) => "source_key_in_use",
             OpError::Store(_) => "store_error",
             OpError::Input(_) => "invalid_input",
             OpError::Access(e) => e.code(),
@@ -126,7 +149,9 @@ impl OpError {
     pub fn http_status(&self) -> u16 {
         match self {
             OpError::NotFound { .. } => 404,
-            OpError::AlreadyExists { .. } | OpError::VersionMismatch { .. } => 409,
+            OpError::AlreadyExists { .. }
+            | OpError::VersionMismatch { .. }
+            | OpError::SourceKeyInUse(_) => 409,
             OpError::Rule(r) if r.code == "source_immutable" => 422,
             OpError::Rule(_) => 409,
             OpError::Invalid(_) => 400,
@@ -156,6 +181,9 @@ pub struct Versioned<T> {
     /// Its version.
     pub version: u64,
 }
+
+/// Prefix of the source key uniqueness index (`keys::source_key_index`).
+const SOURCE_KEY_INDEX: &str = "index/source-key/";
 
 /// Management operations over the durable store and the key sources.
 pub struct Operations {
@@ -311,6 +339,11 @@ impl Operations {
             Condition::Absent(keys::store_name_index(&record.name)),
             Condition::Absent(keys::prefix_index(&prefix)),
             Condition::Absent(keys::store(&id)),
+            // A source key that backs a HYOK key is no health-check key.
+            Condition::Absent(keys::source_key_index(
+                &record.source,
+                &record.health_check_key,
+            )),
         ];
         let mut writes = Vec::new();
         if let Some(account) = &new.account {
@@ -343,6 +376,10 @@ impl Operations {
                     id: prefix,
                 })
             }
+            Err(StoreError::Conflict { key }) if key.starts_with(SOURCE_KEY_INDEX) => Err(
+                rules::health_check_key_backs_a_hyok_key(&record.source, &record.health_check_key)
+                    .into(),
+            ),
             Err(StoreError::Conflict { .. }) => Err(OpError::AlreadyExists {
                 what: "key store",
                 id: record.name,
@@ -458,6 +495,9 @@ impl Operations {
         if let Some(key) = update.health_check_key {
             rules::ensure_local(old, "health check key")?;
             self.validate_health_check_key(&old.source, &key)?;
+            if key != old.health_check_key {
+                conditions.push(Condition::Absent(keys::source_key_index(&old.source, &key)));
+            }
             next.health_check_key = key;
         }
         if let Some(max) = update.max_credentials {
@@ -509,6 +549,13 @@ impl Operations {
     ) -> Result<u64, OpError> {
         match self.store.commit(conditions, writes) {
             Ok(rev) => Ok(rev),
+            Err(StoreError::Conflict { key }) if key.starts_with(SOURCE_KEY_INDEX) => {
+                let (source, name) = key
+                    .trim_start_matches(SOURCE_KEY_INDEX)
+                    .split_once('/')
+                    .unwrap_or(("", ""));
+                Err(rules::health_check_key_backs_a_hyok_key(source, name).into())
+            }
             Err(StoreError::Conflict { key }) if key.starts_with("index/store-name/") => {
                 Err(OpError::AlreadyExists {
                     what: "key store",
@@ -729,6 +776,14 @@ impl Operations {
                 source_name: store.source.clone(),
                 reason,
             })?;
+        // A store's health-check key never backs a HYOK key (of any store on the source).
+        let stores = self.list_stores()?;
+        if stores
+            .iter()
+            .any(|s| s.value.source == store.source && s.value.health_check_key == source_key)
+        {
+            return Err(rules::source_key_is_health_check_key(&store.source, source_key).into());
+        }
         let record = HyokKeyRecord {
             external_id: external_id.to_string(),
             source_key: source_key.to_string(),
@@ -737,14 +792,21 @@ impl Operations {
             created_at: model::now_unix(),
         };
         let key = keys::hyok_key(store_id, external_id);
-        // Rewriting the store record bumps its version (see `delete_store`).
+        let index = keys::source_key_index(&store.source, source_key);
+        // Rewriting the store record bumps its version (see `delete_store`). The index
+        // entry, written in the same transaction, binds the source key to this key only.
         match self.store.commit(
             &[
                 Condition::Absent(key.clone()),
+                Condition::Absent(index.clone()),
                 Condition::Revision(keys::store(store_id), current.version),
             ],
             vec![
                 Write::Put(key, to_json(&record)),
+                Write::Put(
+                    index.clone(),
+                    format!("{store_id}/{external_id}").into_bytes(),
+                ),
                 Write::Put(keys::store(store_id), to_json(store)),
             ],
         ) {
@@ -755,6 +817,9 @@ impl Operations {
                     id: external_id.to_string(),
                 })
             }
+            Err(StoreError::Conflict { key }) if key == index => {
+                Err(self.source_key_in_use(&store.source, source_key, &index))
+            }
             Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
                 what: "key store",
                 id: store_id.to_string(),
@@ -763,6 +828,26 @@ impl Operations {
             }),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The refusal of a second binding of a source key, naming the holding store (the
+    /// caller's layer drops the name for users who may not view that store).
+    fn source_key_in_use(&self, source: &str, source_key: &str, index: &str) -> OpError {
+        let holder_store_id = match self.store.get(index) {
+            Ok(Some(e)) => String::from_utf8_lossy(&e.value)
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            _ => String::new(),
+        };
+        let holder_name = self.get_store(&holder_store_id).ok().map(|s| s.value.name);
+        OpError::SourceKeyInUse(Box::new(SourceKeyInUse {
+            source_name: source.to_string(),
+            source_key: source_key.to_string(),
+            holder_store_id,
+            holder_name,
+        }))
     }
 
     /// HYOK keys of a store.
@@ -792,15 +877,42 @@ impl Operations {
         Ok(record)
     }
 
-    /// Deletes one HYOK key.
+    /// Deletes one HYOK key, with its source key's binding (so the source key may back
+    /// a new HYOK key).
     pub fn delete_hyok_key(&self, store_id: &str, external_id: &str) -> Result<(), OpError> {
-        if !self.store.delete(&keys::hyok_key(store_id, external_id))? {
+        let key = keys::hyok_key(store_id, external_id);
+        let Some(entry) = self.store.get(&key)? else {
             return Err(OpError::NotFound {
                 what: "HYOK key",
                 id: external_id.to_string(),
             });
+        };
+        let record: HyokKeyRecord = decode(&entry)?;
+        let mut writes = vec![Write::Delete(key.clone())];
+        if !record.source_key.is_empty() {
+            let source = self.get_store(store_id)?.value.source;
+            let index = keys::source_key_index(&source, &record.source_key);
+            let bound_here = self
+                .store
+                .get(&index)?
+                .is_some_and(|e| e.value == format!("{store_id}/{external_id}").as_bytes());
+            if bound_here {
+                writes.push(Write::Delete(index));
+            }
         }
-        Ok(())
+        match self
+            .store
+            .commit(&[Condition::Revision(key, entry.revision)], writes)
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict { .. }) => Err(OpError::VersionMismatch {
+                what: "HYOK key",
+                id: external_id.to_string(),
+                expected: entry.revision,
+                actual: 0,
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

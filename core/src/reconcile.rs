@@ -105,6 +105,18 @@ pub enum ReconcileError {
         /// The config's.
         configured: String,
     },
+    /// A source key would back two HYOK keys, or a health-check key a HYOK key.
+    #[error(
+        "source key '{source_key}' of source '{source_name}' backs one HYOK key at most (never a health-check key): {reason}"
+    )]
+    SourceKeyBinding {
+        /// The key source.
+        source_name: String,
+        /// The source key.
+        source_key: String,
+        /// Who declares or holds it (names both stores).
+        reason: String,
+    },
     /// The health-check key is not acceptable.
     #[error("key store '{store}': health-check key '{key}' is refused: {reason}")]
     HealthCheckKey {
@@ -192,6 +204,8 @@ pub fn reconcile(
     sources: &Sources,
 ) -> Result<Outcome, ReconcileError> {
     let mut outcome = Outcome::default();
+    bindings::check_declared(&cfg.stores)?;
+    bindings::backfill(store)?;
     for (name, decl) in &cfg.sources {
         let container = decl
             .config
@@ -260,6 +274,7 @@ pub fn reconcile(
 }
 
 pub mod aws;
+pub mod bindings;
 
 fn find_store_id(store: &dyn Store, name: &str) -> Result<Option<String>, StoreError> {
     Ok(store
@@ -483,8 +498,9 @@ fn reconcile_keys(
                     configured: source_key,
                 });
             }
-            Some(_) => {}
+            Some(_) => bindings::bind(store, rec, &k.id, &source_key)?,
             None => {
+                bindings::bind(store, rec, &k.id, &source_key)?;
                 let hyok = HyokKeyRecord {
                     external_id: k.id.clone(),
                     source_key,

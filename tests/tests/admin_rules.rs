@@ -108,8 +108,10 @@ async fn a_blocked_store_says_why_it_refuses_updates_and_credentials() {
 async fn deleting_a_store_with_keys_is_refused_naming_the_count() {
     let (server, root) = server_with_keys().await;
     let store = store(&root, "with-keys", "ctm", HC).await;
-    for ext in ["k1", "k2"] {
-        let r = root.create_hyok_key(&store, ext, DATA).await;
+    // A source key backs one HYOK key at most: k2 gets its own.
+    source_key(&root, "ctm", data_key("rules-data-k2")).await;
+    for (ext, source_key) in [("k1", DATA), ("k2", "rules-data-k2")] {
+        let r = root.create_hyok_key(&store, ext, source_key).await;
         expect_status(&r, 201);
     }
     let r = root.delete(&format!("{store}?confirm=true")).await;

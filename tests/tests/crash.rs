@@ -195,7 +195,17 @@ async fn writer(burst: Arc<Burst>, admin: AdminClient, round: usize, task: usize
         burst.update(&name, |s| {
             s.keys.insert(ext.clone(), Known::Unknown);
         });
-        let body = json!({"external_id": ext, "source_key": DATA});
+        // A source key backs one HYOK key at most: each store's key gets its own.
+        let source_key = format!("{DATA}-{name}");
+        let body = json!({"name": source_key, "usage": ["encrypt", "decrypt"],
+                          "exportable": false, "deletable": false});
+        let Some(_) = burst
+            .send(&admin, "POST", "/api/v1/sources/ctm/keys", Some(&body), 201)
+            .await
+        else {
+            return;
+        };
+        let body = json!({"external_id": ext, "source_key": source_key});
         let path = format!("{store}/keys");
         let Some(_) = burst.send(&admin, "POST", &path, Some(&body), 201).await else {
             return;

@@ -44,3 +44,40 @@ pub(super) fn authorize_store(
     authorize_account(ops, who, account.as_deref(), permission)?;
     Ok(store)
 }
+
+/// Whether `who` may see and use key source `source`: admins always; others when the
+/// source backs at least one store of an account whose ACL grants them `view` (a store
+/// without an account counts for admins only). Refused as 403 `forbidden`, naming the
+/// source, never the stores or accounts built on it.
+pub(super) fn authorize_source(
+    ops: &Operations,
+    who: &Principal,
+    source: &str,
+) -> Result<(), OpError> {
+    if who.is_admin() {
+        return Ok(());
+    }
+    let accounts = ops.store_accounts()?;
+    for store in ops.list_stores()? {
+        if store.value.source.as_str() != source {
+            continue;
+        }
+        let Some(account) = accounts.get(&store.value.id) else {
+            continue;
+        };
+        let acc = match ops.get_account(account) {
+            Ok(acc) => acc,
+            Err(OpError::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        if identity::authorize(who, account, &acc.acl, Permission::View).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(AccessError::Forbidden {
+        user: who.user.clone(),
+        account: format!("(any account with a store on source '{source}')"),
+        permission: Permission::View,
+    }
+    .into())
+}

@@ -5,7 +5,10 @@ use super::{
     params::{HyokKeyId, StoreId},
     prelude::*,
 };
-use crate::api::keys::{HyokKey, NewHyokKey};
+use crate::{
+    api::keys::{HyokKey, NewHyokKey},
+    ops::OpError,
+};
 
 pub(super) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
@@ -59,12 +62,13 @@ impl DeleteKeyQuery {
     }
 }
 
-/// Create a HYOK key bound to a key of the store's source; in a linked store also its
+/// Create a HYOK key bound to a key of the store's source (one HYOK key per source key,
+/// never a health-check key); in a linked store also its
 /// AWS KMS key (the store must be `CONNECTED`; AWS KMS checks the key through the
 /// proxy), unless `linked` is false.
 #[utoipa::path(post, path = "/api/v1/stores/{id}/keys", params(StoreId), request_body = NewHyokKey, responses(
     (status = 201, description = "The key.", body = HyokKey),
-    (status = 409, description = "Exists, store blocked or not connected, or refused by AWS KMS (aws_error_code).", body = ErrorBody),
+    (status = 409, description = "Exists, store blocked or not connected, refused by AWS KMS (aws_error_code), the source key already backs a HYOK key (source_key_in_use, naming its store only to those who may view it) or is a health-check key (source_key_is_health_check_key).", body = ErrorBody),
     (status = 422, description = "No such source key.", body = ErrorBody),
 ))]
 async fn create_key(
@@ -75,8 +79,18 @@ async fn create_key(
     let object = format!("store/{id}/key/{}", body.external_id);
     c.create("create_hyok_key", object, move |ops, who| {
         authorize_store(ops, who, &id, Permission::ManageKeys)?;
-        let rec =
-            ops.create_hyok_key_with_link(&id, &body.external_id, &body.source_key, body.linked)?;
+        let rec = ops
+            .create_hyok_key_with_link(&id, &body.external_id, &body.source_key, body.linked)
+            .map_err(|e| match e {
+                // Name the store holding the source key only to those who may view it.
+                OpError::SourceKeyInUse(mut held) => {
+                    if authorize_store(ops, who, &held.holder_store_id, Permission::View).is_err() {
+                        held.holder_name = None;
+                    }
+                    OpError::SourceKeyInUse(held)
+                }
+                other => other,
+            })?;
         let details = json!({"source_key": rec.source_key, "aws": rec.aws});
         Ok((rec, details))
     })

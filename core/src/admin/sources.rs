@@ -1,9 +1,11 @@
 //! Key sources (listed by anyone signed in, created by admins from an HSM connection)
-//! and their keys.
+//! and their keys (seen by admins, and by users who may view an account with a store on
+//! the source: see [`authorize_source`]).
 
 use keyhold_sdk::{KeyUsage, NewKey};
 
 use super::{
+    authz::authorize_source,
     params::{SourceKeyName, SourceName},
     prelude::*,
     responses::AdminOnly,
@@ -56,9 +58,12 @@ async fn create_source(
     .await
 }
 
-/// Keys of a key source.
+/// Keys of a key source. Admins see every source's keys; another user only those of a
+/// source that backs a store of an account on which the ACL grants them `view`
+/// (otherwise 403 `forbidden`, before the source is asked).
 #[utoipa::path(get, path = "/api/v1/sources/{name}/keys", params(SourceName), responses(
     (status = 200, description = "Keys.", body = Vec<SourceKey>),
+    (status = 403, description = "Not an admin, and no viewable account has a store on this source.", body = ErrorBody),
     (status = 404, description = "No such source.", body = ErrorBody),
     (status = 502, description = "Source unavailable.", body = ErrorBody),
 ))]
@@ -66,7 +71,12 @@ async fn list_source_keys(
     c: Caller,
     Path(SourceName { name }): Path<SourceName>,
 ) -> Result<Json<Vec<SourceKey>>> {
-    let keys = c.read(move |ops, _| ops.list_source_keys(&name)).await?;
+    let keys = c
+        .read(move |ops, who| {
+            authorize_source(ops, who, &name)?;
+            ops.list_source_keys(&name)
+        })
+        .await?;
     Ok(Json(keys.iter().map(SourceKey::from).collect()))
 }
 
@@ -108,9 +118,12 @@ async fn create_source_key(
     Ok(created(SourceKey::from(&info)))
 }
 
-/// One source key, with valid_health_check_key and problems.
+/// One source key, with valid_health_check_key and problems. The same access rule as
+/// listing the source's keys: admins, or a user who may view an account with a store on
+/// the source (otherwise 403 `forbidden`).
 #[utoipa::path(get, path = "/api/v1/sources/{name}/keys/{key}", params(SourceKeyName), responses(
     (status = 200, description = "The key.", body = CheckedSourceKey),
+    (status = 403, description = "Not an admin, and no viewable account has a store on this source.", body = ErrorBody),
     (status = 422, description = "No such key.", body = ErrorBody),
 ))]
 async fn get_source_key(
@@ -118,7 +131,10 @@ async fn get_source_key(
     Path(SourceKeyName { name, key }): Path<SourceKeyName>,
 ) -> Result<Json<CheckedSourceKey>> {
     let (info, check) = c
-        .read(move |ops, _| ops.get_source_key(&name, &key))
+        .read(move |ops, who| {
+            authorize_source(ops, who, &name)?;
+            ops.get_source_key(&name, &key)
+        })
         .await?;
     Ok(Json(CheckedSourceKey {
         key: SourceKey::from(&info),

@@ -95,6 +95,27 @@ pub fn ensure_credential_addable(store: &StoreRecord) -> Result<(), RuleViolatio
     Ok(())
 }
 
+/// A key store's health-check key never backs a HYOK key: its material serves only the
+/// health checks of the stores that name it.
+pub fn source_key_is_health_check_key(source: &str, key: &str) -> RuleViolation {
+    violation(
+        "source_key_is_health_check_key",
+        format!(
+            "source key '{key}' of source '{source}' is a key store's health-check key: a health-check key cannot back a HYOK key"
+        ),
+    )
+}
+
+/// A source key that backs a HYOK key is no store's health-check key.
+pub fn health_check_key_backs_a_hyok_key(source: &str, key: &str) -> RuleViolation {
+    violation(
+        "health_check_key_in_use",
+        format!(
+            "source key '{key}' of source '{source}' backs a HYOK key: a health-check key must be a key of its own"
+        ),
+    )
+}
+
 /// A store's key source and container never change.
 pub fn ensure_same_source(
     store: &StoreRecord,

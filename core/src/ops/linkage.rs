@@ -507,7 +507,7 @@ impl Operations {
         {
             Ok(link) => self.set_hyok_key_link(store_id, external_id, Some(link)),
             Err(e) => {
-                let _ = self.store.delete(&keys::hyok_key(store_id, external_id));
+                let _ = self.delete_hyok_key(store_id, external_id);
                 Err(e)
             }
         }

@@ -405,7 +405,7 @@ fn hyok_keys_and_store_deletion() {
         "invalid_input"
     );
     f.ops.create_hyok_key(&rec.id, "k1", "data").unwrap();
-    f.ops.create_hyok_key(&rec.id, "k2", "data").unwrap();
+    f.ops.create_hyok_key(&rec.id, "k2", "weak").unwrap();
     assert_eq!(
         code(f.ops.create_hyok_key(&rec.id, "k1", "data")),
         "already_exists"
@@ -440,6 +440,73 @@ fn hyok_keys_and_store_deletion() {
             .is_empty()
     );
     f.ops.create_store(new_store("d")).unwrap();
+}
+
+#[test]
+fn a_source_key_backs_one_hyok_key_of_one_store() {
+    let f = fixture();
+    let (a, _) = f.ops.create_store(new_store("sa")).unwrap();
+    let (b, _) = f.ops.create_store(new_store("sb")).unwrap();
+    f.ops.create_hyok_key(&a.id, "k1", "data").unwrap();
+    // Another store, then the same store: refused, naming the holder (the layer above
+    // drops the name for callers who may not view it).
+    for (store, ext) in [(&b.id, "k1"), (&a.id, "k2")] {
+        let e = f.ops.create_hyok_key(store, ext, "data").unwrap_err();
+        assert_eq!(e.code(), "source_key_in_use");
+        assert_eq!(e.http_status(), 409);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("'data'") && msg.contains("key store 'sa'"),
+            "{msg}"
+        );
+        match e {
+            OpError::SourceKeyInUse(held) => assert_eq!(held.holder_store_id, a.id),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(f.ops.list_hyok_keys(&b.id).unwrap().is_empty());
+    assert_eq!(f.ops.list_hyok_keys(&a.id).unwrap().len(), 1);
+    // Without the holder's name the message is neutral.
+    let neutral = OpError::SourceKeyInUse(Box::new(SourceKeyInUse {
+        source_name: "ctm".into(),
+        source_key: "data".into(),
+        holder_store_id: a.id.clone(),
+        holder_name: None,
+    }));
+    let msg = neutral.to_string();
+    assert!(
+        msg.contains("another key store") && !msg.contains("sa"),
+        "{msg}"
+    );
+    // A health-check key never backs a HYOK key.
+    let e = f.ops.create_hyok_key(&b.id, "k1", "hc").unwrap_err();
+    assert_eq!(e.code(), "source_key_is_health_check_key");
+    // Nor does a source key that backs a HYOK key become a health-check key.
+    let mut on_data = new_store("sc");
+    on_data.health_check_key = "data".into();
+    assert_eq!(
+        code(f.ops.create_store(on_data).map(|_| ())),
+        "health_check_key_in_use"
+    );
+    let e = f
+        .ops
+        .update_store(
+            &b.id,
+            StoreUpdate {
+                health_check_key: Some("data".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "health_check_key_in_use");
+    // Deleting the key frees the source key.
+    f.ops.delete_hyok_key(&a.id, "k1").unwrap();
+    f.ops.create_hyok_key(&b.id, "k1", "data").unwrap();
+    assert_eq!(
+        code(f.ops.create_hyok_key(&a.id, "k1", "data")),
+        "source_key_in_use"
+    );
 }
 
 #[test]

@@ -14,7 +14,8 @@ use super::{
     sigv4,
 };
 
-/// Checks that the request is signed with a credential of `route`'s key store.
+/// Checks that the request is signed with a credential of `route`'s key store, for a
+/// region its account allows.
 pub fn authenticate(parts: &Parts, body: &[u8], route: &StoreRoute) -> Result<(), XksError> {
     let header = parts
         .headers
@@ -23,6 +24,7 @@ pub fn authenticate(parts: &Parts, body: &[u8], route: &StoreRoute) -> Result<()
         .to_str()
         .map_err(|_| failed("Authorization header is not ASCII"))?;
     let auth = sigv4::parse_authorization(header).map_err(|e| failed(e.to_string()))?;
+    check_region(route, auth.region)?;
     let secret = route
         .credentials
         .get(auth.access_key_id)
@@ -52,6 +54,26 @@ pub fn authenticate(parts: &Parts, body: &[u8], route: &StoreRoute) -> Result<()
         route.signing_keys.insert(scope, key);
     }
     Ok(())
+}
+
+/// Refuses a request signed for a region its store's account does not allow (stores
+/// without an account, or whose account lists no region, accept any region).
+pub fn check_region(route: &StoreRoute, region: &str) -> Result<(), XksError> {
+    let Some(allowed) = &route.allowed_regions else {
+        return Ok(());
+    };
+    if allowed.iter().any(|r| r == region) {
+        return Ok(());
+    }
+    tracing::warn!(
+        store = %route.record.name,
+        account = route.account.as_deref().unwrap_or(""),
+        region,
+        "XKS request signed for a region the store's account does not allow"
+    );
+    Err(failed(format!(
+        "the request is signed for region '{region}', which this key store's account does not allow"
+    )))
 }
 
 fn failed(message: impl Into<String>) -> XksError {

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::{
     metrics::StoreMetrics,
-    model::{self, CredentialRecord, HyokKeyRecord, StoreRecord},
+    model::{self, AccountRecord, CredentialRecord, HyokKeyRecord, StoreRecord},
     plugin::KeySourceHandle,
     secrets::MasterKey,
     store::{Change, Store, StoreError, WatchEvent},
@@ -180,6 +180,39 @@ pub struct StoreRoute {
     /// SigV4 signing keys of requests that verified (dropped with the route, i.e.
     /// whenever the store's credentials change).
     pub signing_keys: SigningKeyCache,
+    /// The AWS account the store belongs to (`None`: none).
+    pub account: Option<String>,
+    /// The regions requests may be signed for: the account's regions (`None`: any,
+    /// for a store without an account or an account that lists no region).
+    pub allowed_regions: Option<Arc<[String]>>,
+}
+
+/// A store's account binding and the account's allowed regions, as routing needs them.
+#[derive(Clone, Default)]
+struct AccountRoute {
+    account: Option<String>,
+    regions: Option<Arc<[String]>>,
+}
+
+impl AccountRoute {
+    fn of(account: Option<String>, record: Option<AccountRecord>) -> AccountRoute {
+        let regions = record
+            .filter(|r| !r.regions.is_empty())
+            .map(|r| Arc::from(r.regions));
+        AccountRoute { account, regions }
+    }
+
+    /// Reads store `id`'s account binding and that account's regions.
+    fn load(store: &dyn Store, id: &str) -> Result<AccountRoute, StoreError> {
+        let Some(entry) = store.get(&model::keys::store_account(id))? else {
+            return Ok(AccountRoute::default());
+        };
+        let account = String::from_utf8_lossy(&entry.value).into_owned();
+        let record = store
+            .get(&model::keys::account(&account))?
+            .and_then(|e| parse::<AccountRecord>(&e.key, &e.value));
+        Ok(AccountRoute::of(Some(account), record))
+    }
 }
 
 /// What building or updating the snapshot needs besides the store.
@@ -296,6 +329,21 @@ impl Routing {
                     .insert(external_id, route);
             }
         }
+        let mut accounts: HashMap<String, AccountRecord> = HashMap::new();
+        for entry in store.scan(model::keys::ACCOUNTS)? {
+            if let Some(rec) = parse::<AccountRecord>(&entry.key, &entry.value) {
+                accounts.insert(rec.id.clone(), rec);
+            }
+        }
+        let mut bindings: HashMap<String, AccountRoute> = HashMap::new();
+        for entry in store.scan(model::keys::STORE_ACCOUNTS)? {
+            let Some(id) = entry.key.strip_prefix(model::keys::STORE_ACCOUNTS) else {
+                continue;
+            };
+            let account = String::from_utf8_lossy(&entry.value).into_owned();
+            let record = accounts.get(&account).cloned();
+            bindings.insert(id.to_string(), AccountRoute::of(Some(account), record));
+        }
         let mut routing = Routing {
             revision,
             ..Routing::default()
@@ -307,7 +355,15 @@ impl Routing {
             let old = previous.and_then(|p| p.by_id.get(&record.id));
             let creds = credentials.remove(&record.id).unwrap_or_default();
             let ks = keys.remove(&record.id).unwrap_or_default();
-            routing.insert(make_route(record, Arc::new(creds), Arc::new(ks), old, ctx));
+            let account = bindings.remove(&record.id).unwrap_or_default();
+            routing.insert(make_route(
+                record,
+                Arc::new(creds),
+                Arc::new(ks),
+                account,
+                old,
+                ctx,
+            ));
         }
         Ok(routing)
     }
@@ -385,7 +441,20 @@ impl Routing {
                 }
                 continue;
             }
+            // An account changed (e.g. its regions): re-read the stores bound to it.
+            if let Some(account) = change.key.strip_prefix(model::keys::ACCOUNTS) {
+                for route in self.by_id.values() {
+                    if route.account.as_deref() == Some(account)
+                        && seen.insert(route.record.id.clone())
+                    {
+                        touched.push(route.record.id.clone());
+                    }
+                }
+                continue;
+            }
             let id = if let Some(id) = change.key.strip_prefix(model::keys::STORES) {
+                Some(id)
+            } else if let Some(id) = change.key.strip_prefix(model::keys::STORE_ACCOUNTS) {
                 Some(id)
             } else {
                 split_child(&change.key, model::keys::CREDENTIALS)
@@ -432,7 +501,8 @@ impl Routing {
                     )
                 }
             };
-            next.insert(make_route(record, creds, keys, old.as_ref(), ctx));
+            let account = AccountRoute::load(store, &id)?;
+            next.insert(make_route(record, creds, keys, account, old.as_ref(), ctx));
         }
         Ok(next)
     }
@@ -503,6 +573,7 @@ fn make_route(
     record: StoreRecord,
     credentials: Arc<HashMap<String, Zeroizing<Vec<u8>>>>,
     keys: Arc<HashMap<String, KeyRoute>>,
+    account: AccountRoute,
     old: Option<&Arc<StoreRoute>>,
     ctx: &RoutingContext,
 ) -> Option<StoreRoute> {
@@ -528,6 +599,8 @@ fn make_route(
         metrics: old.map(|o| o.metrics.clone()).unwrap_or_default(),
         quota: bucket,
         signing_keys: SigningKeyCache::default(),
+        account: account.account,
+        allowed_regions: account.regions,
         record,
     })
 }

@@ -35,8 +35,12 @@ pub async fn get_health_status(
     Ok(ok_json(&resp))
 }
 
-/// Answers the load-balancer health path (`GET`/`HEAD`, unauthenticated): 200 `ACTIVE`
-/// when the store can serve crypto, else 503 `BLOCKED` or `UNAVAILABLE` with a reason.
+/// Answers the load-balancer health path (`GET`/`HEAD`, unauthenticated): 200 with body
+/// `{"status":"ACTIVE"}` when the store can serve crypto, else 503 with
+/// `{"status":"BLOCKED"}` or `{"status":"UNAVAILABLE"}`. The path needs no credentials, so
+/// the body is fixed per status and never carries the failure reason (key manager, module
+/// or HSM details): the reason goes to the log, and authenticated callers see it through
+/// GetHealthStatus and the admin API.
 pub async fn load_balancer_health(
     method: &Method,
     route: &StoreRoute,
@@ -49,29 +53,27 @@ pub async fn load_balancer_health(
         ));
     }
     let result = route.health.get(route, settings.health_max_age).await;
-    let (status, text, reason) = if route.record.blocked {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "BLOCKED",
-            Some("key store is blocked".to_string()),
-        )
+    let (status, text) = if route.record.blocked {
+        tracing::warn!(
+            store = %route.record.name,
+            "load-balancer health: UNAVAILABLE (BLOCKED): key store is blocked"
+        );
+        (StatusCode::SERVICE_UNAVAILABLE, "BLOCKED")
     } else if result.is_healthy() {
-        (StatusCode::OK, "ACTIVE", None)
+        (StatusCode::OK, "ACTIVE")
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "UNAVAILABLE",
-            result
-                .outcome
-                .clone()
-                .err()
-                .or(Some("no key manager is available".into())),
-        )
+        let reason = result
+            .outcome
+            .clone()
+            .err()
+            .unwrap_or_else(|| "no key manager is available".into());
+        tracing::warn!(
+            store = %route.record.name,
+            reason = %reason,
+            "load-balancer health: UNAVAILABLE"
+        );
+        (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
     };
-    let body = serde_json::json!({
-        "store": route.record.name,
-        "status": text,
-        "reason": reason,
-    });
+    let body = serde_json::json!({ "status": text });
     Ok(json_response(status, body.to_string().into_bytes()))
 }
