@@ -394,8 +394,13 @@ pub async fn start_with_clock(
                     Ok(Ok(None)) => {}
                     Ok(Err(e)) => {
                         stale = true;
-                        metrics.routing_update_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        tracing::error!("routing update failed, retrying in {} s: {e}", ROUTING_RETRY.as_secs());
+                        metrics
+                            .routing_update_failures
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::error!(
+                            "routing update failed, retrying in {} s: {e}",
+                            ROUTING_RETRY.as_secs()
+                        );
                     }
                     Err(e) => {
                         stale = true;

@@ -304,7 +304,10 @@ mod tests {
         write_private_file(&path, b"secret").unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"must stay");
         let meta = fs::symlink_metadata(&path).unwrap();
-        assert!(meta.file_type().is_file(), "a regular file replaced the link");
+        assert!(
+            meta.file_type().is_file(),
+            "a regular file replaced the link"
+        );
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::read(&path).unwrap(), b"secret");
         // Nothing is left behind: only the two files.
