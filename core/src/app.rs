@@ -537,7 +537,6 @@ pub async fn start_with_clock(
         admin_tls = tls.is_some();
         let state =
             crate::admin::AdminState::new(ops, audit.clone(), cfg.admin.session_ttl_seconds)
-                .with_data_plane(service.clone())
                 .with_shutdown(shutdown_rx.clone());
         tasks.push(tokio::spawn(crate::admin::serve(
             listener,

@@ -2,7 +2,7 @@
 //! the two ways a handler touches the store, [`Actor::read`] and the audited
 //! [`Actor::change`].
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 
@@ -23,7 +23,6 @@ pub struct AdminState {
     pub(super) session_ttl_seconds: u64,
     /// Login backoff and the password-check pool of this node.
     pub(super) login_throttle: Arc<super::throttle::LoginThrottle>,
-    data_plane: Option<crate::xks::XksService>,
     shutdown: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
@@ -54,7 +53,6 @@ impl AdminState {
             audit,
             session_ttl_seconds,
             login_throttle: Arc::default(),
-            data_plane: None,
             shutdown: None,
         }
     }
@@ -64,30 +62,6 @@ impl AdminState {
     pub fn with_shutdown(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> AdminState {
         self.shutdown = Some(shutdown);
         self
-    }
-
-    /// Answers a change only once this node's data plane serves it (read-your-writes
-    /// for XKS requests right after an admin call).
-    pub fn with_data_plane(mut self, service: crate::xks::XksService) -> AdminState {
-        self.data_plane = Some(service);
-        self
-    }
-
-    async fn wait_applied(&self, revision: u64) {
-        let Some(service) = &self.data_plane else {
-            return;
-        };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while service.routing().revision < revision {
-            if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(
-                    revision,
-                    "data plane has not applied an admin change within 5 s"
-                );
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
     }
 
     /// Runs a read-only operation on the blocking pool.
@@ -172,12 +146,16 @@ impl Actor {
             };
             let audited =
                 audit.record_durable(audit_event(&who.user, action, &object, outcome, details));
-            let revision = ops.revision().unwrap_or(0);
-            (result.map(|(t, _)| (t, revision)), audited)
+            if result.is_ok() && audited.is_ok() {
+                // Answered only once this node's data plane serves the change
+                // (read-your-writes for XKS requests right after an admin call).
+                let _ = ops.wait_applied();
+            }
+            (result.map(|(t, _)| t), audited)
         })
         .await
         .map_err(task_failed)?;
-        let (t, revision) = result.map_err(ApiError::from)?;
+        let t = result.map_err(ApiError::from)?;
         // An acknowledged change always has its audit record: if the record could not
         // be written, the caller is told (the change itself is already committed).
         if let Err(e) = audited {
@@ -186,7 +164,6 @@ impl Actor {
                 "the change was applied but its audit record could not be written: {e}"
             )));
         }
-        state.wait_applied(revision).await;
         Ok(t)
     }
 

@@ -282,30 +282,21 @@ impl SdkKms {
     async fn describe_stores(&self, id: Option<&str>) -> Result<Vec<AwsKeyStore>, AwsError> {
         const OP: &str = "DescribeCustomKeyStores";
         self.ready().await?;
-        let mut stores = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let out = self
-                .client
-                .describe_custom_key_stores()
-                .set_custom_key_store_id(id.map(str::to_string))
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(kms_err(OP))?;
-            stores.extend(
-                out.custom_key_stores()
-                    .iter()
-                    .filter(|e| {
-                        e.custom_key_store_type() == Some(&CustomKeyStoreType::ExternalKeyStore)
-                    })
-                    .map(key_store),
-            );
-            match out.next_marker() {
-                Some(m) if out.truncated() => marker = Some(m.to_string()),
-                _ => return Ok(stores),
-            }
-        }
+        let stores = self
+            .client
+            .describe_custom_key_stores()
+            .set_custom_key_store_id(id.map(str::to_string))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(kms_err(OP))?;
+        Ok(stores
+            .iter()
+            .filter(|e| e.custom_key_store_type() == Some(&CustomKeyStoreType::ExternalKeyStore))
+            .map(key_store)
+            .collect())
     }
 }
 
@@ -449,27 +440,20 @@ impl Kms for SdkKms {
     async fn list_key_ids(&self) -> Result<Vec<String>, AwsError> {
         const OP: &str = "ListKeys";
         self.ready().await?;
-        let mut ids = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let out = self
-                .client
-                .list_keys()
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(kms_err(OP))?;
-            ids.extend(
-                out.keys()
-                    .iter()
-                    .filter_map(|k| k.key_id())
-                    .map(str::to_string),
-            );
-            match out.next_marker() {
-                Some(m) if out.truncated() => marker = Some(m.to_string()),
-                _ => return Ok(ids),
-            }
-        }
+        let keys = self
+            .client
+            .list_keys()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(kms_err(OP))?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.key_id())
+            .map(str::to_string)
+            .collect())
     }
 
     async fn describe_key(&self, key_id: &str) -> Result<AwsKey, AwsError> {

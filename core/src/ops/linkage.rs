@@ -41,7 +41,7 @@ impl Operations {
     }
 
     /// Blocks until the data plane serves everything committed so far.
-    pub(super) fn wait_applied(&self) -> Result<(), OpError> {
+    pub(crate) fn wait_applied(&self) -> Result<(), OpError> {
         if let Some(waiter) = self.applied.get() {
             waiter(self.revision()?);
         }
@@ -155,23 +155,21 @@ impl Operations {
         Ok(record)
     }
 
-    /// Rotates a store's credential: adds one and, when the store is linked, pushes it
-    /// to AWS KMS before the oldest credentials beyond max credentials are deleted (never
-    /// the one AWS KMS signs with), so that requests signed with the old and the new
-    /// credential both succeed during the switch. A refused push removes the new
-    /// credential again. Returns the credentials file (shown once) and the evicted
-    /// access key ids.
-    pub fn rotate_credential(
+    /// Adds a credential to linked store `current` (see [`Operations::add_credential`]):
+    /// the new credential is pushed to AWS KMS before the oldest ones beyond max
+    /// credentials are deleted (never the one AWS KMS signs with), so that requests
+    /// signed with the old and the new credential both succeed during the switch. A
+    /// refused push removes the new credential again.
+    pub(super) fn add_linked_credential(
         &self,
-        store_id: &str,
+        current: &Versioned<StoreRecord>,
+        link: &AwsLink,
     ) -> Result<(CredentialsFile, Vec<String>), OpError> {
-        let current = self.get_store(store_id)?;
-        let Some(link) = current.value.aws.clone() else {
-            return self.add_credential(store_id);
-        };
+        let store_id = current.value.id.as_str();
+        // Checked before AWS KMS is called, and again with the state AWS KMS reports.
         rules::ensure_credential_addable(&current.value)?;
         let kms = self.kms_for_store(&current.value)?;
-        let remote = aws_call(kms.describe_xks_store(&link.custom_key_store_id))?;
+        let remote = block_on_aws(kms.describe_xks_store(&link.custom_key_store_id))?;
         let current = self.record_aws_state(store_id, &remote)?;
         rules::ensure_credential_addable(&current.value)?;
         let (file, new_key) = self.insert_credential(store_id)?;
@@ -183,7 +181,7 @@ impl Operations {
             }),
             ..XksStoreUpdate::default()
         };
-        if let Err(e) = aws_call(kms.update_xks_store(&link.custom_key_store_id, &update)) {
+        if let Err(e) = block_on_aws(kms.update_xks_store(&link.custom_key_store_id, &update)) {
             let _ = self.store.delete(&new_key);
             return Err(e);
         }
@@ -214,7 +212,7 @@ impl Operations {
         let current = self.get_store(store_id)?;
         let link = linked(&current.value)?;
         let kms = self.kms_for_store(&current.value)?;
-        let remote = aws_call(kms.describe_xks_store(&link.custom_key_store_id))?;
+        let remote = block_on_aws(kms.describe_xks_store(&link.custom_key_store_id))?;
         self.record_aws_state(store_id, &remote)
     }
 
@@ -280,7 +278,7 @@ impl Operations {
                     secret: Zeroizing::new(file.credential.raw_secret_access_key.clone()),
                 },
             };
-            aws_call(kms.create_xks_store(&spec))
+            block_on_aws(kms.create_xks_store(&spec))
         });
         let linked = created.and_then(|cks| {
             let link = AwsLink::new(cks, ConnectionState::Disconnected);
@@ -390,7 +388,7 @@ impl Operations {
                 secret,
             },
         };
-        let cks = aws_call(kms.create_xks_store(&spec))?;
+        let cks = block_on_aws(kms.create_xks_store(&spec))?;
         let link = AwsLink::new(cks, ConnectionState::Disconnected);
         if plan.name != current.value.name {
             // A rename goes through the name index.
@@ -428,14 +426,14 @@ impl Operations {
         } else {
             (kms.disconnect_store(&cks), ConnectionState::Disconnecting)
         };
-        aws_call(call)?;
+        block_on_aws(call)?;
         self.change_store(store_id, |next| {
             next.aws = Some(AwsLink::new(cks.clone(), transient));
             Ok(())
         })?;
         let deadline = std::time::Instant::now() + TRANSITION_WAIT;
         loop {
-            let remote = aws_call(kms.describe_xks_store(&cks))?;
+            let remote = block_on_aws(kms.describe_xks_store(&cks))?;
             let seen = self.record_aws_state(store_id, &remote)?;
             let settled = !matches!(
                 remote.connection_state,
@@ -466,7 +464,7 @@ impl Operations {
             return Ok(());
         }
         let kms = self.kms_for_store(old)?;
-        aws_call(kms.update_xks_store(&link.custom_key_store_id, &update))
+        block_on_aws(kms.update_xks_store(&link.custom_key_store_id, &update))
     }
 
     /// Deletes a linked store's AWS external key store (refused by AWS KMS unless it is
@@ -476,7 +474,7 @@ impl Operations {
             return Ok(());
         };
         let kms = self.kms_for_store(store)?;
-        match aws_call(kms.delete_store(&link.custom_key_store_id)) {
+        match block_on_aws(kms.delete_store(&link.custom_key_store_id)) {
             Err(OpError::Aws(e)) if e.is("CustomKeyStoreNotFoundException") => Ok(()),
             other => other,
         }
@@ -541,7 +539,7 @@ impl Operations {
         let kms = self.kms_for_store(store)?;
         let description = format!("keyhold HYOK key {external_id} of key store {}", store.name);
         let key =
-            aws_call(kms.create_xks_key(&link.custom_key_store_id, external_id, &description))?;
+            block_on_aws(kms.create_xks_key(&link.custom_key_store_id, external_id, &description))?;
         Ok(KmsKeyLink {
             key_id: key.key_id,
             key_arn: key.arn,
@@ -566,7 +564,7 @@ impl Operations {
         let key = self.get_hyok_key(store_id, external_id)?;
         if let (Some(link), StoreKind::Local) = (&key.aws, store.kind) {
             let kms = self.kms_for_store(&store)?;
-            match aws_call(kms.schedule_key_deletion(&link.key_id, days)) {
+            match block_on_aws(kms.schedule_key_deletion(&link.key_id, days)) {
                 Err(OpError::Aws(e))
                     if e.is("NotFoundException") || e.is("KMSInvalidStateException") =>
                 {
@@ -654,24 +652,10 @@ fn connectivity_of(location: &XksLocation) -> Result<XksConnectivity, OpError> {
     })
 }
 
-/// Runs an AWS call from synchronous code (a blocking-pool thread of the server's
-/// runtime, or no runtime at all in unit tests).
+/// Runs an AWS call from synchronous code (see `run_async`); its failure is an
+/// [`OpError::Aws`].
 pub fn block_on_aws<T>(
     call: impl std::future::Future<Output = Result<T, crate::aws::AwsError>>,
 ) -> Result<T, OpError> {
-    aws_call(call)
-}
-
-fn aws_call<T>(
-    call: impl std::future::Future<Output = Result<T, crate::aws::AwsError>>,
-) -> Result<T, OpError> {
-    let result = match tokio::runtime::Handle::try_current() {
-        Ok(handle) => handle.block_on(call),
-        Err(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| OpError::Input(format!("cannot start a runtime: {e}")))?
-            .block_on(call),
-    };
-    result.map_err(OpError::Aws)
+    super::connections::run_async(call).map_err(OpError::Aws)
 }

@@ -271,7 +271,7 @@ impl Operations {
     }
 
     /// Rotates the credential of every store whose scheduled rotation is due at `now`
-    /// (through [`Operations::rotate_credential`]), recording each run's time and result
+    /// (through [`Operations::add_credential`], which pushes it to AWS KMS), recording each run's time and result
     /// and the next run (the schedule's first tick after `now`, also after a failure).
     /// Problems reading a store's state are logged and that store skipped.
     pub fn run_due_rotations(&self, now: OffsetDateTime) -> Vec<RotationOutcome> {
@@ -310,7 +310,7 @@ impl Operations {
             let rotated = self
                 .get_store(&store_id)
                 .and_then(|st| ensure_schedulable(&st.value))
-                .and_then(|()| self.rotate_credential(&store_id));
+                .and_then(|()| self.add_credential(&store_id));
             let (result, evicted) = match rotated {
                 Ok((file, evicted)) => (Ok(file.credential.access_key_id), evicted),
                 Err(e) => (

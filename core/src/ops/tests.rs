@@ -5,10 +5,12 @@ use keyhold_sdk::{
     SourceInfo,
 };
 
+use zeroize::Zeroizing;
+
 use super::*;
 use crate::{
     api::{connections::TestStatus, sources::SourceState},
-    model::{AwsLink, ConnectionState, SourceRecord, XksLocation},
+    model::{AwsLink, ConnectionState, CredentialRecord, SourceRecord, XksLocation},
     plugin::{CallLimits, KeySourceHandle},
     store::MemoryStore,
 };

@@ -186,7 +186,7 @@ fn due_rotations_run_once_per_tick_and_catch_up_once() {
         ops.run_due_rotations(datetime!(2026-12-03 02:59 UTC))
             .is_empty()
     );
-    // Due: one run, recorded with what rotate_credential answered.
+    // Due: one run, recorded with what add_credential answered.
     let tick = datetime!(2026-12-03 03:00 UTC);
     let outcomes = ops.run_due_rotations(tick);
     assert_eq!(outcomes.len(), 1);
@@ -261,7 +261,7 @@ fn a_failed_rotation_is_recorded_and_retried_at_the_next_tick_only() {
     ] {
         assert!(ops.run_due_rotations(t).is_empty(), "{t}");
     }
-    // The next tick tries again (and succeeds or fails as rotate_credential says).
+    // The next tick tries again (and succeeds or fails as add_credential says).
     ops.set_store_blocked(&id, false).unwrap();
     let outcomes = ops.run_due_rotations(datetime!(2026-12-02 14:00 UTC));
     assert_eq!(outcomes.len(), 1);
