@@ -313,6 +313,11 @@ pub async fn start_with_clock(
             let ops = Arc::new(
                 crate::ops::Operations::new(store.clone(), master.clone(), sources.clone())
                     .with_plugins(plugin_settings(&cfg))
+                    .with_mtls_listener(crate::ops::MtlsListener {
+                        https: !cfg.xks.plain_http,
+                        default_ca: cfg.xks.tls.client_ca_file.is_some(),
+                        default_cns: !cfg.xks.tls.client_cn.is_empty(),
+                    })
                     .with_clock(clock),
             );
             reconcile::aws::declare(&cfg, &ops)?;
@@ -337,6 +342,7 @@ pub async fn start_with_clock(
         master,
         sources: sources.clone(),
         default_quota: cfg.xks.quota,
+        client_trust: Arc::new(crate::xks::mtls::ClientTrustDefaults::load(&cfg.xks.tls)?),
     });
     let mut events = store.watch();
     let initial = Routing::build(store.as_ref(), &ctx, None)?;
@@ -438,7 +444,12 @@ pub async fn start_with_clock(
         );
         None
     } else {
-        Some(crate::tls::server_config(&cfg.xks.tls, &cfg.data_dir)?)
+        let per_store = Arc::new(crate::xks::mtls::PerStoreVerifier::new(routing.clone()));
+        Some(crate::tls::xks_server_config(
+            &cfg.xks.tls,
+            &cfg.data_dir,
+            per_store,
+        )?)
     };
     let listener = TcpListener::bind(cfg.xks.listen)
         .await

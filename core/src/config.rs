@@ -296,12 +296,33 @@ pub struct TlsConfig {
     pub cert_file: Option<PathBuf>,
     /// PEM private key.
     pub key_file: Option<PathBuf>,
-    /// PEM CA bundle for client certificates; setting it requires mutual TLS.
+    /// PEM CA bundle for client certificates. On the XKS listener it is the default CA
+    /// of key stores with mutual TLS on (`client_auth = "per_store"`), or the CA every
+    /// client must chain to (`client_auth = "required"`); on the admin listener it
+    /// requires client certificates from this CA.
     pub client_ca_file: Option<PathBuf>,
     /// Accepted client certificate subject CNs (AWS KMS presents
-    /// `cks.kms.<region>.amazonaws.com`). Required with `client_ca_file`.
+    /// `cks.kms.<region>.amazonaws.com`): the default list of key stores with mutual
+    /// TLS on, or the list every client must match (`client_auth = "required"`).
     #[serde(default)]
     pub client_cn: Vec<String>,
+    /// Who must present a client certificate. XKS listener: `per_store` (default; a
+    /// certificate is asked for when some key store has mutual TLS on, and checked
+    /// against that store's CA and CN list) or `required` (every connection, against
+    /// `client_ca_file` and `client_cn`). The admin listener only knows `required`
+    /// (implied by `client_ca_file`).
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// Which clients must present a certificate (`xks.tls.client_auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// Only clients of key stores with mutual TLS on, per store.
+    #[default]
+    PerStore,
+    /// Every client, at the handshake.
+    Required,
 }
 
 /// A declared key source.
@@ -556,10 +577,29 @@ impl Config {
                 "cert_file and key_file must be given together",
             ));
         }
-        if x.tls.client_ca_file.is_some() && x.tls.client_cn.is_empty() {
+        let required = x.tls.client_auth == Some(ClientAuth::Required);
+        if required && x.tls.client_ca_file.is_none() {
+            return Err(invalid(
+                "xks.tls.client_ca_file",
+                "client_auth = \"required\" needs the CA bundle client certificates must chain to",
+            ));
+        }
+        if required && x.tls.client_cn.is_empty() {
             return Err(invalid(
                 "xks.tls.client_cn",
                 "mutual TLS needs the accepted client subject CN(s), e.g. cks.kms.us-east-1.amazonaws.com",
+            ));
+        }
+        if self.admin.tls.client_auth == Some(ClientAuth::PerStore) {
+            return Err(invalid(
+                "admin.tls.client_auth",
+                "the admin listener has no key stores: only \"required\" applies (implied by client_ca_file)",
+            ));
+        }
+        if self.admin.tls.client_auth.is_some() && self.admin.tls.client_ca_file.is_none() {
+            return Err(invalid(
+                "admin.tls.client_ca_file",
+                "client_auth = \"required\" needs the CA bundle client certificates must chain to",
             ));
         }
         if self.secrets.master_key_file.is_some() && self.secrets.master_key_env.is_some() {

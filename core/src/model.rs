@@ -39,6 +39,12 @@ pub enum ModelError {
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// A key store's mutual TLS CA bundle or CN list breaks a rule.
+    #[error("invalid mutual TLS settings: {reason}")]
+    Mtls {
+        /// Which field and rule.
+        reason: String,
+    },
     /// An AWS account id is not 12 digits.
     #[error("invalid AWS account id '{id}': must be exactly 12 digits")]
     AccountId {
@@ -430,6 +436,14 @@ pub struct StoreRecord {
     /// Whether the store requires mutual TLS.
     #[serde(default)]
     pub mtls: bool,
+    /// PEM CA bundle client certificates must chain to (else the listener's
+    /// `xks.tls.client_ca_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtls_ca_pem: Option<String>,
+    /// Accepted client certificate subject CNs (else the listener's `xks.tls.client_cn`,
+    /// else `cks.kms.<region>.amazonaws.com`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mtls_cns: Vec<String>,
     /// Where AWS reaches the store.
     #[serde(default)]
     pub location: XksLocation,
@@ -467,6 +481,8 @@ impl StoreRecord {
             blocked: false,
             success_audit: false,
             mtls: false,
+            mtls_ca_pem: None,
+            mtls_cns: Vec::new(),
             location: XksLocation::Unset,
             quota: None,
             aws: None,
@@ -740,6 +756,7 @@ pub fn credentials_to_evict(existing: &[(String, i128)], max: u32) -> Vec<String
 
 pub mod aws;
 pub mod jobs;
+pub mod mtls;
 pub mod refresh;
 pub mod rotation;
 pub mod rules;

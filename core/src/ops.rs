@@ -191,6 +191,7 @@ pub struct Operations {
     plugins: Option<connections::PluginSettings>,
     applied: std::sync::OnceLock<linkage::AppliedWaiter>,
     clock: Arc<dyn crate::clock::Clock>,
+    mtls: Option<MtlsListener>,
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -221,7 +222,24 @@ impl Operations {
             plugins: None,
             applied: std::sync::OnceLock::new(),
             clock: Arc::new(crate::clock::SystemClock),
+            mtls: None,
         }
+    }
+
+    /// What the XKS listener offers for mutual TLS: turning a store's mutual TLS on is
+    /// refused when it could never be met (without this, only the data plane checks).
+    pub fn with_mtls_listener(mut self, listener: MtlsListener) -> Self {
+        self.mtls = Some(listener);
+        self
+    }
+
+    /// Checks a store's mutual TLS settings after a create or update.
+    fn check_mtls(&self, record: &StoreRecord) -> Result<(), OpError> {
+        model::mtls::validate_settings(record.mtls_ca_pem.as_deref(), &record.mtls_cns)?;
+        if let Some(listener) = &self.mtls {
+            model::mtls::ensure_possible(record, listener)?;
+        }
+        Ok(())
     }
 
     /// One store by id, with its version.
@@ -325,6 +343,8 @@ impl Operations {
             blocked: false,
             success_audit: new.success_audit,
             mtls: new.mtls,
+            mtls_ca_pem: new.mtls_ca_pem.clone(),
+            mtls_cns: new.mtls_cns.clone(),
             location: new.location,
             quota: None,
             aws: None,
@@ -332,6 +352,7 @@ impl Operations {
             rotation_schedule: None,
             created_at: model::now_unix(),
         };
+        self.check_mtls(&record)?;
         let (cred_key, cred, file) = self.new_credential(&record);
         let mut conditions = vec![
             Condition::Absent(keys::store_name_index(&record.name)),
@@ -491,6 +512,14 @@ impl Operations {
             rules::ensure_local(old, "mTLS setting")?;
             next.mtls = v;
         }
+        if let Some(pem) = update.mtls_ca_pem {
+            rules::ensure_local(old, "mTLS CA bundle")?;
+            next.mtls_ca_pem = Some(pem).filter(|p| !p.is_empty());
+        }
+        if let Some(cns) = update.mtls_cns {
+            rules::ensure_local(old, "mTLS CN list")?;
+            next.mtls_cns = cns;
+        }
         if let Some(region) = update.region {
             model::validate_region(&region)?;
             if old.aws.is_some() && old.region.as_deref() != Some(region.as_str()) {
@@ -507,6 +536,12 @@ impl Operations {
                 ensure_account_region(&self.get_account(&account)?, &region)?;
             }
             next.region = Some(region);
+        }
+        if next.mtls != old.mtls
+            || next.mtls_ca_pem != old.mtls_ca_pem
+            || next.mtls_cns != old.mtls_cns
+        {
+            self.check_mtls(&next)?;
         }
         writes.push(Write::Put(keys::store(id), to_json(&next)));
         // A linked store's name and location are AWS's too: pushed first, so that a
@@ -618,6 +653,7 @@ mod refresh;
 mod schedules;
 mod sources;
 
+pub use crate::model::mtls::MtlsListener;
 pub use connections::{CONNECTION_TEST_TIMEOUT, PluginSettings, open_source};
 pub use identity::RootBootstrap;
 pub(crate) use identity::validate_user_name;

@@ -419,6 +419,8 @@ fn reconcile_store(
         blocked: false,
         success_audit: false,
         mtls: false,
+        mtls_ca_pem: None,
+        mtls_cns: Vec::new(),
         location: decl.location.clone().unwrap_or_default(),
         quota: decl.quota,
         aws: None,

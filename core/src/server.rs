@@ -12,7 +12,7 @@ use hyper_util::{
 use tokio::{net::TcpListener, sync::watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::xks::XksService;
+use crate::xks::{XksService, mtls::PeerCertificates};
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,18 +71,27 @@ pub async fn serve_http<S, B>(
         let mut shutdown = shutdown.clone();
         connections.spawn(async move {
             match acceptor {
-                None => serve_connection(stream, peer, service, shutdown, name).await,
+                None => serve_connection(stream, peer, None, service, shutdown, name).await,
                 Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    let handshake = tokio::time::timeout(
+                        HANDSHAKE_TIMEOUT,
+                        acceptor.accept(stream).into_fallible(),
+                    );
                     let accepted = tokio::select! {
                         accepted = handshake => accepted,
                         _ = shutdown.changed() => return,
                     };
                     match accepted {
-                        Ok(Ok(tls)) => serve_connection(tls, peer, service, shutdown, name).await,
-                        Ok(Err(e)) => {
-                            tracing::info!(listener = name, %peer, "TLS handshake refused: {e}")
+                        Ok(Ok(tls)) => {
+                            let certs = tls.get_ref().1.peer_certificates().map(|c| {
+                                PeerCertificates(c.iter().map(|c| c.clone().into_owned()).collect())
+                            });
+                            serve_connection(tls, peer, certs, service, shutdown, name).await
+                        }
+                        Ok(Err((e, io))) => {
+                            tracing::info!(listener = name, %peer, "TLS handshake refused: {e}");
+                            // The alert is written: let it reach the client.
+                            linger_close(io).await;
                         }
                         Err(_) => tracing::info!(listener = name, %peer, "TLS handshake timed out"),
                     }
@@ -95,9 +104,37 @@ pub async fn serve_http<S, B>(
     while connections.join_next().await.is_some() {}
 }
 
+/// How long a refused TLS client's input is read and discarded before the socket
+/// closes, and how much of it at most.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// Closes a connection whose last words (a TLS alert) are written, so that they reach
+/// the client: the write side is shut down (FIN after the alert), and what the client
+/// still sends is read and discarded for a bounded time. Closing a socket with unread
+/// input sends a TCP reset, which can destroy the alert before the client reads it
+/// (TLS 1.3 clients send their certificate, then at once their request).
+async fn linger_close(mut io: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = io.flush().await;
+    let _ = io.shutdown().await;
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
 async fn serve_connection<I, S, B>(
     stream: I,
     peer: SocketAddr,
+    certs: Option<PeerCertificates>,
     service: S,
     mut shutdown: watch::Receiver<bool>,
     name: &'static str,
@@ -115,6 +152,9 @@ async fn serve_connection<I, S, B>(
     let service = service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(peer));
+        if let Some(certs) = &certs {
+            req.extensions_mut().insert(certs.clone());
+        }
         hyper::service::Service::call(&service, req)
     });
     let builder = auto::Builder::new(TokioExecutor::new());

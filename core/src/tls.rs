@@ -20,7 +20,7 @@ use rustls::{
     },
 };
 
-use crate::config::TlsConfig;
+use crate::config::{ClientAuth, TlsConfig};
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -63,13 +63,32 @@ fn file_err(path: &Path, reason: impl std::fmt::Display) -> TlsError {
     }
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// The PEM certificates of a file (at least one).
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| file_err(path, e))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| file_err(path, e))?;
     if certs.is_empty() {
         return Err(file_err(path, "no PEM certificate found"));
+    }
+    Ok(certs)
+}
+
+/// The certificates of a PEM text (at least one, each one a CA certificate webpki can
+/// use as a trust anchor).
+pub fn parse_pem_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM certificate bundle: {e}"))?;
+    if certs.is_empty() {
+        return Err("no PEM certificate found".into());
+    }
+    let mut roots = RootCertStore::empty();
+    for (i, cert) in certs.iter().enumerate() {
+        roots
+            .add(cert.clone())
+            .map_err(|e| format!("certificate {} is not a usable CA certificate: {e}", i + 1))?;
     }
     Ok(certs)
 }
@@ -122,30 +141,60 @@ fn generate_dev_pki(dir: &Path) -> Result<(), TlsError> {
     Ok(())
 }
 
-/// Builds the rustls server configuration.
+/// Builds the rustls server configuration of a listener that verifies client
+/// certificates only when `client_ca_file` is set (and then requires them).
 pub fn server_config(cfg: &TlsConfig, data_dir: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    build_config(cfg, data_dir, required_verifier(cfg)?)
+}
+
+/// Builds the XKS listener's rustls configuration: with `client_auth = "required"`
+/// every client must present a certificate from `client_ca_file` with a CN of
+/// `client_cn`; else client certificates are handled by `per_store` (asked for when a
+/// key store needs one, checked per request).
+pub fn xks_server_config(
+    cfg: &TlsConfig,
+    data_dir: &Path,
+    per_store: Arc<dyn ClientCertVerifier>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let verifier = match cfg.client_auth.unwrap_or_default() {
+        ClientAuth::Required => required_verifier(cfg)?,
+        ClientAuth::PerStore => Some(per_store),
+    };
+    build_config(cfg, data_dir, verifier)
+}
+
+/// The verifier requiring a certificate from `client_ca_file` with an allowed CN.
+fn required_verifier(cfg: &TlsConfig) -> Result<Option<Arc<dyn ClientCertVerifier>>, TlsError> {
+    let Some(ca_path) = &cfg.client_ca_file else {
+        return Ok(None);
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(ca_path)? {
+        roots.add(cert).map_err(|e| file_err(ca_path, e))?;
+    }
+    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::new(provider()))
+        .build()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    Ok(Some(Arc::new(CnVerifier {
+        inner,
+        allowed: cfg.client_cn.clone(),
+    })))
+}
+
+fn build_config(
+    cfg: &TlsConfig,
+    data_dir: &Path,
+    verifier: Option<Arc<dyn ClientCertVerifier>>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let (cert_path, key_path) = server_cert_files(cfg, data_dir)?;
     let certs = read_certs(&cert_path)?;
     let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| file_err(&key_path, e))?;
-    let provider = Arc::new(provider());
-    let builder = ServerConfig::builder_with_provider(provider.clone())
+    let builder = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let builder = match &cfg.client_ca_file {
+    let builder = match verifier {
         None => builder.with_no_client_auth(),
-        Some(ca_path) => {
-            let mut roots = RootCertStore::empty();
-            for cert in read_certs(ca_path)? {
-                roots.add(cert).map_err(|e| file_err(ca_path, e))?;
-            }
-            let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| TlsError::Config(e.to_string()))?;
-            builder.with_client_cert_verifier(Arc::new(CnVerifier {
-                inner,
-                allowed: cfg.client_cn.clone(),
-            }))
-        }
+        Some(v) => builder.with_client_cert_verifier(v),
     };
     let mut config = builder
         .with_single_cert(certs, key)

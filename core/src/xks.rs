@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod mtls;
 pub mod ops;
 pub mod path;
 pub mod quota;

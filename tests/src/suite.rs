@@ -145,11 +145,27 @@ pub async fn health_status_and_load_balancer_health(source: SourceFixture) {
         );
         assert_eq!(node["healthStatus"], "ACTIVE", "{h}");
     }
-    // Health tolerates a body without requestMetadata (never ValidationException).
-    let req = c.sign(RawRequest::post_json(
-        &c.op_path("/health"),
-        &serde_json::json!({}),
-    ));
+    // As AWS's sample proxy and conformance tooling: health needs requestMetadata with
+    // kmsRequestId and kmsOperation; any kmsOperation value is fine.
+    for (body, says) in [
+        (serde_json::json!({}), "'requestMetadata'"),
+        (
+            serde_json::json!({"requestMetadata": {}}),
+            "'requestMetadata.kmsRequestId'",
+        ),
+        (
+            serde_json::json!({"requestMetadata": {"kmsRequestId": "r-1"}}),
+            "'requestMetadata.kmsOperation'",
+        ),
+        (serde_json::json!("a JSON string"), "JSON object"),
+    ] {
+        let req = c.sign(RawRequest::post_json(&c.op_path("/health"), &body));
+        let message = c.send(&req).await.assert_error(400, "ValidationException");
+        assert!(message.contains(says), "{body}: {message}");
+    }
+    let unknown_op = serde_json::json!({"requestMetadata":
+        {"kmsRequestId": "r-2", "kmsOperation": "SomeFutureOperation"}});
+    let req = c.sign(RawRequest::post_json(&c.op_path("/health"), &unknown_op));
     c.send(&req).await.ok_json();
 
     // The load balancer's plain GET.

@@ -186,6 +186,57 @@ async fn lifecycle(server: &TestServer, source: &str) {
         "{}",
         stale.stderr
     );
+    // Mutual TLS settings: the store's own CA bundle (read from a file) and CNs, and
+    // back to the defaults; turning it on over plain HTTP is refused with the reason.
+    let ca = keyhold_tests::pki::TestCa::new("cli client CA");
+    std::fs::write(cli.path("client-ca.pem"), ca.pem()).expect("write CA");
+    let ca_file = cli.path("client-ca.pem");
+    let ca_arg = ca_file.to_string_lossy();
+    let args = [
+        "keystore",
+        "update",
+        "life-renamed",
+        "--mtls-ca-file",
+        &ca_arg,
+    ];
+    cli.ok(&[
+        &args[..],
+        &["--mtls-cn", "a.example", "--mtls-cn", "b.example"],
+    ]
+    .concat())
+        .await;
+    let got = cli.json(&["keystore", "get", "life-renamed"]).await;
+    assert_eq!(
+        got["mtls_cns"],
+        serde_json::json!(["a.example", "b.example"])
+    );
+    assert_eq!(got["mtls_ca_pem"].as_str(), Some(ca.pem().as_str()));
+    let args = ["keystore", "update", "life-renamed"];
+    cli.ok(&[&args[..], &["--mtls-ca-default", "--mtls-cns-default"]].concat())
+        .await;
+    let got = cli.json(&["keystore", "get", "life-renamed"]).await;
+    assert!(
+        got.get("mtls_cns").is_none() && got.get("mtls_ca_pem").is_none(),
+        "{got}"
+    );
+    let refused = cli
+        .run(&[&args[..], &["--mtls", "true"]].concat())
+        .await
+        .expect_code(3);
+    assert!(
+        refused.stderr.contains("(mtls_unavailable)"),
+        "{}",
+        refused.stderr
+    );
+    let missing = cli
+        .run(&[&args[..], &["--mtls-ca-file", "/nonexistent/ca.pem"]].concat())
+        .await
+        .expect_code(2);
+    assert!(
+        missing.stderr.contains("--mtls-ca-file"),
+        "{}",
+        missing.stderr
+    );
     let table = cli.ok(&["keystore", "list"]).await;
     assert!(
         table.starts_with("ID") && table.contains("life-renamed"),

@@ -20,7 +20,7 @@ struct Pki {
 }
 
 /// Starts a TLS server with a certificate from a fresh test CA; with `mtls`, client
-/// certificates from a second CA with the AWS CN are required.
+/// certificates from a second CA with the AWS CN are required of every client.
 async fn tls_server(mtls: bool) -> (TestServer, Pki) {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     let ca = TestCa::new("keyhold test CA");
@@ -37,6 +37,8 @@ async fn tls_server(mtls: bool) -> (TestServer, Pki) {
             toml_str(path.to_string_lossy())
         ));
         lines.push(format!("client_cn = [{}]", toml_str(AWS_CN)));
+        // Every client, at the handshake (the default asks per key store: tests/mtls.rs).
+        lines.push("client_auth = \"required\"".into());
     }
     let mut server = TestServer::builder().tls(&lines).in_dir(dir).start().await;
     assert!(server.running.tls);

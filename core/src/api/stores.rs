@@ -34,6 +34,14 @@ pub struct NewStore {
     /// Require mutual TLS.
     #[serde(default)]
     pub mtls: bool,
+    /// PEM CA bundle client certificates must chain to (default: the XKS listener's
+    /// `xks.tls.client_ca_file`).
+    #[serde(default)]
+    pub mtls_ca_pem: Option<String>,
+    /// Accepted client certificate subject CNs (default: the listener's
+    /// `xks.tls.client_cn`, else `cks.kms.<region>.amazonaws.com`).
+    #[serde(default)]
+    pub mtls_cns: Vec<String>,
     /// The AWS region (one of the account's regions); required for a linked store.
     #[serde(default)]
     pub region: Option<String>,
@@ -70,6 +78,12 @@ pub struct StorePatch {
     /// mTLS toggle.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mtls: Option<bool>,
+    /// New client CA bundle (PEM); `""` removes it (the listener's CA applies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtls_ca_pem: Option<String>,
+    /// New accepted client CNs; `[]` removes them (the defaults apply).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtls_cns: Option<Vec<String>>,
     /// Must equal the current source if given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
@@ -91,6 +105,8 @@ impl StorePatch {
             ("max_credentials", self.max_credentials.is_some()),
             ("success_audit", self.success_audit.is_some()),
             ("mtls", self.mtls.is_some()),
+            ("mtls_ca_pem", self.mtls_ca_pem.is_some()),
+            ("mtls_cns", self.mtls_cns.is_some()),
             ("source", self.source.is_some()),
             ("container", self.container.is_some()),
             ("region", self.region.is_some()),

@@ -41,6 +41,8 @@ pub enum KeystoreCmd {
         /// Require mutual TLS on the XKS endpoint
         #[arg(long)]
         mtls: bool,
+        #[command(flatten)]
+        mtls_trust: MtlsArgs,
         /// AWS region (one of the account's regions; needed with --linked)
         #[arg(long)]
         region: Option<String>,
@@ -94,6 +96,14 @@ pub enum KeystoreCmd {
         success_audit: Option<bool>,
         #[arg(long, value_name = "BOOL")]
         mtls: Option<bool>,
+        #[command(flatten)]
+        mtls_trust: MtlsArgs,
+        /// Drop the store's own client CA bundle (the listener's applies)
+        #[arg(long, conflicts_with = "mtls_ca_file")]
+        mtls_ca_default: bool,
+        /// Drop the store's own CN list (the defaults apply)
+        #[arg(long, conflicts_with = "mtls_cn")]
+        mtls_cns_default: bool,
         /// AWS region (one of the account's regions; fixed once linked)
         #[arg(long)]
         region: Option<String>,
@@ -117,6 +127,36 @@ pub enum KeystoreCmd {
     /// The credential rotation schedule of a key store
     #[command(subcommand)]
     Schedule(super::schedules::StoreScheduleCmd),
+}
+
+/// Which client certificates a store with mutual TLS accepts.
+#[derive(clap::Args, Debug, Default)]
+pub struct MtlsArgs {
+    /// PEM CA bundle client certificates must chain to (default: the XKS listener's
+    /// xks.tls.client_ca_file); read from this local file, at most 64 KiB
+    #[arg(long, value_name = "PATH")]
+    mtls_ca_file: Option<std::path::PathBuf>,
+    /// Accepted client certificate subject CN, repeatable, at most 20 (default: the
+    /// listener's xks.tls.client_cn, else cks.kms.<region>.amazonaws.com)
+    #[arg(long, value_name = "CN")]
+    mtls_cn: Vec<String>,
+}
+
+impl MtlsArgs {
+    /// The CA bundle's text, read from `--mtls-ca-file`.
+    fn ca_pem(&self) -> Result<Option<String>> {
+        self.mtls_ca_file
+            .as_ref()
+            .map(|path| {
+                std::fs::read_to_string(path).map_err(|e| {
+                    CliError::Usage(format!(
+                        "cannot read --mtls-ca-file {}: {e}",
+                        path.display()
+                    ))
+                })
+            })
+            .transpose()
+    }
 }
 
 /// Where AWS KMS reaches a store: a public endpoint or a VPC endpoint service.
@@ -198,6 +238,7 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
             max_credentials,
             success_audit,
             mtls,
+            mtls_trust,
             region,
             linked,
             schedule,
@@ -205,7 +246,10 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
             secret,
         } => {
             secret.check()?;
+            let mtls_ca_pem = mtls_trust.ca_pem()?;
             let body = NewStore {
+                mtls_ca_pem,
+                mtls_cns: mtls_trust.mtls_cn,
                 name,
                 account,
                 source,
@@ -246,11 +290,25 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
             health_check_key,
             success_audit,
             mtls,
+            mtls_trust,
+            mtls_ca_default,
+            mtls_cns_default,
             region,
             location,
             if_match,
         } => {
+            let mtls_ca_pem = match mtls_ca_default {
+                true => Some(String::new()),
+                false => mtls_trust.ca_pem()?,
+            };
+            let mtls_cns = match (mtls_cns_default, mtls_trust.mtls_cn.is_empty()) {
+                (true, _) => Some(Vec::new()),
+                (false, true) => None,
+                (false, false) => Some(mtls_trust.mtls_cn),
+            };
             let body = StorePatch {
+                mtls_ca_pem,
+                mtls_cns,
                 name,
                 location: location.location(),
                 region,

@@ -72,8 +72,8 @@ pub enum StoreAction {
     },
     /// Create this remote store record (bound to the account).
     ImportRemote {
-        /// The new record.
-        record: StoreRecord,
+        /// The new record (boxed: far larger than the other actions).
+        record: Box<StoreRecord>,
     },
     /// A remote store changed on AWS: its link, location and path follow AWS.
     UpdateRemote {
@@ -399,7 +399,7 @@ pub fn plan_stores(
                     let name = remote_store_name(&store.name, &store.id, &taken);
                     taken.insert(name.clone());
                     StoreAction::ImportRemote {
-                        record: remote_record(new_id(), name, store, scope.region, now),
+                        record: Box::new(remote_record(new_id(), name, store, scope.region, now)),
                     }
                 }
             },
@@ -560,6 +560,8 @@ fn remote_record(
         blocked: false,
         success_audit: false,
         mtls: false,
+        mtls_ca_pem: None,
+        mtls_cns: Vec::new(),
         location: aws_location(store),
         quota: None,
         aws: Some(link_of(store)),

@@ -365,7 +365,7 @@ impl Operations {
                     changed_meanwhile(aws_id, &name, None)
                 }
             }
-            StoreAction::ImportRemote { record } => self.import_remote_store(account, record)?,
+            StoreAction::ImportRemote { record } => self.import_remote_store(account, *record)?,
             StoreAction::Unchanged { .. } => Outcome::Unchanged,
             StoreAction::Skip(f) => Outcome::Reported(f),
         })

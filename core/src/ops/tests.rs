@@ -165,6 +165,8 @@ pub(super) fn new_store(name: &str) -> NewStore {
         location: XksLocation::Unset,
         success_audit: false,
         mtls: false,
+        mtls_ca_pem: None,
+        mtls_cns: Vec::new(),
         region: None,
         linked: false,
         rotation_schedule: None,

@@ -185,6 +185,8 @@ pub struct StoreRoute {
     /// The regions requests may be signed for: the account's regions (`None`: any,
     /// for a store without an account or an account that lists no region).
     pub allowed_regions: Option<Arc<[String]>>,
+    /// Its mutual TLS requirement (`None`: off).
+    pub mtls: super::mtls::StoreMtlsRule,
 }
 
 /// A store's account binding and the account's allowed regions, as routing needs them.
@@ -223,6 +225,8 @@ pub struct RoutingContext {
     pub sources: Arc<Sources>,
     /// The quota for stores that do not set their own (`None`: unlimited).
     pub default_quota: Option<Quota>,
+    /// The listener's client CA and CNs, defaults of stores with mutual TLS on.
+    pub client_trust: Arc<super::mtls::ClientTrustDefaults>,
 }
 
 /// The snapshot. Its indexes are persistent (structurally shared) maps, so deriving
@@ -234,6 +238,8 @@ pub struct Routing {
     by_id: imbl::HashMap<String, Arc<StoreRoute>>,
     by_base: imbl::HashMap<String, Arc<StoreRoute>>,
     by_lb_path: imbl::HashMap<String, Arc<StoreRoute>>,
+    /// The handshake's client-certificate verifier (`None`: no store needs one).
+    client_trust: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Option<T> {
@@ -282,6 +288,17 @@ impl Routing {
     /// Every store.
     pub fn stores(&self) -> impl Iterator<Item = &Arc<StoreRoute>> {
         self.by_id.values()
+    }
+
+    /// The verifier of client certificates at the handshake: chains to a CA of some
+    /// store with mutual TLS on (`None`: no store asks for a certificate).
+    pub fn client_trust(&self) -> Option<&Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+        self.client_trust.as_ref()
+    }
+
+    fn with_client_trust(mut self) -> Routing {
+        self.client_trust = super::mtls::handshake_verifier(self.by_id.values().map(|r| &r.mtls));
+        self
     }
 
     /// Number of stores served.
@@ -365,7 +382,7 @@ impl Routing {
                 ctx,
             ));
         }
-        Ok(routing)
+        Ok(routing.with_client_trust())
     }
 
     fn insert(&mut self, route: Option<StoreRoute>) {
@@ -504,7 +521,7 @@ impl Routing {
             let account = AccountRoute::load(store, &id)?;
             next.insert(make_route(record, creds, keys, account, old.as_ref(), ctx));
         }
-        Ok(next)
+        Ok(next.with_client_trust())
     }
 
     fn load_credentials(
@@ -601,6 +618,7 @@ fn make_route(
         signing_keys: SigningKeyCache::default(),
         account: account.account,
         allowed_regions: account.regions,
+        mtls: super::mtls::store_rule(&record, &ctx.client_trust),
         record,
     })
 }

@@ -24,6 +24,7 @@ use crate::{
 use super::{
     auth,
     error::{XksError, XksErrorKind},
+    mtls,
     ops::{self, KeyCall, Resp, XksOp, decrypt, encrypt, health, metadata},
     path::{self, KeyOp, XksPath},
     routing::{Routing, StoreRoute},
@@ -249,14 +250,18 @@ impl XksService {
             ));
         }
         let body = self.read_body(&parts, body).await?;
-        // Authenticate, then admit.
+        // Authenticate (the client certificate for a store with mutual TLS, then the
+        // signature), then admit.
+        mtls::check(&route.mtls, parts.extensions.get())?;
         auth::authenticate(&parts, &body, route)?;
         self.admit(route)?;
         // Parse, run the operation, answer.
         let Some((key_id, op)) = key else {
-            // Lenient: GetHealthStatus never answers ValidationException.
-            let req: wire::HealthRequest = serde_json::from_slice(&body).unwrap_or_default();
+            // As AWS's sample proxy and conformance tooling: the body must carry
+            // requestMetadata with kmsRequestId and kmsOperation (whose value may be any).
+            let req: wire::HealthRequest = wire::parse_body(&body)?;
             ctx.note(&req.request_metadata);
+            wire::require_health_metadata(&req.request_metadata)?;
             return health::get_health_status(route, &self.settings).await;
         };
         match op {

@@ -36,7 +36,7 @@ pub struct RequestMetadata {
     pub kms_via_service: Option<String>,
 }
 
-/// Body of GetHealthStatus (only the metadata; leniently parsed).
+/// Body of GetHealthStatus (only the metadata).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthRequest {
@@ -328,6 +328,26 @@ pub fn require_metadata(
         }
     }
     Ok(md)
+}
+
+/// Checks GetHealthStatus's metadata: `kmsRequestId` and `kmsOperation` present (the
+/// specification's error table exempts health, but AWS KMS always sends both, and
+/// AWS's sample proxy and conformance tooling refuse a request without them).
+pub fn require_health_metadata(md: &Option<RequestMetadata>) -> Result<(), XksError> {
+    let md = md
+        .as_ref()
+        .ok_or_else(|| XksError::validation("missing required field 'requestMetadata'"))?;
+    for (name, present) in [
+        ("kmsRequestId", md.kms_request_id.is_some()),
+        ("kmsOperation", md.kms_operation.is_some()),
+    ] {
+        if !present {
+            return Err(XksError::validation(format!(
+                "missing required field 'requestMetadata.{name}'"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A required string field.

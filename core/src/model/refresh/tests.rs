@@ -160,7 +160,7 @@ fn apply(local: &mut Vec<LocalStore>, stores: &[AwsKeyStore], keys: &[AwsKey]) {
                 s.record.aws = Some(link);
             }
             StoreAction::ImportRemote { record } => local.push(LocalStore {
-                record,
+                record: *record,
                 account: Some(ACCOUNT.into()),
                 keys: Vec::new(),
             }),

@@ -11,6 +11,7 @@ fn ctx() -> RoutingContext {
         master: Arc::new(MasterKey::from_bytes(&[9u8; 32])),
         sources: Arc::new(Sources::default()),
         default_quota: None,
+        client_trust: Default::default(),
     }
 }
 
