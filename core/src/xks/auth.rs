@@ -17,6 +17,7 @@ use super::{
 /// Checks that the request is signed with a credential of `route`'s key store, for a
 /// region its account allows.
 pub fn authenticate(parts: &Parts, body: &[u8], route: &StoreRoute) -> Result<(), XksError> {
+    sigv4::refuse_repeated_authorization(&parts.headers).map_err(|e| failed(e.to_string()))?;
     let header = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -68,11 +69,12 @@ pub fn check_region(route: &StoreRoute, region: &str) -> Result<(), XksError> {
     tracing::warn!(
         store = %route.record.name,
         account = route.account.as_deref().unwrap_or(""),
-        region,
+        region = %crate::logsafe::Clipped(region),
         "XKS request signed for a region the store's account does not allow"
     );
     Err(failed(format!(
-        "the request is signed for region '{region}', which this key store's account does not allow"
+        "the request is signed for region '{}', which this key store's account does not allow",
+        crate::logsafe::clip_to(region, 32)
     )))
 }
 
