@@ -12,6 +12,7 @@
 //! continues; a damaged last segment is left as it is: a new segment starts with a
 //! record saying so, an error is logged and counted, and the server keeps serving.
 
+mod anchor;
 mod chain;
 mod refusals;
 mod segments;
@@ -31,6 +32,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+pub use anchor::{ANCHOR_KEY, StoreAnchor, load as load_anchor};
 pub use chain::{ChainKey, GENESIS, KEYED_MAC};
 pub use refusals::RefusalLimits;
 pub use verify::{AFTER_DAMAGE, Anchor, Damage, VerifyReport, verify, verify_all};
@@ -107,7 +109,12 @@ pub struct Record {
 pub trait AnchorStore: Send + Sync {
     /// Saves the anchor (overwriting the previous one).
     fn save(&self, anchor: &Anchor) -> Result<(), String>;
+    /// The saved anchor, if any.
+    fn load(&self) -> Result<Option<Anchor>, String>;
 }
+
+/// The record written when the log ends before the record anchored in the store.
+pub const TAIL_MISSING: &str = "audit_tail_missing";
 
 /// How the log is written.
 #[derive(Clone, Default)]
@@ -246,14 +253,24 @@ impl AuditLog {
             key,
             anchor: settings.anchor.clone(),
         };
-        if let Some(note) = opening_note {
+        let mut notes: Vec<serde_json::Value> = opening_note.into_iter().collect();
+        if let Some(missing) = tail_missing(settings.anchor.as_deref(), &w.state) {
+            // Recorded in the chain before the anchor moves on, so the evidence stays.
+            counters.damaged_segments.fetch_add(1, Relaxed);
+            notes.push(missing);
+        }
+        let noted = !notes.is_empty();
+        for note in notes {
             w.append(note).map_err(|reason| AuditError::Io {
                 path: seg_path.clone(),
                 reason,
             })?;
-            w.file
-                .sync_all()
-                .map_err(|e| AuditError::io(&seg_path, e))?;
+        }
+        w.file
+            .sync_all()
+            .map_err(|e| AuditError::io(&seg_path, e))?;
+        if noted {
+            w.anchor();
         }
         let (tx, rx) = sync_channel(4096);
         let window = Arc::new(Mutex::new(RefusalWindow::new(settings.refusals)));
@@ -332,6 +349,17 @@ impl AuditLog {
         Ok(())
     }
 
+    /// [`AuditLog::flush`], then lets go of the anchor store so that the store can
+    /// close (called when the server stops); records written later are not anchored.
+    pub fn release_anchor(&self) -> Result<(), AuditError> {
+        let (done_tx, done_rx) = sync_channel(1);
+        self.tx
+            .send(Msg::Release(done_tx))
+            .map_err(|_| AuditError::Stopped)?;
+        done_rx.recv().map_err(|_| AuditError::Stopped)?;
+        Ok(())
+    }
+
     /// Events dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.counters.dropped.load(Relaxed)
@@ -341,6 +369,33 @@ impl AuditLog {
     pub fn counters(&self) -> &AuditCounters {
         &self.counters
     }
+}
+
+/// The record saying the log ends before the record anchored in the store (its tail
+/// was cut), if it does; logged as an error.
+fn tail_missing(anchor: Option<&dyn AnchorStore>, state: &ChainState) -> Option<serde_json::Value> {
+    let anchored = match anchor?.load() {
+        Ok(a) => a?,
+        Err(e) => {
+            tracing::error!("audit anchor could not be read: {e}");
+            return None;
+        }
+    };
+    if anchored.seq <= state.seq {
+        return None;
+    }
+    tracing::error!(
+        anchored = anchored.seq,
+        last = state.seq,
+        "AUDIT LOG TRUNCATED: the store's anchor names a record past the log's end; \
+         continuing, with a record saying so (run `keyhold audit-verify`)"
+    );
+    Some(json!({
+        "kind": TAIL_MISSING,
+        "anchoredSeq": anchored.seq,
+        "anchoredHash": anchored.hash,
+        "logEndedAt": state.seq,
+    }))
 }
 
 /// The chain state at the end of segment `n - 1` (when segment `n` has no record that

@@ -55,12 +55,6 @@ impl fmt::Display for Clipped<'_> {
     }
 }
 
-impl fmt::Debug for Clipped<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\"{}\"", clip(self.0))
-    }
-}
-
 /// Whether `c` is written escaped: control characters, the backslash (so an escape
 /// in the output is never ambiguous), and invisible characters that reorder or hide
 /// text (bidirectional overrides, zero-width characters, the BOM).

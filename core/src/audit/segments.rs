@@ -82,6 +82,8 @@ pub(super) struct Scan {
     pub first_kind: Option<String>,
     /// A keyed record was read (verified or not).
     pub saw_keyed: bool,
+    /// Verified records saying the log's tail had been cut (found at a start).
+    pub tail_missing: Vec<u64>,
 }
 
 /// How [`scan`] starts.
@@ -118,6 +120,7 @@ pub(super) fn scan(
         anchor_matched: None,
         first_kind: None,
         saw_keyed: false,
+        tail_missing: Vec::new(),
     };
     let mut line = Vec::new();
     let mut n = 0u64;
@@ -171,6 +174,9 @@ pub(super) fn scan(
         }
         if let Some(a) = anchor.filter(|a| a.seq == rec.seq) {
             scan.anchor_matched = Some(a.hash == rec.hash);
+        }
+        if rec.event["kind"] == super::TAIL_MISSING {
+            scan.tail_missing.push(rec.seq);
         }
         state = ChainState::after(&rec);
         scan.records += 1;

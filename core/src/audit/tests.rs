@@ -34,6 +34,10 @@ impl AnchorStore for MemAnchor {
         *self.0.lock().unwrap() = Some(anchor.clone());
         Ok(())
     }
+
+    fn load(&self) -> Result<Option<Anchor>, String> {
+        Ok(self.0.lock().unwrap().clone())
+    }
 }
 
 fn keyed(anchor: &Arc<MemAnchor>) -> AuditSettings {

@@ -66,18 +66,25 @@ pub struct VerifyReport {
     pub damaged: Vec<Damage>,
     /// What is wrong with respect to the store's anchor (truncation, rewrite).
     pub anchor_problem: Option<String>,
+    /// Records the server wrote on finding the log's tail cut (`audit_tail_missing`).
+    pub tail_missing: Vec<u64>,
 }
 
 impl VerifyReport {
     /// Whether every segment verified (and the anchor, when given, matched).
     pub fn is_intact(&self) -> bool {
-        self.damaged.is_empty() && self.anchor_problem.is_none()
+        self.damaged.is_empty() && self.anchor_problem.is_none() && self.tail_missing.is_empty()
     }
 
     /// Every problem, one line each.
     pub fn problems(&self) -> Vec<String> {
         let mut out: Vec<String> = self.damaged.iter().map(ToString::to_string).collect();
         out.extend(self.anchor_problem.clone());
+        out.extend(self.tail_missing.iter().map(|seq| {
+            format!(
+                "record {seq}: on a start the server found the log's tail cut (the store's anchor named a later record)"
+            )
+        }));
         out
     }
 }
@@ -98,6 +105,7 @@ pub fn verify_all(
         keyed_from: None,
         damaged: Vec::new(),
         anchor_problem: None,
+        tail_missing: Vec::new(),
     };
     if segs.is_empty() {
         return Err(AuditError::io(
@@ -129,6 +137,7 @@ pub fn verify_all(
         report.keyed_from = report.keyed_from.or(scan.first_keyed);
         anchor_matched = anchor_matched.or(scan.anchor_matched);
         report.records += scan.records;
+        report.tail_missing.extend(scan.tail_missing);
         state = scan.state;
         after_damage = false;
         if let Some((line, reason)) = scan.damage {

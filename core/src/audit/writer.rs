@@ -29,6 +29,9 @@ pub(super) enum Msg {
     Durable(serde_json::Value, SyncSender<Result<u64, String>>),
     /// Answered once everything before it is durable (and counted refusals recorded).
     Flush(SyncSender<()>),
+    /// A flush that also lets go of the anchor store (the server is stopping and its
+    /// store must close); later records are no longer anchored.
+    Release(SyncSender<()>),
 }
 
 /// Appends records.
@@ -96,7 +99,7 @@ impl Writer {
     }
 
     /// Records the latest record in the anchor store.
-    fn anchor(&self) {
+    pub fn anchor(&self) {
         if let Some(store) = &self.anchor {
             let a = Anchor {
                 seq: self.state.seq,
@@ -128,6 +131,7 @@ pub(super) fn run(rx: Receiver<Msg>, mut w: Writer, window: Arc<Mutex<RefusalWin
         };
         let mut waiting = Vec::new();
         let mut flushes = Vec::new();
+        let mut release = false;
         let mut wrote = false;
         // Batch whatever else is queued, then make it durable once.
         for msg in first
@@ -147,6 +151,10 @@ pub(super) fn run(rx: Receiver<Msg>, mut w: Writer, window: Arc<Mutex<RefusalWin
                     waiting.push((done, r));
                 }
                 Msg::Flush(done) => flushes.push(done),
+                Msg::Release(done) => {
+                    release = true;
+                    flushes.push(done);
+                }
             }
         }
         let aggregate = if flushes.is_empty() {
@@ -169,6 +177,9 @@ pub(super) fn run(rx: Receiver<Msg>, mut w: Writer, window: Arc<Mutex<RefusalWin
         let synced = w.file.sync_data().map_err(|e| e.to_string());
         if !waiting.is_empty() && synced.is_ok() {
             w.anchor();
+        }
+        if release {
+            w.anchor = None;
         }
         for (done, r) in waiting {
             let _ = done.send(r.and_then(|seq| synced.clone().map(|_| seq)));

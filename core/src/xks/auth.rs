@@ -74,8 +74,24 @@ pub fn check_region(route: &StoreRoute, region: &str) -> Result<(), XksError> {
     );
     Err(failed(format!(
         "the request is signed for region '{}', which this key store's account does not allow",
-        crate::logsafe::clip_to(region, 32)
+        shown_region(region)
     )))
+}
+
+/// A region as shown in a refusal: its name when it looks like one (lowercase letters,
+/// digits and '-', at most 32), else a placeholder, so the message carries no other
+/// request content.
+fn shown_region(region: &str) -> &str {
+    let plausible = !region.is_empty()
+        && region.len() <= 32
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if plausible {
+        region
+    } else {
+        "(not a region name)"
+    }
 }
 
 fn failed(message: impl Into<String>) -> XksError {

@@ -128,6 +128,15 @@ impl XksService {
         opened.sort_by(|a, b| a.name.cmp(&b.name));
         let shed_pool: u64 = opened.iter().map(|s| s.shed.load(Relaxed)).sum();
         self.metrics.shed_pool.store(shed_pool, Relaxed);
+        if let Some(audit) = &self.audit {
+            let c = audit.counters();
+            let m = &self.metrics;
+            m.audit_damaged_segments
+                .store(c.damaged_segments.load(Relaxed), Relaxed);
+            m.audit_refusals_aggregated
+                .store(c.refusals_aggregated.load(Relaxed), Relaxed);
+            m.audit_dropped.store(c.dropped.load(Relaxed), Relaxed);
+        }
         let sources = opened
             .iter()
             .map(|s| SourceStats {
@@ -266,10 +275,7 @@ impl XksService {
         if parts.method != Method::POST {
             return Err(XksError::new(
                 XksErrorKind::MethodNotAllowed,
-                format!(
-                    "method {} is not allowed: XKS operations use POST",
-                    clip_to(parts.method.as_str(), 16)
-                ),
+                "method not allowed: XKS operations use POST",
             ));
         }
         let body = self.read_body(&parts, body).await?;

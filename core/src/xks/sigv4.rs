@@ -73,8 +73,8 @@ pub enum AuthError {
     #[error("unsupported signing algorithm, expected AWS4-HMAC-SHA256")]
     UnsupportedAlgorithm,
     /// The credential scope names another service. `service` is sanitised (printable ASCII,
-    /// truncated).
-    #[error("credential scope service '{service}' is not kms-xks-proxy")]
+    /// truncated) for the caller; the message does not echo it.
+    #[error("credential scope service is not kms-xks-proxy")]
     WrongService { service: String },
     /// The credential scope does not end with `aws4_request`.
     #[error("credential scope must end with aws4_request")]
