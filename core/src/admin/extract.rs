@@ -174,3 +174,6 @@ fn describe(field: &str, e: &serde_json::Error) -> String {
         None => "the body has the wrong type or value".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests;
