@@ -376,6 +376,9 @@ async fn refusals_never_echo_request_content() {
     let r = admin.with_token(&canary).get("/api/v1/stores").await;
     k.saw("bearer token", &r);
     let root = server.root().await;
+    let canary = k.next("path parameter: invalid UTF-8");
+    let r = root.get(&format!("/api/v1/users/%FF{canary}")).await;
+    k.saw("path parameter: invalid UTF-8", &r);
     let canary = k.next("create user: short password");
     let r = root
         .post(
