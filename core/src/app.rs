@@ -89,7 +89,8 @@ impl Running {
             let _ = t.await;
         }
         let audit = self.audit.clone();
-        let _ = tokio::task::spawn_blocking(move || audit.flush()).await;
+        // Flushed, and the store let go of, so that it closes with the server.
+        let _ = tokio::task::spawn_blocking(move || audit.release_anchor()).await;
     }
 
     /// Waits until the routing snapshot reflects store revision `revision`.
@@ -347,8 +348,23 @@ pub async fn start_with_clock(
     let mut events = store.watch();
     let initial = Routing::build(store.as_ref(), &ctx, None)?;
     let routing = Arc::new(ArcSwap::from_pointee(initial));
-    let audit = crate::audit::AuditLog::open(&cfg.audit_path())
-        .map_err(|e| StartError::Task(e.to_string()))?;
+    // The audit log is opened on the blocking pool: a start verifies its last segment.
+    let audit = {
+        let settings = crate::audit::AuditSettings {
+            segment_max_bytes: cfg.audit.segment_max_bytes,
+            refusals: crate::audit::RefusalLimits {
+                interval: Duration::from_secs(cfg.audit.refusal_interval_seconds),
+                records_per_interval: cfg.audit.refusal_records_per_interval,
+            },
+            key: Some(crate::audit::ChainKey::from_master(&ctx.master)),
+            anchor: Some(Arc::new(crate::audit::StoreAnchor(store.clone()))),
+        };
+        let path = cfg.audit_path();
+        tokio::task::spawn_blocking(move || crate::audit::AuditLog::open_with(&path, settings))
+            .await
+            .map_err(|e| StartError::Task(e.to_string()))?
+            .map_err(|e| StartError::Task(e.to_string()))?
+    };
     let service = XksService::new(
         routing.clone(),
         XksSettings {

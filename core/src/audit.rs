@@ -1,28 +1,49 @@
-//! The audit log: append-only JSON lines, each record chained to the previous one by a
-//! SHA-256 hash so that any edit, deletion or reordering is detectable
-//! ([`verify`], `keyhold audit-verify`).
+//! The audit log: append-only JSON lines in size-capped segment files, each record
+//! chained to the previous one by a hash (HMAC-SHA256 under a key derived from the
+//! master key once keyed) so that any edit, deletion or reordering is detectable
+//! ([`verify_all`], `keyhold audit-verify`); the latest durable record is anchored in
+//! the store, so truncating the tail or rewriting the chain is detected too.
 //!
 //! Records are written by one background thread. Data-plane events are handed over
-//! without blocking (a full queue drops the event and counts it); management events
-//! wait until their record is written and fsync'd. On open, a torn last line left by a
-//! crash is cut off and the chain continues from the last whole record.
+//! without blocking (a full queue drops the event and counts it); refusals of
+//! unauthenticated requests are rate-limited (a few per interval, the rest counted in
+//! one aggregate record); management events wait until their record is written and
+//! fsync'd. On open, a torn last line left by a crash is cut off and the chain
+//! continues; a damaged last segment is left as it is: a new segment starts with a
+//! record saying so, an error is logged and counted, and the server keeps serving.
+
+mod anchor;
+mod chain;
+mod refusals;
+mod segments;
+mod verify;
+mod writer;
 
 use std::{
-    fs::{File, OpenOptions},
-    io::{BufRead, BufReader, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering::Relaxed},
-        mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
+        mpsc::{SyncSender, TrySendError, sync_channel},
     },
+    time::Instant,
 };
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde_json::json;
 
-/// Hash of the record before the first one.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub use anchor::{ANCHOR_KEY, StoreAnchor, load as load_anchor};
+pub use chain::{ChainKey, GENESIS, KEYED_MAC};
+pub use refusals::RefusalLimits;
+pub use verify::{AFTER_DAMAGE, Anchor, Damage, VerifyReport, verify, verify_all};
+
+use chain::ChainState;
+use refusals::RefusalWindow;
+use segments::Start;
+use writer::{Msg, Writer};
+
+/// The record that opens the first keyed segment of a log that was not keyed before.
+pub const KEYED_FROM_HERE: &str = "audit_chain_keyed";
 
 /// Audit failures.
 #[derive(Debug, thiserror::Error)]
@@ -46,15 +67,30 @@ pub enum AuditError {
         /// What is wrong.
         reason: String,
     },
+    /// The log is keyed but no chain key was given.
+    #[error("audit log {path} is keyed: opening it needs the master key")]
+    KeyNeeded {
+        /// The segment.
+        path: PathBuf,
+    },
     /// The writer thread is gone.
     #[error("audit log writer stopped")]
     Stopped,
 }
 
+impl AuditError {
+    fn io(path: &Path, e: std::io::Error) -> AuditError {
+        AuditError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    }
+}
+
 /// One record as stored.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Record {
-    /// Sequence number, from 1.
+    /// Sequence number, from 1, across segments.
     pub seq: u64,
     /// RFC 3339 time.
     pub time: String,
@@ -62,137 +98,197 @@ pub struct Record {
     pub event: serde_json::Value,
     /// Hash of the previous record.
     pub prev: String,
-    /// SHA-256 over `prev`, `seq`, `time` and the event's JSON.
+    /// SHA-256 (or, keyed, HMAC-SHA256) over `prev`, `seq`, `time` and the event's JSON.
     pub hash: String,
+    /// `hmac-sha256` for a keyed record; absent for records from before keying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
-fn chain_hash(prev: &str, seq: u64, time: &str, event: &serde_json::Value) -> String {
-    let mut h = Sha256::new();
-    h.update(prev.as_bytes());
-    h.update(b"\n");
-    h.update(seq.to_string().as_bytes());
-    h.update(b"\n");
-    h.update(time.as_bytes());
-    h.update(b"\n");
-    h.update(event.to_string().as_bytes());
-    hex::encode(h.finalize())
+/// Where the latest durable record is anchored (the store, in the server).
+pub trait AnchorStore: Send + Sync {
+    /// Saves the anchor (overwriting the previous one).
+    fn save(&self, anchor: &Anchor) -> Result<(), String>;
+    /// The saved anchor, if any.
+    fn load(&self) -> Result<Option<Anchor>, String>;
 }
 
-/// Checks a whole file; returns the number of records and the last hash.
-pub fn verify(path: &Path) -> Result<(u64, String), AuditError> {
-    let io = |e: std::io::Error| AuditError::Io {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let file = File::open(path).map_err(io)?;
-    let mut prev = GENESIS.to_string();
-    let mut count = 0;
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(io)?;
-        let n = i as u64 + 1;
-        let broken = |reason: String| AuditError::Broken {
-            path: path.to_path_buf(),
-            line: n,
-            reason,
-        };
-        let rec: Record =
-            serde_json::from_str(&line).map_err(|e| broken(format!("not a record: {e}")))?;
-        if rec.seq != n {
-            return Err(broken(format!(
-                "sequence {} where {n} was expected",
-                rec.seq
-            )));
-        }
-        if rec.prev != prev {
-            return Err(broken(
-                "its previous-hash does not match the record before".into(),
-            ));
-        }
-        if chain_hash(&rec.prev, rec.seq, &rec.time, &rec.event) != rec.hash {
-            return Err(broken("its content does not match its hash".into()));
-        }
-        prev = rec.hash;
-        count = n;
-    }
-    Ok((count, prev))
+/// The record written when the log ends before the record anchored in the store.
+pub const TAIL_MISSING: &str = "audit_tail_missing";
+
+/// How the log is written.
+#[derive(Clone, Default)]
+pub struct AuditSettings {
+    /// A segment this long or longer is followed by a new one (0: the default, 64 MiB).
+    pub segment_max_bytes: u64,
+    /// Rate limit of unauthenticated refusals.
+    pub refusals: RefusalLimits,
+    /// Key of the chain: records are keyed (HMAC) when given.
+    pub key: Option<ChainKey>,
+    /// Where the latest durable record is anchored.
+    pub anchor: Option<Arc<dyn AnchorStore>>,
 }
 
-/// Cuts a torn final line (no trailing newline) left by a crash, then verifies.
-fn recover(path: &Path) -> Result<(u64, String), AuditError> {
-    let io = |e: std::io::Error| AuditError::Io {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    if !path.exists() {
-        return Ok((0, GENESIS.to_string()));
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
-    if !bytes.is_empty() && bytes.last() != Some(&b'\n') {
-        let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        tracing::warn!(
-            path = %path.display(),
-            dropped_bytes = bytes.len() - keep,
-            "audit log ended in a torn record (crash during a write); cutting it off"
-        );
-        let f = OpenOptions::new().write(true).open(path).map_err(io)?;
-        f.set_len(keep as u64).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    verify(path)
-}
+/// The default segment size: 64 MiB.
+pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
-enum Msg {
-    Event(serde_json::Value),
-    Durable(serde_json::Value, SyncSender<Result<u64, String>>),
-    Flush(SyncSender<()>),
+/// Counters of the log, for metrics.
+#[derive(Debug, Default)]
+pub struct AuditCounters {
+    /// Events dropped because the queue was full.
+    pub dropped: AtomicU64,
+    /// Damaged segments found on open.
+    pub damaged_segments: AtomicU64,
+    /// Unauthenticated refusals counted in aggregate records instead of recorded one by
+    /// one.
+    pub refusals_aggregated: AtomicU64,
 }
 
 /// A handle to the audit log; cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
     tx: SyncSender<Msg>,
-    dropped: Arc<AtomicU64>,
+    counters: Arc<AuditCounters>,
+    window: Arc<Mutex<RefusalWindow>>,
     path: PathBuf,
 }
 
+/// Now, in RFC 3339.
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 impl AuditLog {
-    /// Opens (or creates) the log at `path`, repairing a torn tail and refusing a
-    /// broken chain.
+    /// Opens (or creates) an unkeyed log at `path` with the default settings.
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+        Self::open_with(path, AuditSettings::default())
+    }
+
+    /// Opens (or creates) the log whose first segment is `path`: a torn tail is cut, a
+    /// damaged last segment is followed by a new one (logged and counted), an unkeyed
+    /// log opened with a key continues in a new keyed segment.
+    pub fn open_with(path: &Path, settings: AuditSettings) -> Result<AuditLog, AuditError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| AuditError::Io {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
+            std::fs::create_dir_all(dir).map_err(|e| AuditError::io(path, e))?;
+        }
+        let counters = Arc::new(AuditCounters::default());
+        let key = settings.key.clone();
+        let segs = segments::list(path)?;
+        let mut opening_note = None;
+        let (segment, state, good_len) = match segs.last() {
+            None => (0, ChainState::genesis(key.is_some()), 0),
+            Some((n, last)) => {
+                let start = if *n == 0 {
+                    Start::After(ChainState::genesis(false))
+                } else {
+                    Start::FirstRecord
+                };
+                let mut scan = segments::scan(last, start, key.as_ref(), None, true)?;
+                if scan.records == 0 && *n > 0 {
+                    // Empty (or nothing verified): the chain stands where the segments
+                    // before it end.
+                    scan.state = previous_end(path, *n, key.as_ref())?;
+                }
+                if scan.saw_keyed && key.is_none() {
+                    return Err(AuditError::KeyNeeded { path: last.clone() });
+                }
+                match scan.damage {
+                    Some((line, reason)) => {
+                        counters.damaged_segments.fetch_add(1, Relaxed);
+                        tracing::error!(
+                            path = %last.display(), line, %reason,
+                            "AUDIT LOG DAMAGED: the last segment does not verify; it is left as it is \
+                             and a new segment continues the chain from its last good record \
+                             (run `keyhold audit-verify`)"
+                        );
+                        let state = scan.state;
+                        opening_note = Some(json!({
+                            "kind": AFTER_DAMAGE,
+                            "damagedSegment": last.file_name().map(|f| f.to_string_lossy().into_owned()),
+                            "line": line,
+                            "reason": reason,
+                            "lastVerifiedSeq": state.seq,
+                        }));
+                        (n + 1, state, 0)
+                    }
+                    None if key.is_some() && !scan.state.keyed && scan.state.seq > 0 => {
+                        tracing::warn!(
+                            path = %last.display(),
+                            "audit log was not keyed: continuing in a new keyed segment"
+                        );
+                        opening_note = Some(json!({
+                            "kind": KEYED_FROM_HERE,
+                            "unkeyedUpTo": scan.state.seq,
+                        }));
+                        (n + 1, scan.state, 0)
+                    }
+                    None => (*n, scan.state, scan.good_len),
+                }
+            }
+        };
+        let seg_path = segments::path_of(path, segment);
+        let file = if good_len == 0 && !seg_path.exists() {
+            segments::create(&seg_path)?
+        } else {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&seg_path)
+                .map_err(|e| AuditError::io(&seg_path, e))?
+        };
+        let mut w = Writer {
+            base: path.to_path_buf(),
+            segment,
+            file,
+            good_len,
+            max_bytes: match settings.segment_max_bytes {
+                0 => DEFAULT_SEGMENT_MAX_BYTES,
+                n => n,
+            },
+            state: ChainState {
+                keyed: key.is_some(),
+                ..state
+            },
+            key,
+            anchor: settings.anchor.clone(),
+        };
+        let mut notes: Vec<serde_json::Value> = opening_note.into_iter().collect();
+        if let Some(missing) = tail_missing(settings.anchor.as_deref(), &w.state) {
+            // Recorded in the chain before the anchor moves on, so the evidence stays.
+            counters.damaged_segments.fetch_add(1, Relaxed);
+            notes.push(missing);
+        }
+        let noted = !notes.is_empty();
+        for note in notes {
+            w.append(note).map_err(|reason| AuditError::Io {
+                path: seg_path.clone(),
+                reason,
             })?;
         }
-        let (count, last) = recover(path)?;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| AuditError::Io {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        let _ = file.seek(SeekFrom::End(0));
+        w.file
+            .sync_all()
+            .map_err(|e| AuditError::io(&seg_path, e))?;
+        if noted {
+            w.anchor();
+        }
         let (tx, rx) = sync_channel(4096);
-        let p = path.to_path_buf();
+        let window = Arc::new(Mutex::new(RefusalWindow::new(settings.refusals)));
+        let thread_window = window.clone();
         // The thread ends when the last handle is dropped.
         std::thread::Builder::new()
             .name("keyhold-audit".into())
-            .spawn(move || write_loop(rx, file, count, last, p))
-            .map_err(|e| AuditError::Io {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+            .spawn(move || writer::run(rx, w, thread_window))
+            .map_err(|e| AuditError::io(path, e))?;
         Ok(AuditLog {
             tx,
-            dropped: Arc::new(AtomicU64::new(0)),
+            counters,
+            window,
             path: path.to_path_buf(),
         })
     }
 
-    /// Where the log is.
+    /// Where the log is (its first segment).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -202,8 +298,27 @@ impl AuditLog {
         match self.tx.try_send(Msg::Event(event)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Relaxed);
+                self.counters.dropped.fetch_add(1, Relaxed);
             }
+        }
+    }
+
+    /// Records the refusal of an unauthenticated request, rate-limited: per interval
+    /// the first few are recorded one by one, the rest only counted under `reason`
+    /// (e.g. `AuthenticationFailedException/401`) in one aggregate record.
+    pub fn record_refusal(&self, event: serde_json::Value, reason: &str) {
+        let (individual, ended) = self
+            .window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .admit(reason, Instant::now());
+        if let Some(agg) = ended {
+            self.record(agg);
+        }
+        if individual {
+            self.record(event);
+        } else {
+            self.counters.refusals_aggregated.fetch_add(1, Relaxed);
         }
     }
 
@@ -223,7 +338,8 @@ impl AuditLog {
             })
     }
 
-    /// Waits until every event queued so far is written and fsync'd.
+    /// Waits until every event queued so far is written and fsync'd (refusals counted
+    /// so far included, as an aggregate record).
     pub fn flush(&self) -> Result<(), AuditError> {
         let (done_tx, done_rx) = sync_channel(1);
         self.tx
@@ -233,150 +349,75 @@ impl AuditLog {
         Ok(())
     }
 
+    /// [`AuditLog::flush`], then lets go of the anchor store so that the store can
+    /// close (called when the server stops); records written later are not anchored.
+    pub fn release_anchor(&self) -> Result<(), AuditError> {
+        let (done_tx, done_rx) = sync_channel(1);
+        self.tx
+            .send(Msg::Release(done_tx))
+            .map_err(|_| AuditError::Stopped)?;
+        done_rx.recv().map_err(|_| AuditError::Stopped)?;
+        Ok(())
+    }
+
     /// Events dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Relaxed)
+        self.counters.dropped.load(Relaxed)
+    }
+
+    /// The log's counters.
+    pub fn counters(&self) -> &AuditCounters {
+        &self.counters
     }
 }
 
-struct Writer {
-    file: File,
-    seq: u64,
-    prev: String,
-    path: PathBuf,
-    /// File length after the last whole record.
-    good_len: u64,
-}
-
-impl Writer {
-    fn append(&mut self, event: serde_json::Value) -> Result<u64, String> {
-        let time = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        let next = self.seq + 1;
-        let hash = chain_hash(&self.prev, next, &time, &event);
-        let rec = Record {
-            seq: next,
-            time,
-            event,
-            prev: self.prev.clone(),
-            hash: hash.clone(),
-        };
-        let mut line = serde_json::to_vec(&rec).map_err(|e| e.to_string())?;
-        line.push(b'\n');
-        if let Err(e) = self.file.write_all(&line) {
-            // Never leave a partial record in the middle of the chain: cut back to the
-            // end of the last whole record.
-            let _ = self.file.set_len(self.good_len);
-            return Err(e.to_string());
+/// The record saying the log ends before the record anchored in the store (its tail
+/// was cut), if it does; logged as an error.
+fn tail_missing(anchor: Option<&dyn AnchorStore>, state: &ChainState) -> Option<serde_json::Value> {
+    let anchored = match anchor?.load() {
+        Ok(a) => a?,
+        Err(e) => {
+            tracing::error!("audit anchor could not be read: {e}");
+            return None;
         }
-        self.good_len += line.len() as u64;
-        self.seq = next;
-        self.prev = hash;
-        Ok(next)
-    }
-}
-
-fn write_loop(rx: Receiver<Msg>, file: File, seq: u64, prev: String, path: PathBuf) {
-    let good_len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut w = Writer {
-        file,
-        seq,
-        prev,
-        path,
-        good_len,
     };
-    while let Ok(first) = rx.recv() {
-        let mut waiting = Vec::new();
-        let mut flushes = Vec::new();
-        // Batch whatever else is queued, then make it durable once.
-        for msg in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
-            match msg {
-                Msg::Event(e) => {
-                    if let Err(err) = w.append(e) {
-                        tracing::error!(path = %w.path.display(), "audit write failed: {err}");
-                    }
-                }
-                Msg::Durable(e, done) => {
-                    let r = w.append(e);
-                    waiting.push((done, r));
-                }
-                Msg::Flush(done) => flushes.push(done),
-            }
+    if anchored.seq <= state.seq {
+        return None;
+    }
+    tracing::error!(
+        anchored = anchored.seq,
+        last = state.seq,
+        "AUDIT LOG TRUNCATED: the store's anchor names a record past the log's end; \
+         continuing, with a record saying so (run `keyhold audit-verify`)"
+    );
+    Some(json!({
+        "kind": TAIL_MISSING,
+        "anchoredSeq": anchored.seq,
+        "anchoredHash": anchored.hash,
+        "logEndedAt": state.seq,
+    }))
+}
+
+/// The chain state at the end of segment `n - 1` (when segment `n` has no record that
+/// verifies): the last record of the segments before, read line by line.
+fn previous_end(base: &Path, n: u64, key: Option<&ChainKey>) -> Result<ChainState, AuditError> {
+    for m in (0..n).rev() {
+        let p = segments::path_of(base, m);
+        if !p.exists() {
+            continue;
         }
-        let synced = w.file.sync_data().map_err(|e| e.to_string());
-        for (done, r) in waiting {
-            let _ = done.send(r.and_then(|seq| synced.clone().map(|_| seq)));
-        }
-        for done in flushes {
-            let _ = done.send(());
+        let start = if m == 0 {
+            Start::After(ChainState::genesis(false))
+        } else {
+            Start::FirstRecord
+        };
+        let scan = segments::scan(&p, start, key, None, false)?;
+        if scan.records > 0 {
+            return Ok(scan.state);
         }
     }
+    Ok(ChainState::genesis(key.is_some()))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn chain_verifies_and_detects_tampering() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        {
-            let log = AuditLog::open(&path).unwrap();
-            for i in 0..5 {
-                log.record(json!({"kind": "xks", "i": i}));
-            }
-            assert_eq!(log.record_durable(json!({"kind": "admin"})).unwrap(), 6);
-        }
-        assert_eq!(verify(&path).unwrap().0, 6);
-        // Reopen continues the chain.
-        {
-            let log = AuditLog::open(&path).unwrap();
-            assert_eq!(
-                log.record_durable(json!({"kind": "admin", "n": 2}))
-                    .unwrap(),
-                7
-            );
-        }
-        assert_eq!(verify(&path).unwrap().0, 7);
-        let text = std::fs::read_to_string(&path).unwrap();
-        // Edit one record.
-        let edited = text.replacen("\"i\":2", "\"i\":9", 1);
-        std::fs::write(&path, &edited).unwrap();
-        let e = verify(&path).unwrap_err().to_string();
-        assert!(e.contains("record 3"), "{e}");
-        // Delete one record.
-        let lines: Vec<&str> = text.lines().collect();
-        let without: String = lines
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != 1)
-            .map(|(_, l)| format!("{l}\n"))
-            .collect();
-        std::fs::write(&path, without).unwrap();
-        assert!(verify(&path).is_err());
-        // Reopening a broken chain is refused.
-        assert!(AuditLog::open(&path).is_err());
-    }
-
-    #[test]
-    fn torn_tail_is_cut_and_the_chain_continues() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        {
-            let log = AuditLog::open(&path).unwrap();
-            log.record_durable(json!({"a": 1})).unwrap();
-            log.record_durable(json!({"a": 2})).unwrap();
-        }
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"seq\":3,\"time\":\"x").unwrap();
-        drop(f);
-        assert!(verify(&path).is_err(), "a torn line does not verify");
-        let log = AuditLog::open(&path).unwrap();
-        assert_eq!(log.record_durable(json!({"a": 3})).unwrap(), 3);
-        log.flush().unwrap();
-        assert_eq!(verify(&path).unwrap().0, 3);
-    }
-}
+mod tests;

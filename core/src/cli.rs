@@ -17,6 +17,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Args, Subcommand, ValueEnum};
 
 mod accounts;
+pub mod audit_verify;
 mod client;
 mod connections;
 mod context;

@@ -235,11 +235,44 @@ fn default_max_body_bytes() -> usize {
 }
 
 /// Audit log settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
-    /// The JSON-lines file; default `<data_dir>/audit.jsonl`.
+    /// The JSON-lines file (the first segment; the next ones are `<path>.1`, `.2`, ...);
+    /// default `<data_dir>/audit.jsonl`.
     pub path: Option<PathBuf>,
+    /// A segment this long or longer is followed by a new one, in bytes (64 MiB).
+    #[serde(default = "default_segment_max_bytes")]
+    pub segment_max_bytes: u64,
+    /// Length of the interval over which refusals of unauthenticated XKS requests are
+    /// rate-limited, in seconds (10).
+    #[serde(default = "default_refusal_interval_seconds")]
+    pub refusal_interval_seconds: u64,
+    /// Refusals of unauthenticated XKS requests recorded one by one per interval; the
+    /// rest are counted in one aggregate record per interval (20).
+    #[serde(default = "default_refusal_records_per_interval")]
+    pub refusal_records_per_interval: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            path: None,
+            segment_max_bytes: default_segment_max_bytes(),
+            refusal_interval_seconds: default_refusal_interval_seconds(),
+            refusal_records_per_interval: default_refusal_records_per_interval(),
+        }
+    }
+}
+
+fn default_segment_max_bytes() -> u64 {
+    crate::audit::DEFAULT_SEGMENT_MAX_BYTES
+}
+fn default_refusal_interval_seconds() -> u64 {
+    10
+}
+fn default_refusal_records_per_interval() -> u32 {
+    20
 }
 
 /// The management REST API (`/api/v1/...`).
@@ -534,6 +567,15 @@ impl Config {
         }
         if x.plugin_timeout_ms == 0 || x.plugin_timeout_ms > 10_000 {
             return Err(invalid("xks.plugin_timeout_ms", "must be 1..=10000"));
+        }
+        if self.audit.segment_max_bytes < 4096 {
+            return Err(invalid("audit.segment_max_bytes", "must be at least 4096"));
+        }
+        if self.audit.refusal_interval_seconds == 0 {
+            return Err(invalid(
+                "audit.refusal_interval_seconds",
+                "must be greater than zero",
+            ));
         }
         if x.max_in_flight == 0 {
             return Err(invalid("xks.max_in_flight", "must be greater than zero"));

@@ -16,6 +16,7 @@ pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod identity;
+pub mod logsafe;
 pub mod metrics;
 pub mod model;
 pub mod ops;

@@ -46,14 +46,21 @@ enum Command {
     },
     /// Prints the embedded default configuration.
     DefaultConfig,
-    /// Verifies an audit log's hash chain (exit 0 when intact, 1 when broken).
+    /// Verifies the audit log: every segment's chain (keyed records with the master key
+    /// of the configuration) and its end against the anchor in the store (exit 0 when
+    /// intact, 1 when something does not verify, naming the segment and record).
     AuditVerify {
-        /// The audit log file (default: `<data_dir>/audit.jsonl` of the configuration).
+        /// The audit log's first segment (default: `<data_dir>/audit.jsonl` of the
+        /// configuration). Alone, without --config, only an unkeyed chain is checked.
         #[arg(long)]
         file: Option<PathBuf>,
-        /// Configuration that names the data directory.
+        /// Configuration that names the data directory, the master key and the store.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Do not read the anchor from the store (e.g. while the server runs and holds
+        /// the store): truncation of the tail is then not detected.
+        #[arg(long)]
+        skip_anchor: bool,
     },
     #[command(flatten)]
     Admin(cli::AdminCommand),
@@ -79,31 +86,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Admin(cmd) => cli::run(cli.global, cmd),
-        Command::AuditVerify { file, config } => {
-            let path = match file {
-                Some(f) => f,
-                None => match Config::load(config.as_deref()) {
-                    Ok(c) => c.audit_path(),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::from(2);
-                    }
-                },
-            };
-            match keyhold::audit::verify(&path) {
-                Ok((n, last)) => {
-                    println!(
-                        "{}: {n} records, chain intact (last hash {last})",
-                        path.display()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::AuditVerify {
+            file,
+            config,
+            skip_anchor,
+        } => cli::audit_verify::run(file, config.as_deref(), skip_anchor),
         Command::DefaultConfig => {
             print!("{}", keyhold::config::EMBEDDED_DEFAULTS);
             ExitCode::SUCCESS

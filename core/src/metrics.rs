@@ -139,6 +139,14 @@ pub struct GlobalMetrics {
     pub shed_pool: AtomicU64,
     /// Routing snapshot updates that failed (the snapshot is then rebuilt whole).
     pub routing_update_failures: AtomicU64,
+    /// Damaged audit segments (and cut audit tails) found on start (copied from the
+    /// audit log when rendering).
+    pub audit_damaged_segments: AtomicU64,
+    /// Unauthenticated refusals counted in aggregate audit records instead of recorded
+    /// one by one (copied from the audit log when rendering).
+    pub audit_refusals_aggregated: AtomicU64,
+    /// Audit events dropped because the writer's queue was full (copied likewise).
+    pub audit_dropped: AtomicU64,
 }
 
 impl GlobalMetrics {
@@ -319,6 +327,26 @@ pub fn render(s: &Snapshot<'_>) -> String {
         "keyhold_routing_update_failures_total {}",
         s.global.routing_update_failures.load(Relaxed)
     );
+    for (name, help, value) in [
+        (
+            "keyhold_audit_damaged_segments_total",
+            "Damaged audit log segments and cut audit tails found at start (the server went on in a new segment).",
+            &s.global.audit_damaged_segments,
+        ),
+        (
+            "keyhold_audit_refusals_aggregated_total",
+            "Refusals of unauthenticated XKS requests counted in aggregate audit records instead of recorded one by one.",
+            &s.global.audit_refusals_aggregated,
+        ),
+        (
+            "keyhold_audit_dropped_total",
+            "Audit events dropped because the audit writer's queue was full.",
+            &s.global.audit_dropped,
+        ),
+    ] {
+        family(&mut out, &format!("{name} counter {help}"));
+        let _ = writeln!(out, "{name} {}", value.load(Relaxed));
+    }
     out
 }
 

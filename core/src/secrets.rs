@@ -43,6 +43,9 @@ pub fn fill_random(buf: &mut [u8]) {
 /// object's store key as AAD so that a sealed value cannot be moved to another object).
 pub struct MasterKey {
     cipher: Aes256Gcm,
+    /// HMAC-SHA256(master key, "keyhold key derivation v1"): the key of [`MasterKey::derive`]
+    /// (the master key itself is kept only inside the cipher).
+    kdf: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -60,6 +63,14 @@ pub enum MasterKeySource {
     File(PathBuf),
     /// A file that is generated (mode 0600) when missing: a development default.
     GeneratedFile(PathBuf),
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    use hmac::{Mac, digest::KeyInit};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(data);
+    mac.finalize().into_bytes().into()
 }
 
 fn decode_key(bytes: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
@@ -82,7 +93,14 @@ impl MasterKey {
     pub fn from_bytes(key: &[u8; 32]) -> MasterKey {
         MasterKey {
             cipher: Aes256Gcm::new(key.into()),
+            kdf: Zeroizing::new(hmac_sha256(key, b"keyhold key derivation v1")),
         }
+    }
+
+    /// A 32-byte key for one purpose, derived from the master key (HMAC-SHA256 under a
+    /// key derived once from it, over `label`): e.g. the audit chain's HMAC key.
+    pub fn derive(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(hmac_sha256(&self.kdf[..], label.as_bytes()))
     }
 
     /// Loads (or, for [`MasterKeySource::GeneratedFile`], creates) the master key.

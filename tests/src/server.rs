@@ -275,6 +275,28 @@ async fn launch(
     }
 }
 
+/// Verifies the audit log keyhold wrote in data directory `dir` (keyed under its
+/// generated master key, checked against the anchor in its store, which must be
+/// closed: the server stopped); returns the number of records. Panics on any problem.
+pub fn verify_audit(dir: &Path) -> u64 {
+    let master = MasterKey::load(&keyhold::secrets::MasterKeySource::File(
+        dir.join("master.key"),
+    ))
+    .expect("master key");
+    let key = keyhold::audit::ChainKey::from_master(&master);
+    let anchor = keyhold::store::EmbeddedStore::open(&dir.join("keyhold.redb"))
+        .ok()
+        .and_then(|s| keyhold::audit::load_anchor(&s).expect("anchor readable"));
+    let report = keyhold::audit::verify_all(&dir.join("audit.jsonl"), Some(&key), anchor.as_ref())
+        .expect("audit log readable");
+    assert!(
+        report.is_intact(),
+        "audit log does not verify: {:?}",
+        report.problems()
+    );
+    report.last_seq
+}
+
 /// A running keyhold with its data directory.
 pub struct TestServer {
     /// The running server.

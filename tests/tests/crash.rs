@@ -453,8 +453,18 @@ async fn check_acknowledged(
 /// record of every acknowledged change.
 fn check_audit(cfg: &BinaryConfig, burst: &Burst) {
     let path = cfg.audit_path();
-    let (count, _) = keyhold::audit::verify(&path)
-        .unwrap_or_else(|e| panic!("audit chain does not verify: {e}"));
+    // The chain is keyed under the master key of the configuration.
+    let config = keyhold::config::Config::load(Some(&cfg.config_path())).expect("config");
+    let master =
+        keyhold::secrets::MasterKey::load(&config.master_key_source()).expect("master key");
+    let key = keyhold::audit::ChainKey::from_master(&master);
+    let report = keyhold::audit::verify_all(&path, Some(&key), None).expect("audit log");
+    assert!(
+        report.is_intact(),
+        "audit chain does not verify: {:?}",
+        report.problems()
+    );
+    let count = report.last_seq;
     let (ok, out) = cfg.audit_verify_cli();
     assert!(ok, "keyhold audit-verify failed: {out}");
     assert!(out.contains(&format!("{count} records")), "{out}");

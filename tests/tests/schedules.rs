@@ -271,7 +271,7 @@ async fn scheduled_rotation_runs_at_each_tick_and_catches_up_once() {
     // Every change and each of the three runs is in the verified audit log.
     let dir = server.stop().await;
     let path = dir.path().join("audit.jsonl");
-    keyhold::audit::verify(&path).expect("audit chain verifies");
+    keyhold_tests::server::verify_audit(dir.path());
     let text = std::fs::read_to_string(&path).expect("audit");
     for action in [
         "create_schedule",

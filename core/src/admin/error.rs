@@ -76,7 +76,11 @@ impl From<AccessError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::error!(code = self.code, "admin API error: {}", self.message);
+            tracing::error!(
+                code = self.code,
+                "admin API error: {}",
+                crate::logsafe::clip_to(&self.message, 1024)
+            );
         }
         let body = ErrorBody {
             error: ErrorDetail {

@@ -13,7 +13,10 @@ use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 use super::{Actor, AdminState, ApiError, openapi};
-use crate::identity::{AccessError, TokenRecord};
+use crate::{
+    identity::{AccessError, TokenRecord},
+    logsafe::clip_to,
+};
 
 /// The authenticated caller of a request (`Authorization: Bearer kh_...`); refused
 /// with 401 `unauthenticated`. Handlers act for the caller through [`Actor`]'s
@@ -97,8 +100,9 @@ impl FromRequestParts<AdminState> for Admin {
     }
 }
 
-/// A JSON request body; malformed JSON is refused with 400 `invalid_json` and
-/// serde's message. An empty body reads as `{}`.
+/// A JSON request body; malformed JSON is refused with 400 `invalid_json`, naming the
+/// field and the problem but never the value sent (a body may hold passwords and
+/// secrets). An empty body reads as `{}`.
 pub struct Body<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
@@ -113,8 +117,63 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         } else {
             &bytes
         };
-        serde_json::from_slice(text)
-            .map(Body)
-            .map_err(|e| ApiError::new(400, "invalid_json", format!("invalid JSON body: {e}")))
+        parse_json(text).map(Body)
     }
 }
+
+/// Parses a JSON body, refusing it with a message that names where it is wrong.
+pub(super) fn parse_json<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let refusal = |field: &str, e: &serde_json::Error| {
+        ApiError::new(
+            400,
+            "invalid_json",
+            format!("invalid JSON body: {}", describe(field, e)),
+        )
+    };
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(t) => de.end().map(|()| t).map_err(|e| refusal(".", &e)),
+        Err(e) => Err(refusal(&e.path().to_string(), e.inner())),
+    }
+}
+
+/// What is wrong at `field` (a path of field names, `.` for the root), in words that
+/// never quote a value of the body: serde's messages quote the offending value
+/// (`invalid type: string "...", expected ...`), so only their fixed parts are kept.
+fn describe(field: &str, e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    if !matches!(e.classify(), Category::Data) {
+        return format!("not valid JSON (line {}, column {})", e.line(), e.column());
+    }
+    let full = e.to_string();
+    // serde_json appends " at line L column C".
+    let msg = full
+        .rfind(" at line ")
+        .map_or(full.as_str(), |i| &full[..i]);
+    // The expectation comes last and is the deserializer's own (a type or the list of
+    // allowed names), never the input.
+    let expected = msg.rfind(", expected ").map(|i| &msg[i + 2..]);
+    let field = clip_to(field, 64);
+    if msg.starts_with("missing field `") {
+        // The name is the type's own.
+        return msg.to_string();
+    }
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        // The name is the client's: shown escaped and capped, so the caller sees which.
+        let name = rest.rfind("`, expected").map_or(rest, |i| &rest[..i]);
+        return format!(
+            "unknown field `{}`{}",
+            clip_to(name, 64),
+            expected.map_or(String::new(), |x| format!(", {x}"))
+        );
+    }
+    match expected {
+        Some(x) if field != "." => format!("field '{field}' has the wrong type or value, {x}"),
+        Some(x) => format!("the body has the wrong type, {x}"),
+        None if field != "." => format!("field '{field}' has the wrong type or value"),
+        None => "the body has the wrong type or value".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

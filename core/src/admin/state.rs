@@ -26,17 +26,22 @@ pub struct AdminState {
     shutdown: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
-/// The audit record of an admin change (refused or done): never secrets.
+/// The audit record of an admin change (refused or done): never secrets. The user,
+/// object (it may hold a request path) and a refusal's message are escaped and capped
+/// ([`crate::logsafe`]).
 fn audit_event(user: &str, action: &str, object: &str, outcome: String, details: Value) -> Value {
+    use crate::logsafe::{clip, clip_to};
     let mut event = json!({
         "kind": "admin",
-        "user": user,
+        "user": clip(user),
         "action": action,
-        "object": object,
+        "object": clip_to(object, 256),
         "outcome": outcome,
     });
-    if !details.is_null() {
-        event["details"] = details;
+    match details {
+        Value::Null => {}
+        Value::String(message) => event["details"] = json!(clip_to(&message, 1024)),
+        other => event["details"] = other,
     }
     event
 }

@@ -156,3 +156,24 @@ fn aws_declarations_are_checked() {
         ),
     ]);
 }
+
+#[test]
+fn audit_settings_have_defaults_and_limits() {
+    let c = Config::from_toml(MINIMAL).unwrap();
+    assert_eq!(c.audit.segment_max_bytes, 64 * 1024 * 1024);
+    assert_eq!(c.audit.refusal_interval_seconds, 10);
+    assert_eq!(c.audit.refusal_records_per_interval, 20);
+    let c = Config::from_toml(&format!(
+        "{MINIMAL}[audit]\nsegment_max_bytes = 1048576\nrefusal_interval_seconds = 60\nrefusal_records_per_interval = 0\n"
+    ))
+    .unwrap();
+    assert_eq!(c.audit.segment_max_bytes, 1 << 20);
+    assert_eq!(
+        c.audit.refusal_records_per_interval, 0,
+        "0: aggregates only"
+    );
+    let e = err_of(&format!("{MINIMAL}[audit]\nsegment_max_bytes = 100\n"));
+    assert!(e.contains("audit.segment_max_bytes"), "{e}");
+    let e = err_of(&format!("{MINIMAL}[audit]\nrefusal_interval_seconds = 0\n"));
+    assert!(e.contains("audit.refusal_interval_seconds"), "{e}");
+}

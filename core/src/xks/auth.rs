@@ -17,6 +17,7 @@ use super::{
 /// Checks that the request is signed with a credential of `route`'s key store, for a
 /// region its account allows.
 pub fn authenticate(parts: &Parts, body: &[u8], route: &StoreRoute) -> Result<(), XksError> {
+    sigv4::refuse_repeated_authorization(&parts.headers).map_err(|e| failed(e.to_string()))?;
     let header = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -68,12 +69,29 @@ pub fn check_region(route: &StoreRoute, region: &str) -> Result<(), XksError> {
     tracing::warn!(
         store = %route.record.name,
         account = route.account.as_deref().unwrap_or(""),
-        region,
+        region = %crate::logsafe::Clipped(region),
         "XKS request signed for a region the store's account does not allow"
     );
     Err(failed(format!(
-        "the request is signed for region '{region}', which this key store's account does not allow"
+        "the request is signed for region '{}', which this key store's account does not allow",
+        shown_region(region)
     )))
+}
+
+/// A region as shown in a refusal: its name when it looks like one (lowercase letters,
+/// digits and '-', at most 32), else a placeholder, so the message carries no other
+/// request content.
+fn shown_region(region: &str) -> &str {
+    let plausible = !region.is_empty()
+        && region.len() <= 32
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if plausible {
+        region
+    } else {
+        "(not a region name)"
+    }
 }
 
 fn failed(message: impl Into<String>) -> XksError {

@@ -149,6 +149,8 @@ pub struct XksError {
     pub kind: XksErrorKind,
     /// Why, in printable ASCII; never plaintext, keys or secrets.
     pub message: String,
+    /// The `Allow` header of a 405 (`POST` unless set by [`XksError::allowing`]).
+    allow: Option<&'static str>,
 }
 
 impl XksError {
@@ -157,7 +159,15 @@ impl XksError {
         XksError {
             kind,
             message: message.into(),
+            allow: None,
         }
+    }
+
+    /// The same refusal answering `Allow: <methods>` (for a 405 of a path that is not
+    /// an XKS operation, e.g. the load-balancer health path's `GET, HEAD`).
+    pub fn allowing(mut self, methods: &'static str) -> XksError {
+        self.allow = Some(methods);
+        self
     }
 
     /// 400 ValidationException.
@@ -173,8 +183,10 @@ impl XksError {
         });
         let mut resp = json_response(self.kind.status(), body.to_string().into_bytes());
         if self.kind == XksErrorKind::MethodNotAllowed {
-            resp.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            resp.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static(self.allow.unwrap_or("POST")),
+            );
         }
         resp
     }

@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::{
     audit::AuditLog,
+    logsafe::{clip, clip_to},
     metrics::{self, GlobalMetrics, Outcome, SourceStats, StoreMetrics},
 };
 
@@ -30,6 +31,9 @@ use super::{
     routing::{Routing, StoreRoute},
     wire::{self, DecryptRequest, EncryptRequest, KeyRequest, MetadataRequest},
 };
+
+/// Longest refusal reason written to a log line or audit record.
+const MAX_REASON_CHARS: usize = 512;
 
 /// Data-plane settings.
 #[derive(Debug, Clone)]
@@ -64,6 +68,8 @@ struct Ctx {
     key_id: Option<String>,
     metrics: Option<Arc<StoreMetrics>>,
     success_audit: bool,
+    /// The request's SigV4 signature verified.
+    authenticated: bool,
 }
 
 impl Ctx {
@@ -123,6 +129,15 @@ impl XksService {
         opened.sort_by(|a, b| a.name.cmp(&b.name));
         let shed_pool: u64 = opened.iter().map(|s| s.shed.load(Relaxed)).sum();
         self.metrics.shed_pool.store(shed_pool, Relaxed);
+        if let Some(audit) = &self.audit {
+            let c = audit.counters();
+            let m = &self.metrics;
+            m.audit_damaged_segments
+                .store(c.damaged_segments.load(Relaxed), Relaxed);
+            m.audit_refusals_aggregated
+                .store(c.refusals_aggregated.load(Relaxed), Relaxed);
+            m.audit_dropped.store(c.dropped.load(Relaxed), Relaxed);
+        }
         let sources = opened
             .iter()
             .map(|s| SourceStats {
@@ -180,10 +195,15 @@ impl XksService {
             _ => self.metrics.record_unrouted(outcome),
         }
         self.audit(&ctx, &result, outcome, latency_us);
-        let rid = ctx.request_id.as_deref().unwrap_or("-");
+        // Request-derived values are escaped and capped: no value forges or inflates a
+        // log line.
+        let rid = clip(ctx.request_id.as_deref().unwrap_or("-"));
+        let rid = rid.as_ref();
         let store = ctx.store.as_deref().unwrap_or("-");
-        let key_id = ctx.key_id.as_deref().unwrap_or("-");
-        let kms_op = ctx.kms_operation.as_deref().unwrap_or("-");
+        let key_id = clip(ctx.key_id.as_deref().unwrap_or("-"));
+        let key_id = key_id.as_ref();
+        let kms_op = clip(ctx.kms_operation.as_deref().unwrap_or("-"));
+        let kms_op = kms_op.as_ref();
         let operation = ctx.op_name();
         match result {
             Ok(resp) => {
@@ -201,7 +221,7 @@ impl XksService {
                     kmsRequestId = rid, store, operation, key_id,
                     kms_operation = kms_op, outcome = outcome.label(),
                     status = err.kind.status().as_u16(), latency_us,
-                    reason = %err.message, "xks request refused"
+                    reason = %clip_to(&err.message, MAX_REASON_CHARS), "xks request refused"
                 );
                 err.into_response()
             }
@@ -209,24 +229,34 @@ impl XksService {
     }
 
     /// Records a refused request, or an answered one of a store that audits successes.
+    /// Refusals of requests that did not authenticate are rate-limited by the audit log
+    /// (a few records per interval, the rest counted in one aggregate record).
     fn audit(&self, ctx: &Ctx, result: &Result<Resp, XksError>, outcome: Outcome, us: u64) {
         let Some(audit) = &self.audit else { return };
         let failed = result.as_ref().err();
         if failed.is_none() && !ctx.success_audit {
             return;
         }
-        audit.record(serde_json::json!({
+        let status = failed.map_or(200, |e| e.kind.status().as_u16());
+        let clipped = |v: &Option<String>| v.as_deref().map(|v| clip(v).into_owned());
+        let event = serde_json::json!({
             "kind": "xks",
             "outcome": outcome.label(),
-            "status": failed.map_or(200, |e| e.kind.status().as_u16()),
-            "reason": failed.map(|e| e.message.as_str()),
-            "kmsRequestId": ctx.request_id,
-            "kmsOperation": ctx.kms_operation,
+            "status": status,
+            "reason": failed.map(|e| clip_to(&e.message, MAX_REASON_CHARS).into_owned()),
+            "kmsRequestId": clipped(&ctx.request_id),
+            "kmsOperation": clipped(&ctx.kms_operation),
             "store": ctx.store,
             "operation": ctx.op_name(),
-            "keyId": ctx.key_id,
+            "keyId": clipped(&ctx.key_id),
             "latencyUs": us,
-        }));
+        });
+        match failed {
+            Some(e) if !ctx.authenticated => {
+                audit.record_refusal(event, &format!("{}/{status}", e.kind.name()));
+            }
+            _ => audit.record(event),
+        }
     }
 
     async fn process<B>(&self, req: Request<B>, ctx: &mut Ctx) -> Result<Resp, XksError>
@@ -246,7 +276,7 @@ impl XksService {
         if parts.method != Method::POST {
             return Err(XksError::new(
                 XksErrorKind::MethodNotAllowed,
-                format!("{} is not allowed: XKS operations use POST", parts.method),
+                "method not allowed: XKS operations use POST",
             ));
         }
         let body = self.read_body(&parts, body).await?;
@@ -254,6 +284,7 @@ impl XksService {
         // signature), then admit.
         mtls::check(&route.mtls, parts.extensions.get())?;
         auth::authenticate(&parts, &body, route)?;
+        ctx.authenticated = true;
         self.admit(route)?;
         // Parse, run the operation, answer.
         let Some((key_id, op)) = key else {

@@ -62,6 +62,10 @@ pub enum AuthError {
     /// The request has no `Authorization` header (for use by the caller).
     #[error("missing Authorization header")]
     MissingHeader,
+    /// The request carries more than one `Authorization` header (which one would be
+    /// checked is ambiguous, so none is).
+    #[error("more than one Authorization header: a request carries exactly one")]
+    RepeatedHeader,
     /// The `Authorization` header does not have the SigV4 shape.
     #[error("malformed Authorization header: {reason}")]
     Malformed { reason: &'static str },
@@ -69,8 +73,8 @@ pub enum AuthError {
     #[error("unsupported signing algorithm, expected AWS4-HMAC-SHA256")]
     UnsupportedAlgorithm,
     /// The credential scope names another service. `service` is sanitised (printable ASCII,
-    /// truncated).
-    #[error("credential scope service '{service}' is not kms-xks-proxy")]
+    /// truncated) for the caller; the message does not echo it.
+    #[error("credential scope service is not kms-xks-proxy")]
     WrongService { service: String },
     /// The credential scope does not end with `aws4_request`.
     #[error("credential scope must end with aws4_request")]
@@ -132,6 +136,20 @@ pub struct RequestParts<'a> {
     /// URI authority, used as `host` when there is no Host header (HTTP/2 :authority)
     pub authority: Option<&'a str>,
     pub body: &'a [u8],
+}
+
+/// Refuses a request carrying several `Authorization` headers (proxies and servers
+/// disagree on which one counts, so a signed one could smuggle another).
+pub fn refuse_repeated_authorization(headers: &http::HeaderMap) -> Result<(), AuthError> {
+    if headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(AuthError::RepeatedHeader);
+    }
+    Ok(())
 }
 
 /// Parses an `Authorization` header value:

@@ -138,3 +138,21 @@ fn messages_are_printable_ascii_under_512() {
     assert!(s.ends_with("..."));
     assert_eq!(sanitize_message(&"y".repeat(511)).len(), 511);
 }
+
+#[test]
+fn a_405_allows_post_unless_told_otherwise() {
+    let allow = |e: XksError| {
+        e.into_response()
+            .headers()
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let refused = || XksError::new(XksErrorKind::MethodNotAllowed, "no");
+    assert_eq!(allow(refused()).as_deref(), Some("POST"));
+    assert_eq!(
+        allow(refused().allowing("GET, HEAD")).as_deref(),
+        Some("GET, HEAD")
+    );
+    assert_eq!(allow(XksError::validation("other")), None);
+}

@@ -50,7 +50,8 @@ pub async fn load_balancer_health(
         return Err(XksError::new(
             XksErrorKind::MethodNotAllowed,
             "the load-balancer health path answers GET",
-        ));
+        )
+        .allowing("GET, HEAD"));
     }
     let result = route.health.get(route, settings.health_max_age).await;
     let (status, text) = if route.record.blocked {

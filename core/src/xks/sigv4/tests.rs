@@ -1254,3 +1254,21 @@ fn junk_input_never_panics() {
         Err(AuthError::DateOutOfWindow { .. })
     ));
 }
+
+#[test]
+fn a_repeated_authorization_header_is_refused() {
+    let mut headers = HeaderMap::new();
+    assert_eq!(refuse_repeated_authorization(&headers), Ok(()));
+    headers.append(http::header::AUTHORIZATION, HeaderValue::from_static("a"));
+    assert_eq!(refuse_repeated_authorization(&headers), Ok(()));
+    headers.append(http::header::AUTHORIZATION, HeaderValue::from_static("a"));
+    assert_eq!(
+        refuse_repeated_authorization(&headers),
+        Err(AuthError::RepeatedHeader)
+    );
+    assert!(
+        AuthError::RepeatedHeader
+            .to_string()
+            .contains("more than one")
+    );
+}
