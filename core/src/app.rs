@@ -451,11 +451,14 @@ pub async fn start_with_clock(
         reason: e.to_string(),
     })?;
     let is_tls = tls.is_some();
+    let limits =
+        crate::server::Listeners::of_config(&cfg, crate::server::ConnectionBudget::of_process());
     tasks.push(tokio::spawn(crate::server::serve(
         listener,
         tls,
         service.clone(),
         shutdown_rx.clone(),
+        limits.xks.clone(),
     )));
     {
         let service = service.clone();
@@ -477,6 +480,7 @@ pub async fn start_with_clock(
                 service.clone(),
                 sources.clone(),
                 shutdown_rx.clone(),
+                limits.metrics.clone(),
             )));
             addr
         }
@@ -543,6 +547,10 @@ pub async fn start_with_clock(
             tls,
             crate::admin::router(state),
             shutdown_rx.clone(),
+            crate::server::ListenerContext {
+                limits: limits.admin.clone(),
+                stats: service.listener_metrics().admin.clone(),
+            },
         )));
         tracing::info!(%addr, tls = admin_tls, "keyhold admin API listening");
         admin_addr = Some(addr);

@@ -1,12 +1,18 @@
 //! The listener: accepts TCP connections, optionally terminates TLS, and serves
 //! HTTP/1.1 and HTTP/2 on each: the XKS service, the admin API and the metrics endpoint.
+//!
+//! Every listener enforces its [`ListenerLimits`]: at most `max_connections` open
+//! (further ones are closed as they are accepted), a deadline for each request's
+//! headers and body, an idle timeout, HTTP/2 keep-alive pings and a stream limit; and
+//! closes connections so that answers already sent reach the client ([`io`],
+//! [`body`]).
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use http::{Request, Response};
 use hyper::{body::Incoming, service::service_fn};
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
 };
 use tokio::{net::TcpListener, sync::watch};
@@ -14,8 +20,37 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::xks::XksService;
 
+use self::{
+    activity::Activity,
+    io::{ConnIo, Slot},
+    stats::TimeoutKind,
+};
+
+mod activity;
+pub mod body;
+mod io;
+pub mod limits;
+pub mod stats;
+
+pub use body::{BodyTimeout, RequestBody, ResponseBody};
+pub use limits::{ConnectionBudget, ListenerLimits, Listeners};
+pub use stats::{ListenerMetrics, ListenerStats};
+
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection closed for a header or idle timeout may take to finish
+/// closing (a request's body timeout adds the body timeout).
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// What a listener enforces and counts.
+#[derive(Clone)]
+pub struct ListenerContext {
+    /// Its limits.
+    pub limits: ListenerLimits,
+    /// Its counters.
+    pub stats: Arc<ListenerStats>,
+}
 
 /// Serves the XKS `service` on `listener` until `shutdown` turns true.
 pub async fn serve(
@@ -23,32 +58,43 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     service: XksService,
     shutdown: watch::Receiver<bool>,
+    limits: ListenerLimits,
 ) {
-    let svc = service_fn(move |req| {
+    let ctx = ListenerContext {
+        limits,
+        stats: service.listener_metrics().xks.clone(),
+    };
+    let svc = service_fn(move |req: Request<RequestBody>| {
         let service = service.clone();
         async move { Ok::<_, std::convert::Infallible>(service.handle(req).await) }
     });
-    serve_http(listener, tls, svc, shutdown, "xks").await;
+    serve_http(listener, tls, svc, shutdown, "xks", ctx).await;
 }
 
 /// Serves any hyper `service` on `listener` (TLS when configured, HTTP/1.1 and HTTP/2)
 /// until `shutdown` turns true; connections in flight finish their current requests.
-/// `name` labels log lines.
+/// `name` labels log lines; `ctx` holds the limits enforced and the counters.
 pub async fn serve_http<S, B>(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     service: S,
     mut shutdown: watch::Receiver<bool>,
     name: &'static str,
+    ctx: ListenerContext,
 ) where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S: hyper::service::Service<Request<RequestBody>, Response = Response<B>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: hyper::body::Body + Send + 'static,
+    B: hyper::body::Body + Send + Unpin + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let acceptor = tls.map(TlsAcceptor::from);
+    let cap = Arc::new(tokio::sync::Semaphore::new(ctx.limits.max_connections));
+    ctx.stats.set_max(ctx.limits.max_connections);
     // Connection tasks hold the service (and through it the store): keep them so that
     // shutdown can wait for them to finish.
     let mut connections = tokio::task::JoinSet::new();
@@ -65,13 +111,27 @@ pub async fn serve_http<S, B>(
             },
             _ = shutdown.changed() => break,
         };
+        // At the cap: closed at once, before any work (or file descriptor) is spent on it.
+        let Some(slot) = Slot::take(&cap, &ctx.stats) else {
+            ctx.stats.count_refused();
+            tracing::debug!(listener = name, %peer, "connection refused: at max_connections");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let acceptor = acceptor.clone();
         let mut shutdown = shutdown.clone();
+        let ctx = ctx.clone();
         connections.spawn(async move {
+            let conn = Conn {
+                peer,
+                name,
+                ctx,
+                slot,
+            };
             match acceptor {
-                None => serve_connection(stream, peer, service, shutdown, name).await,
+                None => serve_connection(stream, conn, service, shutdown).await,
                 Some(acceptor) => {
                     let handshake =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
@@ -80,7 +140,7 @@ pub async fn serve_http<S, B>(
                         _ = shutdown.changed() => return,
                     };
                     match accepted {
-                        Ok(Ok(tls)) => serve_connection(tls, peer, service, shutdown, name).await,
+                        Ok(Ok(tls)) => serve_connection(tls, conn, service, shutdown).await,
                         Ok(Err(e)) => {
                             tracing::info!(listener = name, %peer, "TLS handshake refused: {e}")
                         }
@@ -95,40 +155,118 @@ pub async fn serve_http<S, B>(
     while connections.join_next().await.is_some() {}
 }
 
+/// One accepted connection: who, on which listener, and its slot under the cap.
+struct Conn {
+    peer: SocketAddr,
+    name: &'static str,
+    ctx: ListenerContext,
+    slot: Slot,
+}
+
+/// The HTTP/1.1 and HTTP/2 settings of a listener's connections.
+fn builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The header deadline is the connection's watchdog's ([`Activity`]): hyper's own
+    // also runs between keep-alive requests, which would make the idle timeout the
+    // header timeout.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.h2_keepalive_interval)
+        .keep_alive_timeout(limits.h2_keepalive_timeout)
+        .max_concurrent_streams(limits.h2_max_concurrent_streams);
+    builder
+}
+
 async fn serve_connection<I, S, B>(
     stream: I,
-    peer: SocketAddr,
+    conn: Conn,
     service: S,
     mut shutdown: watch::Receiver<bool>,
-    name: &'static str,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S: hyper::service::Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: hyper::body::Body + Send + 'static,
+    B: hyper::body::Body + Send + Unpin + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let Conn {
+        peer,
+        name,
+        ctx,
+        slot,
+    } = conn;
+    let activity = Arc::new(Activity::new());
+    let io = ConnIo::new(stream, activity.clone(), slot);
     // Every request carries its client's address (axum's `ConnectInfo`, read by the
-    // admin API's login throttle).
-    let service = service_fn(move |mut req: Request<Incoming>| {
-        req.extensions_mut()
-            .insert(axum::extract::ConnectInfo(peer));
-        hyper::service::Service::call(&service, req)
-    });
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(listener = name, %peer, "connection ended: {e}");
+    // admin API's login throttle), a body with its deadline, and counts as activity
+    // until answered; its response keeps the request body until sent.
+    let service = {
+        let (activity, ctx) = (activity.clone(), ctx.clone());
+        service_fn(move |req: Request<Incoming>| {
+            let (mut parts, incoming) = req.into_parts();
+            parts.extensions.insert(axum::extract::ConnectInfo(peer));
+            let in_flight = activity.request();
+            let (body, keeper) = RequestBody::new(
+                incoming,
+                ctx.limits.body_timeout,
+                activity.clone(),
+                ctx.stats.clone(),
+            );
+            let answer = hyper::service::Service::call(&service, Request::from_parts(parts, body));
+            async move {
+                let answered = answer.await;
+                drop(in_flight);
+                answered.map(|resp| resp.map(|b| ResponseBody::new(b, keeper)))
             }
-        }
-        _ = shutdown.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+        })
+    };
+    let builder = builder(&ctx.limits);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let (mut closing, mut hard_deadline) = (false, None);
+    loop {
+        let watchdog = activity.expired(&ctx.limits);
+        let hard = async {
+            match hard_deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(listener = name, %peer, "connection ended: {e}");
+                }
+                break;
+            }
+            _ = shutdown.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            why = watchdog, if hard_deadline.is_none() => {
+                if why != TimeoutKind::Body {
+                    ctx.stats.count_timeout(why);
+                }
+                tracing::debug!(listener = name, %peer, timeout = why.label(), "closing connection");
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+                let grace = match why {
+                    TimeoutKind::Body => ctx.limits.body_timeout + CLOSE_GRACE,
+                    _ => CLOSE_GRACE,
+                };
+                hard_deadline = Some(tokio::time::Instant::now() + grace);
+            }
+            _ = hard => {
+                tracing::debug!(listener = name, %peer, "connection closed: did not finish closing in time");
+                break;
+            }
         }
     }
 }
@@ -144,11 +282,16 @@ pub async fn serve_metrics(
     service: XksService,
     sources: Arc<crate::xks::Sources>,
     shutdown: watch::Receiver<bool>,
+    limits: ListenerLimits,
 ) {
     use bytes::Bytes;
     use http::{StatusCode, header};
     use http_body_util::Full;
-    let svc = service_fn(move |req: Request<Incoming>| {
+    let ctx = ListenerContext {
+        limits,
+        stats: service.listener_metrics().metrics.clone(),
+    };
+    let svc = service_fn(move |req: Request<RequestBody>| {
         let (service, sources) = (service.clone(), sources.clone());
         async move {
             let resp = if req.uri().path() == "/metrics" {
@@ -166,5 +309,5 @@ pub async fn serve_metrics(
             Ok::<_, std::convert::Infallible>(resp)
         }
     });
-    serve_http(listener, None, svc, shutdown, "metrics").await;
+    serve_http(listener, None, svc, shutdown, "metrics", ctx).await;
 }

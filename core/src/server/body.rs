@@ -1,0 +1,206 @@
+//! Request and response bodies as the listener hands them over.
+//!
+//! [`RequestBody`]: the request's body with its deadline: past it, reading fails with
+//! [`BodyTimeout`] and the connection is asked to close (a stalled body cannot hold a
+//! request, or its in-flight slot, open).
+//!
+//! [`ResponseBody`]: the service's response body, which keeps the request's body
+//! alive until the response is sent, however early the service dropped it. Dropping
+//! an HTTP/2 request body before the response is sent resets the stream
+//! (`RST_STREAM(CANCEL)`) and the client loses the answer (curl: "Stream error in the
+//! HTTP/2 framing layer"). Once the response is out, what the client still sends of
+//! the request body is read and discarded, up to [`DRAIN_BYTES`] and the body's
+//! deadline: HTTP/1.1 connections stay usable, HTTP/2 streams end without a reset;
+//! beyond those bounds, HTTP/2 resets the stream with `NO_ERROR` and HTTP/1.1 closes
+//! (lingering, see [`super::io`]).
+
+use std::{
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+use super::{activity::Activity, stats::ListenerStats, stats::TimeoutKind};
+
+/// Most bytes of a request body read and discarded after an early answer.
+pub const DRAIN_BYTES: usize = 4 << 20;
+
+/// Boxed error of the bodies.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The request body did not arrive before its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("request body not received within {} ms", .0.as_millis())]
+pub struct BodyTimeout(pub std::time::Duration);
+
+/// The request body, shared between the service and the response that outlives it.
+type Shared = Arc<Mutex<Option<Incoming>>>;
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Option<Incoming>> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A request body with a deadline (see the module documentation).
+pub struct RequestBody {
+    shared: Shared,
+    deadline: Instant,
+    timeout: std::time::Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+    activity: Arc<Activity>,
+    stats: Arc<ListenerStats>,
+    timed_out: bool,
+}
+
+impl RequestBody {
+    /// `incoming`, due within `timeout` from now; returns the body and the keeper the
+    /// response holds.
+    pub(super) fn new(
+        incoming: Incoming,
+        timeout: std::time::Duration,
+        activity: Arc<Activity>,
+        stats: Arc<ListenerStats>,
+    ) -> (RequestBody, Keeper) {
+        let shared = Arc::new(Mutex::new(Some(incoming)));
+        let deadline = Instant::now() + timeout;
+        let keeper = Keeper {
+            shared: shared.clone(),
+            deadline,
+        };
+        let body = RequestBody {
+            shared,
+            deadline,
+            timeout,
+            sleep: None,
+            activity,
+            stats,
+            timed_out: false,
+        };
+        (body, keeper)
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.timed_out {
+            return Poll::Ready(None);
+        }
+        {
+            let mut guard = lock(&self.shared);
+            let Some(incoming) = guard.as_mut() else {
+                return Poll::Ready(None);
+            };
+            if let Poll::Ready(frame) = Pin::new(incoming).poll_frame(cx) {
+                return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
+            }
+        }
+        let deadline = self.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.timed_out = true;
+        self.stats.count_timeout(TimeoutKind::Body);
+        self.activity.close(TimeoutKind::Body);
+        Poll::Ready(Some(Err(Box::new(BodyTimeout(self.timeout)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.timed_out || lock(&self.shared).as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        lock(&self.shared)
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+/// Holds a request's body until its response is sent, then drains it (see the module
+/// documentation).
+pub struct Keeper {
+    shared: Shared,
+    deadline: Instant,
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        let Some(incoming) = lock(&self.shared).take() else {
+            return;
+        };
+        if incoming.is_end_stream() || Instant::now() >= self.deadline {
+            return;
+        }
+        let deadline = self.deadline;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(drain(incoming, deadline));
+        }
+    }
+}
+
+/// Reads and discards `incoming` until its end, [`DRAIN_BYTES`] or `deadline`.
+async fn drain(mut incoming: Incoming, deadline: Instant) {
+    let _ = tokio::time::timeout_at(deadline, async {
+        let mut drained = 0usize;
+        while drained < DRAIN_BYTES {
+            match incoming.frame().await {
+                Some(Ok(frame)) => {
+                    drained += frame.data_ref().map_or(0, Bytes::len);
+                }
+                Some(Err(_)) | None => break,
+            }
+        }
+    })
+    .await;
+}
+
+/// A response body that keeps its request's body (see [`Keeper`]) until it is
+/// dropped, after the response went out.
+pub struct ResponseBody<B> {
+    inner: B,
+    _keeper: Keeper,
+}
+
+impl<B> ResponseBody<B> {
+    pub(super) fn new(inner: B, keeper: Keeper) -> ResponseBody<B> {
+        ResponseBody {
+            inner,
+            _keeper: keeper,
+        }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
