@@ -155,6 +155,16 @@ pub async fn serve_http<S, B>(
     while connections.join_next().await.is_some() {}
 }
 
+/// A service's failure, as hyper receives it (a named type: with a boxed error,
+/// rustc cannot prove the connection's future `Send` for every lifetime).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct ServiceError(Box<dyn std::error::Error + Send + Sync>);
+
+fn boxed<E: Into<Box<dyn std::error::Error + Send + Sync>>>(e: E) -> ServiceError {
+    ServiceError(e.into())
+}
+
 /// One accepted connection: who, on which listener, and its slot under the cap.
 struct Conn {
     peer: SocketAddr,
@@ -213,15 +223,19 @@ async fn serve_connection<I, S, B>(
             let (mut parts, incoming) = req.into_parts();
             parts.extensions.insert(axum::extract::ConnectInfo(peer));
             let in_flight = activity.request();
+            let drain = parts.version < http::Version::HTTP_2;
             let (body, keeper) = RequestBody::new(
                 incoming,
                 ctx.limits.body_timeout,
+                drain,
                 activity.clone(),
                 ctx.stats.clone(),
             );
             let answer = hyper::service::Service::call(&service, Request::from_parts(parts, body));
             async move {
-                let answered = answer.await;
+                let answered = answer.await.map_err(boxed);
+                let mut keeper = keeper;
+                keeper.finish_request().await;
                 drop(in_flight);
                 answered.map(|resp| resp.map(|b| ResponseBody::new(b, keeper)))
             }

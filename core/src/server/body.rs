@@ -8,11 +8,20 @@
 //! alive until the response is sent, however early the service dropped it. Dropping
 //! an HTTP/2 request body before the response is sent resets the stream
 //! (`RST_STREAM(CANCEL)`) and the client loses the answer (curl: "Stream error in the
-//! HTTP/2 framing layer"). Once the response is out, what the client still sends of
-//! the request body is read and discarded, up to [`DRAIN_BYTES`] and the body's
-//! deadline: HTTP/1.1 connections stay usable, HTTP/2 streams end without a reset;
-//! beyond those bounds, HTTP/2 resets the stream with `NO_ERROR` and HTTP/1.1 closes
-//! (lingering, see [`super::io`]).
+//! HTTP/2 framing layer"). Then:
+//! - HTTP/2: before an early answer goes out, the rest of the request body is read
+//!   and discarded, up to [`DRAIN_BYTES`] and the body's deadline
+//!   ([`Keeper::finish_request`]), so the client finishes sending before it sees the
+//!   answer and the stream ends without a reset. Answering first resets a stream
+//!   still receiving with `RST_STREAM(NO_ERROR)` (RFC 9113, 8.1), which curl reports as
+//!   "Stream error in the HTTP/2 framing layer" about half the time; and a client that
+//!   stops uploading when it sees an error status ends its body short of its
+//!   content-length, which the h2 stack resets with `PROTOCOL_ERROR`, discarding the
+//!   answer. Beyond the bounds the answer goes out and the stream is reset with
+//!   `NO_ERROR`.
+//! - HTTP/1.1: the rest of the request body is read and discarded after the response,
+//!   within the same bounds, so the connection stays usable; beyond them it is closed
+//!   (lingering, see [`super::io`]).
 
 use std::{
     pin::Pin,
@@ -58,10 +67,11 @@ pub struct RequestBody {
 
 impl RequestBody {
     /// `incoming`, due within `timeout` from now; returns the body and the keeper the
-    /// response holds.
+    /// response holds. `drain`: read the rest after the response (HTTP/1.1).
     pub(super) fn new(
         incoming: Incoming,
         timeout: std::time::Duration,
+        drain: bool,
         activity: Arc<Activity>,
         stats: Arc<ListenerStats>,
     ) -> (RequestBody, Keeper) {
@@ -70,6 +80,9 @@ impl RequestBody {
         let keeper = Keeper {
             shared: shared.clone(),
             deadline,
+            drain,
+            held: 0,
+            sleep: None,
         };
         let body = RequestBody {
             shared,
@@ -133,6 +146,54 @@ impl Body for RequestBody {
 pub struct Keeper {
     shared: Shared,
     deadline: Instant,
+    /// HTTP/1.1: drain after the response, on a task of its own.
+    drain: bool,
+    /// HTTP/2: what was read before the answer went out.
+    held: usize,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Keeper {
+    /// HTTP/2: reads and discards the rest of the request body before the answer goes
+    /// out (see the module documentation); at once when it was read already.
+    pub(super) async fn finish_request(&mut self) {
+        if !self.drain {
+            std::future::poll_fn(|cx| self.poll_request_end(cx)).await;
+        }
+    }
+
+    /// Reads and discards the rest of the request body: ready at its end, after
+    /// [`DRAIN_BYTES`], or at the deadline.
+    fn poll_request_end(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.held >= DRAIN_BYTES {
+                return Poll::Ready(());
+            }
+            let polled = {
+                let mut guard = lock(&self.shared);
+                let Some(incoming) = guard.as_mut() else {
+                    return Poll::Ready(());
+                };
+                if incoming.is_end_stream() {
+                    return Poll::Ready(());
+                }
+                Pin::new(incoming).poll_frame(cx)
+            };
+            match polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    self.held += frame.data_ref().map_or(0, Bytes::len);
+                }
+                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
+                Poll::Pending => {
+                    let deadline = self.deadline;
+                    let sleep = self
+                        .sleep
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                    return sleep.as_mut().poll(cx);
+                }
+            }
+        }
+    }
 }
 
 impl Drop for Keeper {
@@ -140,7 +201,7 @@ impl Drop for Keeper {
         let Some(incoming) = lock(&self.shared).take() else {
             return;
         };
-        if incoming.is_end_stream() || Instant::now() >= self.deadline {
+        if !self.drain || incoming.is_end_stream() || Instant::now() >= self.deadline {
             return;
         }
         let deadline = self.deadline;
