@@ -550,6 +550,7 @@ pub async fn start_with_clock(
             crate::server::ListenerContext {
                 limits: limits.admin.clone(),
                 stats: service.listener_metrics().admin.clone(),
+                refusals: crate::server::Refusals::Admin,
             },
         )));
         tracing::info!(%addr, tls = admin_tls, "keyhold admin API listening");

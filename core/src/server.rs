@@ -30,10 +30,12 @@ mod activity;
 pub mod body;
 mod io;
 pub mod limits;
+pub mod refusal;
 pub mod stats;
 
 pub use body::{BodyTimeout, RequestBody, ResponseBody};
 pub use limits::{ConnectionBudget, ListenerLimits, Listeners};
+pub use refusal::Refusals;
 pub use stats::{ListenerMetrics, ListenerStats};
 
 /// How long a client may take to finish the TLS handshake.
@@ -50,6 +52,8 @@ pub struct ListenerContext {
     pub limits: ListenerLimits,
     /// Its counters.
     pub stats: Arc<ListenerStats>,
+    /// How it answers requests refused at the HTTP layer.
+    pub refusals: Refusals,
 }
 
 /// Serves the XKS `service` on `listener` until `shutdown` turns true.
@@ -63,6 +67,7 @@ pub async fn serve(
     let ctx = ListenerContext {
         limits,
         stats: service.listener_metrics().xks.clone(),
+        refusals: Refusals::Xks,
     };
     let svc = service_fn(move |req: Request<RequestBody>| {
         let service = service.clone();
@@ -88,7 +93,7 @@ pub async fn serve_http<S, B>(
         + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: hyper::body::Body + Send + Unpin + 'static,
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -179,17 +184,41 @@ fn builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
     // The header deadline is the connection's watchdog's ([`Activity`]): hyper's own
     // also runs between keep-alive requests, which would make the idle timeout the
     // header timeout.
+    // hyper's header limits are set above the listener's, which answer with its JSON
+    // errors ([`refused`]); what hyper still refuses itself is rewritten by
+    // [`ConnIo`], which needs each write in one piece (`writev(false)`).
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(None);
+        .header_read_timeout(None)
+        .writev(false)
+        .max_headers(limits.max_headers.saturating_mul(2));
+    let list_size = (limits.max_header_bytes + limits.max_uri_bytes + 32 * limits.max_headers)
+        .saturating_mul(2);
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.h2_keepalive_interval)
         .keep_alive_timeout(limits.h2_keepalive_timeout)
-        .max_concurrent_streams(limits.h2_max_concurrent_streams);
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(list_size).unwrap_or(u32::MAX));
     builder
+}
+
+/// Whether a request's head is beyond the listener's limits: the status to refuse
+/// it with (414, 431).
+fn refused(parts: &http::request::Parts, limits: &ListenerLimits) -> Option<http::StatusCode> {
+    let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if target > limits.max_uri_bytes {
+        return Some(http::StatusCode::URI_TOO_LONG);
+    }
+    let bytes: usize = parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    (parts.headers.len() > limits.max_headers || bytes > limits.max_header_bytes)
+        .then_some(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
 }
 
 async fn serve_connection<I, S, B>(
@@ -202,7 +231,7 @@ async fn serve_connection<I, S, B>(
     S: hyper::service::Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: hyper::body::Body + Send + Unpin + 'static,
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -213,7 +242,7 @@ async fn serve_connection<I, S, B>(
         slot,
     } = conn;
     let activity = Arc::new(Activity::new());
-    let io = ConnIo::new(stream, activity.clone(), slot);
+    let io = ConnIo::new(stream, activity.clone(), slot, ctx.refusals);
     // Every request carries its client's address (axum's `ConnectInfo`, read by the
     // admin API's login throttle), a body with its deadline, and counts as activity
     // until answered; its response keeps the request body until sent.
@@ -231,13 +260,26 @@ async fn serve_connection<I, S, B>(
                 activity.clone(),
                 ctx.stats.clone(),
             );
-            let answer = hyper::service::Service::call(&service, Request::from_parts(parts, body));
+            // A head beyond the listener's limits is refused here (`Err`).
+            let call = match refused(&parts, &ctx.limits) {
+                Some(status) => Err(ctx.refusals.response(status)),
+                None => Ok(hyper::service::Service::call(
+                    &service,
+                    Request::from_parts(parts, body),
+                )),
+            };
             async move {
-                let answered = answer.await.map_err(boxed);
+                let answered = match call {
+                    Ok(call) => call.await.map_err(boxed).map(Ok),
+                    Err(refusal) => Ok(Err(refusal)),
+                };
                 let mut keeper = keeper;
                 keeper.finish_request().await;
                 drop(in_flight);
-                answered.map(|resp| resp.map(|b| ResponseBody::new(b, keeper)))
+                answered.map(|resp| match resp {
+                    Ok(resp) => resp.map(|b| ResponseBody::service(b, keeper)),
+                    Err(refusal) => refusal.map(|b| ResponseBody::refusal(b, keeper)),
+                })
             }
         })
     };
@@ -304,6 +346,7 @@ pub async fn serve_metrics(
     let ctx = ListenerContext {
         limits,
         stats: service.listener_metrics().metrics.clone(),
+        refusals: Refusals::Bare,
     };
     let svc = service_fn(move |req: Request<RequestBody>| {
         let (service, sources) = (service.clone(), sources.clone());

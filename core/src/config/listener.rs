@@ -36,6 +36,18 @@ pub struct ConnectionsConfig {
     /// Most concurrent HTTP/2 streams per connection.
     #[serde(default = "default_h2_max_concurrent_streams")]
     pub h2_max_concurrent_streams: u32,
+    /// Longest request target (path and query) accepted, in bytes; longer ones are
+    /// answered 414 with the listener's JSON error.
+    #[serde(default = "default_max_uri_bytes")]
+    pub max_uri_bytes: usize,
+    /// Most bytes of request header names and values together; more is answered 431
+    /// with the listener's JSON error.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Most request header fields; more is answered 431 with the listener's JSON
+    /// error.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
     /// Most connections open at once; further ones are closed as they are accepted.
     /// Default: 4096 (XKS), 256 (admin), 64 (metrics); in any case kept below the
     /// process's open file limit.
@@ -51,6 +63,9 @@ impl Default for ConnectionsConfig {
             h2_keepalive_interval_ms: default_h2_keepalive_interval_ms(),
             h2_keepalive_timeout_ms: default_h2_keepalive_timeout_ms(),
             h2_max_concurrent_streams: default_h2_max_concurrent_streams(),
+            max_uri_bytes: default_max_uri_bytes(),
+            max_header_bytes: default_max_header_bytes(),
+            max_headers: default_max_headers(),
             max_connections: None,
         }
     }
@@ -72,6 +87,16 @@ fn default_h2_keepalive_timeout_ms() -> u64 {
     10_000
 }
 fn default_h2_max_concurrent_streams() -> u32 {
+    100
+}
+
+fn default_max_uri_bytes() -> usize {
+    8 * 1024
+}
+fn default_max_header_bytes() -> usize {
+    16 * 1024
+}
+fn default_max_headers() -> usize {
     100
 }
 
@@ -106,6 +131,19 @@ impl ConnectionsConfig {
                 format!("{key}.h2_max_concurrent_streams"),
                 "must be greater than zero",
             ));
+        }
+        let sizes = [
+            ("max_uri_bytes", self.max_uri_bytes, 256, 64 * 1024),
+            ("max_header_bytes", self.max_header_bytes, 1024, 256 * 1024),
+            ("max_headers", self.max_headers, 8, 1024),
+        ];
+        for (field, value, min, max) in sizes {
+            if !(min..=max).contains(&value) {
+                return Err(invalid(
+                    format!("{key}.{field}"),
+                    format!("must be {min}..={max}"),
+                ));
+            }
         }
         if self.max_connections == Some(0) {
             return Err(invalid(

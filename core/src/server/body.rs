@@ -228,16 +228,30 @@ async fn drain(mut incoming: Incoming, deadline: Instant) {
 }
 
 /// A response body that keeps its request's body (see [`Keeper`]) until it is
-/// dropped, after the response went out.
+/// dropped, after the response went out: the service's, or the listener's refusal.
 pub struct ResponseBody<B> {
-    inner: B,
+    inner: Inner<B>,
     _keeper: Keeper,
 }
 
+enum Inner<B> {
+    Service(B),
+    Refusal(http_body_util::Full<Bytes>),
+}
+
 impl<B> ResponseBody<B> {
-    pub(super) fn new(inner: B, keeper: Keeper) -> ResponseBody<B> {
+    /// The service's body `inner`.
+    pub(super) fn service(inner: B, keeper: Keeper) -> ResponseBody<B> {
         ResponseBody {
-            inner,
+            inner: Inner::Service(inner),
+            _keeper: keeper,
+        }
+    }
+
+    /// The listener's refusal `body`.
+    pub(super) fn refusal(body: http_body_util::Full<Bytes>, keeper: Keeper) -> ResponseBody<B> {
+        ResponseBody {
+            inner: Inner::Refusal(body),
             _keeper: keeper,
         }
     }
@@ -245,23 +259,34 @@ impl<B> ResponseBody<B> {
 
 impl<B> Body for ResponseBody<B>
 where
-    B: Body + Unpin,
+    B: Body<Data = Bytes> + Unpin,
 {
-    type Data = B::Data;
+    type Data = Bytes;
     type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match &mut self.inner {
+            Inner::Service(b) => Pin::new(b).poll_frame(cx),
+            Inner::Refusal(full) => Pin::new(full)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|r| r.map_err(|never| match never {}))),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::Service(b) => b.is_end_stream(),
+            Inner::Refusal(full) => full.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Service(b) => b.size_hint(),
+            Inner::Refusal(full) => full.size_hint(),
+        }
     }
 }

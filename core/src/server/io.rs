@@ -5,7 +5,8 @@
 //! and discard what the client still sends, for a bounded time and amount, so that
 //! the kernel does not answer unread input with a reset that would destroy responses
 //! the client has not read yet (an early answer, or the answers before a malformed
-//! pipelined request).
+//! pipelined request). On HTTP/1.1 it also replaces hyper's automatic, empty-bodied
+//! refusals with the listener's JSON answer ([`Refusals::rewrite_tail`]).
 
 use std::{
     io,
@@ -17,7 +18,7 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use super::{activity::Activity, stats::ListenerStats};
+use super::{activity::Activity, refusal::Refusals, stats::ListenerStats};
 
 /// Longest a closed connection lingers, reading and discarding the client's input.
 pub const LINGER_TIME: Duration = Duration::from_secs(2);
@@ -74,20 +75,48 @@ where
     activity: Arc<Activity>,
     sniff: Sniff,
     slot: Option<Slot>,
+    refusals: Refusals,
+    /// A rewritten refusal not written yet, and how much of it was.
+    pending: Vec<u8>,
+    pending_at: usize,
 }
 
 impl<I> ConnIo<I>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    /// Wraps `io`, reporting to `activity`; `slot` is released after lingering.
-    pub fn new(io: I, activity: Arc<Activity>, slot: Slot) -> ConnIo<I> {
+    /// Wraps `io`, reporting to `activity`, answering hyper's refusals as
+    /// `refusals` says; `slot` is released after lingering.
+    pub fn new(io: I, activity: Arc<Activity>, slot: Slot, refusals: Refusals) -> ConnIo<I> {
         ConnIo {
             io: Some(io),
             activity,
             sniff: Sniff::Undecided(0),
             slot: Some(slot),
+            refusals,
+            pending: Vec::new(),
+            pending_at: 0,
         }
+    }
+
+    /// Writes what is left of a rewritten refusal.
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let io = self
+            .io
+            .as_mut()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        while self.pending_at < self.pending.len() {
+            let n = std::task::ready!(
+                Pin::new(&mut *io).poll_write(cx, &self.pending[self.pending_at..])
+            )?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.pending_at += n;
+        }
+        self.pending.clear();
+        self.pending_at = 0;
+        Poll::Ready(Ok(()))
     }
 
     fn io(&mut self) -> io::Result<&mut I> {
@@ -148,7 +177,19 @@ where
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(self.get_mut().io()?).poll_write(cx, buf)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_pending(cx))?;
+        if !matches!(this.sniff, Sniff::Http2) {
+            if let Some((start, answer)) = this.refusals.rewrite_tail(buf) {
+                if start > 0 {
+                    return Pin::new(this.io()?).poll_write(cx, &buf[..start]);
+                }
+                // Taken as written; flushing writes the answer instead.
+                this.pending = answer;
+                return Poll::Ready(Ok(buf.len()));
+            }
+        }
+        Pin::new(this.io()?).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -156,7 +197,9 @@ where
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(self.get_mut().io()?).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_pending(cx))?;
+        Pin::new(this.io()?).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -164,11 +207,15 @@ where
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.get_mut().io()?).poll_flush(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_pending(cx))?;
+        Pin::new(this.io()?).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.get_mut().io()?).poll_shutdown(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_pending(cx))?;
+        Pin::new(this.io()?).poll_shutdown(cx)
     }
 }
 
@@ -180,23 +227,28 @@ where
         let (Some(io), slot) = (self.io.take(), self.slot.take()) else {
             return;
         };
+        let unwritten = self.pending.split_off(self.pending_at);
         // Outside a runtime (it is shutting down) the stream simply closes.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                linger(io).await;
+                linger(io, unwritten).await;
                 drop(slot);
             });
         }
     }
 }
 
-/// The lingering close: shut the write side, then read and discard until the client
-/// closes, [`LINGER_BYTES`] were read or [`LINGER_TIME`] passed.
-pub async fn linger<I>(mut io: I)
+/// The lingering close: write what is left of an answer (`unwritten`), shut the
+/// write side, then read and discard until the client closes, [`LINGER_BYTES`] were
+/// read or [`LINGER_TIME`] passed.
+pub async fn linger<I>(mut io: I, unwritten: Vec<u8>)
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let _ = tokio::time::timeout(LINGER_TIME, async {
+        if !unwritten.is_empty() {
+            let _ = io.write_all(&unwritten).await;
+        }
         // Already shut (hyper's graceful close) or failing: read what is left anyway.
         let _ = io.shutdown().await;
         let mut buf = vec![0u8; 16 * 1024];

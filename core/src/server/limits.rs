@@ -31,6 +31,12 @@ pub struct ListenerLimits {
     pub h2_keepalive_timeout: Duration,
     /// Most concurrent HTTP/2 streams per connection.
     pub h2_max_concurrent_streams: u32,
+    /// Longest request target accepted (longer: 414).
+    pub max_uri_bytes: usize,
+    /// Most bytes of header names and values (more: 431).
+    pub max_header_bytes: usize,
+    /// Most header fields (more: 431).
+    pub max_headers: usize,
     /// Most connections open at once (already kept below the open file limit).
     pub max_connections: usize,
 }
@@ -48,6 +54,9 @@ impl ListenerLimits {
                 .then(|| ms(config.h2_keepalive_interval_ms)),
             h2_keepalive_timeout: ms(config.h2_keepalive_timeout_ms),
             h2_max_concurrent_streams: config.h2_max_concurrent_streams,
+            max_uri_bytes: config.max_uri_bytes,
+            max_header_bytes: config.max_header_bytes,
+            max_headers: config.max_headers,
             max_connections: config
                 .max_connections
                 .unwrap_or(default_max)
@@ -175,3 +184,6 @@ impl Listeners {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
