@@ -183,10 +183,9 @@ fn builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // The header deadline is the connection's watchdog's ([`Activity`]): hyper's own
     // also runs between keep-alive requests, which would make the idle timeout the
-    // header timeout.
-    // hyper's header limits are set above the listener's, which answer with its JSON
-    // errors ([`refused`]); what hyper still refuses itself is rewritten by
-    // [`ConnIo`], which needs each write in one piece (`writev(false)`).
+    // header timeout. hyper's header limits are set above the listener's, which
+    // answer with its JSON errors ([`refused`]); what hyper still refuses itself is
+    // rewritten by [`ConnIo`], which needs each write in one piece (`writev(false)`).
     builder
         .http1()
         .timer(TokioTimer::new())

@@ -66,13 +66,6 @@ impl ListenerLimits {
     }
 }
 
-impl Default for ListenerLimits {
-    /// The defaults of [`ConnectionsConfig`] with at most 64 connections.
-    fn default() -> Self {
-        ListenerLimits::new(&ConnectionsConfig::default(), 64, 64)
-    }
-}
-
 /// How many connections the listeners may hold together: the open file limit less a
 /// reserve for everything else the process opens.
 #[derive(Debug, Clone, Copy)]
