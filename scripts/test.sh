@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs keyhold's whole test suite on a fresh Debian machine: installs what the tests
-# need (SoftHSM2 for the luna plugin, curl for the SigV4 interop tests), builds every
+# need (SoftHSM2 for the luna plugin, curl with HTTP/2 for the SigV4 interop and
+# early-answer tests: Debian's curl has it), builds every
 # plugin and fixture library the tests load at run time, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -98,11 +98,13 @@ pub fn router(state: AdminState) -> Router {
 }
 
 /// Serves `router` on `listener` (TLS when configured) until `shutdown` turns true.
+/// `ctx`: the listener's limits and counters.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
     shutdown: watch::Receiver<bool>,
+    ctx: crate::server::ListenerContext,
 ) {
     crate::server::serve_http(
         listener,
@@ -110,6 +112,7 @@ pub async fn serve(
         TowerToHyperService::new(router),
         shutdown,
         "admin",
+        ctx,
     )
     .await;
 }

@@ -478,11 +478,14 @@ pub async fn start_with_clock(
         reason: e.to_string(),
     })?;
     let is_tls = tls.is_some();
+    let limits =
+        crate::server::Listeners::of_config(&cfg, crate::server::ConnectionBudget::of_process());
     tasks.push(tokio::spawn(crate::server::serve(
         listener,
         tls,
         service.clone(),
         shutdown_rx.clone(),
+        limits.xks.clone(),
     )));
     {
         let service = service.clone();
@@ -504,6 +507,7 @@ pub async fn start_with_clock(
                 service.clone(),
                 sources.clone(),
                 shutdown_rx.clone(),
+                limits.metrics.clone(),
             )));
             addr
         }
@@ -570,6 +574,11 @@ pub async fn start_with_clock(
             tls,
             crate::admin::router(state),
             shutdown_rx.clone(),
+            crate::server::ListenerContext {
+                limits: limits.admin.clone(),
+                stats: service.listener_metrics().admin.clone(),
+                refusals: crate::server::Refusals::Admin,
+            },
         )));
         tracing::info!(%addr, tls = admin_tls, "keyhold admin API listening");
         admin_addr = Some(addr);

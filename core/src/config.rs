@@ -20,8 +20,10 @@ use serde::Deserialize;
 use crate::model;
 
 mod aws;
+mod listener;
 
 pub use aws::{AccountDecl, AwsConnectionDecl, AwsDecls};
+pub use listener::ConnectionsConfig;
 
 /// The top-level keys of the configuration (what `KEYHOLD_<KEY>__...` may override).
 pub const TOP_LEVEL_KEYS: [&str; 12] = [
@@ -209,6 +211,9 @@ pub struct XksConfig {
     /// Default per-store request quota (`{ rate = 1800, burst = 3600 }`); none when
     /// absent. A store's own `quota` wins.
     pub quota: Option<crate::model::Quota>,
+    /// Connection limits of the XKS listener (`[xks.connections]`).
+    #[serde(default)]
+    pub connections: ConnectionsConfig,
 }
 
 fn default_max_in_flight() -> usize {
@@ -293,6 +298,9 @@ pub struct AdminConfig {
     /// Environment variable holding the initial `root` password; a random one is
     /// generated (printed once, written to `<data_dir>/root-password`) otherwise.
     pub root_password_env: Option<String>,
+    /// Connection limits of the admin listener (`[admin.connections]`).
+    #[serde(default)]
+    pub connections: ConnectionsConfig,
 }
 
 impl Default for AdminConfig {
@@ -303,6 +311,7 @@ impl Default for AdminConfig {
             tls: TlsConfig::default(),
             session_ttl_seconds: default_session_ttl_seconds(),
             root_password_env: None,
+            connections: ConnectionsConfig::default(),
         }
     }
 }
@@ -318,6 +327,9 @@ pub struct MetricsConfig {
     /// Where `GET /metrics` is served (plain HTTP; keep it on a private address).
     /// Disabled when absent.
     pub listen: Option<SocketAddr>,
+    /// Connection limits of the metrics listener (`[metrics.connections]`).
+    #[serde(default)]
+    pub connections: ConnectionsConfig,
 }
 
 /// TLS settings of a listener.
@@ -589,6 +601,9 @@ impl Config {
         if let Some(q) = &x.quota {
             q.validate().map_err(|e| invalid("xks.quota", e))?;
         }
+        x.connections.validate("xks.connections")?;
+        self.admin.connections.validate("admin.connections")?;
+        self.metrics.connections.validate("metrics.connections")?;
         if self.admin.session_ttl_seconds == 0 {
             return Err(invalid(
                 "admin.session_ttl_seconds",

@@ -177,3 +177,51 @@ fn audit_settings_have_defaults_and_limits() {
     let e = err_of(&format!("{MINIMAL}[audit]\nrefusal_interval_seconds = 0\n"));
     assert!(e.contains("audit.refusal_interval_seconds"), "{e}");
 }
+
+#[test]
+fn connection_limits_default_and_are_checked() {
+    let c = Config::from_toml(MINIMAL).unwrap();
+    for conns in [
+        &c.xks.connections,
+        &c.admin.connections,
+        &c.metrics.connections,
+    ] {
+        assert_eq!(conns, &ConnectionsConfig::default());
+    }
+    let d = ConnectionsConfig::default();
+    assert_eq!(
+        (d.header_timeout_ms, d.body_timeout_ms, d.idle_timeout_ms),
+        (5_000, 2_000, 60_000)
+    );
+    assert_eq!(d.max_connections, None);
+    let c = Config::from_toml(&format!(
+        "{MINIMAL}connections = {{ header_timeout_ms = 700, max_connections = 9 }}\n"
+    ))
+    .unwrap();
+    assert_eq!(c.xks.connections.header_timeout_ms, 700);
+    assert_eq!(c.xks.connections.max_connections, Some(9));
+    assert_eq!(c.xks.connections.body_timeout_ms, 2_000);
+    for (line, key) in [
+        ("header_timeout_ms = 0", "xks.connections.header_timeout_ms"),
+        ("body_timeout_ms = 0", "xks.connections.body_timeout_ms"),
+        (
+            "idle_timeout_ms = 4000000",
+            "xks.connections.idle_timeout_ms",
+        ),
+        ("max_connections = 0", "xks.connections.max_connections"),
+        (
+            "h2_max_concurrent_streams = 0",
+            "xks.connections.h2_max_concurrent_streams",
+        ),
+        ("max_uri_bytes = 10", "xks.connections.max_uri_bytes"),
+        ("max_header_bytes = 10", "xks.connections.max_header_bytes"),
+        ("max_headers = 0", "xks.connections.max_headers"),
+    ] {
+        let err = err_of(&format!("{MINIMAL}connections = {{ {line} }}\n"));
+        assert!(err.contains(key), "{line}: {err}");
+    }
+    let err = err_of(&format!(
+        "{MINIMAL}[admin.connections]\nbody_timeout_ms = 0\n"
+    ));
+    assert!(err.contains("admin.connections.body_timeout_ms"), "{err}");
+}

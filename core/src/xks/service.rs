@@ -55,6 +55,7 @@ pub struct XksService {
     settings: Arc<XksSettings>,
     in_flight: Arc<Semaphore>,
     metrics: Arc<GlobalMetrics>,
+    listeners: Arc<crate::server::ListenerMetrics>,
     audit: Option<AuditLog>,
 }
 
@@ -101,6 +102,7 @@ impl XksService {
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
             settings: Arc::new(settings),
             metrics: Arc::new(GlobalMetrics::default()),
+            listeners: Arc::new(crate::server::ListenerMetrics::default()),
             audit: None,
         }
     }
@@ -115,6 +117,11 @@ impl XksService {
     /// Process-wide counters.
     pub fn global_metrics(&self) -> &GlobalMetrics {
         &self.metrics
+    }
+
+    /// The connection counters of every listener (rendered on `/metrics` too).
+    pub fn listener_metrics(&self) -> &crate::server::ListenerMetrics {
+        &self.listeners
     }
 
     /// The Prometheus text exposition of every counter.
@@ -148,7 +155,7 @@ impl XksService {
                 capacity: s.capacity(),
             })
             .collect();
-        metrics::render(&metrics::Snapshot {
+        let mut text = metrics::render(&metrics::Snapshot {
             global: &self.metrics,
             stores,
             sources,
@@ -156,7 +163,9 @@ impl XksService {
                 .settings
                 .max_in_flight
                 .saturating_sub(self.in_flight.available_permits()),
-        })
+        });
+        self.listeners.render(&mut text);
+        text
     }
 
     /// The process-wide counters (shared: what is counted here is rendered on
@@ -178,16 +187,7 @@ impl XksService {
     {
         let started = Instant::now();
         let mut ctx = Ctx::default();
-        let result = match self.in_flight.clone().try_acquire_owned() {
-            Ok(_permit) => self.process(req, &mut ctx).await,
-            Err(_) => {
-                self.metrics.shed_in_flight.fetch_add(1, Relaxed);
-                Err(XksError::new(
-                    XksErrorKind::Throttling,
-                    "server overloaded: too many requests in flight",
-                ))
-            }
-        };
+        let result = self.process(req, &mut ctx).await;
         let latency_us = started.elapsed().as_micros() as u64;
         let outcome = Outcome::of(&result);
         match (&ctx.metrics, ctx.op) {
@@ -270,6 +270,7 @@ impl XksService {
         if let Some(route) = routing.by_lb_path(parts.uri.path()) {
             ctx.op = Some(XksOp::LoadBalancerHealth);
             ctx.routed(route);
+            let _permit = self.admit_in_flight()?;
             return health::load_balancer_health(&parts.method, route, &self.settings).await;
         }
         let (route, key) = route(&routing, parts.uri.path(), ctx)?;
@@ -280,6 +281,9 @@ impl XksService {
             ));
         }
         let body = self.read_body(&parts, body).await?;
+        // Only a request whose body arrived takes an in-flight slot: a stalled body
+        // cannot hold one.
+        let _permit = self.admit_in_flight()?;
         // Authenticate (the client certificate for a store with mutual TLS, then the
         // signature), then admit.
         mtls::check(&route.mtls, parts.extensions.get())?;
@@ -333,10 +337,26 @@ impl XksService {
         match Limited::new(body, max).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            // The specification has no timeout error for the client's side: the
+            // request is incomplete, so malformed (`ValidationException`, 400).
+            Err(e) if e.is::<crate::server::BodyTimeout>() => {
+                Err(XksError::validation(format!("request incomplete: {e}")))
+            }
             Err(e) => Err(XksError::validation(format!(
                 "request body could not be read: {e}"
             ))),
         }
+    }
+
+    /// Takes one of the `max_in_flight` slots, or refuses with `ThrottlingException`.
+    fn admit_in_flight(&self) -> Result<tokio::sync::OwnedSemaphorePermit, XksError> {
+        self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            self.metrics.shed_in_flight.fetch_add(1, Relaxed);
+            XksError::new(
+                XksErrorKind::Throttling,
+                "server overloaded: too many requests in flight",
+            )
+        })
     }
 
     /// Refuses an authenticated request when its store's quota is spent or the store is
