@@ -150,6 +150,7 @@ mod error;
 mod export;
 #[allow(unsafe_code)] // #[sabi_trait] expansion only
 mod host;
+pub mod invocations;
 pub mod library;
 #[allow(unsafe_code)] // #[sabi_trait] expansion only
 mod source;
