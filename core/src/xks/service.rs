@@ -130,6 +130,7 @@ impl XksService {
                 errors: s.errors.load(Relaxed),
                 in_use: s.in_use(),
                 capacity: s.capacity(),
+                gcm_encryptions: s.gcm_encryptions(),
             })
             .collect();
         metrics::render(&metrics::Snapshot {
