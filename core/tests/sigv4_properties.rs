@@ -184,7 +184,7 @@ enum Mutation {
 fn mutate(r: &mut Received, m: Mutation) {
     match m {
         Mutation::Method => r.method = if r.method == "POST" { "GET" } else { "POST" }.into(),
-        Mutation::Path => r.path.push_str("z"),
+        Mutation::Path => r.path.push('z'),
         Mutation::Query => {
             if r.query.is_empty() {
                 r.query = "zz=1".into();
