@@ -65,4 +65,4 @@ keys create demo-decrypt-only decrypt
 keys create demo-no-crypto wrap,unwrap
 echo "keys of token '$LABEL':"
 keys list
-echo "ready: run the server with config/examples/luna.toml from $ROOT"
+echo "ready: run the server with config/examples/luna.toml from $ROOT, with SOFTHSM2_CONF=$DIR/softhsm2.conf in its environment"

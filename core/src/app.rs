@@ -122,7 +122,8 @@ pub fn open_sources(cfg: &Config, store: &Arc<dyn Store>) -> (Sources, Vec<(Stri
                 "key source opened"
             );
             Ok(KeySourceHandle::new(name, Some(lib), source, limits)
-                .with_inline_calls(decl.inline_calls))
+                .with_inline_calls(decl.inline_calls)
+                .with_host(StoreHost::new(store.clone(), name)))
         });
         match opened {
             Ok(handle) => sources.insert(name, Arc::new(handle)),
@@ -200,12 +201,10 @@ pub fn open_stored_sources(
                 tracing::info!(source = %rec.name, plugin = %lib.name, model = %lib.model, "key source (created through the admin API) opened");
                 sources.insert(
                     &rec.name,
-                    Arc::new(KeySourceHandle::new(
-                        &rec.name,
-                        Some(lib),
-                        source,
-                        settings.limits,
-                    )),
+                    Arc::new(
+                        KeySourceHandle::new(&rec.name, Some(lib), source, settings.limits)
+                            .with_host(StoreHost::new(store.clone(), &rec.name)),
+                    ),
                 );
             }
             Err(reason) => {

@@ -15,6 +15,8 @@ pub mod audit;
 pub mod aws;
 pub mod clock;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod logsafe;
 pub mod metrics;

@@ -181,6 +181,8 @@ pub struct SourceStats<'a> {
     pub in_use: usize,
     /// Call slots in all.
     pub capacity: usize,
+    /// AES-GCM encryptions reserved per key: (key name, count).
+    pub gcm_encryptions: Vec<(String, u64)>,
 }
 
 /// What `/metrics` needs to render.
@@ -292,6 +294,26 @@ pub fn render(s: &Snapshot<'_>) -> String {
                 "{name}{{source=\"{}\"}} {}",
                 label(source.name),
                 value(source)
+            );
+        }
+    }
+    family(
+        &mut out,
+        &format!(
+            "keyhold_source_key_gcm_encryptions gauge AES-GCM encryptions reserved per key \
+             (an upper bound, by at most one block of {} per node and restart); encryption \
+             is refused at {} (random IVs): rotate the key before.",
+            keyhold_sdk::invocations::BLOCK,
+            keyhold_sdk::invocations::LIMIT
+        ),
+    );
+    for source in &s.sources {
+        for (key, count) in &source.gcm_encryptions {
+            let _ = writeln!(
+                out,
+                "keyhold_source_key_gcm_encryptions{{source=\"{}\",key=\"{}\"}} {count}",
+                label(source.name),
+                label(key)
             );
         }
     }

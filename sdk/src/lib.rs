@@ -29,6 +29,9 @@
 //!   ([`conformance::run_library`]; `keyhold plugin-check` runs the same).
 //! - [`library`]: how the host loads a plugin library and checks its versions.
 //! - [`testing::MemoryHost`]: an in-memory [`Host`] for plugin unit tests.
+//! - [`invocations::InvocationCounter`]: per-key AES-GCM encryption counting against
+//!   the 2^32 limit for random IVs, persisted in the host KV in reserved blocks (a
+//!   helper on the plugin's side of the boundary; no ABI change).
 //!
 //! ## A plugin in one page
 //! A cdylib crate depending on `keyhold-sdk` only (the macro reaches `abi_stable`
@@ -150,6 +153,7 @@ mod error;
 mod export;
 #[allow(unsafe_code)] // #[sabi_trait] expansion only
 mod host;
+pub mod invocations;
 pub mod library;
 #[allow(unsafe_code)] // #[sabi_trait] expansion only
 mod source;

@@ -25,6 +25,7 @@ fn renders_counters_and_histograms() {
             errors: 1,
             in_use: 3,
             capacity: 64,
+            gcm_encryptions: vec![("k\"1".to_string(), 131_072)],
         }],
         in_flight: 5,
     });
@@ -32,6 +33,9 @@ fn renders_counters_and_histograms() {
         "keyhold_xks_requests_total{store=\"acme\",operation=\"Encrypt\",outcome=\"ok\"} 2"
     ));
     assert!(text.contains("outcome=\"InvalidKeyUsageException\"} 1"));
+    assert!(
+        text.contains("keyhold_source_key_gcm_encryptions{source=\"ctm\",key=\"k\\\"1\"} 131072")
+    );
     assert!(text.contains(
         "keyhold_xks_request_duration_seconds_bucket{store=\"acme\",operation=\"Encrypt\",le=\"0.00025\"} 2"
     ));
@@ -95,6 +99,11 @@ fn exposition_text_is_unchanged() {
         errors,
         in_use,
         capacity,
+        gcm_encryptions: if name == "ctm" {
+            vec![("hc".to_string(), 65_536)]
+        } else {
+            Vec::new()
+        },
     };
     let text = render(&Snapshot {
         global: &g,

@@ -434,12 +434,10 @@ impl Operations {
             source_name: name.to_string(),
             reason,
         })?;
-        let handle = Arc::new(KeySourceHandle::new(
-            name,
-            Some(lib),
-            source,
-            settings.limits,
-        ));
+        let handle = Arc::new(
+            KeySourceHandle::new(name, Some(lib), source, settings.limits)
+                .with_host(StoreHost::new(self.store.clone(), name)),
+        );
         if !self.sources.add(name, handle) {
             return Err(already());
         }

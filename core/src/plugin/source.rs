@@ -8,10 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use keyhold_sdk::{KeySourceBox, KeySourceError, SourceInfo};
+use keyhold_sdk::{Host as _, KeySourceBox, KeySourceError, SourceInfo, invocations};
 use tokio::sync::Semaphore;
 
-use super::LoadedPlugin;
+use super::{LoadedPlugin, StoreHost};
 use crate::metrics::Histogram;
 
 /// Why a call into a key source did not produce an answer (answered as the XKS error
@@ -81,6 +81,9 @@ pub struct KeySourceHandle {
     /// Calls shed because no slot freed up in time.
     pub shed: AtomicU64,
     inline: bool,
+    /// The source's view of the store, where it keeps its AES-GCM encryption counters
+    /// (read for `/metrics`, see [`KeySourceHandle::gcm_encryptions`]).
+    host: Option<StoreHost>,
 }
 
 impl std::fmt::Debug for KeySourceHandle {
@@ -112,7 +115,37 @@ impl KeySourceHandle {
             errors: AtomicU64::new(0),
             shed: AtomicU64::new(0),
             inline: false,
+            host: None,
         }
+    }
+
+    /// Gives the handle the source's view of the store (the one its `open` got), so
+    /// that its per-key AES-GCM encryption counters can be reported.
+    pub fn with_host(mut self, host: StoreHost) -> Self {
+        self.host = Some(host);
+        self
+    }
+
+    /// The AES-GCM encryptions reserved per key (key name, count), as the source
+    /// persisted them in its store namespace (`gcm-invocations/<key>`, see
+    /// [`keyhold_sdk::invocations`]): an upper bound of the encryptions made under the
+    /// key on every node, exceeding it by at most one unused block per node and
+    /// restart. Empty without a host, or when the store cannot be read.
+    pub fn gcm_encryptions(&self) -> Vec<(String, u64)> {
+        let Some(host) = &self.host else {
+            return Vec::new();
+        };
+        let Ok(entries) = host.kv_list(invocations::KV_PREFIX.into()).into_result() else {
+            return Vec::new();
+        };
+        entries
+            .iter()
+            .filter_map(|e| {
+                let key = e.key.as_str().strip_prefix(invocations::KV_PREFIX)?;
+                let count = invocations::Reserved::from_bytes(e.value.as_slice()).ok()?;
+                Some((key.to_string(), count.reserved))
+            })
+            .collect()
     }
 
     /// Runs calls on the caller's thread instead of the blocking pool (see

@@ -153,6 +153,7 @@ impl XksService {
                 errors: s.errors.load(Relaxed),
                 in_use: s.in_use(),
                 capacity: s.capacity(),
+                gcm_encryptions: s.gcm_encryptions(),
             })
             .collect();
         let mut text = metrics::render(&metrics::Snapshot {

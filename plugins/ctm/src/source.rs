@@ -11,6 +11,7 @@ use abi_stable::std_types::{ROption, RSlice, RString};
 use keyhold_sdk::{
     DecryptInput, EkmNode, Encrypted, HealthStatus, HostBox, KeyAttribute, KeyInfo, KeySourceError,
     KeySourceImpl, KeyUsage, LogLevel, NewKey, Operation, SourceInfo,
+    invocations::{self, InvocationCounter},
 };
 
 use crate::{
@@ -73,6 +74,9 @@ pub struct CtmSource {
     master: KeyMaterial,
     node_id: String,
     cache: RwLock<HashMap<String, Arc<LoadedKey>>>,
+    /// Encryptions per key, against the AES-GCM limit for random IVs (persisted in the
+    /// host KV at `gcm-invocations/<name>`, see [`keyhold_sdk::invocations`]).
+    invocations: InvocationCounter,
 }
 
 fn now_secs() -> u64 {
@@ -104,6 +108,7 @@ impl CtmSource {
             master,
             node_id,
             cache: RwLock::new(HashMap::new()),
+            invocations: InvocationCounter::new(),
         };
         let entries = source.host.kv_list(KEY_PREFIX.into()).into_result()?;
         let mut unreadable = Vec::new();
@@ -257,6 +262,16 @@ impl CtmSource {
         Ok(key)
     }
 
+    /// `info` with the key's encryption count ([`invocations::COUNT_ATTRIBUTE`]).
+    fn with_count(&self, mut info: KeyInfo) -> KeyInfo {
+        let count = self.invocations.count(&self.host, info.name.as_str());
+        info.attributes.push(KeyAttribute {
+            name: invocations::COUNT_ATTRIBUTE.into(),
+            value: count.to_string().into(),
+        });
+        info
+    }
+
     /// Replaces the record of `name` with `record` only if it still is `old` (the bytes
     /// it was read as): `Ok(None)` when another writer (another node) changed it first.
     fn swap_record(
@@ -361,7 +376,7 @@ impl KeySourceImpl for CtmSource {
                 continue;
             };
             let key = self.refresh(name, Some(entry.value.as_slice()))?;
-            infos.push(key.info());
+            infos.push(self.with_count(key.info()));
             seen.insert(name.to_string(), ());
         }
         // Forget keys another node deleted.
@@ -373,7 +388,7 @@ impl KeySourceImpl for CtmSource {
     }
 
     fn get_key(&self, name: &str) -> Result<KeyInfo, KeySourceError> {
-        Ok(self.read_through(name)?.info())
+        Ok(self.with_count(self.read_through(name)?.info()))
     }
 
     fn create_key(&self, spec: NewKey) -> Result<KeyInfo, KeySourceError> {
@@ -421,7 +436,7 @@ impl KeySourceImpl for CtmSource {
             .as_str()
             .into(),
         );
-        Ok(key.info())
+        Ok(self.with_count(key.info()))
     }
 
     fn delete_key(&self, name: &str) -> Result<(), KeySourceError> {
@@ -435,6 +450,8 @@ impl KeySourceImpl for CtmSource {
             Ok((None, ()))
         })?;
         self.cache_remove(name);
+        // A key created later under this name has new material: its count starts anew.
+        self.invocations.forget(&self.host, name)?;
         self.host.log(
             LogLevel::Info,
             format!("ctm: deleted key '{name}'").as_str().into(),
@@ -465,7 +482,7 @@ impl KeySourceImpl for CtmSource {
                 .into(),
             );
         }
-        Ok(key_info(name, &attrs))
+        Ok(self.with_count(key_info(name, &attrs)))
     }
 
     fn validate_health_check_key(&self, name: &str) -> Result<(), KeySourceError> {
@@ -481,6 +498,8 @@ impl KeySourceImpl for CtmSource {
         aad: &[u8],
     ) -> Result<Encrypted, KeySourceError> {
         let key = self.key_for_use(name, Operation::Encrypt)?;
+        // Counted before the IV is drawn: refused at the limit for random IVs.
+        self.invocations.take(&self.host, name)?;
         let iv = crypto::random_iv()?;
         let (ciphertext, tag) = crypto::seal(&key.material, &iv, plaintext, aad)?;
         Ok(Encrypted {

@@ -14,8 +14,13 @@
 //! - `pool_size` (default 8): logged-in sessions kept open.
 //! - `op_timeout_ms` (default 200): bound on waiting for a free session; an exhausted
 //!   pool answers [`KeySourceError::Timeout`].
-//! - `module_env`: environment variables set before the module's `C_Initialize` (once
-//!   per module per process). SoftHSM2 needs `SOFTHSM2_CONF`; Luna needs nothing.
+//! - `module_env`: environment variables the module reads in `C_Initialize` (once per
+//!   module per process). SoftHSM2 needs `SOFTHSM2_CONF`; Luna needs nothing. They
+//!   must be in keyhold's environment from its start: the plugin never changes the
+//!   process environment (`setenv` is not thread-safe and keyhold's threads are
+//!   running), and refuses a `module_env` that differs from it.
+//! - The PIN is never kept: it is read from `pin_env`/`pin_file` for each login
+//!   ([`config::PinSource`]) and wiped (zeroized) right after.
 //!
 //! ## Behaviour
 //! - Keys are token objects of class `CKO_SECRET_KEY` found by `CKA_LABEL`. Handles are
@@ -36,8 +41,7 @@
 //!   dropped, the token re-found by label, a session reopened and logged in, and the
 //!   operation retried once; a missing token is [`KeySourceError::Unavailable`] until it
 //!   is back.
-// No unsafe code but one audited call: std::env::set_var for `module_env` (pkcs11.rs).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;
@@ -57,6 +61,7 @@ use keyhold_sdk::{
     DecryptInput, EkmNode, Encrypted, HealthStatus, HostBox, KeyAttribute, KeyInfo, KeySourceError,
     KeySourceImpl, KeyUsage, LogLevel, NewKey, Operation, Plugin, SourceInfo,
     abi_stable::std_types::{RSlice, RStr},
+    invocations::{self, InvocationCounter},
 };
 
 pub use config::Config;
@@ -280,6 +285,9 @@ pub struct LunaSource {
     module_path: PathBuf,
     snapshot: Mutex<TokenSnapshot>,
     keys: Mutex<HashMap<String, KeyRef>>,
+    /// Encryptions per key (label), against the AES-GCM limit for random IVs; persisted
+    /// in the host KV at `gcm-invocations/<label>` (see [`keyhold_sdk::invocations`]).
+    invocations: InvocationCounter,
 }
 
 fn disabled_key(name: &str) -> String {
@@ -309,7 +317,9 @@ impl LunaSource {
     /// initializes the module, finds the token by label, logs in.
     pub fn open(config: &str, host: HostBox) -> Result<LunaSource, KeySourceError> {
         let config = Config::parse(config)?;
-        let pin = config.read_pin()?;
+        let pin = config.pin_source()?;
+        // Read once now so that a missing or empty PIN is refused before the module loads.
+        drop(pin.read()?);
         let ctx = pkcs11::module(&config.module, &config.resolved_module_env())?;
         let found = pkcs11::find_slot(&ctx, &config.token_label).map_err(|e| {
             KeySourceError::unavailable(format!(
@@ -356,6 +366,7 @@ impl LunaSource {
             module_path: config.module,
             snapshot: Mutex::new(snapshot),
             keys: Mutex::new(HashMap::new()),
+            invocations: InvocationCounter::new(),
         })
     }
 
@@ -455,6 +466,11 @@ impl LunaSource {
     }
 
     fn key_info(&self, name: &str, attrs: &KeyAttrs) -> Result<KeyInfo, KeySourceError> {
+        let mut attributes = attrs.display();
+        attributes.push(KeyAttribute {
+            name: invocations::COUNT_ATTRIBUTE.into(),
+            value: self.invocations.count(&self.host, name).to_string().into(),
+        });
         Ok(KeyInfo {
             name: name.into(),
             bits: attrs
@@ -466,7 +482,7 @@ impl LunaSource {
             exportable: attrs.extractable.unwrap_or(true),
             // CKA_DESTROYABLE defaults to true (and tokens before PKCS#11 2.40 lack it).
             deletable: attrs.destroyable.unwrap_or(true) && !self.is_protected(name)?,
-            attributes: attrs.display().into(),
+            attributes: attributes.into(),
         })
     }
 
@@ -657,6 +673,8 @@ impl KeySourceImpl for LunaSource {
         lock(&self.keys).remove(name);
         host_result(self.host.kv_delete(RStr::from_str(&disabled_key(name))))?;
         host_result(self.host.kv_delete(RStr::from_str(&nodelete_key(name))))?;
+        // A key created later under this label is another key: its count starts anew.
+        self.invocations.forget(&self.host, name)?;
         Ok(())
     }
 
@@ -692,6 +710,8 @@ impl KeySourceImpl for LunaSource {
         check_name(name)?;
         let (iv, ciphertext, tag) = self.with_key("AES-GCM encrypt", name, |s, _| {
             let key = self.usable_key(s, name, Operation::Encrypt)?;
+            // Counted before the IV is drawn: refused at the limit for random IVs.
+            self.invocations.take(&self.host, name)?;
             let mut iv = [0u8; pkcs11::IV_LEN];
             pkcs11::os_random(&mut iv)?;
             match pkcs11::gcm_encrypt(s, key.handle, &mut iv, plaintext, aad) {

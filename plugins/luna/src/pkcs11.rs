@@ -19,6 +19,8 @@ use cryptoki::{
 };
 use keyhold_sdk::KeySourceError;
 
+use crate::config::PinSource;
+
 /// Length of the GCM authentication tag, in bytes.
 pub const TAG_LEN: usize = 16;
 /// Length of the IVs this plugin generates, in bytes.
@@ -37,13 +39,17 @@ fn modules() -> &'static Mutex<HashMap<PathBuf, Pkcs11>> {
     MODULES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Loads and initializes the PKCS#11 module at `path`, once per process, setting
-/// `env` (name, value) before its first initialization. Later callers share the
-/// same context; their `env` is ignored (the module has read its environment).
+/// Loads and initializes the PKCS#11 module at `path`, once per process, after
+/// checking that the process environment already holds `env` (name, value): it is
+/// never changed at run time (`setenv` is not safe while other threads run), a
+/// difference is refused ([`crate::config::check_module_env`]), on every call. Later
+/// callers share the same context.
 ///
 /// `CKR_CRYPTOKI_ALREADY_INITIALIZED` is accepted: another copy of this code (a test,
 /// another plugin library) may have initialized the module in this process.
 pub fn module(path: &Path, env: &[(String, String)]) -> Result<Pkcs11, KeySourceError> {
+    // Never set here: see config::check_module_env.
+    crate::config::check_module_env(env)?;
     let mut map = lock(modules());
     if let Some(ctx) = map.get(path) {
         return Ok(ctx.clone());
@@ -53,19 +59,6 @@ pub fn module(path: &Path, env: &[(String, String)]) -> Result<Pkcs11, KeySource
             "PKCS#11 module file '{}' does not exist or is not a file",
             path.display()
         )));
-    }
-    for (name, value) in env {
-        if std::env::var(name).ok().as_deref() != Some(value.as_str()) {
-            // SAFETY: the process environment is modified while the module map lock is
-            // held, before the module reads it in C_Initialize. Other threads reading the
-            // environment at this very moment is the documented risk of `module_env`,
-            // which only matters for modules configured through environment variables
-            // (SoftHSM2's SOFTHSM2_CONF) and happens once, when the key source opens.
-            #[allow(unsafe_code)] // the crate's one unsafe call (set_var is unsafe since 2024)
-            unsafe {
-                std::env::set_var(name, value)
-            };
-        }
     }
     let ctx = Pkcs11::new(path).map_err(|e| {
         KeySourceError::invalid_input(format!(
@@ -297,7 +290,8 @@ struct PoolState {
 pub struct SessionPool {
     ctx: Pkcs11,
     token_label: String,
-    pin: AuthPin,
+    /// Where the PIN is read for each login; the PIN itself is never kept.
+    pin: PinSource,
     size: usize,
     timeout: Duration,
     state: Mutex<PoolState>,
@@ -352,7 +346,7 @@ impl SessionPool {
     pub fn new(
         ctx: Pkcs11,
         token_label: &str,
-        pin: AuthPin,
+        pin: PinSource,
         size: usize,
         timeout: Duration,
     ) -> SessionPool {
@@ -462,8 +456,8 @@ impl SessionPool {
         if let Some(slot) = slot {
             match self.open_on(slot) {
                 Ok(session) => return Ok((session, slot)),
-                Err(e) if is_session_error(&e) => {}
-                Err(e) => return Err(Fail::Ck(e)),
+                Err(Fail::Ck(e)) if is_session_error(&e) => {}
+                Err(e) => return Err(e),
             }
         }
         let slot = match find_slot(&self.ctx, &self.token_label) {
@@ -483,9 +477,13 @@ impl SessionPool {
         Ok((self.open_on(slot)?, slot))
     }
 
-    fn open_on(&self, slot: Slot) -> Result<Session, Error> {
+    /// Opens a session on `slot` and logs it in with the PIN, read from its source for
+    /// this login and wiped when it returns.
+    fn open_on(&self, slot: Slot) -> Result<Session, Fail> {
         let session = self.ctx.open_rw_session(slot)?;
-        login(&session, &self.pin)?;
+        let pin = self.pin.read()?;
+        login(&session, &pin)?;
+        drop(pin);
         Ok(session)
     }
 
