@@ -306,6 +306,9 @@ impl Operations {
         let Some(generation) = self.check_password_generation(user, password)? else {
             return Err(unauthenticated("invalid user name or password"));
         };
+        // Expired sessions go first: purged after the new one was stored, a slow
+        // machine could already count the new one (1 s TTL) as expired.
+        self.purge_expired_tokens(user)?;
         let ttl = i64::try_from(ttl_seconds).unwrap_or(i64::MAX / 2);
         let expires = model::now_unix().saturating_add(ttl);
         let issued = identity::issue_token(
@@ -316,7 +319,6 @@ impl Operations {
             "login session",
         );
         self.put_token(&issued)?;
-        self.purge_expired_tokens(user)?;
         Ok(issued)
     }
 
