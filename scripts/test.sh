@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Runs keyhold's whole test suite on a fresh Debian machine: installs what the tests
-# need (SoftHSM2 for the luna plugin, curl with HTTP/2 for the SigV4 interop and
-# early-answer tests: Debian's curl has it), builds every
-# plugin and fixture library the tests load at run time, then runs every test.
+# Runs keyhold's whole test suite on a fresh Debian machine: installs what the build and
+# the tests need (protoc for the etcd client, SoftHSM2 for the luna plugin, curl with
+# HTTP/2 for the SigV4 interop and early-answer tests - Debian's curl has it - and etcd
+# for the clustered store), builds every plugin and fixture library the tests load at
+# run time, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 if [ ${#need[@]} -gt 0 ]; then
     echo "==> installing ${need[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

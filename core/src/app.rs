@@ -45,6 +45,19 @@ pub enum StartError {
     Task(String),
 }
 
+/// Opens the configured store backend.
+fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, StartError> {
+    Ok(match (&cfg.store.backend, &cfg.store.etcd) {
+        (crate::config::StoreBackend::Etcd, Some(etcd)) => {
+            let settings = etcd
+                .settings()
+                .map_err(|e| StartError::Task(e.to_string()))?;
+            Arc::new(crate::store::EtcdStore::open(&settings)?)
+        }
+        _ => Arc::new(EmbeddedStore::open(&cfg.store_path())?),
+    })
+}
+
 impl From<reconcile::ReconcileError> for StartError {
     fn from(e: reconcile::ReconcileError) -> Self {
         StartError::Reconcile(Box::new(e))
@@ -305,7 +318,7 @@ pub async fn start_with_clock(
     let prepared = {
         let (cfg, clock) = (cfg.clone(), clock.clone());
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
-            let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&cfg.store_path())?);
+            let store = open_store(&cfg)?;
             let master = Arc::new(MasterKey::load(&cfg.master_key_source())?);
             let (mut sources, mut failed) = open_sources(&cfg, &store);
             open_stored_sources(&cfg, &store, &mut sources, &mut failed)?;

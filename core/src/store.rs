@@ -13,8 +13,8 @@
 //!   every subscriber, which is how each node rebuilds its in-memory snapshot.
 //!
 //! Backends: [`EmbeddedStore`] (the default, a single crash-safe `redb` file, one process at a
-//! time) and [`MemoryStore`] (for unit tests). Code above this module is written once against
-//! the trait, so a clustered backend (etcd) can be added without touching it.
+//! time), [`EtcdStore`] (clustered: every node on one etcd) and [`MemoryStore`] (for unit
+//! tests). Code above this module is written once against the trait.
 //!
 //! # Following the store
 //!
@@ -29,6 +29,7 @@
 //!    start again from step 1 (resubscribe or keep the receiver, then rescan).
 
 mod embedded;
+mod etcd;
 mod memory;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -36,6 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::broadcast;
 
 pub use embedded::EmbeddedStore;
+pub use etcd::{EtcdSettings, EtcdStore, EtcdTls, LOG_RETAIN};
 pub use memory::MemoryStore;
 
 /// How many transactions a [`Store::watch`] subscriber may fall behind before it receives

@@ -225,3 +225,56 @@ fn connection_limits_default_and_are_checked() {
     ));
     assert!(err.contains("admin.connections.body_timeout_ms"), "{err}");
 }
+
+#[test]
+fn the_etcd_backend_is_configured_whole_or_refused() {
+    let etcd =
+        "[store]\nbackend = \"etcd\"\n[store.etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\n";
+    let c = Config::from_toml(&format!("{MINIMAL}{etcd}")).unwrap();
+    let settings = c.store.etcd.as_ref().unwrap().settings().unwrap();
+    assert_eq!(settings.prefix, "keyhold/");
+    assert_eq!(settings.timeout, std::time::Duration::from_secs(5));
+    assert_eq!(settings.log_retain, crate::store::LOG_RETAIN);
+    assert!(settings.user.is_none() && settings.tls.is_none());
+    refused_naming(&[
+        (
+            format!("{MINIMAL}[store]\nbackend = \"etcd\"\n"),
+            "store.etcd",
+        ),
+        (
+            format!("{MINIMAL}[store]\n[store.etcd]\nendpoints = [\"http://e:2379\"]\n"),
+            "store.backend is \"embedded\"",
+        ),
+        (
+            format!(
+                "{MINIMAL}{}",
+                etcd.replace("[\"http://127.0.0.1:2379\"]", "[]")
+            ),
+            "store.etcd.endpoints",
+        ),
+        (
+            format!("{MINIMAL}{etcd}timeout_ms = 0\n"),
+            "store.etcd.timeout_ms",
+        ),
+        (
+            format!("{MINIMAL}{etcd}log_retain = 5\n"),
+            "store.etcd.log_retain",
+        ),
+        (format!("{MINIMAL}{etcd}user = \"k\"\n"), "store.etcd.user"),
+        (
+            format!("{MINIMAL}{etcd}user = \"k\"\npassword_env = \"KEYHOLD_NO_SUCH_VAR\"\n"),
+            "store.etcd.password_env",
+        ),
+        (format!("{MINIMAL}{etcd}cert_file = \"c.pem\"\n"), "ca_file"),
+        (
+            format!(
+                "{MINIMAL}[store]\nbackend = \"etcd\"\npath = \"x.redb\"\n[store.etcd]\nendpoints = [\"http://e:2379\"]\n"
+            ),
+            "store.path",
+        ),
+        (
+            format!("{MINIMAL}[store]\nbackend = \"zookeeper\"\n"),
+            "backend",
+        ),
+    ]);
+}

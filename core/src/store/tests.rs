@@ -27,7 +27,7 @@ fn expect_event(rx: &mut broadcast::Receiver<Arc<WatchEvent>>) -> Arc<WatchEvent
 }
 
 /// The behaviour every backend must have. `s` must be a new, empty store.
-fn behaves_like_a_store(s: &dyn Store) {
+pub(super) fn behaves_like_a_store(s: &dyn Store) {
     let mut rx1 = s.watch();
     let mut rx2 = s.watch();
     assert_eq!(s.revision().unwrap(), 0);
@@ -260,7 +260,7 @@ fn behaves_like_a_store(s: &dyn Store) {
 }
 
 /// Concurrent committers: revisions are unique and dense, events arrive in order.
-fn concurrent_commits(s: Arc<dyn Store>) {
+pub(super) fn concurrent_commits(s: Arc<dyn Store>) {
     let mut rx = s.watch();
     let start = s.revision().unwrap();
     let threads: Vec<_> = (0..4)

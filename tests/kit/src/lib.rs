@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod bodies;
 pub mod client;
+pub mod etcd;
 pub mod fixture;
 pub mod luna;
 pub mod paths;

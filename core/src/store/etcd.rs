@@ -1,0 +1,657 @@
+//! The clustered backend: the [`Store`] on etcd, so that every node of a cluster sees
+//! the same state and the same ordered feed of transactions.
+//!
+//! Layout under the configured prefix (see [`codec::Layout`]):
+//! - `rev`: the store revision, raised by exactly one by every transaction;
+//! - `d/<key>`: each entry, its value prefixed with the store revision that wrote it;
+//! - `log/<revision>`: each transaction as watchers see it (every write, in order),
+//!   the last [`LOG_RETAIN`] kept.
+//!
+//! A commit is ONE etcd transaction: it compares the revision counter (so concurrent
+//! committers on other nodes serialize; the loser retries) and the caller's conditions,
+//! then writes the entries, the counter and the log record. Nodes follow the log: an
+//! etcd watch on `log/`, resumed from the last delivered revision after any break by
+//! reading the log records it missed. Should those be gone (a node cut off for more than
+//! [`LOG_RETAIN`] transactions), the node delivers one synthetic transaction that turns
+//! what its subscribers know into the current state (every current entry, and the
+//! deletion of every key that disappeared): nothing is ever missed.
+//!
+//! The trait is synchronous; etcd's client is async. Calls run on the store's own small
+//! runtime and the caller's thread waits for the answer (like a local disk write), with
+//! a deadline: an etcd that does not answer is a [`StoreError::Backend`].
+
+mod codec;
+
+use std::{
+    collections::BTreeSet,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, WatchOptions,
+};
+use tokio::sync::broadcast;
+
+use self::codec::Layout;
+use super::{Change, Condition, Entry, Store, StoreError, WATCH_CAPACITY, WatchEvent, Write, lock};
+
+/// How many transactions' log records are kept for nodes catching up.
+pub const LOG_RETAIN: u64 = 10_000;
+
+/// Most commit attempts when other nodes keep committing first.
+const MAX_ATTEMPTS: u32 = 256;
+
+/// Records per page when reading ranges.
+const PAGE: i64 = 256;
+
+/// How to reach etcd.
+#[derive(Debug, Clone)]
+pub struct EtcdSettings {
+    /// Client URLs, e.g. `http://127.0.0.1:2379`.
+    pub endpoints: Vec<String>,
+    /// Prefix of every key this store writes (e.g. `keyhold/`): several clusters may
+    /// share one etcd.
+    pub prefix: String,
+    /// User name and password, when etcd has authentication on.
+    pub user: Option<(String, String)>,
+    /// TLS to etcd.
+    pub tls: Option<EtcdTls>,
+    /// Deadline of each etcd call.
+    pub timeout: Duration,
+    /// How many transactions' log records are kept for nodes catching up (default
+    /// [`LOG_RETAIN`]).
+    pub log_retain: u64,
+}
+
+/// TLS to etcd: the CA that signed its certificate, and an optional client identity.
+#[derive(Debug, Clone)]
+pub struct EtcdTls {
+    /// PEM CA bundle.
+    pub ca_file: PathBuf,
+    /// PEM client certificate (with `key_file`).
+    pub cert_file: Option<PathBuf>,
+    /// PEM client key.
+    pub key_file: Option<PathBuf>,
+}
+
+/// What the feed has delivered.
+struct Feed {
+    /// The last revision delivered to subscribers.
+    last: u64,
+    /// Every store key subscribers know to exist (to turn a resync into deletions).
+    known: BTreeSet<String>,
+    tx: broadcast::Sender<Arc<WatchEvent>>,
+}
+
+impl Feed {
+    /// Delivers `events` in revision order from `last + 1`, skipping those already
+    /// delivered; stops at a gap. Returns whether it reached `upto`.
+    fn deliver(&mut self, events: impl IntoIterator<Item = Arc<WatchEvent>>, upto: u64) -> bool {
+        for event in events {
+            if event.revision <= self.last {
+                continue;
+            }
+            if event.revision != self.last + 1 {
+                break;
+            }
+            for change in &event.changes {
+                match change.value {
+                    Some(_) => self.known.insert(change.key.clone()),
+                    None => self.known.remove(&change.key),
+                };
+            }
+            self.last = event.revision;
+            let _ = self.tx.send(event);
+        }
+        self.last >= upto
+    }
+}
+
+struct Inner {
+    runtime: Option<tokio::runtime::Runtime>,
+    client: Client,
+    layout: Layout,
+    timeout: Duration,
+    log_retain: u64,
+    feed: Mutex<Feed>,
+    /// Tests: stop following the log (to make this node miss transactions).
+    #[cfg(test)]
+    paused: std::sync::atomic::AtomicBool,
+}
+
+/// The [`Store`] on etcd.
+pub struct EtcdStore {
+    inner: Arc<Inner>,
+}
+
+fn backend(message: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend {
+        backend: "etcd",
+        message: message.to_string(),
+    }
+}
+
+fn corrupt(key: &[u8], message: &str) -> StoreError {
+    StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        message: message.to_string(),
+    }
+}
+
+/// The smallest key after every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+impl EtcdStore {
+    /// Connects to etcd and starts following the transaction log.
+    pub fn open(settings: &EtcdSettings) -> Result<EtcdStore, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("keyhold-etcd")
+            .enable_all()
+            .build()
+            .map_err(|e| backend(format!("cannot start the etcd client runtime: {e}")))?;
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(settings.timeout)
+            .with_timeout(settings.timeout)
+            .with_keep_alive(Duration::from_secs(10), settings.timeout);
+        if let Some((user, password)) = &settings.user {
+            options = options.with_user(user, password);
+        }
+        if let Some(tls) = &settings.tls {
+            options = options.with_tls(tls_options(tls)?);
+        }
+        let endpoints = settings.endpoints.clone();
+        let client = wait(&runtime, settings.timeout, async move {
+            Client::connect(endpoints, Some(options)).await
+        })?
+        .map_err(|e| backend(format!("cannot connect to {:?}: {e}", settings.endpoints)))?;
+        let (tx, _) = broadcast::channel(WATCH_CAPACITY);
+        let inner = Arc::new(Inner {
+            runtime: Some(runtime),
+            client,
+            layout: Layout::new(&settings.prefix),
+            timeout: settings.timeout,
+            log_retain: settings.log_retain.max(1),
+            #[cfg(test)]
+            paused: std::sync::atomic::AtomicBool::new(false),
+            feed: Mutex::new(Feed {
+                last: 0,
+                known: BTreeSet::new(),
+                tx,
+            }),
+        });
+        let store = EtcdStore { inner };
+        // Start from the current state: the revision and every key that exists.
+        let revision = store.revision()?;
+        let known = store.scan("")?.into_iter().map(|e| e.key).collect();
+        {
+            let mut feed = lock(&store.inner.feed);
+            feed.last = revision;
+            feed.known = known;
+        }
+        let follower = Arc::downgrade(&store.inner);
+        store.runtime().spawn(follow(follower));
+        Ok(store)
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        // Present until drop.
+        self.inner
+            .runtime
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("the runtime lives as long as the store"))
+    }
+
+    /// Runs `fut` on the store's runtime and waits for it, at most the call deadline.
+    fn call<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        wait(self.runtime(), self.inner.timeout, fut)?.map_err(backend)
+    }
+
+    fn client(&self) -> Client {
+        self.inner.client.clone()
+    }
+
+    /// The raw etcd entry of `key`.
+    fn get_raw(&self, key: Vec<u8>) -> Result<Option<etcd_client::KeyValue>, StoreError> {
+        let mut client = self.client();
+        let mut resp = self.call(async move { client.get(key, None).await })?;
+        Ok(resp.take_kvs().into_iter().next())
+    }
+
+    /// The current store revision and the counter's etcd mod revision (0: absent).
+    fn counter(&self) -> Result<(u64, i64), StoreError> {
+        let key = self.inner.layout.revision();
+        match self.get_raw(key.clone())? {
+            None => Ok((0, 0)),
+            Some(kv) => {
+                let n = std::str::from_utf8(kv.value())
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| corrupt(&key, "the revision counter is not a number"))?;
+                Ok((n, kv.mod_revision()))
+            }
+        }
+    }
+
+    /// Every etcd entry in `[from, to)`, in key order, read page by page.
+    fn range(&self, from: Vec<u8>, to: Vec<u8>) -> Result<Vec<etcd_client::KeyValue>, StoreError> {
+        let client = self.client();
+        self.call(async move { range_async(client, from, to).await })
+    }
+
+    /// The compare for `condition` and the failure it means: `None` when the condition
+    /// is known to fail already.
+    fn compare(&self, condition: &Condition) -> Result<Option<Compare>, StoreError> {
+        let key = self.inner.layout.data(condition.key());
+        Ok(Some(match condition {
+            Condition::Absent(_) => Compare::version(key, CompareOp::Equal, 0),
+            Condition::Exists(_) => Compare::version(key, CompareOp::Greater, 0),
+            Condition::Revision(_, revision) => {
+                let Some(kv) = self.get_raw(key.clone())? else {
+                    return Ok(None);
+                };
+                let (current, _) = codec::decode_value(kv.value())
+                    .ok_or_else(|| corrupt(&key, "entry without its revision"))?;
+                if current != *revision {
+                    return Ok(None);
+                }
+                Compare::mod_revision(key, CompareOp::Equal, kv.mod_revision())
+            }
+        }))
+    }
+
+    /// The first condition that does not hold now (for the conflict's key).
+    fn first_failing(&self, conditions: &[Condition]) -> Result<Option<String>, StoreError> {
+        for condition in conditions {
+            let current = self.get(condition.key())?.map(|e| e.revision);
+            if !condition.holds(current) {
+                return Ok(Some(condition.key().to_string()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Delivers every transaction up to `event` (reading the ones this node has not
+    /// seen from the log), then `event`.
+    fn deliver_through(&self, event: Arc<WatchEvent>) -> Result<(), StoreError> {
+        let upto = event.revision;
+        let last = lock(&self.inner.feed).last;
+        let mut events = Vec::new();
+        if last + 1 < upto {
+            let layout = &self.inner.layout;
+            for kv in self.range(layout.log(last + 1), layout.log(upto))? {
+                events.push(
+                    codec::decode_event(kv.value())
+                        .ok_or_else(|| corrupt(kv.key(), "damaged transaction log record"))?,
+                );
+            }
+        }
+        events.push(event);
+        let reached = lock(&self.inner.feed).deliver(events, upto);
+        if !reached {
+            // The records between are gone: the follower resynchronizes.
+            tracing::warn!(
+                revision = upto,
+                "etcd transaction log has a gap; the follower resynchronizes"
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for EtcdStore {
+    fn drop(&mut self) {
+        // A runtime cannot be dropped inside another one's context: let it go.
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            if let Some(rt) = inner.runtime.take() {
+                rt.shutdown_background();
+            }
+        }
+    }
+}
+
+/// Runs `fut` on `runtime` and waits for it on this thread (any thread: an async
+/// caller blocks briefly, as on a local disk write), at most `timeout`.
+fn wait<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    timeout: Duration,
+    fut: impl Future<Output = T> + Send + 'static,
+) -> Result<T, StoreError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = tx.send(tokio::time::timeout(timeout, fut).await);
+    });
+    match rx.recv() {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(_)) => Err(backend(format!(
+            "etcd did not answer within {} ms",
+            timeout.as_millis()
+        ))),
+        Err(_) => Err(backend("the etcd client runtime stopped")),
+    }
+}
+
+fn tls_options(tls: &EtcdTls) -> Result<etcd_client::TlsOptions, StoreError> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|e| backend(format!("cannot read {}: {e}", path.display())))
+    };
+    let mut options = etcd_client::TlsOptions::new()
+        .ca_certificate(etcd_client::Certificate::from_pem(read(&tls.ca_file)?));
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            options = options.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
+        }
+        (None, None) => {}
+        _ => return Err(backend("give both the etcd client cert_file and key_file")),
+    }
+    Ok(options)
+}
+
+async fn range_async(
+    mut client: Client,
+    from: Vec<u8>,
+    to: Vec<u8>,
+) -> Result<Vec<etcd_client::KeyValue>, etcd_client::Error> {
+    let mut out = Vec::new();
+    let mut start = from;
+    loop {
+        let options = GetOptions::new().with_range(to.clone()).with_limit(PAGE);
+        let mut resp = client.get(start.clone(), Some(options)).await?;
+        let more = resp.more();
+        let kvs = resp.take_kvs();
+        let Some(last) = kvs.last() else { break };
+        start = last.key().to_vec();
+        start.push(0);
+        out.extend(kvs);
+        if !more {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+impl Store for EtcdStore {
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        let Some(kv) = self.get_raw(self.inner.layout.data(key))? else {
+            return Ok(None);
+        };
+        let (revision, value) = codec::decode_value(kv.value())
+            .ok_or_else(|| corrupt(kv.key(), "entry without its revision"))?;
+        Ok(Some(Entry {
+            key: key.to_string(),
+            value: value.to_vec(),
+            revision,
+        }))
+    }
+
+    fn scan(&self, prefix: &str) -> Result<Vec<Entry>, StoreError> {
+        let from = self.inner.layout.data(prefix);
+        let to = prefix_end(&self.inner.layout.data(""));
+        let to = if prefix.is_empty() {
+            to
+        } else {
+            prefix_end(&from)
+        };
+        let mut out = Vec::new();
+        for kv in self.range(from, to)? {
+            let key = self
+                .inner
+                .layout
+                .data_key(kv.key())
+                .ok_or_else(|| corrupt(kv.key(), "key is not UTF-8"))?;
+            let (revision, value) = codec::decode_value(kv.value())
+                .ok_or_else(|| corrupt(kv.key(), "entry without its revision"))?;
+            out.push(Entry {
+                key: key.to_string(),
+                value: value.to_vec(),
+                revision,
+            });
+        }
+        Ok(out)
+    }
+
+    fn commit(&self, conditions: &[Condition], writes: Vec<Write>) -> Result<u64, StoreError> {
+        let layout = &self.inner.layout;
+        for attempt in 0..MAX_ATTEMPTS {
+            let (current, counter_rev) = self.counter()?;
+            let mut compares = vec![match counter_rev {
+                0 => Compare::version(layout.revision(), CompareOp::Equal, 0),
+                rev => Compare::mod_revision(layout.revision(), CompareOp::Equal, rev),
+            }];
+            for condition in conditions {
+                match self.compare(condition)? {
+                    Some(c) => compares.push(c),
+                    None => {
+                        return Err(StoreError::Conflict {
+                            key: condition.key().to_string(),
+                        });
+                    }
+                }
+            }
+            let next = current + 1;
+            let mut ops = Vec::new();
+            if !writes.is_empty() {
+                // etcd refuses a key twice in one transaction: the last write wins.
+                let mut seen = BTreeSet::new();
+                for write in writes.iter().rev() {
+                    if !seen.insert(write.key()) {
+                        continue;
+                    }
+                    ops.push(match write {
+                        Write::Put(key, value) => {
+                            TxnOp::put(layout.data(key), codec::encode_value(next, value), None)
+                        }
+                        Write::Delete(key) => TxnOp::delete(layout.data(key), None),
+                    });
+                }
+                let event = WatchEvent {
+                    revision: next,
+                    changes: writes.iter().cloned().map(Write::into_change).collect(),
+                };
+                ops.push(TxnOp::put(layout.revision(), next.to_string(), None));
+                ops.push(TxnOp::put(
+                    layout.log(next),
+                    codec::encode_event(&event),
+                    None,
+                ));
+                let retain = self.inner.log_retain;
+                if next > retain {
+                    ops.push(TxnOp::delete(layout.log(next - retain), None));
+                }
+            }
+            let txn = Txn::new().when(compares).and_then(ops);
+            let mut client = self.client();
+            let resp = self.call(async move { client.txn(txn).await })?;
+            if resp.succeeded() {
+                if writes.is_empty() {
+                    return Ok(current);
+                }
+                let event = Arc::new(WatchEvent {
+                    revision: next,
+                    changes: writes.into_iter().map(Write::into_change).collect(),
+                });
+                self.deliver_through(event)?;
+                return Ok(next);
+            }
+            // A condition failed, or another node committed first (then: again, after
+            // a short pause growing with the attempts, so that committers spread out).
+            if self.counter()?.0 == current {
+                if let Some(key) = self.first_failing(conditions)? {
+                    return Err(StoreError::Conflict { key });
+                }
+            }
+            std::thread::sleep(Duration::from_micros(
+                u64::from(attempt.min(50)) * 100 + u64::from(std::process::id() % 97),
+            ));
+        }
+        Err(backend(format!(
+            "commit gave up after {MAX_ATTEMPTS} attempts: other nodes kept committing first"
+        )))
+    }
+
+    fn revision(&self) -> Result<u64, StoreError> {
+        Ok(self.counter()?.0)
+    }
+
+    fn watch(&self) -> broadcast::Receiver<Arc<WatchEvent>> {
+        lock(&self.inner.feed).tx.subscribe()
+    }
+}
+
+/// Follows the transaction log for as long as the store lives: catch up by reading the
+/// records after the last delivered one, then watch for new ones; after any break
+/// (etcd restarted, the watch compacted or cancelled, a gap) do it again.
+async fn follow(inner: std::sync::Weak<Inner>) {
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let result = follow_once(&strong).await;
+        drop(strong);
+        if let Err(e) = result {
+            tracing::warn!("following the etcd transaction log: {e}; resuming");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn follow_once(inner: &Arc<Inner>) -> Result<(), StoreError> {
+    #[cfg(test)]
+    if inner.paused.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(());
+    }
+    let layout = &inner.layout;
+    let last = lock(&inner.feed).last;
+    // Catch up from the log (its header revision is where the watch starts).
+    let mut client = inner.client.clone();
+    let options = GetOptions::new()
+        .with_range(prefix_end(&layout.log_prefix()))
+        .with_limit(PAGE);
+    let resp = client
+        .get(layout.log(last + 1), Some(options))
+        .await
+        .map_err(backend)?;
+    let header = resp.header().map_or(0, |h| h.revision());
+    let mut events = Vec::new();
+    for kv in resp.kvs() {
+        events.push(
+            codec::decode_event(kv.value())
+                .ok_or_else(|| corrupt(kv.key(), "damaged transaction log record"))?,
+        );
+    }
+    if resp.more() {
+        // More than a page behind: deliver this page and read on.
+        lock(&inner.feed).deliver(events, 0);
+        return Ok(());
+    }
+    if events.first().is_some_and(|e| e.revision > last + 1) {
+        resync(inner).await?;
+        return Ok(());
+    }
+    lock(&inner.feed).deliver(events, 0);
+    let options = WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(header + 1);
+    let mut stream = client
+        .watch(layout.log_prefix(), Some(options))
+        .await
+        .map_err(backend)?;
+    while let Some(resp) = stream.message().await.map_err(backend)? {
+        #[cfg(test)]
+        if inner.paused.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        if resp.canceled() || resp.compact_revision() > 0 {
+            return Err(backend(format!(
+                "watch cancelled ({})",
+                resp.cancel_reason()
+            )));
+        }
+        for event in resp.events() {
+            let Some(kv) = event.kv() else { continue };
+            if event.event_type() != etcd_client::EventType::Put {
+                continue; // a trimmed record
+            }
+            let record = codec::decode_event(kv.value())
+                .ok_or_else(|| corrupt(kv.key(), "damaged transaction log record"))?;
+            let upto = record.revision;
+            if !lock(&inner.feed).deliver([record], upto) {
+                return Err(backend(
+                    "a transaction is missing from the watch; catching up",
+                ));
+            }
+        }
+    }
+    Err(backend("the watch ended"))
+}
+
+/// Turns what subscribers know into the current state with one synthetic transaction:
+/// every current entry, and the deletion of every known key that is gone.
+async fn resync(inner: &Arc<Inner>) -> Result<(), StoreError> {
+    let layout = &inner.layout;
+    let client = inner.client.clone();
+    let revision_key = layout.revision();
+    let mut c = client.clone();
+    let counter = c.get(revision_key.clone(), None).await.map_err(backend)?;
+    let revision = counter
+        .kvs()
+        .first()
+        .and_then(|kv| std::str::from_utf8(kv.value()).ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let data = range_async(client, layout.data(""), prefix_end(&layout.data("")))
+        .await
+        .map_err(backend)?;
+    let mut changes = Vec::new();
+    let mut present = BTreeSet::new();
+    for kv in &data {
+        let Some(key) = layout.data_key(kv.key()) else {
+            continue;
+        };
+        let Some((_, value)) = codec::decode_value(kv.value()) else {
+            continue;
+        };
+        present.insert(key.to_string());
+        changes.push(Change {
+            key: key.to_string(),
+            value: Some(value.to_vec()),
+        });
+    }
+    let mut feed = lock(&inner.feed);
+    if revision <= feed.last {
+        return Ok(());
+    }
+    for gone in feed.known.difference(&present) {
+        changes.push(Change {
+            key: gone.clone(),
+            value: None,
+        });
+    }
+    tracing::warn!(
+        from = feed.last,
+        to = revision,
+        "the etcd transaction log no longer holds the transactions this node missed; delivering the current state as one transaction"
+    );
+    // Delivered as the next revision, then the feed continues from `revision`.
+    let synthetic = Arc::new(WatchEvent { revision, changes });
+    feed.known = present;
+    feed.last = revision;
+    let _ = feed.tx.send(synthetic);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
