@@ -21,9 +21,13 @@ use crate::model;
 
 mod aws;
 mod listener;
+mod store;
+mod tls;
 
 pub use aws::{AccountDecl, AwsConnectionDecl, AwsDecls};
 pub use listener::ConnectionsConfig;
+pub use store::{EtcdConfig, StoreBackend, StoreConfig};
+pub use tls::{ClientAuth, TlsConfig};
 
 /// The top-level keys of the configuration (what `KEYHOLD_<KEY>__...` may override).
 pub const TOP_LEVEL_KEYS: [&str; 12] = [
@@ -142,153 +146,6 @@ fn default_log_level() -> String {
 }
 fn default_log_format() -> LogFormat {
     LogFormat::Text
-}
-
-/// Durable store settings.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    /// `embedded` (default: one `redb` file, one node) or `etcd` (a cluster).
-    #[serde(default)]
-    pub backend: StoreBackend,
-    /// The embedded store's file; default `<data_dir>/keyhold.redb`.
-    pub path: Option<PathBuf>,
-    /// etcd settings (with `backend = "etcd"`).
-    pub etcd: Option<EtcdConfig>,
-}
-
-/// Which store backend (`store.backend`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StoreBackend {
-    /// A single `redb` file.
-    #[default]
-    Embedded,
-    /// etcd.
-    Etcd,
-}
-
-/// `[store.etcd]`: how to reach etcd.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EtcdConfig {
-    /// Client URLs (`http://host:2379`, or `https://` with `ca_file`).
-    pub endpoints: Vec<String>,
-    /// Prefix of every key keyhold writes (default `keyhold/`); clusters sharing one
-    /// etcd need different prefixes.
-    #[serde(default = "default_etcd_prefix")]
-    pub prefix: String,
-    /// Deadline of each etcd call, milliseconds (default 5000).
-    #[serde(default = "default_etcd_timeout_ms")]
-    pub timeout_ms: u64,
-    /// etcd user (with `password_env` or `password_file`).
-    pub user: Option<String>,
-    /// Environment variable holding the etcd password.
-    pub password_env: Option<String>,
-    /// File holding the etcd password.
-    pub password_file: Option<PathBuf>,
-    /// PEM CA bundle of etcd's certificate (TLS).
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (with `key_file`).
-    pub cert_file: Option<PathBuf>,
-    /// PEM client key.
-    pub key_file: Option<PathBuf>,
-    /// How many transactions are kept in etcd for nodes catching up after a break
-    /// (default 10000, at least 100); a node cut off for longer reloads the whole state.
-    #[serde(default = "default_etcd_log_retain")]
-    pub log_retain: u64,
-}
-
-fn default_etcd_log_retain() -> u64 {
-    crate::store::LOG_RETAIN
-}
-
-fn default_etcd_prefix() -> String {
-    "keyhold/".into()
-}
-fn default_etcd_timeout_ms() -> u64 {
-    5000
-}
-
-impl EtcdConfig {
-    /// The store settings, reading the password from its source.
-    pub fn settings(&self) -> Result<crate::store::EtcdSettings, ConfigError> {
-        let password = match (&self.password_env, &self.password_file) {
-            (Some(var), None) => Some(std::env::var(var).map_err(|_| {
-                invalid(
-                    "store.etcd.password_env",
-                    format!("environment variable {var} is not set"),
-                )
-            })?),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| {
-                        invalid(
-                            "store.etcd.password_file",
-                            format!("cannot read {}: {e}", path.display()),
-                        )
-                    })?
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string(),
-            ),
-            (None, None) => None,
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "store.etcd",
-                    "set password_env or password_file, not both",
-                ));
-            }
-        };
-        let user = match (&self.user, password) {
-            (Some(u), Some(p)) => Some((u.clone(), p)),
-            (None, None) => None,
-            _ => {
-                return Err(invalid(
-                    "store.etcd.user",
-                    "an etcd user needs a password (password_env or password_file), and a password a user",
-                ));
-            }
-        };
-        let tls = match (&self.ca_file, &self.cert_file, &self.key_file) {
-            (None, None, None) => None,
-            (Some(ca), cert, key) if cert.is_some() == key.is_some() => {
-                Some(crate::store::EtcdTls {
-                    ca_file: ca.clone(),
-                    cert_file: cert.clone(),
-                    key_file: key.clone(),
-                })
-            }
-            _ => {
-                return Err(invalid(
-                    "store.etcd",
-                    "TLS needs ca_file, and cert_file and key_file together",
-                ));
-            }
-        };
-        if self.endpoints.is_empty() {
-            return Err(invalid(
-                "store.etcd.endpoints",
-                "give at least one etcd client URL",
-            ));
-        }
-        if self.timeout_ms == 0 {
-            return Err(invalid(
-                "store.etcd.timeout_ms",
-                "must be greater than zero",
-            ));
-        }
-        if self.log_retain < 100 {
-            return Err(invalid("store.etcd.log_retain", "must be at least 100"));
-        }
-        Ok(crate::store::EtcdSettings {
-            endpoints: self.endpoints.clone(),
-            prefix: self.prefix.clone(),
-            user,
-            tls,
-            timeout: std::time::Duration::from_millis(self.timeout_ms),
-            log_retain: self.log_retain,
-        })
-    }
 }
 
 /// Master key settings. Without either source, a key file is generated in the data
@@ -469,44 +326,6 @@ pub struct MetricsConfig {
     /// Connection limits of the metrics listener (`[metrics.connections]`).
     #[serde(default)]
     pub connections: ConnectionsConfig,
-}
-
-/// TLS settings of a listener.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// PEM certificate chain. Without it (and `key_file`), a self-signed development
-    /// certificate is generated under `<data_dir>/tls/`.
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key.
-    pub key_file: Option<PathBuf>,
-    /// PEM CA bundle for client certificates. On the XKS listener it is the default CA
-    /// of key stores with mutual TLS on (`client_auth = "per_store"`), or the CA every
-    /// client must chain to (`client_auth = "required"`); on the admin listener it
-    /// requires client certificates from this CA.
-    pub client_ca_file: Option<PathBuf>,
-    /// Accepted client certificate subject CNs (AWS KMS presents
-    /// `cks.kms.<region>.amazonaws.com`): the default list of key stores with mutual
-    /// TLS on, or the list every client must match (`client_auth = "required"`).
-    #[serde(default)]
-    pub client_cn: Vec<String>,
-    /// Who must present a client certificate. XKS listener: `per_store` (default; a
-    /// certificate is asked for when some key store has mutual TLS on, and checked
-    /// against that store's CA and CN list) or `required` (every connection, against
-    /// `client_ca_file` and `client_cn`). The admin listener only knows `required`
-    /// (implied by `client_ca_file`).
-    pub client_auth: Option<ClientAuth>,
-}
-
-/// Which clients must present a certificate (`xks.tls.client_auth`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientAuth {
-    /// Only clients of key stores with mutual TLS on, per store.
-    #[default]
-    PerStore,
-    /// Every client, at the handshake.
-    Required,
 }
 
 /// A declared key source.
@@ -706,30 +525,7 @@ impl Config {
 
     /// Checks every rule that typing cannot express, naming the offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        match (self.store.backend, &self.store.etcd) {
-            (StoreBackend::Etcd, None) => {
-                return Err(invalid(
-                    "store.etcd",
-                    "store.backend = \"etcd\" needs [store.etcd] with its endpoints",
-                ));
-            }
-            (StoreBackend::Etcd, Some(etcd)) => {
-                if self.store.path.is_some() {
-                    return Err(invalid(
-                        "store.path",
-                        "is the embedded store's file: not used with store.backend = \"etcd\"",
-                    ));
-                }
-                etcd.settings()?;
-            }
-            (StoreBackend::Embedded, Some(_)) => {
-                return Err(invalid(
-                    "store.etcd",
-                    "is set but store.backend is \"embedded\": set store.backend = \"etcd\" to use it",
-                ));
-            }
-            (StoreBackend::Embedded, None) => {}
-        }
+        self.store.validate()?;
         let x = &self.xks;
         if !(1..=60).contains(&x.health_cache_seconds) {
             return Err(invalid(
@@ -791,37 +587,8 @@ impl Config {
                 "must be at least 32768 (the XKS minimum sizes need ~24 KiB)",
             ));
         }
-        if x.tls.cert_file.is_some() != x.tls.key_file.is_some() {
-            return Err(invalid(
-                "xks.tls",
-                "cert_file and key_file must be given together",
-            ));
-        }
-        let required = x.tls.client_auth == Some(ClientAuth::Required);
-        if required && x.tls.client_ca_file.is_none() {
-            return Err(invalid(
-                "xks.tls.client_ca_file",
-                "client_auth = \"required\" needs the CA bundle client certificates must chain to",
-            ));
-        }
-        if required && x.tls.client_cn.is_empty() {
-            return Err(invalid(
-                "xks.tls.client_cn",
-                "mutual TLS needs the accepted client subject CN(s), e.g. cks.kms.us-east-1.amazonaws.com",
-            ));
-        }
-        if self.admin.tls.client_auth == Some(ClientAuth::PerStore) {
-            return Err(invalid(
-                "admin.tls.client_auth",
-                "the admin listener has no key stores: only \"required\" applies (implied by client_ca_file)",
-            ));
-        }
-        if self.admin.tls.client_auth.is_some() && self.admin.tls.client_ca_file.is_none() {
-            return Err(invalid(
-                "admin.tls.client_ca_file",
-                "client_auth = \"required\" needs the CA bundle client certificates must chain to",
-            ));
-        }
+        x.tls.validate_xks()?;
+        self.admin.tls.validate_admin()?;
         if self.secrets.master_key_file.is_some() && self.secrets.master_key_env.is_some() {
             return Err(invalid(
                 "secrets",

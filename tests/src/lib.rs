@@ -13,6 +13,7 @@
 
 pub mod aws;
 pub mod cli;
+pub mod logs;
 pub mod server;
 pub mod suite;
 

@@ -5,43 +5,8 @@
 //!
 //! This file holds a single test because it installs the process-wide subscriber.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
-
 use keyhold_tests::{RawRequest, TestServer, bodies, fixture::KEY_ALL};
 use serde_json::json;
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Buffer {
-    fn len(&self) -> usize {
-        self.0.lock().expect("buffer").len()
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("buffer")).into_owned()
-    }
-}
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Buffer {
-        self.clone()
-    }
-}
 
 /// Most bytes one request may add to the log.
 const MAX_GROWTH: usize = 2048;
@@ -56,13 +21,7 @@ fn forged(tail_len: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn log_lines_cannot_be_forged_or_inflated() {
-    let buffer = Buffer::default();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .with_ansi(false)
-        .with_writer(buffer.clone())
-        .try_init()
-        .expect("install the subscriber");
+    let buffer = keyhold_tests::logs::CapturedLogs::install("info");
     let server = TestServer::start_default().await;
     let c = server.client();
     let encrypt = c.op_path(&format!("/keys/{KEY_ALL}/encrypt"));

@@ -3,44 +3,12 @@
 //!
 //! This file holds a single test because it installs the process-wide subscriber.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
-
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use keyhold_tests::{TestServer, fixture::KEY_ALL};
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Buffer {
-        self.clone()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plaintext_never_appears_in_logs() {
-    let buffer = Buffer::default();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
-        .with_ansi(false)
-        .with_writer(buffer.clone())
-        .try_init()
-        .expect("install the subscriber");
+    let buffer = keyhold_tests::logs::CapturedLogs::install("trace");
 
     let server = TestServer::start_default().await;
     let c = server.client();
@@ -57,7 +25,7 @@ async fn plaintext_never_appears_in_logs() {
     c.decrypt(KEY_ALL, &bad, Some(b"aad")).await;
     server.stop().await;
 
-    let logs = String::from_utf8_lossy(&buffer.0.lock().expect("buffer")).into_owned();
+    let logs = buffer.text();
     assert!(
         logs.contains("kmsRequestId"),
         "request log lines are captured: {logs}"

@@ -12,35 +12,9 @@
 //!
 //! This file holds a single test because it installs the process-wide subscriber.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
-
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use keyhold_tests::{RawRequest, TestServer, XksClient, bodies, fixture::KEY_ALL};
 use serde_json::{Value, json};
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Buffer {
-        self.clone()
-    }
-}
 
 /// Canaries handed out by [`Canaries::next`], and the response bodies seen.
 #[derive(Default)]
@@ -57,6 +31,14 @@ impl Canaries {
         c
     }
 
+    /// Sends the request `make` builds around a fresh canary for `what`, and records
+    /// the refusal.
+    async fn probe(&mut self, c: &XksClient, what: &str, make: impl FnOnce(&str) -> RawRequest) {
+        let canary = self.next(what);
+        let reply = c.send(&make(&canary)).await;
+        self.saw(what, &reply);
+    }
+
     fn saw(&mut self, what: &str, reply: &keyhold_tests::Reply) {
         assert!(
             !reply.status.is_success(),
@@ -71,12 +53,29 @@ impl Canaries {
     }
 }
 
-async fn signed(c: &XksClient, suffix: &str, body: impl Into<bytes::Bytes>) -> RawRequest {
+fn signed(c: &XksClient, suffix: &str, body: impl Into<bytes::Bytes>) -> RawRequest {
     c.sign(
         RawRequest::new("POST", &c.op_path(suffix), body)
             .with_header("content-type", "application/json"),
     )
 }
+
+/// A kind of bad value for a body field, made around a canary.
+type BadValue = (&'static str, fn(&str) -> Value);
+
+/// What each Encrypt field is tried with.
+const ENCRYPT_BAD: [BadValue; 3] = [
+    ("not base64 / unsupported", |c| json!(format!("!{c}!"))),
+    ("wrong type", |c| json!({ "x": c })),
+    ("array", |c| json!([c])),
+];
+
+/// What each Decrypt field is tried with.
+const DECRYPT_BAD: [BadValue; 3] = [
+    ("not base64", |c| json!(format!("!{c}!"))),
+    ("wrong length", |c| json!(B64.encode(c.repeat(3)))),
+    ("wrong type", |c| json!({ "v": c })),
+];
 
 fn encrypt_with(field: &str, value: Value) -> Value {
     let mut body = bodies::encrypt(b"fine", None, false);
@@ -98,13 +97,7 @@ fn decrypt_with(field: &str, value: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn refusals_never_echo_request_content() {
-    let buffer = Buffer::default();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info,keyhold=trace"))
-        .with_ansi(false)
-        .with_writer(buffer.clone())
-        .try_init()
-        .expect("install the subscriber");
+    let buffer = keyhold_tests::logs::CapturedLogs::install("info,keyhold=trace");
 
     let server = TestServer::builder()
         .admin()
@@ -175,9 +168,8 @@ async fn refusals_never_echo_request_content() {
     k.saw("load-balancer method", &r);
     // Two Authorization headers, the second carrying a canary.
     let canary = k.next("second authorization header");
-    let req = signed(&c, "/health", bodies::health().to_string())
-        .await
-        .with_header("authorization", &canary);
+    let req =
+        signed(&c, "/health", bodies::health().to_string()).with_header("authorization", &canary);
     let r = c.send(&req).await;
     k.saw("second authorization header", &r);
 
@@ -187,16 +179,20 @@ async fn refusals_never_echo_request_content() {
     let canary = k.next("signed double-encoded body");
     let inner = json!({"requestMetadata": bodies::request_metadata("Encrypt"), "plaintext": B64.encode(&canary), "note": canary});
     let body = serde_json::to_string(&inner.to_string()).unwrap();
-    let r = c.send(&signed(&c, &encrypt, body).await).await;
+    let r = c.send(&signed(&c, &encrypt, body)).await;
     k.saw("signed double-encoded body", &r);
     let canary = k.next("broken JSON");
     let r = c
-        .send(&signed(&c, &encrypt, format!("{{\"plaintext\": \"{canary}")).await)
+        .send(&signed(
+            &c,
+            &encrypt,
+            format!("{{\"plaintext\": \"{canary}"),
+        ))
         .await;
     k.saw("broken JSON", &r);
     let canary = k.next("trailing garbage");
     let body = format!("{} {canary}", bodies::encrypt(b"x", None, false));
-    let r = c.send(&signed(&c, &encrypt, body).await).await;
+    let r = c.send(&signed(&c, &encrypt, body)).await;
     k.saw("trailing garbage", &r);
     for field in [
         "plaintext",
@@ -204,45 +200,13 @@ async fn refusals_never_echo_request_content() {
         "encryptionAlgorithm",
         "ciphertextDataIntegrityValueAlgorithm",
     ] {
-        let what = format!("encrypt {field}: not base64 / unsupported");
-        let canary = k.next(&what);
-        let r = c
-            .send(
-                &signed(
-                    &c,
-                    &encrypt,
-                    encrypt_with(field, json!(format!("!{canary}!"))).to_string(),
-                )
-                .await,
-            )
+        for (kind, value) in ENCRYPT_BAD {
+            let what = format!("encrypt {field}: {kind}");
+            k.probe(&c, &what, |canary| {
+                signed(&c, &encrypt, encrypt_with(field, value(canary)).to_string())
+            })
             .await;
-        k.saw(&what, &r);
-        let what = format!("encrypt {field}: wrong type");
-        let canary = k.next(&what);
-        let r = c
-            .send(
-                &signed(
-                    &c,
-                    &encrypt,
-                    encrypt_with(field, json!({"x": canary})).to_string(),
-                )
-                .await,
-            )
-            .await;
-        k.saw(&what, &r);
-        let what = format!("encrypt {field}: array");
-        let canary = k.next(&what);
-        let r = c
-            .send(
-                &signed(
-                    &c,
-                    &encrypt,
-                    encrypt_with(field, json!([canary])).to_string(),
-                )
-                .await,
-            )
-            .await;
-        k.saw(&what, &r);
+        }
     }
     for field in [
         "ciphertext",
@@ -252,75 +216,44 @@ async fn refusals_never_echo_request_content() {
         "ciphertextMetadata",
         "encryptionAlgorithm",
     ] {
-        let what = format!("decrypt {field}: not base64");
-        let canary = k.next(&what);
-        let r = c
-            .send(
-                &signed(
-                    &c,
-                    &decrypt,
-                    decrypt_with(field, json!(format!("!{canary}!"))).to_string(),
-                )
-                .await,
-            )
+        for (kind, value) in DECRYPT_BAD {
+            // A well-formed ciphertext or AAD is refused by the key source instead (the
+            // tag does not verify).
+            let kind = match (kind, field) {
+                ("wrong length", "ciphertext" | "additionalAuthenticatedData") => "does not verify",
+                _ => kind,
+            };
+            let what = format!("decrypt {field}: {kind}");
+            k.probe(&c, &what, |canary| {
+                signed(&c, &decrypt, decrypt_with(field, value(canary)).to_string())
+            })
             .await;
-        k.saw(&what, &r);
-        let what = format!("decrypt {field}: wrong length");
-        let canary = k.next(&what);
-        let long = B64.encode(canary.repeat(3));
-        let r = c
-            .send(&signed(&c, &decrypt, decrypt_with(field, json!(long)).to_string()).await)
-            .await;
-        if field != "ciphertext" && field != "additionalAuthenticatedData" {
-            k.saw(&what, &r);
-        } else {
-            // Well-formed: refused by the key source (the tag does not verify).
-            k.saw(&format!("decrypt {field}: does not verify"), &r);
         }
-        let what = format!("decrypt {field}: wrong type");
-        let canary = k.next(&what);
-        let r = c
-            .send(
-                &signed(
-                    &c,
-                    &decrypt,
-                    decrypt_with(field, json!({"v": canary})).to_string(),
-                )
-                .await,
-            )
-            .await;
-        k.saw(&what, &r);
     }
     // The plaintext and AAD of a refused decrypt (bad tag) never show.
-    let canary = k.next("aad of a failing decrypt");
-    let r = c
-        .send(
-            &signed(
-                &c,
-                &decrypt,
-                decrypt_with("additionalAuthenticatedData", json!(B64.encode(&canary))).to_string(),
-            )
-            .await,
+    k.probe(&c, "aad of a failing decrypt", |canary| {
+        let aad = json!(B64.encode(canary));
+        signed(
+            &c,
+            &decrypt,
+            decrypt_with("additionalAuthenticatedData", aad).to_string(),
         )
-        .await;
-    k.saw("aad of a failing decrypt", &r);
+    })
+    .await;
     // Oversized fields and bodies.
     let canary = k.next("oversized plaintext");
     let big = B64.encode(canary.repeat(4300 / canary.len() + 2));
     let r = c
-        .send(
-            &signed(
-                &c,
-                &encrypt,
-                encrypt_with("plaintext", json!(big)).to_string(),
-            )
-            .await,
-        )
+        .send(&signed(
+            &c,
+            &encrypt,
+            encrypt_with("plaintext", json!(big)).to_string(),
+        ))
         .await;
     k.saw("oversized plaintext", &r);
     let canary = k.next("oversized body");
     let big = encrypt_with("padding", json!(canary.repeat(40000 / canary.len() + 2)));
-    let r = c.send(&signed(&c, &encrypt, big.to_string()).await).await;
+    let r = c.send(&signed(&c, &encrypt, big.to_string())).await;
     k.saw("oversized body", &r);
     // Request metadata values (besides the logged ids) that are refused.
     for field in [
@@ -333,13 +266,13 @@ async fn refusals_never_echo_request_content() {
         let canary = k.next(&what);
         let mut body = bodies::encrypt(b"x", None, false);
         body["requestMetadata"][field] = json!({"v": canary});
-        let r = c.send(&signed(&c, &encrypt, body.to_string()).await).await;
+        let r = c.send(&signed(&c, &encrypt, body.to_string())).await;
         k.saw(&what, &r);
     }
     let canary = k.next("metadata missing its request id");
     let mut body = bodies::encrypt(b"x", None, false);
     body["requestMetadata"] = json!({"awsPrincipalArn": canary});
-    let r = c.send(&signed(&c, &encrypt, body.to_string()).await).await;
+    let r = c.send(&signed(&c, &encrypt, body.to_string())).await;
     k.saw("metadata missing its request id", &r);
 
     // --- The admin API.
@@ -429,7 +362,7 @@ async fn refusals_never_echo_request_content() {
         }
     }
     drop(audit_keep);
-    let logs = String::from_utf8_lossy(&buffer.0.lock().expect("buffer")).into_owned();
+    let logs = buffer.text();
     assert!(logs.contains("xks request refused"), "logs are captured");
     assert!(audit.contains("\"kind\":\"xks\""), "refusals are audited");
 
