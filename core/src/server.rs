@@ -155,10 +155,14 @@ pub async fn serve_http<S, B>(
                             let conn = Conn { certs, ..conn };
                             serve_connection(tls, conn, service, shutdown).await
                         }
-                        Ok(Err((e, io))) => {
+                        Ok(Err((e, tcp))) => {
                             tracing::info!(listener = name, %peer, "TLS handshake refused: {e}");
-                            // The alert is written: let it reach the client.
-                            linger_close(io).await;
+                            // The alert is written: let it reach the client. Closing
+                            // with unread input would send a TCP reset, which can destroy
+                            // the alert before the client reads it (TLS 1.3 clients send
+                            // their certificate, then at once their request).
+                            io::linger_at_most(tcp, Vec::new(), REFUSED_HANDSHAKE_LINGER_BYTES)
+                                .await;
                         }
                         Err(_) => tracing::info!(listener = name, %peer, "TLS handshake timed out"),
                     }
@@ -171,32 +175,9 @@ pub async fn serve_http<S, B>(
     while connections.join_next().await.is_some() {}
 }
 
-/// How long a refused TLS client's input is read and discarded before the socket
-/// closes, and how much of it at most.
-const LINGER: Duration = Duration::from_secs(2);
-const LINGER_BYTES: usize = 256 * 1024;
-
-/// Closes a connection whose last words (a TLS alert) are written, so that they reach
-/// the client: the write side is shut down (FIN after the alert), and what the client
-/// still sends is read and discarded for a bounded time. Closing a socket with unread
-/// input sends a TCP reset, which can destroy the alert before the client reads it
-/// (TLS 1.3 clients send their certificate, then at once their request).
-async fn linger_close(mut io: tokio::net::TcpStream) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let _ = io.flush().await;
-    let _ = io.shutdown().await;
-    let drain = async {
-        let mut buf = [0u8; 4096];
-        let mut total = 0;
-        while total < LINGER_BYTES {
-            match io.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => total += n,
-            }
-        }
-    };
-    let _ = tokio::time::timeout(LINGER, drain).await;
-}
+/// Most bytes of a refused TLS client's input read and discarded before the socket
+/// closes.
+const REFUSED_HANDSHAKE_LINGER_BYTES: usize = 256 * 1024;
 
 /// A service's failure, as hyper receives it (a named type: with a boxed error,
 /// rustc cannot prove the connection's future `Send` for every lifetime).

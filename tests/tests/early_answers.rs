@@ -253,37 +253,9 @@ async fn raw_http1_once(
         Ok::<_, std::io::Error>(wr)
     };
     let read = async {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let headers = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let len: usize = headers
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .ok_or_else(|| format!("no content-length: {headers}"))?;
-                if buf.len() >= end + 4 + len {
-                    let status = headers
-                        .split_whitespace()
-                        .nth(1)
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(0);
-                    return Ok::<_, String>((status, buf[end + 4..end + 4 + len].to_vec()));
-                }
-            }
-            let n = rd
-                .read(&mut chunk)
-                .await
-                .map_err(|e| format!("read: {e}"))?;
-            if n == 0 {
-                return Err(format!(
-                    "closed before a whole answer: {:?}",
-                    String::from_utf8_lossy(&buf)
-                ));
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
+        keyhold_tests::raw_http1::read_answer(&mut rd)
+            .await
+            .map(|a| (a.status, a.body))
     };
     let (written, answer) = tokio::time::timeout(PATIENCE, async { tokio::join!(write, read) })
         .await

@@ -10,10 +10,7 @@ use keyhold_tests::{
     Proto, RawRequest, SourceFixture, TestServer, client::Transport, fixture::BASE,
 };
 use serde_json::Value;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -23,33 +20,10 @@ async fn exchange(addr: SocketAddr, head: &[u8]) -> (u16, String, Vec<u8>) {
     // The server may answer (and close) before taking it all.
     let _ = tcp.write_all(head).await;
     let read = async {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let headers = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let len: usize = headers
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or_else(|| panic!("no content-length: {headers}"));
-                if buf.len() >= end + 4 + len {
-                    let status = headers
-                        .split_whitespace()
-                        .nth(1)
-                        .and_then(|s| s.parse().ok())
-                        .expect("status");
-                    return (status, headers, buf[end + 4..end + 4 + len].to_vec());
-                }
-            }
-            let n = tcp.read(&mut chunk).await.expect("read");
-            assert!(
-                n > 0,
-                "closed before an answer: {:?}",
-                String::from_utf8_lossy(&buf)
-            );
-            buf.extend_from_slice(&chunk[..n]);
-        }
+        let a = keyhold_tests::raw_http1::read_answer(&mut tcp)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        (a.status, a.head, a.body)
     };
     tokio::time::timeout(PATIENCE, read)
         .await

@@ -14,7 +14,7 @@ use keyhold_tests::{
     client::Transport,
     fixture::{BASE, KEY_ALL, KEY_DECRYPT_ONLY, LB_HEALTH},
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// Generous bound on an answer that must come without waiting for anything slow.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -335,39 +335,17 @@ async fn per_store_quotas_are_independent_and_unauthenticated_requests_are_free(
     server.stop().await;
 }
 
-/// Sends raw bytes, then reads one HTTP/1.1 response: (status, headers text, body).
+/// Sends raw bytes, then reads one HTTP/1.1 response: (status, head lower-cased, body).
 async fn raw_exchange(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     tcp.write_all(head.as_bytes()).await.expect("write head");
     // The server may refuse (and close) before taking the rest.
     let _ = tcp.write_all(body).await;
     let read = async {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let headers = String::from_utf8_lossy(&buf[..end]).to_string();
-                let len = headers
-                    .lines()
-                    .find_map(|l| {
-                        let (n, v) = l.split_once(':')?;
-                        n.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse::<usize>().ok())?
-                    })
-                    .expect("the response has a content-length");
-                if buf.len() >= end + 4 + len {
-                    let status = headers
-                        .split_whitespace()
-                        .nth(1)
-                        .and_then(|s| s.parse().ok())
-                        .expect("status line");
-                    return (status, headers, buf[end + 4..end + 4 + len].to_vec());
-                }
-            }
-            let n = tcp.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "connection closed before a whole response: {buf:?}");
-            buf.extend_from_slice(&chunk[..n]);
-        }
+        let a = keyhold_tests::raw_http1::read_answer(&mut tcp)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        (a.status, a.head, a.body)
     };
     tokio::time::timeout(PATIENCE, read)
         .await

@@ -241,7 +241,15 @@ where
 /// The lingering close: write what is left of an answer (`unwritten`), shut the
 /// write side, then read and discard until the client closes, [`LINGER_BYTES`] were
 /// read or [`LINGER_TIME`] passed.
-pub async fn linger<I>(mut io: I, unwritten: Vec<u8>)
+pub async fn linger<I>(io: I, unwritten: Vec<u8>)
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    linger_at_most(io, unwritten, LINGER_BYTES).await
+}
+
+/// [`linger`], discarding at most `max_bytes`.
+pub async fn linger_at_most<I>(mut io: I, unwritten: Vec<u8>, max_bytes: usize)
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
@@ -253,7 +261,7 @@ where
         let _ = io.shutdown().await;
         let mut buf = vec![0u8; 16 * 1024];
         let mut discarded = 0;
-        while discarded < LINGER_BYTES {
+        while discarded < max_bytes {
             match io.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => discarded += n,

@@ -25,6 +25,7 @@ pub mod paths;
 pub mod pki;
 pub mod plugins;
 pub mod process;
+pub mod raw_http1;
 pub mod sign;
 
 pub use bodies::Sealed;
