@@ -194,7 +194,7 @@ impl EtcdStore {
         let store = EtcdStore { inner };
         // Start from the current state: the revision and every key that exists.
         let revision = store.revision()?;
-        let known = store.scan("")?.into_iter().map(|e| e.key).collect();
+        let known = store.known_keys()?;
         {
             let mut feed = lock(&store.inner.feed);
             feed.last = revision;
@@ -250,7 +250,19 @@ impl EtcdStore {
     /// Every etcd entry in `[from, to)`, in key order, read page by page.
     fn range(&self, from: Vec<u8>, to: Vec<u8>) -> Result<Vec<etcd_client::KeyValue>, StoreError> {
         let client = self.client();
-        self.call(async move { range_async(client, from, to).await })
+        self.call(async move { range_async(client, from, to, false).await })
+    }
+
+    /// Every store key that exists (names only: values are not read).
+    fn known_keys(&self) -> Result<BTreeSet<String>, StoreError> {
+        let layout = self.inner.layout.clone();
+        let client = self.client();
+        let (from, to) = (layout.data(""), prefix_end(&layout.data("")));
+        let kvs = self.call(async move { range_async(client, from, to, true).await })?;
+        Ok(kvs
+            .iter()
+            .filter_map(|kv| layout.data_key(kv.key()).map(str::to_string))
+            .collect())
     }
 
     /// The compare for `condition` and the failure it means: `None` when the condition
@@ -361,15 +373,20 @@ fn tls_options(tls: &EtcdTls) -> Result<etcd_client::TlsOptions, StoreError> {
     Ok(options)
 }
 
+/// Every etcd entry in `[from, to)`, page by page; with `keys_only`, without values.
 async fn range_async(
     mut client: Client,
     from: Vec<u8>,
     to: Vec<u8>,
+    keys_only: bool,
 ) -> Result<Vec<etcd_client::KeyValue>, etcd_client::Error> {
     let mut out = Vec::new();
     let mut start = from;
     loop {
-        let options = GetOptions::new().with_range(to.clone()).with_limit(PAGE);
+        let mut options = GetOptions::new().with_range(to.clone()).with_limit(PAGE);
+        if keys_only {
+            options = options.with_keys_only();
+        }
         let mut resp = client.get(start.clone(), Some(options)).await?;
         let more = resp.more();
         let kvs = resp.take_kvs();
@@ -612,7 +629,7 @@ async fn resync(inner: &Arc<Inner>) -> Result<(), StoreError> {
         .first()
         .and_then(|kv| std::str::from_utf8(kv.value()).ok()?.parse::<u64>().ok())
         .unwrap_or(0);
-    let data = range_async(client, layout.data(""), prefix_end(&layout.data("")))
+    let data = range_async(client, layout.data(""), prefix_end(&layout.data("")), false)
         .await
         .map_err(backend)?;
     let mut changes = Vec::new();
