@@ -30,6 +30,7 @@ mod etag;
 mod extract;
 mod jobs;
 mod keys;
+mod nodes;
 mod openapi;
 mod params;
 mod prelude;
@@ -65,6 +66,7 @@ fn api_router() -> OpenApiRouter<AdminState> {
         .merge(tagged("keys", keys::routes()))
         .merge(tagged("schedules", schedules::routes()))
         .merge(tagged("jobs", jobs::routes()))
+        .merge(tagged("nodes", nodes::routes()))
 }
 
 /// The OpenAPI document of every route (what `GET /api/v1/openapi.json` serves).

@@ -43,10 +43,13 @@ pub enum StartError {
     /// A start-up task failed.
     #[error("start-up task failed: {0}")]
     Task(String),
+    /// The node's id is invalid or cannot be kept.
+    #[error(transparent)]
+    NodeId(#[from] crate::cluster::NodeIdError),
 }
 
 /// Opens the configured store backend.
-fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, StartError> {
+pub fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, StartError> {
     Ok(match (&cfg.store.backend, &cfg.store.etcd) {
         (crate::config::StoreBackend::Etcd, Some(etcd)) => {
             let settings = etcd
@@ -90,6 +93,8 @@ pub struct Running {
     pub service: XksService,
     /// The audit log.
     pub audit: crate::audit::AuditLog,
+    /// The cluster as this node sees it (a lone node on the embedded store).
+    pub membership: Arc<dyn crate::cluster::Membership>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -297,6 +302,35 @@ async fn link_declared_stores(
     }
 }
 
+/// Joins the cluster: on etcd, registers this node under a lease and keeps `fleet` equal
+/// to the live nodes (a task in `tasks`, stopped by `stop`); on the embedded store, the
+/// node is alone.
+fn join_cluster(
+    cfg: &Config,
+    info: crate::cluster::NodeInfo,
+    fleet: crate::cluster::FleetSize,
+    stop: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<Arc<dyn crate::cluster::Membership>, StartError> {
+    match (&cfg.store.backend, &cfg.store.etcd) {
+        (crate::config::StoreBackend::Etcd, Some(etcd)) => {
+            let settings = etcd
+                .settings()
+                .map_err(|e| StartError::Task(e.to_string()))?;
+            let (membership, task) = crate::cluster::etcd::EtcdMembership::start(
+                &settings,
+                Duration::from_secs(etcd.lease_ttl_seconds),
+                info,
+                fleet,
+                stop.clone(),
+            );
+            tasks.push(task);
+            Ok(membership)
+        }
+        _ => Ok(Arc::new(crate::cluster::Solo::new(info))),
+    }
+}
+
 /// Starts keyhold with `cfg`.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     start_with_clock(cfg, Arc::new(crate::clock::SystemClock)).await
@@ -315,8 +349,9 @@ pub async fn start_with_clock(
             cfg.data_dir.display()
         ))
     })?;
+    let node_id = crate::cluster::load_or_create_node_id(cfg.node.id.as_deref(), &cfg.data_dir)?;
     let prepared = {
-        let (cfg, clock) = (cfg.clone(), clock.clone());
+        let (cfg, clock, node) = (cfg.clone(), clock.clone(), node_id.clone());
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
             let store = open_store(&cfg)?;
             let master = Arc::new(MasterKey::load(&cfg.master_key_source())?);
@@ -325,6 +360,7 @@ pub async fn start_with_clock(
             let sources = Arc::new(sources);
             let ops = Arc::new(
                 crate::ops::Operations::new(store.clone(), master.clone(), sources.clone())
+                    .with_node(&node)
                     .with_plugins(plugin_settings(&cfg))
                     .with_mtls_listener(crate::ops::MtlsListener {
                         https: !cfg.xks.plain_http,
@@ -335,8 +371,10 @@ pub async fn start_with_clock(
             );
             reconcile::aws::declare(&cfg, &ops)?;
             let outcome = reconcile::reconcile(&cfg, store.as_ref(), &master, &sources)?;
-            crate::ops::interrupt_running_jobs(store.as_ref())
-                .map_err(|e| StartError::Task(e.to_string()))?;
+            crate::ops::interrupt_jobs_where(store.as_ref(), |job| {
+                crate::ops::orphaned_job(job, &node, None)
+            })
+            .map_err(|e| StartError::Task(e.to_string()))?;
             Ok((store, master, sources, failed, outcome, ops))
         })
         .await
@@ -369,7 +407,11 @@ pub async fn start_with_clock(
                 records_per_interval: cfg.audit.refusal_records_per_interval,
             },
             key: Some(crate::audit::ChainKey::from_master(&ctx.master)),
-            anchor: Some(Arc::new(crate::audit::StoreAnchor(store.clone()))),
+            anchor: Some(Arc::new(crate::audit::StoreAnchor::of_node(
+                store.clone(),
+                &node_id,
+            ))),
+            node: Some(node_id.clone()),
         };
         let path = cfg.audit_path();
         tokio::task::spawn_blocking(move || crate::audit::AuditLog::open_with(&path, settings))
@@ -377,10 +419,11 @@ pub async fn start_with_clock(
             .map_err(|e| StartError::Task(e.to_string()))?
             .map_err(|e| StartError::Task(e.to_string()))?
     };
+    let fleet = crate::cluster::FleetSize::new(1);
     let service = XksService::new(
         routing.clone(),
         XksSettings {
-            fleet_size: cfg.xks.fleet_size,
+            fleet: fleet.clone(),
             health_max_age: Duration::from_secs(cfg.xks.health_cache_seconds),
             max_body_bytes: cfg.xks.max_body_bytes,
             max_in_flight: cfg.xks.max_in_flight,
@@ -503,6 +546,37 @@ pub async fn start_with_clock(
         let service = service.clone();
         ops.set_applied_waiter(Arc::new(move |revision| wait_served(&service, revision)));
     }
+    // The admin listener is bound now so that the node registers its real address.
+    let admin_listener = match cfg.admin.listen {
+        None => None,
+        Some(listen) => {
+            let listener = TcpListener::bind(listen)
+                .await
+                .map_err(|e| StartError::Listen {
+                    addr: listen,
+                    reason: e.to_string(),
+                })?;
+            let addr = listener.local_addr().map_err(|e| StartError::Listen {
+                addr: listen,
+                reason: e.to_string(),
+            })?;
+            Some((listener, addr))
+        }
+    };
+    let membership = join_cluster(
+        &cfg,
+        crate::cluster::NodeInfo {
+            id: node_id.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            xks_addr: xks_addr.to_string(),
+            admin_addr: admin_listener.as_ref().map(|(_, a)| a.to_string()),
+            started_at: crate::cluster::unix_now(),
+            heartbeat_at: crate::cluster::unix_now(),
+        },
+        fleet,
+        &shutdown_rx,
+        &mut tasks,
+    )?;
     if cfg.stores.iter().any(|d| d.linked) {
         tasks.push(tokio::spawn(link_declared_stores(
             cfg.clone(),
@@ -525,19 +599,35 @@ pub async fn start_with_clock(
         }
     };
     let (mut admin_addr, mut admin_tls, mut root_password_file) = (None, false, None);
-    if let Some(listen) = cfg.admin.listen {
+    if let Some((listener, addr)) = admin_listener {
         // Linked stores' AWS connection states change on AWS's side too (a failed
         // connection, a console click): follow them.
         {
-            let ops = ops.clone();
+            let (ops, store) = (ops.clone(), store.clone());
             let mut stop = shutdown_rx.clone();
+            let membership = membership.clone();
             tasks.push(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(AWS_STATE_SYNC);
                 loop {
                     tokio::select! {
+                        // One node (the leader) follows AWS for the whole cluster, and
+                        // ends the jobs of nodes that died while running them.
                         _ = tick.tick() => {
-                            let ops = ops.clone();
-                            let _ = tokio::task::spawn_blocking(move || ops.sync_linked_stores()).await;
+                            if membership.is_leader() {
+                                let (ops, store, view) = (ops.clone(), store.clone(), membership.view());
+                                let me = membership.node_id().to_string();
+                                let _ = tokio::task::spawn_blocking(move || {
+                                    let _ = ops.sync_linked_stores();
+                                    if view.reachable {
+                                        let live: Vec<String> = view.nodes.into_iter().map(|n| n.id).collect();
+                                        if let Err(e) = crate::ops::interrupt_jobs_where(store.as_ref(), |job| {
+                                            crate::ops::orphaned_job(job, &me, Some(&live))
+                                        }) {
+                                            tracing::warn!("jobs of departed nodes not checked: {e}");
+                                        }
+                                    }
+                                }).await;
+                            }
                         }
                         _ = stop.changed() => break,
                     }
@@ -546,14 +636,13 @@ pub async fn start_with_clock(
         }
         // Scheduled credential rotations run on the admin API's operations (the
         // schedules are managed there), audited like its changes.
-        tasks.push(tokio::spawn(
-            crate::schedule::runner::run_audited_scheduler(
-                ops.clone(),
-                clock.clone(),
-                Some(audit.clone()),
-                shutdown_rx.clone(),
-            ),
-        ));
+        tasks.push(tokio::spawn(crate::schedule::runner::run_led_scheduler(
+            ops.clone(),
+            clock.clone(),
+            Some(audit.clone()),
+            membership.clone(),
+            shutdown_rx.clone(),
+        )));
         root_password_file = {
             let (cfg, ops, audit) = (cfg.clone(), ops.clone(), audit.clone());
             tokio::task::spawn_blocking(move || crate::admin::bootstrap_root(&cfg, &ops, &audit))
@@ -567,20 +656,17 @@ pub async fn start_with_clock(
         } else {
             Some(crate::tls::server_config(&cfg.admin.tls, &cfg.data_dir)?)
         };
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|e| StartError::Listen {
-                addr: listen,
-                reason: e.to_string(),
-            })?;
-        let addr = listener.local_addr().map_err(|e| StartError::Listen {
-            addr: listen,
-            reason: e.to_string(),
-        })?;
         admin_tls = tls.is_some();
         let state =
             crate::admin::AdminState::new(ops, audit.clone(), cfg.admin.session_ttl_seconds)
-                .with_shutdown(shutdown_rx.clone());
+                .with_shutdown(shutdown_rx.clone())
+                .with_membership(
+                    membership.clone(),
+                    match cfg.store.backend {
+                        crate::config::StoreBackend::Embedded => "embedded",
+                        crate::config::StoreBackend::Etcd => "etcd",
+                    },
+                );
         tasks.push(tokio::spawn(crate::admin::serve(
             listener,
             tls,
@@ -624,6 +710,7 @@ pub async fn start_with_clock(
         store,
         service,
         audit,
+        membership,
         shutdown: shutdown_tx,
         tasks,
     })

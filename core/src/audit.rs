@@ -32,7 +32,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-pub use anchor::{ANCHOR_KEY, StoreAnchor, load as load_anchor};
+pub use anchor::{ANCHOR_KEY, StoreAnchor, anchor_key, load as load_anchor};
 pub use chain::{ChainKey, GENESIS, KEYED_MAC};
 pub use refusals::RefusalLimits;
 pub use verify::{AFTER_DAMAGE, Anchor, Damage, VerifyReport, verify, verify_all};
@@ -127,6 +127,9 @@ pub struct AuditSettings {
     pub key: Option<ChainKey>,
     /// Where the latest durable record is anchored.
     pub anchor: Option<Arc<dyn AnchorStore>>,
+    /// The node writing the log: named in every record (`event.node`), so that the
+    /// chains of a cluster's nodes are told apart.
+    pub node: Option<String>,
 }
 
 /// The default segment size: 64 MiB.
@@ -252,6 +255,7 @@ impl AuditLog {
             },
             key,
             anchor: settings.anchor.clone(),
+            node: settings.node.clone(),
         };
         let mut notes: Vec<serde_json::Value> = opening_note.into_iter().collect();
         if let Some(missing) = tail_missing(settings.anchor.as_deref(), &w.state) {

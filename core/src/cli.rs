@@ -25,6 +25,7 @@ mod credentials;
 mod jobs;
 mod keys;
 mod login;
+mod nodes;
 mod output;
 mod password;
 mod schedules;
@@ -172,6 +173,9 @@ pub enum AdminCommand {
     /// Long-running jobs (account refreshes): progress, summary, cancel
     #[command(subcommand)]
     Job(jobs::JobCmd),
+    /// The cluster's live nodes (admins only)
+    #[command(subcommand)]
+    Node(nodes::NodeCmd),
 }
 
 /// Runs an admin command; prints errors as `error: <message> (<code>)`.
@@ -211,5 +215,6 @@ async fn dispatch(global: Global, cmd: AdminCommand) -> Result<()> {
         AdminCommand::Key(c) => keys::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Schedule(c) => schedules::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Job(c) => jobs::run(Ctx::new(&global, true)?, c).await,
+        AdminCommand::Node(c) => nodes::run(Ctx::new(&global, true)?, c).await,
     }
 }

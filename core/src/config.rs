@@ -26,7 +26,7 @@ mod tls;
 
 pub use aws::{AccountDecl, AwsConnectionDecl, AwsDecls};
 pub use listener::ConnectionsConfig;
-pub use store::{EtcdConfig, StoreBackend, StoreConfig};
+pub use store::{EtcdConfig, NodeConfig, StoreBackend, StoreConfig};
 pub use tls::{ClientAuth, TlsConfig};
 
 /// The top-level keys of the configuration (what `KEYHOLD_<KEY>__...` may override).
@@ -82,6 +82,9 @@ pub struct Config {
     /// Durable store backend.
     #[serde(default)]
     pub store: StoreConfig,
+    /// This node's identity in a cluster.
+    #[serde(default)]
+    pub node: NodeConfig,
     /// Master key sealing secrets at rest.
     #[serde(default)]
     pub secrets: SecretsConfig,
@@ -181,9 +184,9 @@ pub struct XksConfig {
     /// TLS settings (ignored with `plain_http`).
     #[serde(default)]
     pub tls: TlsConfig,
-    /// `xksProxyFleetSize` reported in health responses.
-    #[serde(default = "default_fleet_size")]
-    pub fleet_size: u32,
+    /// Retired: `xksProxyFleetSize` is the number of live nodes (see [`crate::cluster`]);
+    /// a configuration that still sets it is refused with that explanation.
+    pub fleet_size: Option<u32>,
     /// How long a deep health check result is reused (1..=60 seconds).
     #[serde(default = "default_health_cache_seconds")]
     pub health_cache_seconds: u64,
@@ -219,9 +222,6 @@ fn default_queue_timeout_ms() -> u64 {
     20
 }
 
-fn default_fleet_size() -> u32 {
-    1
-}
 fn default_health_cache_seconds() -> u64 {
     30
 }
@@ -526,6 +526,7 @@ impl Config {
     /// Checks every rule that typing cannot express, naming the offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.store.validate()?;
+        self.node.validate()?;
         let x = &self.xks;
         if !(1..=60).contains(&x.health_cache_seconds) {
             return Err(invalid(
@@ -533,8 +534,11 @@ impl Config {
                 "must be 1..=60 (AWS requires cached health results no older than a minute)",
             ));
         }
-        if x.fleet_size == 0 {
-            return Err(invalid("xks.fleet_size", "must be greater than zero"));
+        if x.fleet_size.is_some() {
+            return Err(invalid(
+                "xks.fleet_size",
+                "is no longer set by hand: health reports the number of live nodes (1 on the embedded store, the registered nodes on etcd); remove it",
+            ));
         }
         if x.plugin_timeout_ms == 0 || x.plugin_timeout_ms > 10_000 {
             return Err(invalid("xks.plugin_timeout_ms", "must be 1..=10000"));

@@ -14,6 +14,7 @@ pub mod app;
 pub mod audit;
 pub mod aws;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -192,6 +192,7 @@ pub struct Operations {
     applied: std::sync::OnceLock<linkage::AppliedWaiter>,
     clock: Arc<dyn crate::clock::Clock>,
     mtls: Option<MtlsListener>,
+    node: Option<String>,
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -223,7 +224,15 @@ impl Operations {
             applied: std::sync::OnceLock::new(),
             clock: Arc::new(crate::clock::SystemClock),
             mtls: None,
+            node: None,
         }
+    }
+
+    /// The node these operations run on: the jobs it starts are its own (see
+    /// [`interrupt_running_jobs`]).
+    pub fn with_node(mut self, node: &str) -> Self {
+        self.node = Some(node.to_string());
+        self
     }
 
     /// What the XKS listener offers for mutual TLS: turning a store's mutual TLS on is
@@ -657,7 +666,7 @@ pub use crate::model::mtls::MtlsListener;
 pub use connections::{CONNECTION_TEST_TIMEOUT, PluginSettings, open_source};
 pub use identity::RootBootstrap;
 pub(crate) use identity::validate_user_name;
-pub use jobs::interrupt_running_jobs;
+pub use jobs::{interrupt_jobs_where, interrupt_running_jobs, orphaned_job};
 pub use linkage::{AppliedWaiter, TRANSITION_WAIT, block_on_aws};
 pub use refresh::{KmsFor, Stopping};
 pub use schedules::{RotationFailure, RotationOutcome};

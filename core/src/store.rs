@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::broadcast;
 
 pub use embedded::EmbeddedStore;
+pub(crate) use etcd::connect_options as etcd_connect_options;
 pub use etcd::{EtcdSettings, EtcdStore, EtcdTls, LOG_RETAIN};
 pub use memory::MemoryStore;
 

@@ -286,7 +286,11 @@ pub fn verify_audit(dir: &Path) -> u64 {
     let key = keyhold::audit::ChainKey::from_master(&master);
     let anchor = keyhold::store::EmbeddedStore::open(&dir.join("keyhold.redb"))
         .ok()
-        .and_then(|s| keyhold::audit::load_anchor(&s).expect("anchor readable"));
+        .and_then(|s| {
+            let node = std::fs::read_to_string(dir.join(keyhold::cluster::NODE_ID_FILE)).ok();
+            keyhold::audit::load_anchor(&s, node.as_deref().map(str::trim))
+                .expect("anchor readable")
+        });
     let report = keyhold::audit::verify_all(&dir.join("audit.jsonl"), Some(&key), anchor.as_ref())
         .expect("audit log readable");
     assert!(

@@ -374,6 +374,18 @@ async fn json_output_and_exit_codes() {
     }
     let sources = cli.json(&["source", "list"]).await;
     assert_eq!(sources[0]["name"], "ctm", "{sources}");
+    // The node list: on the embedded store, this node alone, leading.
+    let nodes = cli.json(&["node", "list"]).await;
+    assert_eq!(nodes["backend"], "embedded", "{nodes}");
+    assert_eq!(nodes["nodes"].as_array().map(Vec::len), Some(1), "{nodes}");
+    assert_eq!(nodes["nodes"][0]["id"], nodes["this_node"], "{nodes}");
+    assert_eq!(nodes["nodes"][0]["leader"], true, "{nodes}");
+    let table = cli.run(&["node", "list"]).await.expect_code(0);
+    assert!(
+        table.stdout.contains("store backend embedded") && table.stdout.contains("HEARTBEAT_AT"),
+        "{}",
+        table.stdout
+    );
 
     // Users, accounts with grants, tokens.
     cli.run_with(

@@ -24,6 +24,8 @@ pub struct AdminState {
     /// Login backoff and the password-check pool of this node.
     pub(super) login_throttle: Arc<super::throttle::LoginThrottle>,
     shutdown: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The cluster as this node sees it, and the store backend's name.
+    cluster: (Arc<dyn crate::cluster::Membership>, &'static str),
 }
 
 /// The audit record of an admin change (refused or done): never secrets. The user,
@@ -59,7 +61,29 @@ impl AdminState {
             session_ttl_seconds,
             login_throttle: Arc::default(),
             shutdown: None,
+            cluster: (
+                Arc::new(crate::cluster::Solo::new(crate::cluster::NodeInfo {
+                    id: "local".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    xks_addr: String::new(),
+                    admin_addr: None,
+                    started_at: crate::cluster::unix_now(),
+                    heartbeat_at: crate::cluster::unix_now(),
+                })),
+                "embedded",
+            ),
         }
+    }
+
+    /// The cluster this node belongs to (`backend`: the store backend's name); a lone
+    /// node by default.
+    pub fn with_membership(
+        mut self,
+        membership: Arc<dyn crate::cluster::Membership>,
+        backend: &'static str,
+    ) -> AdminState {
+        self.cluster = (membership, backend);
+        self
     }
 
     /// Lets background jobs see the server stopping (`true` on `shutdown`): they stop
@@ -107,6 +131,16 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// The cluster as this node sees it.
+    pub(super) fn membership(&self) -> &Arc<dyn crate::cluster::Membership> {
+        &self.state.cluster.0
+    }
+
+    /// The store backend's name.
+    pub(super) fn backend(&self) -> &'static str {
+        self.state.cluster.1
+    }
+
     /// `principal` acting on `state`.
     pub(super) fn new(state: AdminState, principal: Principal) -> Actor {
         Actor { state, principal }

@@ -52,11 +52,18 @@ pub(super) struct Writer {
     pub key: Option<ChainKey>,
     /// Where the latest durable record is anchored, if anywhere.
     pub anchor: Option<Arc<dyn AnchorStore>>,
+    /// The node named in every record, if any.
+    pub node: Option<String>,
 }
 
 impl Writer {
     /// Appends one record (starting a new segment first when this one is full).
-    pub fn append(&mut self, event: serde_json::Value) -> Result<u64, String> {
+    pub fn append(&mut self, mut event: serde_json::Value) -> Result<u64, String> {
+        if let (Some(node), Some(fields)) = (&self.node, event.as_object_mut()) {
+            fields
+                .entry("node")
+                .or_insert_with(|| serde_json::Value::String(node.clone()));
+        }
         if self.good_len >= self.max_bytes && self.good_len > 0 {
             self.rotate().map_err(|e| e.to_string())?;
         }

@@ -11,7 +11,6 @@ use keyhold::{
     audit::{self, ChainKey},
     config::Config,
     secrets::{MasterKey, MasterKeySource},
-    store::EmbeddedStore,
 };
 
 /// Runs the check: exit 0 when intact, 1 when something does not verify (each
@@ -93,13 +92,23 @@ fn key_and_anchor(
             &MasterKey::load(&source).map_err(|e| e.to_string())?,
         )),
     };
-    if skip_anchor || !cfg.store_path().exists() {
+    let embedded = cfg.store.backend == keyhold::config::StoreBackend::Embedded;
+    if skip_anchor || (embedded && !cfg.store_path().exists()) {
         return Ok((key, None));
     }
-    let store = EmbeddedStore::open(&cfg.store_path()).map_err(|e| {
-        format!(
-            "cannot read the audit anchor from the store ({e}): stop the server first, or pass --skip-anchor"
-        )
+    // This node's chain: its configured id, or the one kept in its data directory.
+    let node = cfg.node.id.clone().or_else(|| {
+        std::fs::read_to_string(cfg.data_dir.join(keyhold::cluster::NODE_ID_FILE))
+            .ok()
+            .map(|s| s.trim().to_string())
+    });
+    let store = keyhold::app::open_store(cfg).map_err(|e| {
+        let hint = if embedded {
+            "stop the server first, or pass --skip-anchor"
+        } else {
+            "check that etcd is reachable, or pass --skip-anchor"
+        };
+        format!("cannot read the audit anchor from the store ({e}): {hint}")
     })?;
-    Ok((key, audit::load_anchor(&store)?))
+    Ok((key, audit::load_anchor(store.as_ref(), node.as_deref())?))
 }

@@ -59,6 +59,35 @@ pub struct EtcdConfig {
     /// (default 10000, at least 100); a node cut off for longer reloads the whole state.
     #[serde(default = "default_etcd_log_retain")]
     pub log_retain: u64,
+    /// Lifetime of a node's etcd lease, seconds (default 10, 2..=300): a node that stops
+    /// heartbeating drops out of the node list and the fleet size, and loses the lead of
+    /// the once-only jobs, this long after its last heartbeat (heartbeats every third of
+    /// it).
+    #[serde(default = "default_lease_ttl_seconds")]
+    pub lease_ttl_seconds: u64,
+}
+
+fn default_lease_ttl_seconds() -> u64 {
+    10
+}
+
+/// `[node]`: this node's identity.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node's id in the node list and in its audit records; by default one is
+    /// generated at the first start and kept in `<data_dir>/node-id`.
+    pub id: Option<String>,
+}
+
+impl NodeConfig {
+    /// Checks the id, when given.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match &self.id {
+            Some(id) => crate::cluster::validate_node_id(id).map_err(|e| invalid("node.id", e)),
+            None => Ok(()),
+        }
+    }
 }
 
 fn default_etcd_log_retain() -> u64 {
@@ -141,6 +170,9 @@ impl EtcdConfig {
         }
         if self.log_retain < 100 {
             return Err(invalid("store.etcd.log_retain", "must be at least 100"));
+        }
+        if !(2..=300).contains(&self.lease_ttl_seconds) {
+            return Err(invalid("store.etcd.lease_ttl_seconds", "must be 2..=300"));
         }
         Ok(crate::store::EtcdSettings {
             endpoints: self.endpoints.clone(),

@@ -33,13 +33,13 @@ fn environment_overrides_nested_keys() {
     figment::Jail::expect_with(|jail| {
         jail.create_file("k.toml", MINIMAL)?;
         jail.set_env("KEYHOLD_XKS__LISTEN", "127.0.0.1:9999");
-        jail.set_env("KEYHOLD_XKS__FLEET_SIZE", "3");
+        jail.set_env("KEYHOLD_XKS__MAX_IN_FLIGHT", "3");
         // Not configuration: a secret or PIN some `*_env` setting points at.
         jail.set_env("KEYHOLD_ROOT_PASSWORD", "s3cret-s3cret");
         jail.set_env("KEYHOLD_TEST_SOMETHING", "1");
         let c = Config::load(Some(Path::new("k.toml"))).unwrap();
         assert_eq!(c.xks.listen.to_string(), "127.0.0.1:9999");
-        assert_eq!(c.xks.fleet_size, 3);
+        assert_eq!(c.xks.max_in_flight, 3);
         Ok(())
     });
 }
@@ -260,6 +260,14 @@ fn the_etcd_backend_is_configured_whole_or_refused() {
             format!("{MINIMAL}{etcd}log_retain = 5\n"),
             "store.etcd.log_retain",
         ),
+        (
+            format!("{MINIMAL}{etcd}lease_ttl_seconds = 1\n"),
+            "store.etcd.lease_ttl_seconds",
+        ),
+        (
+            format!("{MINIMAL}{etcd}lease_ttl_seconds = 301\n"),
+            "store.etcd.lease_ttl_seconds",
+        ),
         (format!("{MINIMAL}{etcd}user = \"k\"\n"), "store.etcd.user"),
         (
             format!("{MINIMAL}{etcd}user = \"k\"\npassword_env = \"KEYHOLD_NO_SUCH_VAR\"\n"),
@@ -276,5 +284,18 @@ fn the_etcd_backend_is_configured_whole_or_refused() {
             format!("{MINIMAL}[store]\nbackend = \"zookeeper\"\n"),
             "backend",
         ),
+    ]);
+}
+
+#[test]
+fn the_node_id_is_checked_and_the_fleet_size_is_no_longer_set_by_hand() {
+    let c = Config::from_toml(&format!("{MINIMAL}[node]\nid = \"eu-1.a\"\n")).unwrap();
+    assert_eq!(c.node.id.as_deref(), Some("eu-1.a"));
+    assert!(Config::from_toml(MINIMAL).unwrap().node.id.is_none());
+    refused_naming(&[
+        (format!("{MINIMAL}[node]\nid = \"a/b\"\n"), "node.id"),
+        (format!("{MINIMAL}[node]\nid = \"\"\n"), "node.id"),
+        (format!("{MINIMAL}[node]\nname = \"a\"\n"), "name"),
+        (format!("{MINIMAL}fleet_size = 3\n"), "number of live nodes"),
     ]);
 }

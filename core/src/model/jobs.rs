@@ -90,6 +90,10 @@ pub struct JobRecord {
     /// Why it failed (state `failed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
+    /// The node running it (a job runs where it was started); absent in jobs of
+    /// earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl JobRecord {
@@ -108,6 +112,7 @@ impl JobRecord {
             finished_at: None,
             summary: RefreshSummary::default(),
             error: None,
+            node: None,
         }
     }
 }

@@ -33,4 +33,9 @@ pub struct RotationState {
     pub last_result: Option<String>,
     /// When the next one is due.
     pub next_run_at: i64,
+    /// The access key id of a run in progress: the run's credential was added (and
+    /// the run claimed) but not yet pushed to AWS KMS and recorded. A leader finishes
+    /// such a run instead of starting another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
 }

@@ -28,10 +28,31 @@ fn rule(code: &'static str, message: String) -> OpError {
 /// `interrupted` and frees its account for a new refresh. Run once at server start,
 /// before anything can start a job. Returns the ids of the jobs so marked.
 pub fn interrupt_running_jobs(store: &dyn Store) -> Result<Vec<String>, OpError> {
+    interrupt_jobs_where(store, |_| true)
+}
+
+/// Which running jobs a node may declare interrupted: at its start, its own (and those
+/// of earlier versions, which name no node); as the leader, those of nodes that are no
+/// longer alive (`live`). A job of another live node is never touched.
+pub fn orphaned_job(job: &JobRecord, node: &str, live: Option<&[String]>) -> bool {
+    match (&job.node, live) {
+        (None, None) => true,
+        (Some(n), None) => n == node,
+        (None, Some(_)) => false,
+        (Some(n), Some(live)) => !live.contains(n),
+    }
+}
+
+/// [`interrupt_running_jobs`] for the running jobs `orphaned` selects (see
+/// [`orphaned_job`]).
+pub fn interrupt_jobs_where(
+    store: &dyn Store,
+    orphaned: impl Fn(&JobRecord) -> bool,
+) -> Result<Vec<String>, OpError> {
     let mut marked = Vec::new();
     for entry in store.scan(keys::JOBS)? {
         let mut job: JobRecord = decode(&entry)?;
-        if job.state != JobState::Running {
+        if job.state != JobState::Running || !orphaned(&job) {
             continue;
         }
         job.state = JobState::Interrupted;
@@ -48,7 +69,7 @@ pub fn interrupt_running_jobs(store: &dyn Store) -> Result<Vec<String>, OpError>
             &[Condition::Revision(entry.key.clone(), entry.revision)],
             writes,
         )?;
-        tracing::warn!(job = %job.id, account = %job.account, "job was running when the server stopped: marked interrupted");
+        tracing::warn!(job = %job.id, account = %job.account, "job was running when its node stopped: marked interrupted");
         marked.push(job.id);
     }
     // Markers whose job is gone or finished (none normally) would block the account.
@@ -121,7 +142,10 @@ impl Operations {
             ));
         }
         self.prune_jobs()?;
-        let job = JobRecord::refresh(model::generate_id(), account, user, model::now_unix());
+        let job = JobRecord {
+            node: self.node.clone(),
+            ..JobRecord::refresh(model::generate_id(), account, user, model::now_unix())
+        };
         let lock = running_refresh_key(account);
         let writes = || {
             vec![
@@ -251,3 +275,6 @@ impl Operations {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

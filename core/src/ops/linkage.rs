@@ -190,7 +190,7 @@ impl Operations {
     }
 
     /// Records what AWS KMS says of a linked store (connection state and error code).
-    fn record_aws_state(
+    pub(super) fn record_aws_state(
         &self,
         store_id: &str,
         remote: &AwsKeyStore,

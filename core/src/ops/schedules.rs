@@ -203,6 +203,7 @@ impl Operations {
             last_run_at: None,
             last_result: None,
             next_run_at: unix(schedule.recurrence.next_after(now)),
+            pending: None,
         };
         let mut next = record.clone();
         next.rotation_schedule = Some(name.to_string());
@@ -306,13 +307,31 @@ impl Operations {
             if !schedule.recurrence.due(last, now) {
                 continue;
             }
+            let next_run_at = schedule.recurrence.next_after(now);
+            let recorded = |result: &Result<String, RotationFailure>| RotationState {
+                last_run_at: Some(unix(now)),
+                last_result: Some(match result {
+                    Ok(akid) => format!("ok: {akid}"),
+                    Err(f) => format!("{}: {}", f.code, f.message),
+                }),
+                next_run_at: unix(next_run_at),
+                pending: None,
+                ..state.clone()
+            };
             // A store unlinked since it was assigned is not rotated (the run records why).
-            let rotated = self
+            let claimed = match self
                 .get_store(&store_id)
                 .and_then(|st| ensure_schedulable(&st.value))
-                .and_then(|()| self.add_credential(&store_id));
+            {
+                Err(e) => Some((Err(e), entry.revision)),
+                Ok(()) => self.run_claimed_rotation(&store_id, &entry, &state),
+            };
+            let Some((rotated, revision)) = claimed else {
+                tracing::info!(store = %store_id, "scheduled rotation left to the node that claimed it meanwhile");
+                continue;
+            };
             let (result, evicted) = match rotated {
-                Ok((file, evicted)) => (Ok(file.credential.access_key_id), evicted),
+                Ok((akid, evicted)) => (Ok(akid), evicted),
                 Err(e) => (
                     Err(RotationFailure {
                         code: e.code(),
@@ -321,20 +340,10 @@ impl Operations {
                     Vec::new(),
                 ),
             };
-            let next_run_at = schedule.recurrence.next_after(now);
-            let recorded = RotationState {
-                last_run_at: Some(unix(now)),
-                last_result: Some(match &result {
-                    Ok(akid) => format!("ok: {akid}"),
-                    Err(f) => format!("{}: {}", f.code, f.message),
-                }),
-                next_run_at: unix(next_run_at),
-                ..state
-            };
             // Unassigned or reassigned meanwhile: that change wins.
             if let Err(e) = self.store.commit(
-                &[Condition::Revision(entry.key.clone(), entry.revision)],
-                vec![Write::Put(entry.key.clone(), to_json(&recorded))],
+                &[Condition::Revision(entry.key.clone(), revision)],
+                vec![Write::Put(entry.key.clone(), to_json(&recorded(&result)))],
             ) {
                 tracing::warn!(store = %store_id, "scheduled rotation ran but its state was not recorded: {e}");
             }
@@ -350,6 +359,8 @@ impl Operations {
         outcomes
     }
 }
+
+mod claimed;
 
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::{
     audit::AuditLog,
     clock::Clock,
+    cluster::Membership,
     ops::{Operations, RotationOutcome},
 };
 
@@ -75,11 +76,46 @@ pub async fn run_audited_scheduler(
     ops: Arc<Operations>,
     clock: Arc<dyn Clock>,
     audit: Option<AuditLog>,
+    shutdown: watch::Receiver<bool>,
+) {
+    run_scheduler_when(ops, clock, audit, None, shutdown).await;
+}
+
+/// [`run_audited_scheduler`] on a node of a cluster: rotations run only while
+/// `membership` says this node leads, so that each runs once in the cluster. A node
+/// that does not lead looks again every [`MIN_WAIT`] (of real time: leadership is
+/// real time), so a new leader takes over within about a second of its election.
+pub async fn run_led_scheduler(
+    ops: Arc<Operations>,
+    clock: Arc<dyn Clock>,
+    audit: Option<AuditLog>,
+    membership: Arc<dyn Membership>,
+    shutdown: watch::Receiver<bool>,
+) {
+    run_scheduler_when(ops, clock, audit, Some(membership), shutdown).await;
+}
+
+async fn run_scheduler_when(
+    ops: Arc<Operations>,
+    clock: Arc<dyn Clock>,
+    audit: Option<AuditLog>,
+    membership: Option<Arc<dyn Membership>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         if *shutdown.borrow() {
             break;
+        }
+        if membership.as_ref().is_some_and(|m| !m.is_leader()) {
+            tokio::select! {
+                _ = tokio::time::sleep(MIN_WAIT) => continue,
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            }
         }
         let now = clock.now();
         let (task_ops, task_audit) = (ops.clone(), audit.clone());

@@ -161,16 +161,7 @@ impl EtcdStore {
             .enable_all()
             .build()
             .map_err(|e| backend(format!("cannot start the etcd client runtime: {e}")))?;
-        let mut options = ConnectOptions::new()
-            .with_connect_timeout(settings.timeout)
-            .with_timeout(settings.timeout)
-            .with_keep_alive(Duration::from_secs(10), settings.timeout);
-        if let Some((user, password)) = &settings.user {
-            options = options.with_user(user, password);
-        }
-        if let Some(tls) = &settings.tls {
-            options = options.with_tls(tls_options(tls)?);
-        }
+        let options = connect_options(settings)?;
         let endpoints = settings.endpoints.clone();
         let client = wait(&runtime, settings.timeout, async move {
             Client::connect(endpoints, Some(options)).await
@@ -355,6 +346,21 @@ fn wait<T: Send + 'static>(
         ))),
         Err(_) => Err(backend("the etcd client runtime stopped")),
     }
+}
+
+/// The client options of `settings`: deadlines, keep-alive, user and TLS.
+pub(crate) fn connect_options(settings: &EtcdSettings) -> Result<ConnectOptions, StoreError> {
+    let mut options = ConnectOptions::new()
+        .with_connect_timeout(settings.timeout)
+        .with_timeout(settings.timeout)
+        .with_keep_alive(Duration::from_secs(10), settings.timeout);
+    if let Some((user, password)) = &settings.user {
+        options = options.with_user(user, password);
+    }
+    if let Some(tls) = &settings.tls {
+        options = options.with_tls(tls_options(tls)?);
+    }
+    Ok(options)
 }
 
 fn tls_options(tls: &EtcdTls) -> Result<etcd_client::TlsOptions, StoreError> {

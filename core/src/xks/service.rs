@@ -38,8 +38,8 @@ const MAX_REASON_CHARS: usize = 512;
 /// Data-plane settings.
 #[derive(Debug, Clone)]
 pub struct XksSettings {
-    /// `xksProxyFleetSize`.
-    pub fleet_size: u32,
+    /// `xksProxyFleetSize`: the live nodes, kept current by the cluster membership.
+    pub fleet: crate::cluster::FleetSize,
     /// Longest a cached deep health result is reused.
     pub health_max_age: Duration,
     /// Largest request body accepted.

@@ -106,6 +106,7 @@ fn only_local_linked_stores_take_a_schedule() {
             last_run_at: None,
             last_result: None,
             next_run_at: datetime!(2026-12-03 03:00 UTC).unix_timestamp(),
+            pending: None,
         }
     );
     assert_eq!(

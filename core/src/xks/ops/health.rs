@@ -18,7 +18,7 @@ pub async fn get_health_status(
 ) -> Result<Resp, XksError> {
     let result = route.health.get(route, settings.health_max_age).await;
     let resp = wire::HealthResponse {
-        xks_proxy_fleet_size: settings.fleet_size,
+        xks_proxy_fleet_size: settings.fleet.get(),
         xks_proxy_vendor: "keyhold".into(),
         xks_proxy_model: format!("keyhold {}", env!("CARGO_PKG_VERSION")),
         ekm_vendor: result.vendor.clone(),
