@@ -119,7 +119,7 @@ start() {
     cat << EOF
 cluster up ($bin, data in $DIR)
   root password: $DIR/root-password
-  encrypt on any node (the acme store of the examples):
+  any node answers for the acme store of the examples, e.g. node 2:
     curl -s --aws-sigv4 aws:amz:us-east-1:kms-xks-proxy \\
       --user 7MSKH6YXF3BEX3H3APGWHMI42G:R2waUCZNy/ulj/7eURO1g5oc8XXokuDrR53OzOURNaM= \\
       -H 'content-type: application/json' \\
