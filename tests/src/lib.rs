@@ -1,6 +1,7 @@
 //! End-to-end test harness for keyhold: an in-process server on a temporary data
 //! directory ([`server::TestServer`]), the `keyhold` admin CLI as a child process
-//! ([`cli`]) and the XKS suite run against any key source ([`suite`]).
+//! ([`cli`]), the XKS suite run against any key source ([`suite`]) and clusters of
+//! nodes on a 3-member etcd ([`cluster`]).
 //!
 //! Everything that does not need keyhold's own types comes from the shared test kit
 //! (`keyhold-testkit`) and is re-exported here under the same names: the XKS and admin
@@ -13,6 +14,7 @@
 
 pub mod aws;
 pub mod cli;
+pub mod cluster;
 pub mod logs;
 pub mod server;
 pub mod suite;

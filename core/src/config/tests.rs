@@ -27,6 +27,50 @@ fn embedded_defaults_and_examples_parse() {
     assert_eq!(c.stores[0].keys.len(), 4);
 }
 
+/// `config/examples/cluster-node{1,2,3}.toml` (what `scripts/cluster.sh` starts) parse,
+/// put every node on the same etcd with the same keys, and differ only where nodes must.
+#[test]
+fn cluster_examples_parse_and_share_what_nodes_must_share() {
+    let nodes: Vec<Config> = (1..=3)
+        .map(|n| {
+            let path = format!(
+                "{}/../config/examples/cluster-node{n}.toml",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read_to_string(&path).unwrap();
+            Config::from_toml(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+        })
+        .collect();
+    let first = &nodes[0];
+    let etcd = first.store.etcd.as_ref().unwrap();
+    assert_eq!(first.store.backend, StoreBackend::Etcd);
+    assert_eq!(etcd.endpoints.len(), 3);
+    assert!(first.secrets.master_key_file.is_some());
+    assert!(first.admin.listen.is_some(), "admin enabled");
+    for (n, node) in nodes.iter().enumerate() {
+        let e = node.store.etcd.as_ref().unwrap();
+        assert_eq!(node.store.backend, StoreBackend::Etcd, "node {n}");
+        assert_eq!((&e.endpoints, &e.prefix), (&etcd.endpoints, &etcd.prefix));
+        assert_eq!(node.secrets.master_key_file, first.secrets.master_key_file);
+        assert_eq!(node.sources["ctm"].config, first.sources["ctm"].config);
+        assert_eq!(
+            node.sources["ctm"].config.get("generate_master_key"),
+            None,
+            "a node never generates the cluster's ctm key"
+        );
+        assert_eq!(node.admin.root_password_env, first.admin.root_password_env);
+        assert_eq!(node.stores.len(), 1);
+        assert_eq!(node.stores[0].name, first.stores[0].name);
+    }
+    let distinct = |f: &dyn Fn(&Config) -> String| {
+        let all: std::collections::BTreeSet<String> = nodes.iter().map(f).collect();
+        assert_eq!(all.len(), 3);
+    };
+    distinct(&|c| c.data_dir.display().to_string());
+    distinct(&|c| c.xks.listen.to_string());
+    distinct(&|c| format!("{:?}", c.admin.listen));
+}
+
 #[test]
 #[allow(clippy::result_large_err)] // figment::Jail's closure signature
 fn environment_overrides_nested_keys() {

@@ -19,8 +19,14 @@
 //! The trait is synchronous; etcd's client is async. Calls run on the store's own small
 //! runtime and the caller's thread waits for the answer (like a local disk write), with
 //! a deadline: an etcd that does not answer is a [`StoreError::Backend`].
+//!
+//! The client balances calls over every configured endpoint. A call that fails because
+//! its member died or lost the leader is tried again (on whichever member answers) until
+//! the deadline; a transaction whose answer was lost that way is known to have applied
+//! or not by its log record (see [`EtcdStore::commit`]), so it is never applied twice.
 
 mod codec;
+mod retry;
 
 use std::{
     collections::BTreeSet,
@@ -110,7 +116,6 @@ impl Feed {
 }
 
 struct Inner {
-    runtime: Option<tokio::runtime::Runtime>,
     client: Client,
     layout: Layout,
     timeout: Duration,
@@ -124,6 +129,30 @@ struct Inner {
 /// The [`Store`] on etcd.
 pub struct EtcdStore {
     inner: Arc<Inner>,
+    /// Dropped after `inner`: stopping the runtime ends the follower, which may hold
+    /// the last reference to `inner`.
+    runtime: OwnRuntime,
+}
+
+/// The store's own runtime, shut down without waiting when the store goes (a runtime
+/// cannot be dropped inside another one's context, and the store may be opened and
+/// dropped by an async caller).
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("the runtime lives until drop"))
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 fn backend(message: impl std::fmt::Display) -> StoreError {
@@ -155,21 +184,22 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 impl EtcdStore {
     /// Connects to etcd and starts following the transaction log.
     pub fn open(settings: &EtcdSettings) -> Result<EtcdStore, StoreError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("keyhold-etcd")
-            .enable_all()
-            .build()
-            .map_err(|e| backend(format!("cannot start the etcd client runtime: {e}")))?;
+        let runtime = OwnRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("keyhold-etcd")
+                .enable_all()
+                .build()
+                .map_err(|e| backend(format!("cannot start the etcd client runtime: {e}")))?,
+        ));
         let options = connect_options(settings)?;
         let endpoints = settings.endpoints.clone();
-        let client = wait(&runtime, settings.timeout, async move {
+        let client = wait(runtime.get(), settings.timeout, async move {
             Client::connect(endpoints, Some(options)).await
         })?
         .map_err(|e| backend(format!("cannot connect to {:?}: {e}", settings.endpoints)))?;
         let (tx, _) = broadcast::channel(WATCH_CAPACITY);
         let inner = Arc::new(Inner {
-            runtime: Some(runtime),
             client,
             layout: Layout::new(&settings.prefix),
             timeout: settings.timeout,
@@ -182,7 +212,7 @@ impl EtcdStore {
                 tx,
             }),
         });
-        let store = EtcdStore { inner };
+        let store = EtcdStore { inner, runtime };
         // Start from the current state: the revision and every key that exists.
         let revision = store.revision()?;
         let known = store.known_keys()?;
@@ -197,19 +227,20 @@ impl EtcdStore {
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {
-        // Present until drop.
-        self.inner
-            .runtime
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("the runtime lives as long as the store"))
+        self.runtime.get()
     }
 
-    /// Runs `fut` on the store's runtime and waits for it, at most the call deadline.
-    fn call<T: Send + 'static>(
-        &self,
-        fut: impl Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        wait(self.runtime(), self.inner.timeout, fut)?.map_err(backend)
+    /// Runs the call `op` makes on the store's runtime and waits for it, trying again
+    /// while members are unavailable, at most the call deadline. Only for calls that may
+    /// be repeated (reads).
+    fn call<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+    {
+        let timeout = self.inner.timeout;
+        wait(self.runtime(), timeout, retry::retrying(timeout, op))?.map_err(backend)
     }
 
     fn client(&self) -> Client {
@@ -218,8 +249,11 @@ impl EtcdStore {
 
     /// The raw etcd entry of `key`.
     fn get_raw(&self, key: Vec<u8>) -> Result<Option<etcd_client::KeyValue>, StoreError> {
-        let mut client = self.client();
-        let mut resp = self.call(async move { client.get(key, None).await })?;
+        let client = self.client();
+        let mut resp = self.call(move || {
+            let (mut client, key) = (client.clone(), key.clone());
+            async move { client.get(key, None).await }
+        })?;
         Ok(resp.take_kvs().into_iter().next())
     }
 
@@ -241,7 +275,7 @@ impl EtcdStore {
     /// Every etcd entry in `[from, to)`, in key order, read page by page.
     fn range(&self, from: Vec<u8>, to: Vec<u8>) -> Result<Vec<etcd_client::KeyValue>, StoreError> {
         let client = self.client();
-        self.call(async move { range_async(client, from, to, false).await })
+        self.call(move || range_async(client.clone(), from.clone(), to.clone(), false))
     }
 
     /// Every store key that exists (names only: values are not read).
@@ -249,7 +283,7 @@ impl EtcdStore {
         let layout = self.inner.layout.clone();
         let client = self.client();
         let (from, to) = (layout.data(""), prefix_end(&layout.data("")));
-        let kvs = self.call(async move { range_async(client, from, to, true).await })?;
+        let kvs = self.call(move || range_async(client.clone(), from.clone(), to.clone(), true))?;
         Ok(kvs
             .iter()
             .filter_map(|kv| layout.data_key(kv.key()).map(str::to_string))
@@ -316,17 +350,6 @@ impl EtcdStore {
     }
 }
 
-impl Drop for EtcdStore {
-    fn drop(&mut self) {
-        // A runtime cannot be dropped inside another one's context: let it go.
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            if let Some(rt) = inner.runtime.take() {
-                rt.shutdown_background();
-            }
-        }
-    }
-}
-
 /// Runs `fut` on `runtime` and waits for it on this thread (any thread: an async
 /// caller blocks briefly, as on a local disk write), at most `timeout`.
 fn wait<T: Send + 'static>(
@@ -350,9 +373,11 @@ fn wait<T: Send + 'static>(
 
 /// The client options of `settings`: deadlines, keep-alive, user and TLS.
 pub(crate) fn connect_options(settings: &EtcdSettings) -> Result<ConnectOptions, StoreError> {
+    // Each try of a call gets part of the deadline (see `retry::attempt_timeout`).
+    let attempt = retry::attempt_timeout(settings.timeout);
     let mut options = ConnectOptions::new()
-        .with_connect_timeout(settings.timeout)
-        .with_timeout(settings.timeout)
+        .with_connect_timeout(attempt)
+        .with_timeout(attempt)
         .with_keep_alive(Duration::from_secs(10), settings.timeout);
     if let Some((user, password)) = &settings.user {
         options = options.with_user(user, password);
@@ -447,10 +472,35 @@ impl Store for EtcdStore {
         Ok(out)
     }
 
+    /// One etcd transaction per attempt: the revision counter's compare makes attempts
+    /// (this node's and other nodes') apply one at a time. An attempt whose answer is
+    /// lost (its member died) may or may not have applied: it can only have applied as
+    /// the next revision, so once the counter has moved past it, that revision's log
+    /// record says whether it was this attempt (the same record) or another commit.
+    /// Until then, a new attempt carries the same compare, so at most one of the two
+    /// applies.
     fn commit(&self, conditions: &[Condition], writes: Vec<Write>) -> Result<u64, StoreError> {
         let layout = &self.inner.layout;
+        let deadline = std::time::Instant::now() + self.inner.timeout;
+        let mut backoff = retry::Backoff::until(deadline);
+        let changes: Vec<Change> = writes.iter().cloned().map(Write::into_change).collect();
+        // (revision, log record) of an attempt whose answer was lost.
+        let mut unknown: Option<(u64, Vec<u8>)> = None;
         for attempt in 0..MAX_ATTEMPTS {
             let (current, counter_rev) = self.counter()?;
+            if let Some((revision, record)) = unknown.take_if(|(rev, _)| current >= *rev) {
+                let applied = self
+                    .get_raw(layout.log(revision))?
+                    .is_some_and(|kv| kv.value() == record.as_slice());
+                if applied {
+                    // Byte for byte the same transaction at the revision it had to take:
+                    // this attempt's (or, should another node have committed the very
+                    // same writes against the same counter, one with the same effect).
+                    tracing::info!(revision, "an etcd commit whose answer was lost applied");
+                    self.deliver_through(Arc::new(WatchEvent { revision, changes }))?;
+                    return Ok(revision);
+                }
+            }
             let mut compares = vec![match counter_rev {
                 0 => Compare::version(layout.revision(), CompareOp::Equal, 0),
                 rev => Compare::mod_revision(layout.revision(), CompareOp::Equal, rev),
@@ -467,6 +517,7 @@ impl Store for EtcdStore {
             }
             let next = current + 1;
             let mut ops = Vec::new();
+            let mut record = Vec::new();
             if !writes.is_empty() {
                 // etcd refuses a key twice in one transaction: the last write wins.
                 let mut seen = BTreeSet::new();
@@ -481,16 +532,12 @@ impl Store for EtcdStore {
                         Write::Delete(key) => TxnOp::delete(layout.data(key), None),
                     });
                 }
-                let event = WatchEvent {
+                record = codec::encode_event(&WatchEvent {
                     revision: next,
-                    changes: writes.iter().cloned().map(Write::into_change).collect(),
-                };
+                    changes: changes.clone(),
+                });
                 ops.push(TxnOp::put(layout.revision(), next.to_string(), None));
-                ops.push(TxnOp::put(
-                    layout.log(next),
-                    codec::encode_event(&event),
-                    None,
-                ));
+                ops.push(TxnOp::put(layout.log(next), record.clone(), None));
                 let retain = self.inner.log_retain;
                 if next > retain {
                     ops.push(TxnOp::delete(layout.log(next - retain), None));
@@ -498,21 +545,38 @@ impl Store for EtcdStore {
             }
             let txn = Txn::new().when(compares).and_then(ops);
             let mut client = self.client();
-            let resp = self.call(async move { client.txn(txn).await })?;
+            let resp = match wait(self.runtime(), self.inner.timeout, async move {
+                client.txn(txn).await
+            })? {
+                Ok(resp) => resp,
+                Err(e) if retry::is_unavailable(&e) => {
+                    if !writes.is_empty() {
+                        unknown = Some((next, record));
+                    }
+                    match backoff.next_pause() {
+                        Some(pause) => {
+                            tracing::debug!("etcd commit failed ({e}); trying again");
+                            std::thread::sleep(pause);
+                            continue;
+                        }
+                        None => return Err(backend(e)),
+                    }
+                }
+                Err(e) => return Err(backend(e)),
+            };
             if resp.succeeded() {
                 if writes.is_empty() {
                     return Ok(current);
                 }
-                let event = Arc::new(WatchEvent {
+                self.deliver_through(Arc::new(WatchEvent {
                     revision: next,
-                    changes: writes.into_iter().map(Write::into_change).collect(),
-                });
-                self.deliver_through(event)?;
+                    changes,
+                }))?;
                 return Ok(next);
             }
             // A condition failed, or another node committed first (then: again, after
             // a short pause growing with the attempts, so that committers spread out).
-            if self.counter()?.0 == current {
+            if unknown.is_none() && self.counter()?.0 == current {
                 if let Some(key) = self.first_failing(conditions)? {
                     return Err(StoreError::Conflict { key });
                 }
@@ -545,10 +609,16 @@ async fn follow(inner: std::sync::Weak<Inner>) {
         };
         let result = follow_once(&strong).await;
         drop(strong);
-        if let Err(e) = result {
-            tracing::warn!("following the etcd transaction log: {e}; resuming");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Soon after a break (its calls already waited for an answering member); at
+        // once, nearly, to read the next page when catching up.
+        let pause = match result {
+            Ok(()) => Duration::from_millis(5),
+            Err(e) => {
+                tracing::warn!("following the etcd transaction log: {e}; resuming");
+                Duration::from_millis(50)
+            }
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -560,14 +630,16 @@ async fn follow_once(inner: &Arc<Inner>) -> Result<(), StoreError> {
     let layout = &inner.layout;
     let last = lock(&inner.feed).last;
     // Catch up from the log (its header revision is where the watch starts).
-    let mut client = inner.client.clone();
+    let client = inner.client.clone();
     let options = GetOptions::new()
         .with_range(prefix_end(&layout.log_prefix()))
         .with_limit(PAGE);
-    let resp = client
-        .get(layout.log(last + 1), Some(options))
-        .await
-        .map_err(backend)?;
+    let resp = retry::retrying(inner.timeout, || {
+        let (mut client, options) = (client.clone(), options.clone());
+        async move { client.get(layout.log(last + 1), Some(options)).await }
+    })
+    .await
+    .map_err(backend)?;
     let header = resp.header().map_or(0, |h| h.revision());
     let mut events = Vec::new();
     for kv in resp.kvs() {
@@ -589,10 +661,12 @@ async fn follow_once(inner: &Arc<Inner>) -> Result<(), StoreError> {
     let options = WatchOptions::new()
         .with_prefix()
         .with_start_revision(header + 1);
-    let mut stream = client
-        .watch(layout.log_prefix(), Some(options))
-        .await
-        .map_err(backend)?;
+    let mut stream = retry::retrying(inner.timeout, || {
+        let (mut client, options) = (client.clone(), options.clone());
+        async move { client.watch(layout.log_prefix(), Some(options)).await }
+    })
+    .await
+    .map_err(backend)?;
     while let Some(resp) = stream.message().await.map_err(backend)? {
         #[cfg(test)]
         if inner.paused.load(std::sync::atomic::Ordering::SeqCst) {

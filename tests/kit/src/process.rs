@@ -32,6 +32,9 @@ pub struct BinaryConfig {
     pub password_env: String,
     /// The root password.
     pub password: String,
+    /// TOML appended after everything else (e.g. `[store]` on etcd, `[secrets]`,
+    /// `[[stores]]`), `{dir}` = the data directory.
+    pub toml_tail: String,
 }
 
 impl BinaryConfig {
@@ -42,6 +45,7 @@ impl BinaryConfig {
             sources: vec![SourceFixture::ctm()],
             password_env: "KH_TEST_ROOT_PASSWORD".into(),
             password: "crash-test root password 1".into(),
+            toml_tail: String::new(),
         }
     }
 
@@ -81,6 +85,8 @@ impl BinaryConfig {
             toml_str(admin.to_string()),
             toml_str(&self.password_env)
         );
+        t += "\n";
+        t += &self.toml_tail.replace("{dir}", &dir.to_string_lossy());
         t
     }
 

@@ -3,14 +3,18 @@
 
 use std::time::Instant;
 
-use keyhold_testkit::etcd::Etcd;
+use keyhold_testkit::etcd::{Etcd, EtcdCluster};
 
 use super::*;
 use crate::store::tests::{behaves_like_a_store, concurrent_commits};
 
 fn settings(etcd: &Etcd, prefix: &str) -> EtcdSettings {
+    settings_for(vec![etcd.url.clone()], prefix)
+}
+
+fn settings_for(endpoints: Vec<String>, prefix: &str) -> EtcdSettings {
     EtcdSettings {
-        endpoints: vec![etcd.url.clone()],
+        endpoints,
         prefix: prefix.into(),
         user: None,
         tls: None,
@@ -209,4 +213,72 @@ fn a_node_that_missed_more_than_the_log_keeps_gets_the_current_state() {
     // A follows again after the resynchronization.
     b.put("after", b"x".to_vec()).unwrap();
     assert_eq!(next_event(&mut rx).revision, now + 1);
+}
+
+/// Two nodes on a 3-member cluster commit and read without pause while each member in
+/// turn is killed (SIGKILL) and brought back: no call fails (each is tried again on a
+/// member that answers), no commit is applied twice (the revision counter equals the
+/// number of acknowledged commits), and a node's feed delivers every one once, in order.
+#[test]
+fn killed_members_cost_no_call_and_no_commit_applies_twice() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let mut etcd = EtcdCluster::start(3);
+    let settings = settings_for(etcd.endpoints(), "f/");
+    let (a, b) = (
+        Arc::new(open_with(settings.clone())),
+        Arc::new(open_with(settings)),
+    );
+    let mut rx = a.watch();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .enumerate()
+        .map(|(n, store)| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                while !stop.load(SeqCst) {
+                    let key = format!("w{n}/{:06}", acknowledged.len());
+                    let rev = store
+                        .put(&key, vec![n as u8])
+                        .unwrap_or_else(|e| panic!("commit {key}: {e}"));
+                    let read = store.get(&key).unwrap_or_else(|e| panic!("get {key}: {e}"));
+                    assert_eq!(read.map(|e| e.revision), Some(rev), "{key}");
+                    acknowledged.push((key, rev));
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    for member in 0..3 {
+        std::thread::sleep(Duration::from_millis(400));
+        etcd.kill(member);
+        std::thread::sleep(Duration::from_millis(800));
+        etcd.restart(member);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, SeqCst);
+    let mut revisions = Vec::new();
+    let mut keys = std::collections::BTreeSet::new();
+    for w in writers {
+        for (key, rev) in w.join().expect("writer") {
+            revisions.push(rev);
+            keys.insert(key);
+        }
+    }
+    revisions.sort_unstable();
+    let total = revisions.len() as u64;
+    assert!(total > 20, "the writers kept committing ({total})");
+    assert_eq!(revisions, (1..=total).collect::<Vec<_>>());
+    assert_eq!(a.revision().unwrap(), total, "no commit applied twice");
+    assert_eq!(b.scan("").unwrap().len() as u64, total);
+    let mut delivered = std::collections::BTreeSet::new();
+    for expected in 1..=total {
+        let e = next_event(&mut rx);
+        assert_eq!(e.revision, expected);
+        assert_eq!(e.changes.len(), 1);
+        assert!(delivered.insert(e.changes[0].key.clone()), "delivered once");
+    }
+    assert_eq!(delivered, keys);
+    println!("{total} commits while each of 3 members was killed and restarted");
 }

@@ -15,9 +15,19 @@
 //! and size); `--sign fresh` signs every request with `aws-sigv4` (costs client CPU on a
 //! machine the server shares).
 //!
+//! Several `--target`s (a cluster's nodes): each connection keeps one keep-alive
+//! connection to every target and sends its requests to them in turn (round-robin), as
+//! a simple client-side balancer does.
+//!
 //! `xks-load baseline-server` answers the same response shapes and sizes without doing
 //! any work, on the same hyper/rustls stack as keyhold, so keyhold's throughput can be
 //! quoted as a fraction of what the HTTP stack allows on the same machine.
+//!
+//! `xks-load propagation` measures how long a change made on one cluster node takes to
+//! reach another (a credential deleted on node A, refused on node B).
+
+mod baseline;
+mod propagation;
 
 use std::{
     collections::BTreeMap,
@@ -30,17 +40,13 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{HeaderName, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::{body::Incoming, client::conn::http1, service::service_fn};
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
-};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use keyhold_benches::{
     Credential, KEY_ID, Op, PREFIX, decrypt_body_from_encrypt_response, encrypt_body, health_body,
     metadata_body, plaintext, sign_post,
@@ -48,7 +54,7 @@ use keyhold_benches::{
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     sync::Mutex,
 };
 
@@ -77,6 +83,8 @@ enum Cmd {
     Run(RunArgs),
     /// A minimal hyper server answering canned XKS responses without any work.
     BaselineServer(BaselineArgs),
+    /// Propagation delay of a change between two nodes of a cluster.
+    Propagation(propagation::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,9 +97,10 @@ enum SignMode {
 
 #[derive(clap::Args, Clone)]
 struct RunArgs {
-    /// Base URL of the server: http://127.0.0.1:8080 or https://127.0.0.1:8443.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    target: String,
+    /// Base URL of the server: http://127.0.0.1:8080 or https://127.0.0.1:8443. Several
+    /// (repeat or comma-separate): requests go to them round-robin.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
+    target: Vec<String>,
     /// PEM CA bundle trusted for https targets (e.g. <data_dir>/tls/ca.pem).
     #[arg(long)]
     cacert: Option<PathBuf>,
@@ -171,8 +180,13 @@ fn main() -> Result<(), BoxError> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(baseline(args))
+            rt.block_on(baseline::baseline(args))
         }
+        Cmd::Propagation(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(propagation::run(args)),
     }
 }
 
@@ -189,8 +203,8 @@ struct Target {
     )>,
 }
 
-async fn resolve_target(args: &RunArgs) -> Result<Target, BoxError> {
-    let uri: Uri = args.target.parse()?;
+async fn resolve_target(args: &RunArgs, url: &str) -> Result<Target, BoxError> {
+    let uri: Uri = url.parse()?;
     let https = match uri.scheme_str() {
         Some("http") => false,
         Some("https") => true,
@@ -254,14 +268,15 @@ async fn connect(target: &Target) -> Result<Sender, BoxError> {
     }
 }
 
-/// What to send: one operation with a fixed body.
+/// What to send: one operation with a fixed body, to each target in turn.
 struct Work {
     op: Op,
     size: Option<usize>,
     path: String,
     body: Bytes,
     cred: Credential,
-    authority: String,
+    /// Each target's `host:port` (signed).
+    authorities: Vec<String>,
     sign: SignMode,
 }
 
@@ -273,35 +288,42 @@ struct Signature {
 }
 
 impl Work {
-    fn signed_headers(&self) -> Vec<(HeaderName, HeaderValue)> {
-        sign_post(&self.cred, &self.authority, &self.path, &self.body)
-            .into_iter()
-            .map(|(n, v)| {
-                (
-                    HeaderName::from_bytes(n.as_bytes()).expect("signer header name"),
-                    HeaderValue::from_str(&v).expect("signer header value"),
-                )
-            })
-            .collect()
+    fn signed_headers(&self, target: usize) -> Vec<(HeaderName, HeaderValue)> {
+        sign_post(
+            &self.cred,
+            &self.authorities[target],
+            &self.path,
+            &self.body,
+        )
+        .into_iter()
+        .map(|(n, v)| {
+            (
+                HeaderName::from_bytes(n.as_bytes()).expect("signer header name"),
+                HeaderValue::from_str(&v).expect("signer header value"),
+            )
+        })
+        .collect()
     }
 
-    fn request(&self, cache: &mut Signature) -> Request<Full<Bytes>> {
+    /// The request for target `target`, signed (or the signature of this second reused
+    /// from `cache`, that target's).
+    fn request(&self, target: usize, cache: &mut Signature) -> Request<Full<Bytes>> {
         let headers = match self.sign {
-            SignMode::Fresh => self.signed_headers(),
+            SignMode::Fresh => self.signed_headers(target),
             SignMode::PerSecond => {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default()
                     .as_secs();
                 if cache.headers.is_empty() || cache.second != now {
-                    cache.headers = self.signed_headers();
+                    cache.headers = self.signed_headers(target);
                     cache.second = now;
                 }
                 cache.headers.clone()
             }
         };
         let mut b = Request::post(self.path.as_str())
-            .header(http::header::HOST, self.authority.as_str())
+            .header(http::header::HOST, self.authorities[target].as_str())
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::CONTENT_LENGTH, self.body.len());
         for (n, v) in headers {
@@ -414,26 +436,39 @@ async fn reconnect(target: &Target, window: Window) -> Option<Sender> {
     }
 }
 
-/// One connection's sending loop: its connection, signature cache and measurements.
+/// One connection's sending loop: its connection to each target, signature caches and
+/// measurements.
 struct Worker {
-    target: Arc<Target>,
+    targets: Arc<Vec<Target>>,
     work: Arc<Work>,
     window: Window,
-    sender: Sender,
-    cache: Signature,
+    senders: Vec<Sender>,
+    caches: Vec<Signature>,
+    /// The target of the next request (round-robin).
+    next: usize,
     stats: Stats,
 }
 
 impl Worker {
-    /// Connects (retrying until the window's hard end); `None` when it never could.
-    async fn connect(target: Arc<Target>, work: Arc<Work>, window: Window) -> Option<Worker> {
-        let sender = reconnect(&target, window).await?;
+    /// Connects to every target (retrying until the window's hard end); `None` when it
+    /// never could; the first request goes to target `first`.
+    async fn connect(
+        targets: Arc<Vec<Target>>,
+        work: Arc<Work>,
+        window: Window,
+        first: usize,
+    ) -> Option<Worker> {
+        let mut senders = Vec::with_capacity(targets.len());
+        for target in targets.iter() {
+            senders.push(reconnect(target, window).await?);
+        }
         Some(Worker {
-            target,
+            caches: targets.iter().map(|_| Signature::default()).collect(),
+            targets,
             work,
             window,
-            sender,
-            cache: Signature::default(),
+            senders,
+            next: first,
             stats: Stats::new(),
         })
     }
@@ -442,17 +477,19 @@ impl Worker {
     /// the actual one) is in the measured window; reconnects after a transport error.
     /// False when the connection is lost for good.
     async fn exchange(&mut self, intended: Option<Instant>) -> bool {
-        let req = self.work.request(&mut self.cache);
+        let t = self.next % self.targets.len();
+        self.next = t + 1;
+        let req = self.work.request(t, &mut self.caches[t]);
         let sent = Instant::now();
-        let outcome = send(&mut self.sender, req).await;
+        let outcome = send(&mut self.senders[t], req).await;
         let done = Instant::now();
         let from = intended.unwrap_or(sent);
         if from >= self.window.measure_from {
             self.stats.record(&outcome, done - from, done - sent);
         }
         if matches!(outcome, Outcome::Transport(_)) {
-            match reconnect(&self.target, self.window).await {
-                Some(s) => self.sender = s,
+            match reconnect(&self.targets[t], self.window).await {
+                Some(s) => self.senders[t] = s,
                 None => return false,
             }
         }
@@ -472,8 +509,14 @@ enum Pace {
     Open(Queue),
 }
 
-async fn worker(target: Arc<Target>, work: Arc<Work>, window: Window, pace: Pace) -> Stats {
-    let Some(mut worker) = Worker::connect(target, work, window).await else {
+async fn worker(
+    targets: Arc<Vec<Target>>,
+    work: Arc<Work>,
+    window: Window,
+    pace: Pace,
+    first: usize,
+) -> Stats {
+    let Some(mut worker) = Worker::connect(targets, work, window, first).await else {
         return Stats::new();
     };
     match pace {
@@ -536,7 +579,7 @@ fn schedule(
 
 async fn prepare(
     args: &RunArgs,
-    target: &Target,
+    targets: &[Target],
     op: Op,
     size: usize,
 ) -> Result<Arc<Work>, BoxError> {
@@ -546,7 +589,7 @@ async fn prepare(
         path: op.path(&args.prefix, &args.key),
         body: body.into(),
         cred: Credential::new(&args.access_key_id, &args.secret),
-        authority: target.authority.clone(),
+        authorities: targets.iter().map(|t| t.authority.clone()).collect(),
         sign,
     };
     let body = match op {
@@ -554,10 +597,10 @@ async fn prepare(
         Op::Metadata => metadata_body(),
         Op::Encrypt => encrypt_body(&plaintext(size)),
         Op::Decrypt => {
-            // Encrypt once to get a ciphertext to decrypt.
+            // Encrypt once (on the first target) to get a ciphertext to decrypt.
             let enc = work(Op::Encrypt, encrypt_body(&plaintext(size)), SignMode::Fresh);
-            let mut sender = connect(target).await?;
-            let sealed = match send(&mut sender, enc.request(&mut Signature::default())).await {
+            let mut sender = connect(&targets[0]).await?;
+            let sealed = match send(&mut sender, enc.request(0, &mut Signature::default())).await {
                 Outcome::Ok(b) => b,
                 Outcome::Refused(e) => return Err(format!("set-up encrypt refused: {e}").into()),
                 Outcome::Transport(e) => return Err(format!("set-up encrypt: {e}").into()),
@@ -578,7 +621,11 @@ async fn run(args: RunArgs) -> Result<(), BoxError> {
     if args.rate.is_some_and(|r| r == 0 || r > MAX_RATE) {
         return Err(format!("--rate must be 1..={MAX_RATE}").into());
     }
-    let target = Arc::new(resolve_target(&args).await?);
+    let mut targets = Vec::with_capacity(args.target.len());
+    for url in &args.target {
+        targets.push(resolve_target(&args, url).await?);
+    }
+    let targets = Arc::new(targets);
     let sizes: Vec<usize> = args.size.clone();
     for &op in &args.op {
         let op_sizes = if matches!(op, Op::Encrypt | Op::Decrypt) {
@@ -587,14 +634,14 @@ async fn run(args: RunArgs) -> Result<(), BoxError> {
             vec![0]
         };
         for size in op_sizes {
-            let work = prepare(&args, &target, op, size).await?;
-            run_one(&args, target.clone(), work).await;
+            let work = prepare(&args, &targets, op, size).await?;
+            run_one(&args, targets.clone(), work).await;
         }
     }
     Ok(())
 }
 
-async fn run_one(args: &RunArgs, target: Arc<Target>, work: Arc<Work>) {
+async fn run_one(args: &RunArgs, targets: Arc<Vec<Target>>, work: Arc<Work>) {
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(args.warmup);
     let end = measure_from + Duration::from_secs(args.duration);
@@ -614,7 +661,10 @@ async fn run_one(args: &RunArgs, target: Arc<Target>, work: Arc<Work>) {
         }
     };
     let handles: Vec<_> = (0..args.connections)
-        .map(|_| tokio::spawn(worker(target.clone(), work.clone(), window, pace.clone())))
+        .map(|c| {
+            let (targets, work, pace) = (targets.clone(), work.clone(), pace.clone());
+            tokio::spawn(worker(targets, work, window, pace, c))
+        })
         .collect();
     let scheduler = match open {
         None => None,
@@ -652,9 +702,9 @@ fn report(args: &RunArgs, work: &Work, stats: &Stats, secs: f64, late_us: Option
         .unwrap_or_else(|| "-".into());
     let h = &stats.latency;
     let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p);
+    let target = args.target.join(",");
     println!(
-        "{} op={} size={} mode={} conns={} sign={:?} measured={:.1}s",
-        args.target,
+        "{target} op={} size={} mode={} conns={} sign={:?} measured={:.1}s",
         work.op.name(),
         size,
         mode,
@@ -697,7 +747,7 @@ fn report(args: &RunArgs, work: &Work, stats: &Stats, secs: f64, late_us: Option
     }
     if args.json {
         let line = json!({
-            "target": args.target, "op": work.op.name(), "size": work.size, "mode": mode,
+            "target": target, "targets": args.target.len(), "op": work.op.name(), "size": work.size, "mode": mode,
             "connections": args.connections, "seconds": secs, "requests": total, "ok": stats.ok,
             "rps": rps.round(), "p50_us": q(h, 0.5), "p90_us": q(h, 0.9), "p99_us": q(h, 0.99),
             "p999_us": q(h, 0.999), "max_us": h.max(), "errors": stats.errors,
@@ -705,160 +755,4 @@ fn report(args: &RunArgs, work: &Work, stats: &Stats, secs: f64, late_us: Option
         });
         println!("{line}");
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Baseline server
-// ---------------------------------------------------------------------------------------
-
-/// Canned response bodies, shaped and sized like keyhold's.
-struct Canned {
-    health: Bytes,
-    metadata: Bytes,
-    encrypt_small: Bytes,
-    encrypt_large: Bytes,
-    decrypt_small: Bytes,
-    decrypt_large: Bytes,
-    not_found: Bytes,
-}
-
-impl Canned {
-    fn new() -> Canned {
-        let enc = |n: usize| {
-            Bytes::from(
-                json!({
-                    "ciphertext": B64.encode(plaintext(n)),
-                    "initializationVector": B64.encode([1u8; 12]),
-                    "authenticationTag": B64.encode([2u8; 16]),
-                })
-                .to_string(),
-            )
-        };
-        let dec =
-            |n: usize| Bytes::from(json!({"plaintext": B64.encode(plaintext(n))}).to_string());
-        Canned {
-            health: json!({
-                "xksProxyFleetSize": 1,
-                "xksProxyVendor": "keyhold",
-                "xksProxyModel": "keyhold 0.1.0",
-                "ekmVendor": "keyhold",
-                "ekmFleetDetails": [{"id": "ctm", "model": "keyhold ctm software keystore 0.1.0", "healthStatus": "ACTIVE"}],
-            })
-            .to_string()
-            .into(),
-            metadata: json!({"keySpec": "AES_256", "keyUsage": ["ENCRYPT", "DECRYPT", "WRAP", "UNWRAP"], "keyStatus": "ENABLED"})
-                .to_string()
-                .into(),
-            encrypt_small: enc(32),
-            encrypt_large: enc(4300),
-            decrypt_small: dec(32),
-            decrypt_large: dec(4300),
-            not_found: json!({"errorName": "InvalidUriPathException", "errorMessage": "no XKS operation at this path"})
-                .to_string()
-                .into(),
-        }
-    }
-
-    /// Picks the answer by path suffix (and, for encrypt/decrypt, by request size: a
-    /// body over 2 KiB carries the 4300-byte payload).
-    fn answer(&self, path: &str, body_len: usize) -> (StatusCode, Bytes) {
-        let large = body_len > 2048;
-        let pick = |small: &Bytes, big: &Bytes| if large { big.clone() } else { small.clone() };
-        if path.ends_with("/health") {
-            (StatusCode::OK, self.health.clone())
-        } else if path.ends_with("/metadata") {
-            (StatusCode::OK, self.metadata.clone())
-        } else if path.ends_with("/encrypt") {
-            (
-                StatusCode::OK,
-                pick(&self.encrypt_small, &self.encrypt_large),
-            )
-        } else if path.ends_with("/decrypt") {
-            (
-                StatusCode::OK,
-                pick(&self.decrypt_small, &self.decrypt_large),
-            )
-        } else {
-            (StatusCode::NOT_FOUND, self.not_found.clone())
-        }
-    }
-}
-
-async fn baseline(args: BaselineArgs) -> Result<(), BoxError> {
-    if !args.listen.ip().is_loopback() {
-        return Err("baseline-server only listens on loopback addresses".into());
-    }
-    let tls = if args.tls {
-        // keyhold's own TLS configuration (provider, versions, ALPN, certificate).
-        let cfg =
-            keyhold::tls::server_config(&keyhold::config::TlsConfig::default(), &args.data_dir)?;
-        eprintln!(
-            "baseline TLS: trust {}",
-            args.data_dir.join("tls").join("ca.pem").display()
-        );
-        Some(tokio_rustls::TlsAcceptor::from(cfg))
-    } else {
-        None
-    };
-    let listener = TcpListener::bind(args.listen).await?;
-    eprintln!(
-        "baseline-server listening on {}://{} (stops after {} s)",
-        if tls.is_some() { "https" } else { "http" },
-        listener.local_addr()?,
-        args.max_seconds.min(MAX_SECONDS)
-    );
-    let canned = Arc::new(Canned::new());
-    let deadline = tokio::time::sleep(Duration::from_secs(args.max_seconds.min(MAX_SECONDS)));
-    tokio::pin!(deadline);
-    loop {
-        let (stream, _) = tokio::select! {
-            a = listener.accept() => match a {
-                Ok(c) => c,
-                Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
-            },
-            _ = &mut deadline => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let canned = canned.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            match tls {
-                None => serve_baseline(stream, canned).await,
-                Some(acceptor) => {
-                    if let Ok(Ok(s)) =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
-                    {
-                        serve_baseline(s, canned).await
-                    }
-                }
-            }
-        });
-    }
-    eprintln!("baseline-server: time limit reached, exiting");
-    Ok(())
-}
-
-async fn serve_baseline<S>(stream: S, canned: Arc<Canned>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let svc = service_fn(move |req: Request<Incoming>| {
-        let canned = canned.clone();
-        async move {
-            let path = req.uri().path().to_owned();
-            // Read the body, as keyhold must, then answer without any work.
-            let body = req.into_body().collect().await?.to_bytes();
-            let (status, bytes) = canned.answer(&path, body.len());
-            let mut resp = Response::new(Full::new(bytes));
-            *resp.status_mut() = status;
-            resp.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            Ok::<_, hyper::Error>(resp)
-        }
-    });
-    let _ = auto::Builder::new(TokioExecutor::new())
-        .serve_connection(TokioIo::new(stream), svc)
-        .await;
 }
