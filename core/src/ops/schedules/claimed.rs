@@ -24,6 +24,16 @@ use crate::{
 /// failed; and the revision of the rotation state its record must hold on.
 pub(in crate::ops) type ClaimedRun = (Result<(String, Vec<String>), OpError>, u64);
 
+/// The store's AWS link; a store unlinked meanwhile is refused saying so.
+fn still_linked(store: &crate::model::StoreRecord) -> Result<crate::model::AwsLink, OpError> {
+    store.aws.clone().ok_or_else(|| {
+        OpError::Rule(rules::RuleViolation {
+            code: "schedule_needs_linked_store",
+            message: format!("key store '{}' is no longer linked to AWS KMS", store.name),
+        })
+    })
+}
+
 impl Operations {
     /// Runs (or finishes) the scheduled rotation of linked store `store_id`, whose
     /// rotation state was read as `entry` (`state`). `None`: another node changed the
@@ -98,15 +108,7 @@ impl Operations {
     ) -> Result<(XksCredential, u64), OpError> {
         let current = self.get_store(store_id)?;
         rules::ensure_credential_addable(&current.value)?;
-        let link = current.value.aws.clone().ok_or_else(|| {
-            OpError::Rule(rules::RuleViolation {
-                code: "schedule_needs_linked_store",
-                message: format!(
-                    "key store '{}' is no longer linked to AWS KMS",
-                    current.value.name
-                ),
-            })
-        })?;
+        let link = still_linked(&current.value)?;
         // Checked again with the state AWS KMS reports.
         let kms = self.kms_for_store(&current.value)?;
         let remote = block_on_aws(kms.describe_xks_store(&link.custom_key_store_id))?;
@@ -146,15 +148,7 @@ impl Operations {
         credential: XksCredential,
     ) -> Result<(String, Vec<String>), OpError> {
         let current = self.get_store(store_id)?;
-        let link = current.value.aws.clone().ok_or_else(|| {
-            OpError::Rule(rules::RuleViolation {
-                code: "schedule_needs_linked_store",
-                message: format!(
-                    "key store '{}' is no longer linked to AWS KMS",
-                    current.value.name
-                ),
-            })
-        })?;
+        let link = still_linked(&current.value)?;
         let kms = self.kms_for_store(&current.value)?;
         self.wait_applied()?;
         let akid = credential.access_key_id.clone();
