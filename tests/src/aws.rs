@@ -251,6 +251,20 @@ impl AwsWorld {
         expect_status(&self.root.get(path).await, 200)
     }
 
+    /// The access key id AWS KMS (the emulator) signs with for custom key store `cks`.
+    pub async fn aws_access_key(&self, cks: &str) -> String {
+        let stores = self.aws_stores().await;
+        let store = stores
+            .iter()
+            .find(|s| s.custom_key_store_id() == Some(cks))
+            .expect("AWS store");
+        store
+            .xks_proxy_configuration()
+            .and_then(|c| c.access_key_id())
+            .expect("access key id")
+            .to_string()
+    }
+
     /// The emulator's external key stores, as `DescribeCustomKeyStores` lists them.
     pub async fn aws_stores(&self) -> Vec<aws_sdk_kms::types::CustomKeyStoresListEntry> {
         self.app

@@ -625,20 +625,6 @@ impl Load {
     }
 }
 
-/// The access key id AWS KMS signs with for store `cks`.
-async fn aws_access_key(world: &AwsWorld, cks: &str) -> String {
-    let stores = world.aws_stores().await;
-    let store = stores
-        .iter()
-        .find(|s| s.custom_key_store_id() == Some(cks))
-        .expect("AWS store");
-    store
-        .xks_proxy_configuration()
-        .and_then(|c| c.access_key_id())
-        .expect("access key id")
-        .to_string()
-}
-
 /// The access key ids of the store at `path`.
 async fn local_access_keys(world: &AwsWorld, path: &str) -> Vec<String> {
     let listed = expect_status(&world.root.get(&format!("{path}/credentials")).await, 200);
@@ -686,7 +672,7 @@ async fn credentials_rotate_by_hand_and_on_schedule_while_aws_kms_keeps_calling(
             .as_str()
             .expect("akid")
             .to_string();
-        assert_eq!(aws_access_key(&world, &cks).await, akid);
+        assert_eq!(world.aws_access_key(&cks).await, akid);
         let local = local_access_keys(&world, &path).await;
         assert!(local.contains(&akid) && local.len() <= 2, "{local:?}");
         load.more(5).await;
@@ -705,7 +691,7 @@ async fn credentials_rotate_by_hand_and_on_schedule_while_aws_kms_keeps_calling(
         )
         .await;
     expect_status(&assigned, 200);
-    let before = aws_access_key(&world, &cks).await;
+    let before = world.aws_access_key(&cks).await;
     clock.set(start + time::Duration::minutes(3 * 60 + 1));
     let state = get_until(&world.root, &format!("{path}/schedule"), |s| {
         !s["last_run_at"].is_null()
@@ -713,7 +699,7 @@ async fn credentials_rotate_by_hand_and_on_schedule_while_aws_kms_keeps_calling(
     .await;
     let result = state["last_result"].as_str().expect("last result");
     assert!(result.starts_with("ok"), "{state}");
-    let after = aws_access_key(&world, &cks).await;
+    let after = world.aws_access_key(&cks).await;
     assert_ne!(after, before);
     assert!(result.contains(&after), "{result} names {after}");
     let local = local_access_keys(&world, &path).await;

@@ -330,20 +330,6 @@ async fn local_keys(root: &AdminClient, path: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The access key id AWS KMS (the emulator) signs with for `cks`.
-async fn aws_key(world: &AwsWorld, cks: &str) -> String {
-    let stores = world.aws_stores().await;
-    let store = stores
-        .iter()
-        .find(|s| s.custom_key_store_id() == Some(cks))
-        .expect("AWS store");
-    store
-        .xks_proxy_configuration()
-        .and_then(|c| c.access_key_id())
-        .expect("access key id")
-        .to_string()
-}
-
 /// Moves the clock to `at` and waits until the store's rotation has run there.
 async fn tick(clock: &ManualClock, root: &AdminClient, path: &str, at: OffsetDateTime) -> Value {
     clock.set(at);
@@ -402,7 +388,7 @@ async fn a_scheduled_rotation_runs_once_per_tick_across_three_nodes_and_a_claime
         let after = local_keys(&world.root, &path).await;
         let added: Vec<_> = after.difference(&before).collect();
         assert_eq!(added, [akid], "exactly one new credential at {at}");
-        assert_eq!(aws_key(world, &cks).await, akid);
+        assert_eq!(world.aws_access_key(&cks).await, akid);
         let records = cluster.rotation_records();
         assert_eq!(
             records.len(),
@@ -446,7 +432,7 @@ async fn a_scheduled_rotation_runs_once_per_tick_across_three_nodes_and_a_claime
         .expect("claim");
     let before = local_keys(&world.root, &path).await;
     assert!(before.contains(&akid));
-    assert_ne!(aws_key(world, &cks).await, akid);
+    assert_ne!(world.aws_access_key(&cks).await, akid);
     let records_before = cluster.rotation_records().len();
     let at = start + time::Duration::hours(3);
     let state = tick(&clock, &world.root, &path, at).await;
@@ -459,7 +445,7 @@ async fn a_scheduled_rotation_runs_once_per_tick_across_three_nodes_and_a_claime
     );
     assert!(after.contains(&akid));
     assert_eq!(
-        aws_key(world, &cks).await,
+        world.aws_access_key(&cks).await,
         akid,
         "the claimed credential reached AWS KMS"
     );
@@ -489,7 +475,7 @@ async fn a_scheduled_rotation_runs_once_per_tick_across_three_nodes_and_a_claime
         .unwrap_or_else(|| panic!("{state}"))
         .to_string();
     assert!(Some(fresh.as_str()) != shown.pending.as_deref());
-    assert_eq!(aws_key(world, &cks).await, fresh);
+    assert_eq!(world.aws_access_key(&cks).await, fresh);
 
     for s in cluster.others {
         s.stop().await;
