@@ -46,6 +46,55 @@ pub enum StartError {
     /// The node's id is invalid or cannot be kept.
     #[error(transparent)]
     NodeId(#[from] crate::cluster::NodeIdError),
+    /// This node's master key is not the one the store's secrets are sealed under.
+    #[error(
+        "this node's master key ({source_desc}) cannot unwrap the cluster's check value (store key '{}'): \
+         the node must use the same master key file as the other nodes of the cluster (copy it from a \
+         running node; see \"Master keys in a cluster\" in the README); nothing was changed",
+        crate::secrets::check::CHECK_KEY
+    )]
+    MasterKeyMismatch {
+        /// The configured master key source ([`crate::secrets::MasterKeySource::describe`]).
+        source_desc: String,
+    },
+    /// The store holds a `keyhold store import` that did not finish.
+    #[error("{0}; nothing was changed")]
+    UnfinishedImport(String),
+}
+
+/// Refuses a store holding a partial import, then writes the master-key check value
+/// when the store has none, or verifies it with `master`.
+fn check_store_and_master_key(
+    store: &dyn Store,
+    master: &MasterKey,
+    source: &crate::secrets::MasterKeySource,
+) -> Result<(), StartError> {
+    use crate::secrets::check::{self, CheckError, EnsureError, Ensured};
+    if let Some(message) = crate::transfer::unfinished_import(store)? {
+        return Err(StartError::UnfinishedImport(message));
+    }
+    match check::ensure(store, master) {
+        Ok(Ensured::Written) => {
+            tracing::info!(
+                key = check::CHECK_KEY,
+                "wrote the master-key check value: every node on this store must use this master key"
+            );
+            Ok(())
+        }
+        Ok(Ensured::Verified) => Ok(()),
+        Err(EnsureError::Check(CheckError::WrongKey)) => Err(StartError::MasterKeyMismatch {
+            source_desc: source.describe(),
+        }),
+        Err(EnsureError::Check(CheckError::Malformed(why))) => {
+            Err(StartError::Store(crate::store::StoreError::Corrupt {
+                key: check::CHECK_KEY.to_string(),
+                message: format!(
+                    "the master-key check value is damaged: {why}; nothing was changed"
+                ),
+            }))
+        }
+        Err(EnsureError::Store(e)) => Err(e.into()),
+    }
 }
 
 /// Opens the configured store backend.
@@ -354,7 +403,9 @@ pub async fn start_with_clock(
         let (cfg, clock, node) = (cfg.clone(), clock.clone(), node_id.clone());
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
             let store = open_store(&cfg)?;
-            let master = Arc::new(MasterKey::load(&cfg.master_key_source())?);
+            let master_source = cfg.master_key_source();
+            let master = Arc::new(MasterKey::load(&master_source)?);
+            check_store_and_master_key(store.as_ref(), &master, &master_source)?;
             let (mut sources, mut failed) = open_sources(&cfg, &store);
             open_stored_sources(&cfg, &store, &mut sources, &mut failed)?;
             let sources = Arc::new(sources);
@@ -429,7 +480,8 @@ pub async fn start_with_clock(
             max_in_flight: cfg.xks.max_in_flight,
         },
     )
-    .with_audit(audit.clone());
+    .with_audit(audit.clone())
+    .with_store(store.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 

@@ -31,6 +31,7 @@ mod password;
 mod schedules;
 mod session;
 mod sources;
+pub mod store_transfer;
 mod stores;
 mod tokens;
 mod users;
@@ -49,7 +50,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  `audit-verify` found a broken chain, `serve` could not start, `check-config` could
-     not open a declared key source, or `plugin-check` found a failing check
+     not open a declared key source, `plugin-check` found a failing check, or
+     `store export`/`store import` refused (saying why)
   2  usage error (unknown flag, missing argument, unreadable local file, bad local input)
   3  refused by the server (HTTP 4xx: validation, authentication, permission, a rule)
   4  server or connection error (HTTP 5xx, server not reachable, TLS failure)

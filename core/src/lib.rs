@@ -1,7 +1,7 @@
 //! keyhold: a hold-your-own-key server for AWS KMS external key stores.
 //!
 //! The library behind the `keyhold` binary, one module per concern (see
-//! `architecture.md`): [`config`], [`model`] (domain rules), [`store`] (durable state),
+//! `architecture.md`): [`config`], [`model`] (domain rules), [`store`] (durable state; [`transfer`]: its export and import),
 //! [`secrets`] (at-rest encryption), [`identity`] (admin users and tokens), [`admin`]
 //! (the management API) with its wire types in [`api`], [`plugin`] (key-source libraries), [`reconcile`]
 //! (config-declared objects), [`xks`] (the data plane), [`tls`], [`server`], [`app`].
@@ -30,4 +30,5 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod transfer;
 pub mod xks;

@@ -62,6 +62,10 @@ enum Command {
         #[arg(long)]
         skip_anchor: bool,
     },
+    /// Exports or imports the whole durable store (offline, on the store the
+    /// configuration names): move from the embedded store to etcd, back up, restore.
+    #[command(subcommand)]
+    Store(cli::store_transfer::StoreCmd),
     #[command(flatten)]
     Admin(cli::AdminCommand),
 }
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
             config,
             skip_anchor,
         } => cli::audit_verify::run(file, config.as_deref(), skip_anchor),
+        Command::Store(cmd) => cli::store_transfer::run(cmd),
         Command::DefaultConfig => {
             print!("{}", keyhold::config::EMBEDDED_DEFAULTS);
             ExitCode::SUCCESS

@@ -249,6 +249,16 @@ const SOURCE_FAMILIES: [SourceFamily; 3] = [
     ),
 ];
 
+/// Appends `keyhold_store_reachable` (1 while the durable store answers, 0 while a
+/// networked store, etcd, cannot be reached).
+pub fn render_store_reachable(out: &mut String, reachable: bool) {
+    family(
+        out,
+        "keyhold_store_reachable gauge Whether the durable store answers (etcd: 0 while it cannot be reached; the data plane then serves from its last snapshot and admin changes are refused with 503 store_unavailable).",
+    );
+    let _ = writeln!(out, "keyhold_store_reachable {}", u8::from(reachable));
+}
+
 /// Renders the Prometheus text exposition format.
 pub fn render(s: &Snapshot<'_>) -> String {
     let mut out = String::with_capacity(4096);
@@ -301,7 +311,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
         &mut out,
         &format!(
             "keyhold_source_key_gcm_encryptions gauge AES-GCM encryptions reserved per key \
-             (an upper bound, by at most one block of {} per node and restart); encryption \
+             (an upper bound, by at most two blocks of {} per node and restart); encryption \
              is refused at {} (random IVs): rotate the key before.",
             keyhold_sdk::invocations::BLOCK,
             keyhold_sdk::invocations::LIMIT

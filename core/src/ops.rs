@@ -79,8 +79,9 @@ pub enum OpError {
     /// another's requests.
     #[error("{0}")]
     SourceKeyInUse(Box<SourceKeyInUse>),
-    /// The durable store failed.
-    #[error("store: {0}")]
+    /// The durable store failed; [`StoreError::Backend`] (e.g. etcd unreachable) is
+    /// 503 `store_unavailable`, [`StoreError::TooLarge`] 422.
+    #[error("{}", store_message(.0))]
     Store(StoreError),
     /// Input breaks a rule that has no model error of its own (e.g. a weak password).
     #[error("{0}")]
@@ -111,6 +112,19 @@ pub struct SourceKeyInUse {
     pub holder_name: Option<String>,
 }
 
+/// The message of [`OpError::Store`].
+fn store_message(e: &StoreError) -> String {
+    match e {
+        StoreError::Backend { backend, message } => {
+            format!("the {backend} store is unavailable: {message}")
+        }
+        StoreError::TooLarge { backend, message } => format!(
+            "the change is too large for the {backend} store: {message}; nothing was changed"
+        ),
+        other => format!("store: {other}"),
+    }
+}
+
 impl From<StoreError> for OpError {
     fn from(e: StoreError) -> Self {
         OpError::Store(e)
@@ -136,6 +150,8 @@ impl OpError {
             },
             OpError::SourceUnavailable { .. } => "source_unavailable",
             OpError::SourceKeyInUse(_) => "source_key_in_use",
+            OpError::Store(StoreError::Backend { .. }) => "store_unavailable",
+            OpError::Store(StoreError::TooLarge { .. }) => "store_transaction_too_large",
             OpError::Store(_) => "store_error",
             OpError::Input(_) => "invalid_input",
             OpError::Access(e) => e.code(),
@@ -162,6 +178,8 @@ impl OpError {
                 _ => 502,
             },
             OpError::SourceUnavailable { .. } => 502,
+            OpError::Store(StoreError::Backend { .. }) => 503,
+            OpError::Store(StoreError::TooLarge { .. }) => 422,
             OpError::Store(_) => 500,
             OpError::Input(_) => 400,
             OpError::Access(e) => e.http_status(),

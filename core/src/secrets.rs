@@ -14,6 +14,8 @@ use aes_gcm::{
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use zeroize::Zeroizing;
 
+pub mod check;
+
 /// Errors of the secrets module.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -63,6 +65,22 @@ pub enum MasterKeySource {
     File(PathBuf),
     /// A file that is generated (mode 0600) when missing: a development default.
     GeneratedFile(PathBuf),
+}
+
+impl MasterKeySource {
+    /// The configuration setting this source comes from, for messages (never the key).
+    pub fn describe(&self) -> String {
+        match self {
+            MasterKeySource::Env(var) => format!("secrets.master_key_env = {var}"),
+            MasterKeySource::File(path) => {
+                format!("secrets.master_key_file = {}", path.display())
+            }
+            MasterKeySource::GeneratedFile(path) => format!(
+                "the generated development key {} (no secrets.master_key_file is set)",
+                path.display()
+            ),
+        }
+    }
 }
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {

@@ -157,6 +157,15 @@ pub enum StoreError {
         /// What failed, with enough context (file path, operation) to act on.
         message: String,
     },
+    /// The transaction is larger than the backend takes in one commit (etcd: its
+    /// `--max-txn-ops` and `--max-request-bytes`); nothing was written.
+    #[error("{backend} store: {message}")]
+    TooLarge {
+        /// Which backend refused.
+        backend: &'static str,
+        /// What is too large, and the limit.
+        message: String,
+    },
     /// Stored data could not be decoded or the database file is damaged.
     #[error("store data corrupt at key {key:?}: {message}")]
     Corrupt {
@@ -166,6 +175,51 @@ pub enum StoreError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// The most one commit of a backend may carry (see [`Store::commit_limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitLimits {
+    /// Writes (after a key written twice counts once).
+    pub writes: usize,
+    /// Conditions.
+    pub conditions: usize,
+    /// Bytes of the writes' keys and values together.
+    pub bytes: usize,
+}
+
+impl CommitLimits {
+    /// Checks one commit against the limits: `Err` says what is too large.
+    pub fn check(&self, conditions: usize, writes: &[Write]) -> Result<(), String> {
+        let distinct: std::collections::BTreeSet<&str> = writes.iter().map(Write::key).collect();
+        let bytes: usize = writes
+            .iter()
+            .map(|w| match w {
+                Write::Put(key, value) => key.len() + value.len(),
+                Write::Delete(key) => key.len(),
+            })
+            .sum();
+        if distinct.len() > self.writes {
+            return Err(format!(
+                "one transaction would write {} keys; this backend takes at most {} per transaction",
+                distinct.len(),
+                self.writes
+            ));
+        }
+        if conditions > self.conditions {
+            return Err(format!(
+                "one transaction would check {conditions} conditions; this backend takes at most {} per transaction",
+                self.conditions
+            ));
+        }
+        if bytes > self.bytes {
+            return Err(format!(
+                "one transaction would write {bytes} bytes; this backend takes at most {} per transaction",
+                self.bytes
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Durable, ordered key-value state with conditional transactions, a revision counter and a
@@ -200,6 +254,19 @@ pub trait Store: Send + Sync + 'static {
     /// falls more than [`WATCH_CAPACITY`] events behind receives
     /// [`broadcast::error::RecvError::Lagged`] and must rescan (see the module docs).
     fn watch(&self) -> broadcast::Receiver<Arc<WatchEvent>>;
+
+    /// The most one [`Store::commit`] may carry; `None` (the default): no limit beyond
+    /// memory. A larger commit is refused with [`StoreError::TooLarge`].
+    fn commit_limits(&self) -> Option<CommitLimits> {
+        None
+    }
+
+    /// Whether the backend answered lately: `false` while a networked backend (etcd)
+    /// cannot be reached (its calls then fail at once with [`StoreError::Backend`]).
+    /// Always `true` for local backends.
+    fn reachable(&self) -> bool {
+        true
+    }
 
     /// Sets `key` to `value` unconditionally; returns the new revision.
     fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, StoreError> {

@@ -15,11 +15,24 @@
 //! numbers are reserved in blocks of [`BLOCK`]: before a node uses numbers `n..n+BLOCK` it
 //! persists "reserved up to `n+BLOCK`" at [`kv_key`] (compare-and-swap, so nodes sharing the
 //! KV reserve disjoint blocks). A crash or restart therefore never under-counts; it may
-//! over-count by the unused rest of one block per node and restart, which is harmless.
+//! over-count by the unused rest of reserved blocks (two at most per key, node and
+//! restart, see below), which is harmless.
 //!
 //! KV entry `gcm-invocations/<key name>`: the reserved count in decimal ASCII digits. Writing it (e.g.
 //! a test setting it near the limit, or an operator restoring it) takes effect for a node
 //! when that node next reserves a block.
+//!
+//! # Without the store: reserved ahead
+//! Once half of a key's block is used, the next block is reserved ahead (outside the
+//! lock, at most once per [`AHEAD_RETRY`] while it fails), and taken when the current
+//! one runs out. So when the host store cannot be reached (etcd down), a key that
+//! encrypted on this node since it started keeps encrypting for at least half a
+//! [`BLOCK`] more (32 768 encryptions; up to one and a half blocks, 98 304, once the
+//! spare is reserved), after which encryption under it is refused with
+//! [`KeySourceError::Unavailable`] until the store is back. A key that has not
+//! encrypted on this node since it started needs the store for its first encryption.
+//! Decryption never needs the counter. The price: a crash or restart may over-count by
+//! the unused rest of two blocks per key and node (at most 2^17 of the 2^32).
 //!
 //! The count reported for a key ([`InvocationCounter::count`], shown by the plugins as
 //! the key attribute [`COUNT_ATTRIBUTE`]) is the next invocation number this node
@@ -29,6 +42,7 @@
 use std::{
     collections::HashMap,
     sync::{Mutex, PoisonError},
+    time::{Duration, Instant},
 };
 
 use crate::{HostBox, KeySourceError, LogLevel};
@@ -46,6 +60,9 @@ pub const KV_PREFIX: &str = "gcm-invocations/";
 pub const COUNT_ATTRIBUTE: &str = "gcm_encryptions";
 /// How often a reservation is retried when another node reserved at the same time.
 const RESERVE_ATTEMPTS: usize = 16;
+/// How long after a failed reservation ahead the next one is tried (encryption goes on
+/// from the current block meanwhile).
+pub const AHEAD_RETRY: Duration = Duration::from_secs(1);
 
 /// The KV key of the counter of key `name`.
 pub fn kv_key(name: &str) -> String {
@@ -83,6 +100,23 @@ struct Block {
     end: u64,
     /// Whether the refusal at [`LIMIT`] was logged already (once per key and process).
     refused: bool,
+    /// The next block, reserved ahead: `start..end`.
+    spare: Option<(u64, u64)>,
+    /// A reservation ahead is under way (by the thread that set this).
+    reserving: bool,
+    /// No reservation ahead before this (the last one failed).
+    ahead_after: Option<Instant>,
+}
+
+impl Block {
+    /// Whether to reserve the next block ahead now.
+    fn wants_spare(&self) -> bool {
+        self.spare.is_none()
+            && !self.reserving
+            && self.end < LIMIT
+            && self.end.saturating_sub(self.next) <= BLOCK / 2
+            && self.ahead_after.is_none_or(|t| Instant::now() >= t)
+    }
 }
 
 /// Counts AES-GCM encryptions per key (see the module documentation).
@@ -102,11 +136,29 @@ impl InvocationCounter {
     /// [`KeySourceError::Disabled`] (and logs an error); logs a warning with each block
     /// reserved at or past [`WARN_AT`].
     pub fn take(&self, host: &HostBox, name: &str) -> Result<u64, KeySourceError> {
+        let n = self.take_now(host, name)?;
+        self.reserve_ahead(host, name);
+        Ok(n)
+    }
+
+    /// Takes the next number, from the current block, the spare, or a block reserved now.
+    fn take_now(&self, host: &HostBox, name: &str) -> Result<u64, KeySourceError> {
         let mut blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
         let block = blocks.entry(name.to_string()).or_default();
         if block.next >= block.end {
-            *block = match reserve(host, name) {
-                Ok(fresh) => fresh,
+            let fresh = match block.spare.take() {
+                Some((next, end)) => Ok(Block {
+                    next,
+                    end,
+                    ..Block::default()
+                }),
+                None => reserve(host, name),
+            };
+            *block = match fresh {
+                Ok(fresh) => Block {
+                    reserving: block.reserving,
+                    ..fresh
+                },
                 Err(e) => {
                     if matches!(e, KeySourceError::Disabled { .. }) && !block.refused {
                         host.log(LogLevel::Error, e.to_string().as_str().into());
@@ -132,6 +184,28 @@ impl InvocationCounter {
         let n = block.next;
         block.next += 1;
         Ok(n)
+    }
+
+    /// Reserves key `name`'s next block ahead when half of its block is used (see the
+    /// module docs), without holding the lock during the store call.
+    fn reserve_ahead(&self, host: &HostBox, name: &str) {
+        {
+            let mut blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+            match blocks.get_mut(name) {
+                Some(block) if block.wants_spare() => block.reserving = true,
+                _ => return,
+            }
+        }
+        let reserved = reserve(host, name);
+        let mut blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(block) = blocks.get_mut(name) else {
+            return; // forgotten meanwhile
+        };
+        block.reserving = false;
+        match reserved {
+            Ok(spare) => block.spare = Some((spare.next, spare.end)),
+            Err(_) => block.ahead_after = Some(Instant::now() + AHEAD_RETRY),
+        }
     }
 
     /// Key `name`'s count: the next number this node would use, or the persisted
@@ -194,7 +268,7 @@ fn reserve(host: &HostBox, name: &str) -> Result<Block, KeySourceError> {
             return Ok(Block {
                 next: start,
                 end,
-                refused: false,
+                ..Block::default()
             });
         }
     }

@@ -122,6 +122,16 @@ impl AwsWorld {
     /// keyhold from `builder` (XKS over TLS is added) and the emulator; keyhold's AWS
     /// connection (static keys) and account are created.
     pub async fn start_with(builder: ServerBuilder) -> AwsWorld {
+        AwsWorld::start_logged_in(builder, None).await
+    }
+
+    /// [`Self::start_with`] for a node joining a cluster whose `root` another node
+    /// created, with `root_password`.
+    pub async fn start_joining(builder: ServerBuilder, root_password: &str) -> AwsWorld {
+        AwsWorld::start_logged_in(builder, Some(root_password)).await
+    }
+
+    async fn start_logged_in(builder: ServerBuilder, root_password: Option<&str>) -> AwsWorld {
         let ca = TestCa::new("keyhold test CA");
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
         let ca_file = ca.write(dir.path(), "ca.pem");
@@ -134,7 +144,10 @@ impl AwsWorld {
             ])
             .start()
             .await;
-        let root = server.root().await;
+        let root = match root_password {
+            Some(password) => server.admin().login("root", password).await,
+            None => server.root().await,
+        };
         let emulator = start_emulator(emulator_config(&ca)).await;
         let app = kms_client(&emulator.endpoint(), &ca.pem(), APP_AKID, APP_SECRET, 3);
         let world = AwsWorld {

@@ -21,6 +21,6 @@ pub mod suite;
 
 pub use keyhold_testkit::{
     BoxError, Credential, Proto, RawRequest, Reply, Sealed, SourceFixture, Transport, XksClient,
-    admin, bodies, client, etcd, fixture, luna, paths, pki, process, raw_http1, sign,
+    admin, bodies, client, etcd, fixture, luna, paths, pki, process, raw_http1, sign, tcp_proxy,
 };
 pub use server::{ServerBuilder, TestServer};

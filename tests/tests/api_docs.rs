@@ -167,7 +167,10 @@ fn render(doc: &Value) -> String {
          the `keyhold::api` types (served at `GET /api/v1/openapi.json`) by \
          `tests/tests/api_docs.rs`; do not edit by hand. Every route except login and \
          this document needs `Authorization: Bearer kh_...` (from `POST /api/v1/login` \
-         or `POST /api/v1/tokens`). Every refusal is `{\"error\": {\"code\", \"message\"}}`.\n\n",
+         or `POST /api/v1/tokens`). Every refusal is `{\"error\": {\"code\", \"message\"}}`; \
+         while the store cannot be reached (etcd down), requests that need it are refused \
+         with 503 `store_unavailable`, and a change too large for one etcd transaction \
+         with 422 `store_transaction_too_large`.\n\n",
     );
     out.push_str("| method | path | summary |\n|---|---|---|\n");
     let empty = Map::new();

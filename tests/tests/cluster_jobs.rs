@@ -22,6 +22,7 @@ use keyhold_tests::{
     aws::{AwsWorld, get_until},
     etcd::Etcd,
     paths::toml_str,
+    process::{BinaryConfig, BinaryServer},
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -118,8 +119,13 @@ fn node_id(server: &TestServer) -> String {
 /// The records of a node's audit log (every segment).
 fn audit_records(server: &TestServer) -> Vec<Value> {
     server.running.audit.flush().expect("audit flush");
+    audit_records_in(server.path())
+}
+
+/// The records of the audit log in data directory `dir` (every segment).
+fn audit_records_in(dir: &Path) -> Vec<Value> {
     let mut out = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(server.path())
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .expect("data dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -480,4 +486,179 @@ async fn a_scheduled_rotation_runs_once_per_tick_across_three_nodes_and_a_claime
     for s in cluster.others {
         s.stop().await;
     }
+}
+
+/// A `keyhold` binary on `etcd` (2-second leases) with the master key and ctm key of
+/// `keys`, under `root`.
+async fn binary_on_etcd(
+    etcd: &Etcd,
+    prefix: &str,
+    keys: &Path,
+    root: &Path,
+) -> (BinaryConfig, BinaryServer) {
+    let mut cfg = BinaryConfig::new(root);
+    let ctm_key = toml_str(keys.join("ctm.key").to_string_lossy());
+    cfg.sources = vec![SourceFixture::new(
+        "ctm",
+        &format!("plugin = \"ctm\"\nconfig = {{ master_key_file = {ctm_key} }}\n"),
+    )];
+    cfg.password_env = format!("KH_JOBS_ROOT_PW_{}", std::process::id());
+    cfg.toml_tail = format!(
+        "{}[secrets]\nmaster_key_file = {}\n",
+        etcd_tail(etcd, prefix),
+        toml_str(keys.join("master.key").to_string_lossy())
+    );
+    let server = cfg.start().await;
+    (cfg, server)
+}
+
+/// The node id a binary keeps in its data directory.
+fn binary_node_id(cfg: &BinaryConfig) -> String {
+    std::fs::read_to_string(cfg.data_dir().join(keyhold::cluster::NODE_ID_FILE))
+        .expect("node-id file")
+        .trim()
+        .to_string()
+}
+
+/// The leader (a `keyhold` binary) is killed with SIGKILL in the middle of a scheduled
+/// rotation: after it claimed the run (its new credential is in the store, named as
+/// pending) and while AWS KMS had not answered it yet. Another node takes the lead when
+/// the dead one's lease expires and finishes that run once, with that credential: one
+/// new credential, pushed to AWS KMS, one audit record, no second run for the tick.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_leader_killed_mid_rotation_leaves_the_run_to_another_node_which_finishes_it_once() {
+    let etcd = Etcd::start();
+    let prefix = "killed/";
+    let keys = tempfile::tempdir().expect("tempdir");
+    for file in ["master.key", "ctm.key"] {
+        keyhold::secrets::generate_key_file(&keys.path().join(file)).expect("key file");
+    }
+    let bins = tempfile::tempdir().expect("tempdir");
+    // The binary starts first: it creates `root` and leads.
+    let (b_cfg, mut b) = binary_on_etcd(&etcd, prefix, keys.path(), &bins.path().join("b")).await;
+    let b_id = binary_node_id(&b_cfg);
+    let b_root = b.admin().login("root", &b_cfg.password).await;
+    until("the binary leads", || async {
+        (leaders(&nodes(&b_root).await) == [b_id.clone()]).then_some(())
+    })
+    .await;
+    let builder = TestServer::builder().without_store().admin();
+    let world = AwsWorld::start_joining(
+        on_etcd(builder, &etcd, prefix, Some(keys.path())),
+        &b_cfg.password,
+    )
+    .await;
+    let (c_cfg, c) = binary_on_etcd(&etcd, prefix, keys.path(), &bins.path().join("c")).await;
+    until("three nodes, the binary leading", || async {
+        let list = nodes(&world.root).await;
+        (ids(&list).len() == 3 && leaders(&list) == [b_id.clone()]).then_some(())
+    })
+    .await;
+
+    let (id, cks) = {
+        let created = expect_status(
+            &world
+                .root
+                .create_store(&world.linked_store_body("killed", "ctm", "k-health").await)
+                .await,
+            201,
+        );
+        let store = &created["store"];
+        (
+            store["id"].as_str().expect("id").to_string(),
+            store["aws"]["custom_key_store_id"]
+                .as_str()
+                .expect("cks")
+                .to_string(),
+        )
+    };
+    let path = format!("/api/v1/stores/{id}");
+    world.connect(&path).await;
+    let before = local_keys(&world.root, &path).await;
+    let schedule =
+        json!({"name": "minutely", "recurrence": {"type": "cron", "expression": "* * * * *"}});
+    expect_status(&world.root.post("/api/v1/schedules", &schedule).await, 201);
+    // AWS KMS answers slowly from now on: the leader's push of its claimed credential
+    // is still waiting when it is killed.
+    world.emulator.set_latency(Duration::from_secs(6));
+    let assign = json!({"schedule": "minutely"});
+    expect_status(
+        &world
+            .root
+            .request("PUT", &format!("{path}/schedule"), Some(&assign), &[])
+            .await,
+        200,
+    );
+    let store = world.server.store().clone();
+    let state_key = keys::rotation_state(&id);
+    let rotation_state = || -> RotationState {
+        let entry = store.get(&state_key).expect("get").expect("rotation state");
+        serde_json::from_slice(&entry.value).expect("state")
+    };
+    // The next minute's tick: the leader claims the run.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let pending = loop {
+        let state = rotation_state();
+        if let Some(akid) = state.pending.clone() {
+            assert_eq!(state.last_run_at, None, "claimed, not recorded: {state:?}");
+            break akid;
+        }
+        assert!(Instant::now() < deadline, "no run was claimed: {state:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    b.kill();
+    world.emulator.set_latency(Duration::ZERO);
+    assert_ne!(
+        world.aws_access_key(&cks).await,
+        pending,
+        "the killed leader's push had not reached AWS KMS"
+    );
+    let state = get_until(&world.root, &format!("{path}/schedule"), |s| {
+        s["last_result"] == format!("ok: {pending}")
+    })
+    .await;
+    let tick = state["last_run_at"].as_i64().expect("last_run_at");
+    // Unassigned, so that the next minute's tick does not run while counting.
+    let r = world
+        .root
+        .request("DELETE", &format!("{path}/schedule"), None, &[])
+        .await;
+    assert!(r.status == 200 || r.status == 204, "{r:?}");
+    let list = nodes(&world.root).await;
+    let leader = leaders(&list);
+    assert_eq!(leader.len(), 1, "{list}");
+    assert_ne!(leader[0], b_id, "a live node leads now: {list}");
+    assert!(
+        !ids(&list).contains(&b_id),
+        "the killed node dropped out: {list}"
+    );
+
+    let after = local_keys(&world.root, &path).await;
+    let added: Vec<_> = after.difference(&before).collect();
+    assert_eq!(added, [&pending], "one new credential, the claimed one");
+    assert_eq!(world.aws_access_key(&cks).await, pending);
+    assert_eq!(rotation_state().pending, None);
+    let records: Vec<(String, Value)> = [
+        (node_id(&world.server), audit_records(&world.server)),
+        (binary_node_id(&c_cfg), audit_records_in(&c_cfg.data_dir())),
+        (b_id.clone(), audit_records_in(&b_cfg.data_dir())),
+    ]
+    .into_iter()
+    .flat_map(|(node, records)| {
+        records
+            .into_iter()
+            .filter(|r| r["event"]["action"] == "scheduled_rotation")
+            .map(move |r| (node.clone(), r))
+    })
+    .collect();
+    assert_eq!(records.len(), 1, "one record of the run: {records:?}");
+    let (node, record) = &records[0];
+    assert_eq!(node, &leader[0], "recorded by the node that finished it");
+    assert_eq!(record["event"]["node"], node.as_str());
+    assert_eq!(
+        record["event"]["details"]["access_key_id"],
+        pending.as_str()
+    );
+    println!("run of tick {tick} claimed by {b_id}, finished by {node}");
+    drop(c);
 }

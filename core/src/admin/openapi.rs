@@ -31,7 +31,9 @@ const BEARER: &str = "bearer";
         title = "keyhold admin API",
         version = "1",
         description = "Management plane of keyhold, an AWS KMS external key store (XKS) proxy. \
-                       Every refusal is {\"error\":{\"code\",\"message\"}}.",
+                       Every refusal is {\"error\":{\"code\",\"message\"}}; while the store \
+                       cannot be reached (etcd down), requests that need it are refused with \
+                       503 store_unavailable.",
     ),
     components(schemas(ErrorBody))
 )]

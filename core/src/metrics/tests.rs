@@ -113,3 +113,14 @@ fn exposition_text_is_unchanged() {
     });
     assert_eq!(text, include_str!("exposition.txt"));
 }
+
+#[test]
+fn the_store_gauge_is_one_or_zero() {
+    let mut text = String::new();
+    render_store_reachable(&mut text, true);
+    assert!(text.contains("# TYPE keyhold_store_reachable gauge"));
+    assert!(text.ends_with("keyhold_store_reachable 1\n"), "{text}");
+    let mut text = String::new();
+    render_store_reachable(&mut text, false);
+    assert!(text.ends_with("keyhold_store_reachable 0\n"), "{text}");
+}

@@ -389,8 +389,12 @@ impl Operations {
             .filter(|t| t.expires_at.is_some_and(|e| e <= now))
             .map(|t| Write::Delete(identity::keys::token(&t.id)))
             .collect();
-        if !writes.is_empty() {
-            self.store.commit(&[], writes)?;
+        // Independent deletions: in commits the backend takes (etcd: 125 writes).
+        let chunk = self.store.commit_limits().map_or(usize::MAX, |l| l.writes);
+        let mut writes = writes.into_iter().peekable();
+        while writes.peek().is_some() {
+            self.store
+                .commit(&[], writes.by_ref().take(chunk).collect())?;
         }
         Ok(())
     }

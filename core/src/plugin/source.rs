@@ -129,7 +129,7 @@ impl KeySourceHandle {
     /// The AES-GCM encryptions reserved per key (key name, count), as the source
     /// persisted them in its store namespace (`gcm-invocations/<key>`, see
     /// [`keyhold_sdk::invocations`]): an upper bound of the encryptions made under the
-    /// key on every node, exceeding it by at most one unused block per node and
+    /// key on every node, exceeding it by at most two unused blocks per node and
     /// restart. Empty without a host, or when the store cannot be read.
     pub fn gcm_encryptions(&self) -> Vec<(String, u64)> {
         let Some(host) = &self.host else {

@@ -18,14 +18,20 @@
 //!
 //! The trait is synchronous; etcd's client is async. Calls run on the store's own small
 //! runtime and the caller's thread waits for the answer (like a local disk write), with
-//! a deadline: an etcd that does not answer is a [`StoreError::Backend`].
+//! a deadline: an etcd that does not answer is a [`StoreError::Backend`], and from then
+//! on calls fail at once until the follower reaches etcd again ([`health`]). A commit
+//! larger than etcd takes is refused before it is sent ([`limits`]).
 //!
 //! The client balances calls over every configured endpoint. A call that fails because
 //! its member died or lost the leader is tried again (on whichever member answers) until
 //! the deadline; a transaction whose answer was lost that way is known to have applied
 //! or not by its log record (see [`EtcdStore::commit`]), so it is never applied twice.
+//! Only when no member answers within the deadline is etcd marked unreachable.
 
 mod codec;
+mod follower;
+mod health;
+mod limits;
 mod retry;
 
 use std::{
@@ -35,13 +41,15 @@ use std::{
     time::Duration,
 };
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, WatchOptions,
-};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
 use tokio::sync::broadcast;
 
 use self::codec::Layout;
-use super::{Change, Condition, Entry, Store, StoreError, WATCH_CAPACITY, WatchEvent, Write, lock};
+use self::health::Reachability;
+use super::{
+    Change, CommitLimits, Condition, Entry, Store, StoreError, WATCH_CAPACITY, WatchEvent, Write,
+    lock,
+};
 
 /// How many transactions' log records are kept for nodes catching up.
 pub const LOG_RETAIN: u64 = 10_000;
@@ -121,6 +129,8 @@ struct Inner {
     timeout: Duration,
     log_retain: u64,
     feed: Mutex<Feed>,
+    /// Whether etcd answers (calls fail at once while it does not).
+    health: Reachability,
     /// Tests: stop following the log (to make this node miss transactions).
     #[cfg(test)]
     paused: std::sync::atomic::AtomicBool,
@@ -204,6 +214,7 @@ impl EtcdStore {
             layout: Layout::new(&settings.prefix),
             timeout: settings.timeout,
             log_retain: settings.log_retain.max(1),
+            health: Reachability::new(&settings.endpoints),
             #[cfg(test)]
             paused: std::sync::atomic::AtomicBool::new(false),
             feed: Mutex::new(Feed {
@@ -222,7 +233,7 @@ impl EtcdStore {
             feed.known = known;
         }
         let follower = Arc::downgrade(&store.inner);
-        store.runtime().spawn(follow(follower));
+        store.runtime().spawn(follower::follow(follower));
         Ok(store)
     }
 
@@ -231,16 +242,37 @@ impl EtcdStore {
     }
 
     /// Runs the call `op` makes on the store's runtime and waits for it, trying again
-    /// while members are unavailable, at most the call deadline. Only for calls that may
-    /// be repeated (reads).
+    /// while members are unavailable, at most the call deadline; fails at once while etcd
+    /// is known to be unreachable. Only for calls that may be repeated (reads).
     fn call<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
+        self.inner.health.check()?;
         let timeout = self.inner.timeout;
-        wait(self.runtime(), timeout, retry::retrying(timeout, op))?.map_err(backend)
+        self.observed(wait(self.runtime(), timeout, retry::retrying(timeout, op)))
+    }
+
+    /// The outcome of a call, marking etcd up when it answered and down when no member
+    /// could be reached.
+    fn observed<T>(
+        &self,
+        outcome: Result<Result<T, etcd_client::Error>, StoreError>,
+    ) -> Result<T, StoreError> {
+        let health = &self.inner.health;
+        match outcome {
+            Ok(Ok(value)) => {
+                health.mark_up();
+                Ok(value)
+            }
+            Ok(Err(e)) => Err(health.failed(e)),
+            Err(StoreError::Backend { message, .. }) if message.starts_with(NO_ANSWER) => {
+                Err(health.timed_out(self.inner.timeout.as_millis()))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn client(&self) -> Client {
@@ -322,170 +354,18 @@ impl EtcdStore {
         Ok(None)
     }
 
-    /// Delivers every transaction up to `event` (reading the ones this node has not
-    /// seen from the log), then `event`.
-    fn deliver_through(&self, event: Arc<WatchEvent>) -> Result<(), StoreError> {
-        let upto = event.revision;
-        let last = lock(&self.inner.feed).last;
-        let mut events = Vec::new();
-        if last + 1 < upto {
-            let layout = &self.inner.layout;
-            for kv in self.range(layout.log(last + 1), layout.log(upto))? {
-                events.push(
-                    codec::decode_event(kv.value())
-                        .ok_or_else(|| corrupt(kv.key(), "damaged transaction log record"))?,
-                );
-            }
-        }
-        events.push(event);
-        let reached = lock(&self.inner.feed).deliver(events, upto);
-        if !reached {
-            // The records between are gone: the follower resynchronizes.
-            tracing::warn!(
-                revision = upto,
-                "etcd transaction log has a gap; the follower resynchronizes"
-            );
-        }
-        Ok(())
-    }
-}
-
-/// Runs `fut` on `runtime` and waits for it on this thread (any thread: an async
-/// caller blocks briefly, as on a local disk write), at most `timeout`.
-fn wait<T: Send + 'static>(
-    runtime: &tokio::runtime::Runtime,
-    timeout: Duration,
-    fut: impl Future<Output = T> + Send + 'static,
-) -> Result<T, StoreError> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    runtime.spawn(async move {
-        let _ = tx.send(tokio::time::timeout(timeout, fut).await);
-    });
-    match rx.recv() {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(_)) => Err(backend(format!(
-            "etcd did not answer within {} ms",
-            timeout.as_millis()
-        ))),
-        Err(_) => Err(backend("the etcd client runtime stopped")),
-    }
-}
-
-/// The client options of `settings`: deadlines, keep-alive, user and TLS.
-pub(crate) fn connect_options(settings: &EtcdSettings) -> Result<ConnectOptions, StoreError> {
-    // Each try of a call gets part of the deadline (see `retry::attempt_timeout`).
-    let attempt = retry::attempt_timeout(settings.timeout);
-    let mut options = ConnectOptions::new()
-        .with_connect_timeout(attempt)
-        .with_timeout(attempt)
-        .with_keep_alive(Duration::from_secs(10), settings.timeout);
-    if let Some((user, password)) = &settings.user {
-        options = options.with_user(user, password);
-    }
-    if let Some(tls) = &settings.tls {
-        options = options.with_tls(tls_options(tls)?);
-    }
-    Ok(options)
-}
-
-fn tls_options(tls: &EtcdTls) -> Result<etcd_client::TlsOptions, StoreError> {
-    let read = |path: &PathBuf| {
-        std::fs::read(path).map_err(|e| backend(format!("cannot read {}: {e}", path.display())))
-    };
-    let mut options = etcd_client::TlsOptions::new()
-        .ca_certificate(etcd_client::Certificate::from_pem(read(&tls.ca_file)?));
-    match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            options = options.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
-        }
-        (None, None) => {}
-        _ => return Err(backend("give both the etcd client cert_file and key_file")),
-    }
-    Ok(options)
-}
-
-/// Every etcd entry in `[from, to)`, page by page; with `keys_only`, without values.
-async fn range_async(
-    mut client: Client,
-    from: Vec<u8>,
-    to: Vec<u8>,
-    keys_only: bool,
-) -> Result<Vec<etcd_client::KeyValue>, etcd_client::Error> {
-    let mut out = Vec::new();
-    let mut start = from;
-    loop {
-        let mut options = GetOptions::new().with_range(to.clone()).with_limit(PAGE);
-        if keys_only {
-            options = options.with_keys_only();
-        }
-        let mut resp = client.get(start.clone(), Some(options)).await?;
-        let more = resp.more();
-        let kvs = resp.take_kvs();
-        let Some(last) = kvs.last() else { break };
-        start = last.key().to_vec();
-        start.push(0);
-        out.extend(kvs);
-        if !more {
-            break;
-        }
-    }
-    Ok(out)
-}
-
-impl Store for EtcdStore {
-    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        let Some(kv) = self.get_raw(self.inner.layout.data(key))? else {
-            return Ok(None);
-        };
-        let (revision, value) = codec::decode_value(kv.value())
-            .ok_or_else(|| corrupt(kv.key(), "entry without its revision"))?;
-        Ok(Some(Entry {
-            key: key.to_string(),
-            value: value.to_vec(),
-            revision,
-        }))
-    }
-
-    fn scan(&self, prefix: &str) -> Result<Vec<Entry>, StoreError> {
-        let from = self.inner.layout.data(prefix);
-        let to = prefix_end(&self.inner.layout.data(""));
-        let to = if prefix.is_empty() {
-            to
-        } else {
-            prefix_end(&from)
-        };
-        let mut out = Vec::new();
-        for kv in self.range(from, to)? {
-            let key = self
-                .inner
-                .layout
-                .data_key(kv.key())
-                .ok_or_else(|| corrupt(kv.key(), "key is not UTF-8"))?;
-            let (revision, value) = codec::decode_value(kv.value())
-                .ok_or_else(|| corrupt(kv.key(), "entry without its revision"))?;
-            out.push(Entry {
-                key: key.to_string(),
-                value: value.to_vec(),
-                revision,
-            });
-        }
-        Ok(out)
-    }
-
-    /// One etcd transaction per attempt: the revision counter's compare makes attempts
-    /// (this node's and other nodes') apply one at a time. An attempt whose answer is
-    /// lost (its member died) may or may not have applied: it can only have applied as
-    /// the next revision, so once the counter has moved past it, that revision's log
-    /// record says whether it was this attempt (the same record) or another commit.
-    /// Until then, a new attempt carries the same compare, so at most one of the two
-    /// applies.
-    fn commit(&self, conditions: &[Condition], writes: Vec<Write>) -> Result<u64, StoreError> {
+    /// The attempts of [`Store::commit`] (see there); `unknown` is the attempt whose
+    /// answer was lost, if any.
+    fn commit_attempts(
+        &self,
+        conditions: &[Condition],
+        writes: Vec<Write>,
+        unknown: &mut Option<(u64, Vec<u8>)>,
+    ) -> Result<u64, StoreError> {
         let layout = &self.inner.layout;
         let deadline = std::time::Instant::now() + self.inner.timeout;
         let mut backoff = retry::Backoff::until(deadline);
         let changes: Vec<Change> = writes.iter().cloned().map(Write::into_change).collect();
-        // (revision, log record) of an attempt whose answer was lost.
-        let mut unknown: Option<(u64, Vec<u8>)> = None;
         for attempt in 0..MAX_ATTEMPTS {
             let (current, counter_rev) = self.counter()?;
             if let Some((revision, record)) = unknown.take_if(|(rev, _)| current >= *rev) {
@@ -547,11 +427,10 @@ impl Store for EtcdStore {
             let mut client = self.client();
             let resp = match wait(self.runtime(), self.inner.timeout, async move {
                 client.txn(txn).await
-            })? {
-                Ok(resp) => resp,
-                Err(e) if retry::is_unavailable(&e) => {
+            }) {
+                Ok(Err(e)) if retry::is_unavailable(&e) => {
                     if !writes.is_empty() {
-                        unknown = Some((next, record));
+                        *unknown = Some((next, record));
                     }
                     match backoff.next_pause() {
                         Some(pause) => {
@@ -559,19 +438,33 @@ impl Store for EtcdStore {
                             std::thread::sleep(pause);
                             continue;
                         }
-                        None => return Err(backend(e)),
+                        None => return Err(self.inner.health.failed(e)),
                     }
                 }
-                Err(e) => return Err(backend(e)),
+                Ok(Err(e)) => {
+                    return Err(backend(format!(
+                        "etcd refused the transaction: {e}{}",
+                        health::NOTHING_CHANGED
+                    )));
+                }
+                outcome => self.observed(outcome)?,
             };
             if resp.succeeded() {
                 if writes.is_empty() {
                     return Ok(current);
                 }
-                self.deliver_through(Arc::new(WatchEvent {
+                let delivered = self.deliver_through(Arc::new(WatchEvent {
                     revision: next,
                     changes,
-                }))?;
+                }));
+                // Committed: a failure to read the log records before it only delays
+                // this node's feed (the follower delivers them).
+                if let Err(e) = delivered {
+                    tracing::warn!(
+                        revision = next,
+                        "committed; delivering it to this node's feed waits for the follower: {e}"
+                    );
+                }
                 return Ok(next);
             }
             // A condition failed, or another node committed first (then: again, after
@@ -590,6 +483,192 @@ impl Store for EtcdStore {
         )))
     }
 
+    /// Delivers every transaction up to `event` (reading the ones this node has not
+    /// seen from the log), then `event`.
+    fn deliver_through(&self, event: Arc<WatchEvent>) -> Result<(), StoreError> {
+        let upto = event.revision;
+        let last = lock(&self.inner.feed).last;
+        let mut events = Vec::new();
+        if last + 1 < upto {
+            let layout = &self.inner.layout;
+            for kv in self.range(layout.log(last + 1), layout.log(upto))? {
+                events.push(
+                    codec::decode_event(kv.value())
+                        .ok_or_else(|| corrupt(kv.key(), "damaged transaction log record"))?,
+                );
+            }
+        }
+        events.push(event);
+        let reached = lock(&self.inner.feed).deliver(events, upto);
+        if !reached {
+            // The records between are gone: the follower resynchronizes.
+            tracing::warn!(
+                revision = upto,
+                "etcd transaction log has a gap; the follower resynchronizes"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The start of the message of a call that timed out.
+const NO_ANSWER: &str = "etcd did not answer within";
+
+/// Runs `fut` on `runtime` and waits for it on this thread (any thread: an async
+/// caller blocks briefly, as on a local disk write), at most `timeout`.
+fn wait<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    timeout: Duration,
+    fut: impl Future<Output = T> + Send + 'static,
+) -> Result<T, StoreError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = tx.send(tokio::time::timeout(timeout, fut).await);
+    });
+    match rx.recv() {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(_)) => Err(backend(format!("{NO_ANSWER} {} ms", timeout.as_millis()))),
+        Err(_) => Err(backend("the etcd client runtime stopped")),
+    }
+}
+
+/// The client options of `settings`: deadlines, keep-alive, user and TLS.
+pub(crate) fn connect_options(settings: &EtcdSettings) -> Result<ConnectOptions, StoreError> {
+    // Each try of a call gets part of the deadline (see `retry::attempt_timeout`).
+    let attempt = retry::attempt_timeout(settings.timeout);
+    let mut options = ConnectOptions::new()
+        .with_connect_timeout(attempt)
+        .with_timeout(attempt)
+        .with_keep_alive(Duration::from_secs(10), settings.timeout);
+    if let Some((user, password)) = &settings.user {
+        options = options.with_user(user, password);
+    }
+    if let Some(tls) = &settings.tls {
+        options = options.with_tls(tls_options(tls)?);
+    }
+    Ok(options)
+}
+
+fn tls_options(tls: &EtcdTls) -> Result<etcd_client::TlsOptions, StoreError> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|e| backend(format!("cannot read {}: {e}", path.display())))
+    };
+    let mut options = etcd_client::TlsOptions::new()
+        .ca_certificate(etcd_client::Certificate::from_pem(read(&tls.ca_file)?));
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            options = options.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
+        }
+        (None, None) => {}
+        _ => return Err(backend("give both the etcd client cert_file and key_file")),
+    }
+    Ok(options)
+}
+
+/// Every etcd entry in `[from, to)`, page by page, every page read at the etcd
+/// revision of the first (one consistent snapshot); with `keys_only`, without values.
+async fn range_async(
+    mut client: Client,
+    from: Vec<u8>,
+    to: Vec<u8>,
+    keys_only: bool,
+) -> Result<Vec<etcd_client::KeyValue>, etcd_client::Error> {
+    let mut out = Vec::new();
+    let mut start = from;
+    let mut at = 0;
+    loop {
+        let mut options = GetOptions::new()
+            .with_range(to.clone())
+            .with_limit(PAGE)
+            .with_revision(at);
+        if keys_only {
+            options = options.with_keys_only();
+        }
+        let mut resp = client.get(start.clone(), Some(options)).await?;
+        if at == 0 {
+            at = resp.header().map_or(0, |h| h.revision());
+        }
+        let more = resp.more();
+        let kvs = resp.take_kvs();
+        let Some(last) = kvs.last() else { break };
+        start = last.key().to_vec();
+        start.push(0);
+        out.extend(kvs);
+        if !more {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+impl Store for EtcdStore {
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        let Some(kv) = self.get_raw(self.inner.layout.data(key))? else {
+            return Ok(None);
+        };
+        let (revision, value) = codec::decode_value(kv.value())
+            .ok_or_else(|| corrupt(kv.key(), "entry without its revision"))?;
+        Ok(Some(Entry {
+            key: key.to_string(),
+            value: value.to_vec(),
+            revision,
+        }))
+    }
+
+    fn scan(&self, prefix: &str) -> Result<Vec<Entry>, StoreError> {
+        let from = self.inner.layout.data(prefix);
+        let to = prefix_end(&self.inner.layout.data(""));
+        let to = if prefix.is_empty() {
+            to
+        } else {
+            prefix_end(&from)
+        };
+        let mut out = Vec::new();
+        for kv in self.range(from, to)? {
+            let key = self
+                .inner
+                .layout
+                .data_key(kv.key())
+                .ok_or_else(|| corrupt(kv.key(), "key is not UTF-8"))?;
+            let (revision, value) = codec::decode_value(kv.value())
+                .ok_or_else(|| corrupt(kv.key(), "entry without its revision"))?;
+            out.push(Entry {
+                key: key.to_string(),
+                value: value.to_vec(),
+                revision,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One etcd transaction per attempt: the revision counter's compare makes attempts
+    /// (this node's and other nodes') apply one at a time. An attempt whose answer is
+    /// lost (its member died) may or may not have applied: it can only have applied as
+    /// the next revision, so once the counter has moved past it, that revision's log
+    /// record says whether it was this attempt (the same record) or another commit.
+    /// Until then, a new attempt carries the same compare, so at most one of the two
+    /// applies.
+    fn commit(&self, conditions: &[Condition], writes: Vec<Write>) -> Result<u64, StoreError> {
+        limits::check(conditions.len(), &writes)?;
+        self.inner.health.check()?;
+        // (revision, log record) of an attempt whose answer was lost.
+        let mut unknown: Option<(u64, Vec<u8>)> = None;
+        self.commit_attempts(conditions, writes, &mut unknown)
+            .map_err(|e| match e {
+                // Sent, then etcd went away: whether it applied is unknown.
+                StoreError::Backend { backend, message } if unknown.is_some() => {
+                    StoreError::Backend {
+                        backend,
+                        message: format!(
+                            "{} while committing: the change may or may not have been made (read it again)",
+                            message.strip_suffix(health::NOTHING_CHANGED).unwrap_or(&message)
+                        ),
+                    }
+                }
+                other => other,
+            })
+    }
+
     fn revision(&self) -> Result<u64, StoreError> {
         Ok(self.counter()?.0)
     }
@@ -597,157 +676,14 @@ impl Store for EtcdStore {
     fn watch(&self) -> broadcast::Receiver<Arc<WatchEvent>> {
         lock(&self.inner.feed).tx.subscribe()
     }
-}
 
-/// Follows the transaction log for as long as the store lives: catch up by reading the
-/// records after the last delivered one, then watch for new ones; after any break
-/// (etcd restarted, the watch compacted or cancelled, a gap) do it again.
-async fn follow(inner: std::sync::Weak<Inner>) {
-    loop {
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        let result = follow_once(&strong).await;
-        drop(strong);
-        // Soon after a break (its calls already waited for an answering member); at
-        // once, nearly, to read the next page when catching up.
-        let pause = match result {
-            Ok(()) => Duration::from_millis(5),
-            Err(e) => {
-                tracing::warn!("following the etcd transaction log: {e}; resuming");
-                Duration::from_millis(50)
-            }
-        };
-        tokio::time::sleep(pause).await;
+    fn commit_limits(&self) -> Option<CommitLimits> {
+        Some(limits::LIMITS)
     }
-}
 
-async fn follow_once(inner: &Arc<Inner>) -> Result<(), StoreError> {
-    #[cfg(test)]
-    if inner.paused.load(std::sync::atomic::Ordering::SeqCst) {
-        return Ok(());
+    fn reachable(&self) -> bool {
+        self.inner.health.is_up()
     }
-    let layout = &inner.layout;
-    let last = lock(&inner.feed).last;
-    // Catch up from the log (its header revision is where the watch starts).
-    let client = inner.client.clone();
-    let options = GetOptions::new()
-        .with_range(prefix_end(&layout.log_prefix()))
-        .with_limit(PAGE);
-    let resp = retry::retrying(inner.timeout, || {
-        let (mut client, options) = (client.clone(), options.clone());
-        async move { client.get(layout.log(last + 1), Some(options)).await }
-    })
-    .await
-    .map_err(backend)?;
-    let header = resp.header().map_or(0, |h| h.revision());
-    let mut events = Vec::new();
-    for kv in resp.kvs() {
-        events.push(
-            codec::decode_event(kv.value())
-                .ok_or_else(|| corrupt(kv.key(), "damaged transaction log record"))?,
-        );
-    }
-    if resp.more() {
-        // More than a page behind: deliver this page and read on.
-        lock(&inner.feed).deliver(events, 0);
-        return Ok(());
-    }
-    if events.first().is_some_and(|e| e.revision > last + 1) {
-        resync(inner).await?;
-        return Ok(());
-    }
-    lock(&inner.feed).deliver(events, 0);
-    let options = WatchOptions::new()
-        .with_prefix()
-        .with_start_revision(header + 1);
-    let mut stream = retry::retrying(inner.timeout, || {
-        let (mut client, options) = (client.clone(), options.clone());
-        async move { client.watch(layout.log_prefix(), Some(options)).await }
-    })
-    .await
-    .map_err(backend)?;
-    while let Some(resp) = stream.message().await.map_err(backend)? {
-        #[cfg(test)]
-        if inner.paused.load(std::sync::atomic::Ordering::SeqCst) {
-            return Ok(());
-        }
-        if resp.canceled() || resp.compact_revision() > 0 {
-            return Err(backend(format!(
-                "watch cancelled ({})",
-                resp.cancel_reason()
-            )));
-        }
-        for event in resp.events() {
-            let Some(kv) = event.kv() else { continue };
-            if event.event_type() != etcd_client::EventType::Put {
-                continue; // a trimmed record
-            }
-            let record = codec::decode_event(kv.value())
-                .ok_or_else(|| corrupt(kv.key(), "damaged transaction log record"))?;
-            let upto = record.revision;
-            if !lock(&inner.feed).deliver([record], upto) {
-                return Err(backend(
-                    "a transaction is missing from the watch; catching up",
-                ));
-            }
-        }
-    }
-    Err(backend("the watch ended"))
-}
-
-/// Turns what subscribers know into the current state with one synthetic transaction:
-/// every current entry, and the deletion of every known key that is gone.
-async fn resync(inner: &Arc<Inner>) -> Result<(), StoreError> {
-    let layout = &inner.layout;
-    let client = inner.client.clone();
-    let revision_key = layout.revision();
-    let mut c = client.clone();
-    let counter = c.get(revision_key.clone(), None).await.map_err(backend)?;
-    let revision = counter
-        .kvs()
-        .first()
-        .and_then(|kv| std::str::from_utf8(kv.value()).ok()?.parse::<u64>().ok())
-        .unwrap_or(0);
-    let data = range_async(client, layout.data(""), prefix_end(&layout.data("")), false)
-        .await
-        .map_err(backend)?;
-    let mut changes = Vec::new();
-    let mut present = BTreeSet::new();
-    for kv in &data {
-        let Some(key) = layout.data_key(kv.key()) else {
-            continue;
-        };
-        let Some((_, value)) = codec::decode_value(kv.value()) else {
-            continue;
-        };
-        present.insert(key.to_string());
-        changes.push(Change {
-            key: key.to_string(),
-            value: Some(value.to_vec()),
-        });
-    }
-    let mut feed = lock(&inner.feed);
-    if revision <= feed.last {
-        return Ok(());
-    }
-    for gone in feed.known.difference(&present) {
-        changes.push(Change {
-            key: gone.clone(),
-            value: None,
-        });
-    }
-    tracing::warn!(
-        from = feed.last,
-        to = revision,
-        "the etcd transaction log no longer holds the transactions this node missed; delivering the current state as one transaction"
-    );
-    // Delivered as the next revision, then the feed continues from `revision`.
-    let synthetic = Arc::new(WatchEvent { revision, changes });
-    feed.known = present;
-    feed.last = revision;
-    let _ = feed.tx.send(synthetic);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -57,6 +57,8 @@ pub struct XksService {
     metrics: Arc<GlobalMetrics>,
     listeners: Arc<crate::server::ListenerMetrics>,
     audit: Option<AuditLog>,
+    /// The durable store, for `keyhold_store_reachable` (the data plane never reads it).
+    store: Option<Arc<dyn crate::store::Store>>,
 }
 
 /// What is known about a request, for its log line, audit record and metrics.
@@ -104,7 +106,14 @@ impl XksService {
             metrics: Arc::new(GlobalMetrics::default()),
             listeners: Arc::new(crate::server::ListenerMetrics::default()),
             audit: None,
+            store: None,
         }
+    }
+
+    /// Reports whether `store` answers on `/metrics` (`keyhold_store_reachable`).
+    pub fn with_store(mut self, store: Arc<dyn crate::store::Store>) -> XksService {
+        self.store = Some(store);
+        self
     }
 
     /// Records every refused request, and the successful ones of stores whose
@@ -166,6 +175,9 @@ impl XksService {
                 .saturating_sub(self.in_flight.available_permits()),
         });
         self.listeners.render(&mut text);
+        if let Some(store) = &self.store {
+            metrics::render_store_reachable(&mut text, store.reachable());
+        }
         text
     }
 

@@ -355,10 +355,14 @@ impl KeySourceImpl for CtmSource {
         }
     }
 
+    /// `ACTIVE` while the host store answers; `DEGRADED` while it does not (etcd
+    /// down): the cached keys still encrypt and decrypt (encryption for a bounded
+    /// while, see [`keyhold_sdk::invocations`]), but no key can be created or changed
+    /// and another node's changes are not seen.
     fn health(&self) -> Vec<EkmNode> {
         let status = match self.host.kv_get("health/probe".into()).into_result() {
             Ok(_) => HealthStatus::Active,
-            Err(_) => HealthStatus::Unavailable,
+            Err(_) => HealthStatus::Degraded,
         };
         vec![EkmNode {
             id: self.node_id.as_str().into(),

@@ -10,7 +10,9 @@
 //! - [`paths`]: where the build put the `keyhold` binary and the plugin libraries, and
 //!   [`plugins`]: loading a plugin library as the host does;
 //! - [`process`]: the real `keyhold` binary as a child process;
-//! - [`luna`]: SoftHSM2 tokens for the PKCS#11 `luna` plugin.
+//! - [`luna`]: SoftHSM2 tokens for the PKCS#11 `luna` plugin;
+//! - [`etcd`]: a throw-away etcd, and [`tcp_proxy`]: a forwarder a test can cut (one
+//!   node's network partition).
 //!
 //! It depends on neither `keyhold` (core) nor a plugin crate, so every crate of the
 //! workspace can take it as a dev-dependency without a cycle.
@@ -27,6 +29,7 @@ pub mod plugins;
 pub mod process;
 pub mod raw_http1;
 pub mod sign;
+pub mod tcp_proxy;
 
 pub use bodies::Sealed;
 pub use client::{Proto, RawRequest, Reply, Transport, XksClient};

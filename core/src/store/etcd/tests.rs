@@ -282,3 +282,68 @@ fn killed_members_cost_no_call_and_no_commit_applies_twice() {
     assert_eq!(delivered, keys);
     println!("{total} commits while each of 3 members was killed and restarted");
 }
+
+#[test]
+fn the_largest_commit_etcd_takes_by_default_goes_through_and_a_larger_one_is_refused_clearly() {
+    let etcd = Etcd::start();
+    // log_retain 1: every commit also trims a log record (its third own operation).
+    let s = open_with(EtcdSettings {
+        log_retain: 1,
+        ..settings(&etcd, "big/")
+    });
+    s.put("first", b"1".to_vec()).unwrap();
+    let puts = |n: usize| -> Vec<Write> {
+        (0..n)
+            .map(|i| Write::Put(format!("k/{i:03}"), vec![b'v'; 64]))
+            .collect()
+    };
+    let conditions: Vec<Condition> = (0..127)
+        .map(|i| Condition::Absent(format!("k/{i:03}")))
+        .collect();
+    // 125 writes + counter + log record + trim = 128 operations, 1 + 127 compares.
+    let limits = s.commit_limits().unwrap();
+    assert_eq!((limits.writes, limits.conditions), (125, 127));
+    s.commit(&conditions, puts(125)).unwrap();
+    assert_eq!(s.scan("k/").unwrap().len(), 125);
+    let err = s.commit(&[], puts(126)).unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("--max-txn-ops 128"), "{err}");
+    // Values near the request size limit: refused before etcd says "request is too large".
+    let big = vec![Write::Put("big".into(), vec![0; 800_000])];
+    assert!(matches!(
+        s.commit(&[], big).unwrap_err(),
+        StoreError::TooLarge { .. }
+    ));
+    let fits = vec![Write::Put("fits".into(), vec![0; 690_000])];
+    s.commit(&[], fits).unwrap();
+}
+
+#[test]
+fn an_unreachable_etcd_is_reported_fails_fast_and_is_noticed_when_back() {
+    let mut etcd = Etcd::start();
+    let s = open(&etcd, "u/");
+    assert!(s.reachable());
+    s.put("a", b"1".to_vec()).unwrap();
+    etcd.stop();
+    // The first call finds out; the follower finds out on its own too.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.reachable() {
+        assert!(Instant::now() < deadline, "still reachable");
+        let _ = s.get("a");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let err = s.put("b", b"2".to_vec()).unwrap_err().to_string();
+    assert!(
+        err.contains("has been unreachable") && err.contains(&etcd.url),
+        "{err}"
+    );
+    assert!(err.ends_with("nothing was changed"), "{err}");
+    etcd.restart();
+    // Nobody calls: the follower notices that etcd is back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.reachable() {
+        assert!(Instant::now() < deadline, "still unreachable");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(s.put("b", b"2".to_vec()).unwrap(), 2);
+}
