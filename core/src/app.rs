@@ -97,6 +97,34 @@ fn check_store_and_master_key(
     }
 }
 
+/// Applies the configuration's declarations (AWS connections and accounts, sources,
+/// stores, keys, credentials); again, after a short pause, when a failure may be
+/// another node applying the same ones at the same time.
+fn apply_declarations(
+    cfg: &Config,
+    ops: &crate::ops::Operations,
+    store: &dyn Store,
+    master: &MasterKey,
+    sources: &Sources,
+) -> Result<reconcile::Outcome, reconcile::ReconcileError> {
+    let mut attempt = 1;
+    loop {
+        let result = reconcile::aws::declare(cfg, ops)
+            .and_then(|()| reconcile::reconcile(cfg, store, master, sources));
+        match result {
+            Err(e) if e.may_be_a_race() && attempt < reconcile::DECLARE_ATTEMPTS => {
+                tracing::info!(
+                    attempt,
+                    "applying the declarations failed ({e}); another node may be applying them at the same time: again"
+                );
+                std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Opens the configured store backend.
 pub fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, StartError> {
     Ok(match (&cfg.store.backend, &cfg.store.etcd) {
@@ -420,8 +448,7 @@ pub async fn start_with_clock(
                     })
                     .with_clock(clock),
             );
-            reconcile::aws::declare(&cfg, &ops)?;
-            let outcome = reconcile::reconcile(&cfg, store.as_ref(), &master, &sources)?;
+            let outcome = apply_declarations(&cfg, &ops, store.as_ref(), &master, &sources)?;
             crate::ops::interrupt_jobs_where(store.as_ref(), |job| {
                 crate::ops::orphaned_job(job, &node, None)
             })

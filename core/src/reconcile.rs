@@ -273,6 +273,26 @@ pub fn reconcile(
     Ok(outcome)
 }
 
+impl ReconcileError {
+    /// Whether the error may come from another node applying the same declarations at
+    /// the same time (nodes of a cluster starting together on an empty store): a
+    /// condition that failed, an object or a path prefix found taken. Applying the
+    /// declarations again then finds what the other node made.
+    pub fn may_be_a_race(&self) -> bool {
+        matches!(
+            self,
+            ReconcileError::Store(StoreError::Conflict { .. })
+                | ReconcileError::PrefixTaken { .. }
+                | ReconcileError::Declared { .. }
+                | ReconcileError::Source { .. }
+        )
+    }
+}
+
+/// How many times the declarations are applied before an error that
+/// [`ReconcileError::may_be_a_race`] is believed.
+pub const DECLARE_ATTEMPTS: u32 = 3;
+
 pub mod aws;
 pub mod bindings;
 
@@ -318,12 +338,22 @@ fn ensure_health_check_key(
     match src.get_key(name.into()).into_result() {
         Ok(_) => {}
         Err(KeySourceError::NotFound { .. }) => {
-            src.create_key(NewKey::new(name, KeyUsage::ALL))
+            match src
+                .create_key(NewKey::new(name, KeyUsage::ALL))
                 .into_result()
-                .map_err(|e| {
-                    source_err(decl, format!("creating health-check key '{name}': {e}"))
-                })?;
-            tracing::info!(store = %decl.name, key = name, "created health-check key");
+            {
+                Ok(_) => {
+                    tracing::info!(store = %decl.name, key = name, "created health-check key");
+                }
+                // Another node of a cluster starting at the same time made it.
+                Err(KeySourceError::AlreadyExists { .. }) => {}
+                Err(e) => {
+                    return Err(source_err(
+                        decl,
+                        format!("creating health-check key '{name}': {e}"),
+                    ));
+                }
+            }
         }
         Err(e) => return Err(source_err(decl, e)),
     }

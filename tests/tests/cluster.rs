@@ -12,7 +12,7 @@ use keyhold_tests::{
     },
     cluster::{Cluster, clients, root_on, until},
     etcd::Etcd,
-    fixture::KEY_ALL,
+    fixture::{self, KEY_ALL},
     paths::toml_str,
 };
 use serde_json::json;
@@ -332,5 +332,54 @@ async fn the_cluster_examples_serve_as_one_cluster() {
     }
     for n in nodes {
         n.stop().await;
+    }
+}
+
+/// Three nodes with the same declarations start at the same instant on an empty
+/// cluster (three rounds, each on a fresh etcd): every node starts (a declaration
+/// another node applied first is found, not refused), the declared store exists once,
+/// and every node serves it with the declared credential and keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn nodes_starting_together_on_an_empty_cluster_apply_the_declarations_once() {
+    for round in 0..3 {
+        let cluster = Cluster::start();
+        let (a, b, c) = tokio::join!(
+            cluster.builder().try_start(),
+            cluster.builder().try_start(),
+            cluster.builder().try_start()
+        );
+        let nodes: Vec<TestServer> = [a, b, c]
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|(e, _)| panic!("round {round}: a node did not start: {e}")))
+            .collect();
+        // The one node that created `root` holds its generated password.
+        let creators: Vec<&TestServer> = nodes
+            .iter()
+            .filter(|n| n.path().join("root-password").exists())
+            .collect();
+        assert_eq!(creators.len(), 1, "round {round}: root created once");
+        let root = creators[0].root().await;
+        let stores = expect_status(&root.get("/api/v1/stores").await, 200);
+        let names: Vec<&str> = stores
+            .as_array()
+            .expect("stores")
+            .iter()
+            .filter_map(|s| s["name"].as_str())
+            .collect();
+        assert_eq!(names, [fixture::STORE], "round {round}: {stores}");
+        let ids: std::collections::BTreeSet<String> = nodes.iter().map(|n| n.store_id()).collect();
+        assert_eq!(ids.len(), 1, "round {round}: one store id on every node");
+        let xks = clients(&nodes, &Credential::a());
+        let sealed = xks[0].encrypt_ok(KEY_ALL, b"declared once", None).await;
+        for (i, client) in xks.iter().enumerate() {
+            assert_eq!(
+                client.decrypt_ok(KEY_ALL, &sealed, None).await,
+                b"declared once",
+                "round {round}: node {i}"
+            );
+        }
+        for n in nodes {
+            n.stop().await;
+        }
     }
 }

@@ -618,6 +618,11 @@ async fn the_leader_killed_mid_rotation_leaves_the_run_to_another_node_which_fin
     })
     .await;
     let tick = state["last_run_at"].as_i64().expect("last_run_at");
+    assert_eq!(
+        rotation_state().pending,
+        None,
+        "the run's record cleared the claim"
+    );
     // Unassigned, so that the next minute's tick does not run while counting.
     let r = world
         .root
@@ -637,7 +642,6 @@ async fn the_leader_killed_mid_rotation_leaves_the_run_to_another_node_which_fin
     let added: Vec<_> = after.difference(&before).collect();
     assert_eq!(added, [&pending], "one new credential, the claimed one");
     assert_eq!(world.aws_access_key(&cks).await, pending);
-    assert_eq!(rotation_state().pending, None);
     let records: Vec<(String, Value)> = [
         (node_id(&world.server), audit_records(&world.server)),
         (binary_node_id(&c_cfg), audit_records_in(&c_cfg.data_dir())),

@@ -131,6 +131,8 @@ struct Inner {
     feed: Mutex<Feed>,
     /// Whether etcd answers (calls fail at once while it does not).
     health: Reachability,
+    /// The members' addresses, probed when a call fails.
+    members: retry::Members,
     /// Tests: stop following the log (to make this node miss transactions).
     #[cfg(test)]
     paused: std::sync::atomic::AtomicBool,
@@ -215,6 +217,7 @@ impl EtcdStore {
             timeout: settings.timeout,
             log_retain: settings.log_retain.max(1),
             health: Reachability::new(&settings.endpoints),
+            members: retry::Members::new(&settings.endpoints),
             #[cfg(test)]
             paused: std::sync::atomic::AtomicBool::new(false),
             feed: Mutex::new(Feed {
@@ -252,7 +255,10 @@ impl EtcdStore {
     {
         self.inner.health.check()?;
         let timeout = self.inner.timeout;
-        self.observed(wait(self.runtime(), timeout, retry::retrying(timeout, op)))
+        let members = self.inner.members.clone();
+        self.observed(wait(self.runtime(), timeout, async move {
+            retry::retrying(timeout, &members, op).await
+        }))
     }
 
     /// The outcome of a call, marking etcd up when it answered and down when no member
@@ -432,7 +438,14 @@ impl EtcdStore {
                     if !writes.is_empty() {
                         *unknown = Some((next, record));
                     }
-                    match backoff.next_pause() {
+                    let members = self.inner.members.clone();
+                    let pause = match wait(self.runtime(), self.inner.timeout, async move {
+                        members.any_accepts().await
+                    }) {
+                        Ok(true) => backoff.next_pause(),
+                        _ => None,
+                    };
+                    match pause {
                         Some(pause) => {
                             tracing::debug!("etcd commit failed ({e}); trying again");
                             std::thread::sleep(pause);

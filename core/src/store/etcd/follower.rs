@@ -57,7 +57,7 @@ async fn follow_once(inner: &Arc<Inner>) -> Result<(), StoreError> {
         .with_limit(PAGE);
     let resp = match tokio::time::timeout(
         inner.timeout,
-        retry::retrying(inner.timeout, || {
+        retry::retrying(inner.timeout, &inner.members, || {
             let (mut client, options) = (client.clone(), options.clone());
             async move { client.get(layout.log(last + 1), Some(options)).await }
         }),
@@ -91,7 +91,7 @@ async fn follow_once(inner: &Arc<Inner>) -> Result<(), StoreError> {
     let options = WatchOptions::new()
         .with_prefix()
         .with_start_revision(header + 1);
-    let mut stream = retry::retrying(inner.timeout, || {
+    let mut stream = retry::retrying(inner.timeout, &inner.members, || {
         let (mut client, options) = (client.clone(), options.clone());
         async move { client.watch(layout.log_prefix(), Some(options)).await }
     })

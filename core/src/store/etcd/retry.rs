@@ -68,11 +68,61 @@ impl Backoff {
     }
 }
 
+/// How long a member's TCP port may take to accept a connection in [`Members::any_accepts`].
+const PROBE_TIMEOUT: Duration = Duration::from_millis(150);
+
+/// The members' addresses (`host:port` of each client URL), to tell a member that
+/// failed a call (another may answer: try again) from an etcd that nobody can reach
+/// (fail now: waiting for the deadline would only stall the callers).
+#[derive(Debug, Clone)]
+pub struct Members {
+    addrs: Vec<String>,
+}
+
+impl Members {
+    /// The members at `endpoints` (`http://host:port`, `https://host:port/`, `host:port`).
+    pub fn new(endpoints: &[String]) -> Members {
+        let addrs = endpoints
+            .iter()
+            .map(|url| {
+                let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+                rest.split('/').next().unwrap_or(rest).to_string()
+            })
+            .collect();
+        Members { addrs }
+    }
+
+    /// Whether any member accepts a TCP connection within [`PROBE_TIMEOUT`] (all are
+    /// tried at once).
+    pub async fn any_accepts(&self) -> bool {
+        let mut probes = tokio::task::JoinSet::new();
+        for addr in self.addrs.clone() {
+            probes.spawn(async move {
+                matches!(
+                    tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await,
+                    Ok(Ok(_))
+                )
+            });
+        }
+        while let Some(accepted) = probes.join_next().await {
+            if accepted.unwrap_or(false) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
 /// Runs `op` (one etcd call, made afresh each time) until it succeeds, fails for a
-/// reason another try cannot fix, or `timeout` has passed; returns the last outcome.
-/// Only for calls that may be repeated: reads (a transaction's retry is decided by its
-/// caller, which knows whether it may have applied).
-pub async fn retrying<T, F, Fut>(timeout: Duration, mut op: F) -> Result<T, etcd_client::Error>
+/// reason another try cannot fix, no member of `members` accepts connections any more,
+/// or `timeout` has passed; returns the last outcome. Only for calls that may be
+/// repeated: reads (a transaction's retry is decided by its caller, which knows whether
+/// it may have applied).
+pub async fn retrying<T, F, Fut>(
+    timeout: Duration,
+    members: &Members,
+    mut op: F,
+) -> Result<T, etcd_client::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, etcd_client::Error>>,
@@ -80,6 +130,7 @@ where
     let mut backoff = Backoff::until(Instant::now() + timeout);
     loop {
         match op().await {
+            Err(e) if is_unavailable(&e) && !members.any_accepts().await => return Err(e),
             Err(e) if is_unavailable(&e) => match backoff.next_pause() {
                 Some(pause) => {
                     tracing::debug!("etcd call failed ({e}); trying again");
@@ -95,6 +146,33 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_are_probed_by_their_host_and_port() {
+        let m = Members::new(&[
+            "http://127.0.0.1:2379".into(),
+            "https://etcd-2.example:2379/".into(),
+            "10.0.0.3:2379".into(),
+        ]);
+        assert_eq!(
+            m.addrs,
+            ["127.0.0.1:2379", "etcd-2.example:2379", "10.0.0.3:2379"]
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let open = listener.local_addr().expect("addr").to_string();
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").to_string()
+        };
+        let both = Members::new(&[format!("http://{closed}"), format!("http://{open}")]);
+        assert!(rt.block_on(both.any_accepts()), "one member accepts");
+        let none = Members::new(&[format!("http://{closed}")]);
+        assert!(!rt.block_on(none.any_accepts()), "nobody accepts");
+    }
 
     #[test]
     fn unavailable_members_are_retried_other_errors_are_not() {
