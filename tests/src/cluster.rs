@@ -33,6 +33,32 @@ pub const PREFIX: &str = "cluster-test/";
 /// expectation is about a second; the bound is generous for a loaded machine).
 pub const PROPAGATION_BOUND: Duration = Duration::from_secs(20);
 
+/// The `ctm` source on the ctm master key in `dir` (`ctm.key`): another node's data
+/// directory, or a directory of keys every node shares.
+pub fn shared_ctm(dir: &Path) -> SourceFixture {
+    let key = toml_str(dir.join("ctm.key").to_string_lossy());
+    SourceFixture::new(
+        "ctm",
+        &format!("plugin = \"ctm\"\nconfig = {{ master_key_file = {key} }}\n"),
+    )
+}
+
+/// `[secrets]` on the master key in `dir` (`master.key`).
+pub fn shared_secrets(dir: &Path) -> String {
+    format!(
+        "[secrets]\nmaster_key_file = {}\n",
+        toml_str(dir.join("master.key").to_string_lossy())
+    )
+}
+
+/// `builder` on the master key and ctm key of `dir` (see [`shared_ctm`]): the nodes of
+/// a cluster share their keys (the README's cluster section).
+pub fn with_keys_of(builder: ServerBuilder, dir: &Path) -> ServerBuilder {
+    builder
+        .source(shared_ctm(dir))
+        .toml_tail(&shared_secrets(dir))
+}
+
 /// A 3-member etcd and the keys the nodes share.
 pub struct Cluster {
     /// The etcd members (kill and restart them through it).
@@ -71,10 +97,10 @@ impl Cluster {
     pub fn store_toml(&self) -> String {
         let endpoints: Vec<String> = self.etcd.endpoints().iter().map(toml_str).collect();
         format!(
-            "[store]\nbackend = \"etcd\"\n[store.etcd]\nendpoints = [{}]\nprefix = {}\n\n[secrets]\nmaster_key_file = {}\n",
+            "[store]\nbackend = \"etcd\"\n[store.etcd]\nendpoints = [{}]\nprefix = {}\n\n{}",
             endpoints.join(", "),
             toml_str(PREFIX),
-            toml_str(self.master_key_file().to_string_lossy())
+            shared_secrets(self.keys.path())
         )
     }
 

@@ -6,11 +6,11 @@
 use std::path::Path;
 
 use keyhold_tests::{
-    Credential, SourceFixture, TestServer, XksClient,
+    Credential, TestServer, XksClient,
     admin::{
         AdminClient, credential_of, data_key, etag, expect_error, expect_status, health_check_key,
     },
-    cluster::{Cluster, clients, root_on, until},
+    cluster::{Cluster, clients, root_on, until, with_keys_of},
     etcd::Etcd,
     fixture::{self, KEY_ALL},
     paths::toml_str,
@@ -20,23 +20,15 @@ use serde_json::json;
 /// A node on `etcd`; with `shared`, it uses that node's master key and ctm key file
 /// (cluster nodes share their keys: see the README's cluster section).
 async fn node(etcd: &Etcd, shared: Option<&Path>) -> TestServer {
-    let mut tail = format!(
+    let tail = format!(
         "\n[store]\nbackend = \"etcd\"\n[store.etcd]\nendpoints = [{}]\nprefix = \"cluster-test/\"\n",
         toml_str(&etcd.url)
     );
-    let mut builder = TestServer::builder().admin();
+    let mut builder = TestServer::builder().admin().toml_tail(&tail);
     if let Some(dir) = shared {
-        tail += &format!(
-            "[secrets]\nmaster_key_file = {}\n",
-            toml_str(dir.join("master.key").to_string_lossy())
-        );
-        let ctm_key = toml_str(dir.join("ctm.key").to_string_lossy());
-        builder = builder.source(SourceFixture::new(
-            "ctm",
-            &format!("plugin = \"ctm\"\nconfig = {{ master_key_file = {ctm_key} }}\n"),
-        ));
+        builder = with_keys_of(builder, dir);
     }
-    builder.toml_tail(&tail).start().await
+    builder.start().await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -17,9 +17,10 @@ use keyhold::{
     store::{Condition, Write},
 };
 use keyhold_tests::{
-    ServerBuilder, SourceFixture, TestServer,
+    ServerBuilder, TestServer,
     admin::{AdminClient, expect_status},
     aws::{AwsWorld, get_until},
+    cluster::{shared_ctm, shared_secrets, with_keys_of},
     etcd::Etcd,
     paths::toml_str,
     process::{BinaryConfig, BinaryServer},
@@ -43,20 +44,11 @@ fn on_etcd(
     prefix: &str,
     shared: Option<&Path>,
 ) -> ServerBuilder {
-    let mut tail = etcd_tail(etcd, prefix);
-    let mut builder = builder;
-    if let Some(dir) = shared {
-        tail += &format!(
-            "[secrets]\nmaster_key_file = {}\n",
-            toml_str(dir.join("master.key").to_string_lossy())
-        );
-        let ctm_key = toml_str(dir.join("ctm.key").to_string_lossy());
-        builder = builder.source(SourceFixture::new(
-            "ctm",
-            &format!("plugin = \"ctm\"\nconfig = {{ master_key_file = {ctm_key} }}\n"),
-        ));
+    let builder = builder.toml_tail(&etcd_tail(etcd, prefix));
+    match shared {
+        Some(dir) => with_keys_of(builder, dir),
+        None => builder,
     }
-    builder.toml_tail(&tail)
 }
 
 /// Polls `probe` until it returns `Some` (20 s at most).
@@ -497,17 +489,9 @@ async fn binary_on_etcd(
     root: &Path,
 ) -> (BinaryConfig, BinaryServer) {
     let mut cfg = BinaryConfig::new(root);
-    let ctm_key = toml_str(keys.join("ctm.key").to_string_lossy());
-    cfg.sources = vec![SourceFixture::new(
-        "ctm",
-        &format!("plugin = \"ctm\"\nconfig = {{ master_key_file = {ctm_key} }}\n"),
-    )];
+    cfg.sources = vec![shared_ctm(keys)];
     cfg.password_env = format!("KH_JOBS_ROOT_PW_{}", std::process::id());
-    cfg.toml_tail = format!(
-        "{}[secrets]\nmaster_key_file = {}\n",
-        etcd_tail(etcd, prefix),
-        toml_str(keys.join("master.key").to_string_lossy())
-    );
+    cfg.toml_tail = etcd_tail(etcd, prefix) + &shared_secrets(keys);
     let server = cfg.start().await;
     (cfg, server)
 }

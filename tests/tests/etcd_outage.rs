@@ -12,8 +12,9 @@ use std::{
 };
 
 use keyhold_tests::{
-    Credential, RawRequest, Reply, Sealed, SourceFixture, TestServer, Transport, XksClient,
+    Credential, RawRequest, Reply, Sealed, TestServer, Transport, XksClient,
     admin::{credential_of, expect_error, expect_status},
+    cluster::with_keys_of,
     etcd::Etcd,
     fixture::{KEY_ALL, LB_HEALTH},
     logs::CapturedLogs,
@@ -31,26 +32,19 @@ fn logs() -> &'static CapturedLogs {
 /// A node on etcd at `endpoint` with the admin API, metrics and a 1 s health cache;
 /// with `shared`, it uses that node's master key and ctm key file.
 async fn node(endpoint: &str, shared: Option<&Path>) -> TestServer {
-    let mut tail = format!(
+    let tail = format!(
         "\n[store]\nbackend = \"etcd\"\n[store.etcd]\nendpoints = [{}]\nprefix = \"outage-test/\"\ntimeout_ms = 2000\n",
         toml_str(endpoint)
     );
     let mut builder = TestServer::builder()
         .admin()
         .metrics()
-        .xks_line("health_cache_seconds = 1");
+        .xks_line("health_cache_seconds = 1")
+        .toml_tail(&tail);
     if let Some(dir) = shared {
-        tail += &format!(
-            "[secrets]\nmaster_key_file = {}\n",
-            toml_str(dir.join("master.key").to_string_lossy())
-        );
-        let ctm_key = toml_str(dir.join("ctm.key").to_string_lossy());
-        builder = builder.source(SourceFixture::new(
-            "ctm",
-            &format!("plugin = \"ctm\"\nconfig = {{ master_key_file = {ctm_key} }}\n"),
-        ));
+        builder = with_keys_of(builder, dir);
     }
-    builder.toml_tail(&tail).start().await
+    builder.start().await
 }
 
 /// The value of `keyhold_store_reachable` on `server`'s `/metrics`.

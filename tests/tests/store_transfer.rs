@@ -23,6 +23,18 @@ async fn store_cmd(args: &[&str]) -> CliRun {
     KeyholdCli::new("http://127.0.0.1:9").run(&all).await
 }
 
+/// `keyhold store export --config <config> --out <out>`.
+async fn export(config: &Path, out: &Path) -> CliRun {
+    let (config, out) = (config.to_string_lossy(), out.to_string_lossy());
+    store_cmd(&["export", "--config", &config, "--out", &out]).await
+}
+
+/// `keyhold store import --config <config> --file <file>`.
+async fn import(config: &Path, file: &Path) -> CliRun {
+    let (config, file) = (config.to_string_lossy(), file.to_string_lossy());
+    store_cmd(&["import", "--config", &config, "--file", &file]).await
+}
+
 /// Writes `builder`'s configuration for data directory `dir` to `dir/<name>`.
 fn config_file(builder: &ServerBuilder, dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
@@ -164,15 +176,7 @@ async fn an_embedded_node_moves_to_etcd_and_back_serving_the_same_objects() {
 
     // Export: mode 0600, every entry, secrets still sealed.
     let out = dir.path().join("export.json");
-    let run = store_cmd(&[
-        "export",
-        "--config",
-        &embedded.to_string_lossy(),
-        "--out",
-        &out.to_string_lossy(),
-    ])
-    .await
-    .expect_code(0);
+    let run = export(&embedded, &out).await.expect_code(0);
     assert!(
         run.stdout.contains("exported") && run.stdout.contains("keyhold.redb"),
         "{}",
@@ -200,27 +204,11 @@ async fn an_embedded_node_moves_to_etcd_and_back_serving_the_same_objects() {
     let etcd = Etcd::start();
     let on_etcd = on_etcd(&builder, &etcd, "moved/");
     let cluster = config_file(&on_etcd, dir.path(), "etcd.toml");
-    let run = store_cmd(&[
-        "import",
-        "--config",
-        &cluster.to_string_lossy(),
-        "--file",
-        &out.to_string_lossy(),
-    ])
-    .await
-    .expect_code(0);
+    let run = import(&cluster, &out).await.expect_code(0);
     assert!(commits(&run) >= 2, "{}", run.stdout);
     assert!(run.stdout.contains("etcd store at"), "{}", run.stdout);
     // A second import into the now full prefix is refused, naming the count.
-    let run = store_cmd(&[
-        "import",
-        "--config",
-        &cluster.to_string_lossy(),
-        "--file",
-        &out.to_string_lossy(),
-    ])
-    .await
-    .expect_code(1);
+    let run = import(&cluster, &out).await.expect_code(1);
     assert!(
         run.stderr.contains("not empty") && run.stderr.contains("entries"),
         "{}",
@@ -233,29 +221,13 @@ async fn an_embedded_node_moves_to_etcd_and_back_serving_the_same_objects() {
 
     // And back: etcd -> a new embedded store file.
     let back = dir.path().join("back.json");
-    store_cmd(&[
-        "export",
-        "--config",
-        &cluster.to_string_lossy(),
-        "--out",
-        &back.to_string_lossy(),
-    ])
-    .await
-    .expect_code(0);
+    export(&cluster, &back).await.expect_code(0);
     let restored = builder.clone().toml_tail(&format!(
         "[store]\npath = {}\n",
         toml_str(dir.path().join("restored.redb").to_string_lossy())
     ));
     let restored_cfg = config_file(&restored, dir.path(), "restored.toml");
-    let run = store_cmd(&[
-        "import",
-        "--config",
-        &restored_cfg.to_string_lossy(),
-        "--file",
-        &back.to_string_lossy(),
-    ])
-    .await
-    .expect_code(0);
+    let run = import(&restored_cfg, &back).await.expect_code(0);
     assert_eq!(
         commits(&run),
         1,
@@ -275,38 +247,13 @@ async fn refused_imports_say_why_and_write_nothing() {
     let dir = a.dir.clone();
     let embedded = config_file(&builder, dir.path(), "embedded.toml");
     let out = dir.path().join("export.json");
-    let out_s = out.to_string_lossy().to_string();
-    let run = store_cmd(&[
-        "export",
-        "--config",
-        &embedded.to_string_lossy(),
-        "--out",
-        &out_s,
-    ])
-    .await
-    .expect_code(2);
+    let run = export(&embedded, &out).await.expect_code(2);
     assert!(run.stderr.contains("locked"), "{}", run.stderr);
     let dir = a.stop().await;
-    store_cmd(&[
-        "export",
-        "--config",
-        &embedded.to_string_lossy(),
-        "--out",
-        &out_s,
-    ])
-    .await
-    .expect_code(0);
+    export(&embedded, &out).await.expect_code(0);
 
     // Into the non-empty source store itself.
-    let run = store_cmd(&[
-        "import",
-        "--config",
-        &embedded.to_string_lossy(),
-        "--file",
-        &out_s,
-    ])
-    .await
-    .expect_code(1);
+    let run = import(&embedded, &out).await.expect_code(1);
     assert!(run.stderr.contains("not empty: it holds"), "{}", run.stderr);
 
     // Targets: empty store files beside it.
@@ -327,15 +274,7 @@ async fn refused_imports_say_why_and_write_nothing() {
             toml_str(other_key.to_string_lossy())
         ),
     );
-    let run = store_cmd(&[
-        "import",
-        "--config",
-        &wrong.to_string_lossy(),
-        "--file",
-        &out_s,
-    ])
-    .await
-    .expect_code(1);
+    let run = import(&wrong, &out).await.expect_code(1);
     assert!(
         run.stderr
             .contains("cannot unwrap the export's check value")
@@ -358,16 +297,7 @@ async fn refused_imports_say_why_and_write_nothing() {
         let good = good.clone();
         async move {
             std::fs::write(&path, bytes).expect("write");
-            store_cmd(&[
-                "import",
-                "--config",
-                &good.to_string_lossy(),
-                "--file",
-                &path.to_string_lossy(),
-            ])
-            .await
-            .expect_code(1)
-            .stderr
+            import(&good, &path).await.expect_code(1).stderr
         }
     };
     // A damaged value (still base64), a cut file, another format version.
@@ -387,14 +317,6 @@ async fn refused_imports_say_why_and_write_nothing() {
     let err = refuse(b"{\"hello\": 1}".to_vec(), "other.json").await;
     assert!(err.contains("not a keyhold store export"), "{err}");
     // Nothing was written: the good target is still empty, and takes the real file.
-    let run = store_cmd(&[
-        "import",
-        "--config",
-        &good.to_string_lossy(),
-        "--file",
-        &out_s,
-    ])
-    .await
-    .expect_code(0);
+    let run = import(&good, &out).await.expect_code(0);
     assert!(run.stdout.contains("imported"), "{}", run.stdout);
 }
