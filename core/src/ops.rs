@@ -66,6 +66,17 @@ pub enum OpError {
         /// Its error.
         reason: KeySourceError,
     },
+    /// The store's source has no key of that name (`elsewhere` names the sources that
+    /// do, if any: a store's keys come from its own source).
+    #[error("key source '{source_name}' has no key '{key}'{elsewhere}")]
+    SourceKeyNotFound {
+        /// The store's source.
+        source_name: String,
+        /// The key asked for.
+        key: String,
+        /// A sentence naming the other sources that hold a key of that name, or "".
+        elsewhere: String,
+    },
     /// The key source is not available.
     #[error("key source '{source_name}' is not available: {reason}")]
     SourceUnavailable {
@@ -140,6 +151,7 @@ impl OpError {
             OpError::VersionMismatch { .. } => "version_mismatch",
             OpError::Rule(r) => r.code,
             OpError::Invalid(_) => "invalid_input",
+            OpError::SourceKeyNotFound { .. } => "source_key_not_found",
             OpError::Source { reason, .. } => match reason {
                 KeySourceError::InvalidKey { .. } => "invalid_key",
                 KeySourceError::NotFound { .. } => "source_key_not_found",
@@ -169,6 +181,7 @@ impl OpError {
             OpError::Rule(r) if r.code == "source_immutable" => 422,
             OpError::Rule(_) => 409,
             OpError::Invalid(_) => 400,
+            OpError::SourceKeyNotFound { .. } => 422,
             OpError::Source { reason, .. } => match reason {
                 KeySourceError::InvalidKey { .. }
                 | KeySourceError::NotFound { .. }
@@ -316,14 +329,48 @@ impl Operations {
                 source_name: source.to_string(),
                 reason,
             })?;
-        handle
+        let checked = handle
             .source()
             .validate_health_check_key(key.into())
-            .into_result()
-            .map_err(|reason| OpError::Source {
+            .into_result();
+        self.key_in_own_source(checked, source, key)
+    }
+
+    /// `outcome` of looking up `key` in `source` as an [`OpError`]: a key that is not
+    /// there is [`OpError::SourceKeyNotFound`], naming the other sources that hold one of
+    /// that name.
+    fn key_in_own_source<T>(
+        &self,
+        outcome: Result<T, KeySourceError>,
+        source: &str,
+        key: &str,
+    ) -> Result<T, OpError> {
+        outcome.map_err(|reason| match reason {
+            KeySourceError::NotFound { .. } => OpError::SourceKeyNotFound {
+                source_name: source.to_string(),
+                key: key.to_string(),
+                elsewhere: rules::held_elsewhere(&self.sources_holding(key, source)),
+            },
+            reason => OpError::Source {
                 source_name: source.to_string(),
                 reason,
+            },
+        })
+    }
+
+    /// The opened sources other than `except` that hold a key named `key`.
+    fn sources_holding(&self, key: &str, except: &str) -> Vec<String> {
+        let mut holders = self
+            .sources
+            .opened()
+            .into_iter()
+            .filter(|handle| {
+                handle.name != except && handle.source().get_key(key.into()).into_result().is_ok()
             })
+            .map(|handle| handle.name.clone())
+            .collect::<Vec<_>>();
+        holders.sort();
+        holders
     }
 
     /// Creates an unlinked key store and its first credential. Returns the store and the

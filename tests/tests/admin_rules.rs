@@ -165,7 +165,22 @@ async fn the_health_check_key_must_come_from_the_stores_own_source() {
         .await;
     let msg = expect_error(&r, 422, "source_key_not_found");
     assert!(msg.contains("'ctm'") && msg.contains(HC2), "{msg}");
+    assert!(
+        msg.contains("key source 'ctm2' holds a key of that name"),
+        "the source that has it is named: {msg}"
+    );
     expect_error(&root.get("/api/v1/stores/mixed").await, 404, "not_found");
+    // A name no source holds says just that.
+    let r = root
+        .create_store(
+            &json!({"name": "nowhere", "source": "ctm", "health_check_key": "no-such-hc"}),
+        )
+        .await;
+    let msg = expect_error(&r, 422, "source_key_not_found");
+    assert!(
+        msg.contains("no-such-hc") && !msg.contains("holds a key"),
+        "{msg}"
+    );
     // The same key on its own source's store is fine.
     store(&root, "on-ctm2", "ctm2", HC2).await;
     // And an existing ctm store cannot switch to it either.
@@ -176,6 +191,14 @@ async fn the_health_check_key_must_come_from_the_stores_own_source() {
     assert_eq!(
         expect_status(&root.get(&s).await, 200)["health_check_key"],
         HC
+    );
+    // A HYOK key on a ctm2 source key is refused on the ctm store, naming ctm2.
+    source_key(&root, "ctm2", data_key("ctm2-data")).await;
+    let r = root.create_hyok_key(&s, "k-elsewhere", "ctm2-data").await;
+    let msg = expect_error(&r, 422, "source_key_not_found");
+    assert!(
+        msg.contains("'ctm'") && msg.contains("key source 'ctm2' holds a key of that name"),
+        "{msg}"
     );
     server.stop().await;
 }

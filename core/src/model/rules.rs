@@ -95,6 +95,24 @@ pub fn ensure_credential_addable(store: &StoreRecord) -> Result<(), RuleViolatio
     Ok(())
 }
 
+/// The end of a "no such key in this source" message naming the other sources that
+/// hold a key of that name (`holders`), or "" when none does.
+pub fn held_elsewhere(holders: &[String]) -> String {
+    match holders {
+        [] => String::new(),
+        [one] => format!(
+            "; key source '{one}' holds a key of that name, but a store's keys must come from the store's own source"
+        ),
+        many => format!(
+            "; key sources {} hold a key of that name, but a store's keys must come from the store's own source",
+            many.iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// A key store's health-check key never backs a HYOK key: its material serves only the
 /// health checks of the stores that name it.
 pub fn source_key_is_health_check_key(source: &str, key: &str) -> RuleViolation {

@@ -175,3 +175,16 @@ fn only_xks_capable_regions() {
     let e = validate_region("cn-north-1").unwrap_err().to_string();
     assert!(e.contains("external key stores"), "{e}");
 }
+
+#[test]
+fn a_key_held_by_other_sources_is_named_with_them() {
+    assert_eq!(rules::held_elsewhere(&[]), "");
+    let one = rules::held_elsewhere(&["luna".into()]);
+    assert!(
+        one.contains("key source 'luna' holds a key of that name"),
+        "{one}"
+    );
+    assert!(one.contains("the store's own source"), "{one}");
+    let two = rules::held_elsewhere(&["ctm2".into(), "luna".into()]);
+    assert!(two.contains("key sources 'ctm2', 'luna' hold"), "{two}");
+}

@@ -27,14 +27,8 @@ impl Operations {
                     reason,
                 })?;
         // The source key must come from the store's own source: looked up there only.
-        handle
-            .source()
-            .get_key(source_key.into())
-            .into_result()
-            .map_err(|reason| OpError::Source {
-                source_name: store.source.clone(),
-                reason,
-            })?;
+        let found = handle.source().get_key(source_key.into()).into_result();
+        self.key_in_own_source(found, &store.source, source_key)?;
         // A store's health-check key never backs a HYOK key (of any store on the source).
         let stores = self.list_stores()?;
         if stores
