@@ -181,11 +181,11 @@ impl OpError {
             OpError::Rule(r) if r.code == "source_immutable" => 422,
             OpError::Rule(_) => 409,
             OpError::Invalid(_) => 400,
-            OpError::SourceKeyNotFound { .. } => 422,
+            // A source key that does not exist, looked up by path or named in a body.
+            OpError::SourceKeyNotFound { .. } => 404,
             OpError::Source { reason, .. } => match reason {
-                KeySourceError::InvalidKey { .. }
-                | KeySourceError::NotFound { .. }
-                | KeySourceError::Unsupported { .. } => 422,
+                KeySourceError::NotFound { .. } => 404,
+                KeySourceError::InvalidKey { .. } | KeySourceError::Unsupported { .. } => 422,
                 KeySourceError::AlreadyExists { .. } => 409,
                 KeySourceError::InvalidInput { .. } => 400,
                 _ => 502,

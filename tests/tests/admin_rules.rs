@@ -163,7 +163,7 @@ async fn the_health_check_key_must_come_from_the_stores_own_source() {
     let r = root
         .create_store(&json!({"name": "mixed", "source": "ctm", "health_check_key": HC2}))
         .await;
-    let msg = expect_error(&r, 422, "source_key_not_found");
+    let msg = expect_error(&r, 404, "source_key_not_found");
     assert!(msg.contains("'ctm'") && msg.contains(HC2), "{msg}");
     assert!(
         msg.contains("key source 'ctm2' holds a key of that name"),
@@ -176,7 +176,7 @@ async fn the_health_check_key_must_come_from_the_stores_own_source() {
             &json!({"name": "nowhere", "source": "ctm", "health_check_key": "no-such-hc"}),
         )
         .await;
-    let msg = expect_error(&r, 422, "source_key_not_found");
+    let msg = expect_error(&r, 404, "source_key_not_found");
     assert!(
         msg.contains("no-such-hc") && !msg.contains("holds a key"),
         "{msg}"
@@ -186,7 +186,7 @@ async fn the_health_check_key_must_come_from_the_stores_own_source() {
     // And an existing ctm store cannot switch to it either.
     let s = store(&root, "on-ctm", "ctm", HC).await;
     let r = patch(&root, &s, json!({"health_check_key": HC2})).await;
-    let msg = expect_error(&r, 422, "source_key_not_found");
+    let msg = expect_error(&r, 404, "source_key_not_found");
     assert!(msg.contains("'ctm'") && msg.contains(HC2), "{msg}");
     assert_eq!(
         expect_status(&root.get(&s).await, 200)["health_check_key"],
@@ -195,7 +195,7 @@ async fn the_health_check_key_must_come_from_the_stores_own_source() {
     // A HYOK key on a ctm2 source key is refused on the ctm store, naming ctm2.
     source_key(&root, "ctm2", data_key("ctm2-data")).await;
     let r = root.create_hyok_key(&s, "k-elsewhere", "ctm2-data").await;
-    let msg = expect_error(&r, 422, "source_key_not_found");
+    let msg = expect_error(&r, 404, "source_key_not_found");
     assert!(
         msg.contains("'ctm'") && msg.contains("key source 'ctm2' holds a key of that name"),
         "{msg}"
@@ -272,7 +272,7 @@ async fn a_hyok_key_needs_a_source_key_of_the_stores_own_source() {
     // DATA2 exists, in ctm2 only: mixing sources is refused.
     for source_key in [DATA2, "no-such-key"] {
         let r = root.create_hyok_key(&s, "k", source_key).await;
-        let msg = expect_error(&r, 422, "source_key_not_found");
+        let msg = expect_error(&r, 404, "source_key_not_found");
         assert!(msg.contains("'ctm'") && msg.contains(source_key), "{msg}");
     }
     let keys = expect_status(&root.get(&format!("{s}/keys")).await, 200);

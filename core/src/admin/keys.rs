@@ -69,7 +69,7 @@ impl DeleteKeyQuery {
 #[utoipa::path(post, path = "/api/v1/stores/{id}/keys", params(StoreId), request_body = NewHyokKey, responses(
     (status = 201, description = "The key.", body = HyokKey),
     (status = 409, description = "Exists, store blocked or not connected, refused by AWS KMS (aws_error_code), the source key already backs a HYOK key (source_key_in_use, naming its store only to those who may view it) or is a health-check key (source_key_is_health_check_key).", body = ErrorBody),
-    (status = 422, description = "No such source key.", body = ErrorBody),
+    (status = 404, description = "Store not found, or no such source key in the store's source (source_key_not_found, naming the sources that hold a key of that name).", body = ErrorBody),
 ))]
 async fn create_key(
     c: Caller,

@@ -124,7 +124,7 @@ async fn create_source_key(
 #[utoipa::path(get, path = "/api/v1/sources/{name}/keys/{key}", params(SourceKeyName), responses(
     (status = 200, description = "The key.", body = CheckedSourceKey),
     (status = 403, description = "Not an admin, and no viewable account has a store on this source.", body = ErrorBody),
-    (status = 422, description = "No such key.", body = ErrorBody),
+    (status = 404, description = "No such key (source_key_not_found).", body = ErrorBody),
 ))]
 async fn get_source_key(
     c: Caller,

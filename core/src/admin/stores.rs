@@ -37,6 +37,7 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
     InvalidInput,
     (status = 403, description = "Missing create_store.", body = ErrorBody),
     (status = 409, description = "Name or prefix taken; a region the account does not allow; AWS KMS refused (aws_error with aws_error_code).", body = ErrorBody),
+    (status = 404, description = "The health-check key is not in the store's source (source_key_not_found, naming the sources that hold a key of that name).", body = ErrorBody),
     (status = 422, description = "Health-check key refused.", body = ErrorBody),
     (status = 502, description = "AWS KMS unreachable or refused the proxy (aws_* codes, aws_error_code).", body = ErrorBody),
 ))]
