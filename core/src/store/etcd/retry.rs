@@ -130,14 +130,21 @@ where
     let mut backoff = Backoff::until(Instant::now() + timeout);
     loop {
         match op().await {
-            Err(e) if is_unavailable(&e) && !members.any_accepts().await => return Err(e),
-            Err(e) if is_unavailable(&e) => match backoff.next_pause() {
-                Some(pause) => {
-                    tracing::debug!("etcd call failed ({e}); trying again");
-                    tokio::time::sleep(pause).await;
+            Err(e) if is_unavailable(&e) => {
+                // No member accepts connections: etcd is unreachable, fail now.
+                let pause = if members.any_accepts().await {
+                    backoff.next_pause()
+                } else {
+                    None
+                };
+                match pause {
+                    Some(pause) => {
+                        tracing::debug!("etcd call failed ({e}); trying again");
+                        tokio::time::sleep(pause).await;
+                    }
+                    None => return Err(e),
                 }
-                None => return Err(e),
-            },
+            }
             other => return other,
         }
     }
