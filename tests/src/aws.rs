@@ -239,6 +239,19 @@ impl AwsWorld {
         (format!("/api/v1/stores/{id}"), created)
     }
 
+    /// Creates rotation schedule `name` with `recurrence` (201) and assigns it to the
+    /// store at `path` (200).
+    pub async fn schedule_rotation(&self, path: &str, name: &str, recurrence: Value) {
+        let schedule = json!({"name": name, "recurrence": recurrence});
+        expect_status(&self.root.post("/api/v1/schedules", &schedule).await, 201);
+        let assign = json!({ "schedule": name });
+        let r = self
+            .root
+            .request("PUT", &format!("{path}/schedule"), Some(&assign), &[])
+            .await;
+        expect_status(&r, 200);
+    }
+
     /// Connects the store at `path` (200) and returns it.
     pub async fn connect(&self, path: &str) -> Value {
         expect_status(

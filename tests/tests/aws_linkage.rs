@@ -679,18 +679,9 @@ async fn credentials_rotate_by_hand_and_on_schedule_while_aws_kms_keeps_calling(
     }
 
     // On schedule: daily at 03:00 UTC; the clock is moved past it.
-    let schedule = json!({"name": "nightly", "recurrence": {"type": "daily", "at": "03:00"}});
-    expect_status(&world.root.post("/api/v1/schedules", &schedule).await, 201);
-    let assigned = world
-        .root
-        .request(
-            "PUT",
-            &format!("{path}/schedule"),
-            Some(&json!({"schedule": "nightly"})),
-            &[],
-        )
+    world
+        .schedule_rotation(&path, "nightly", json!({"type": "daily", "at": "03:00"}))
         .await;
-    expect_status(&assigned, 200);
     let before = world.aws_access_key(&cks).await;
     clock.set(start + time::Duration::minutes(3 * 60 + 1));
     let state = get_until(&world.root, &format!("{path}/schedule"), |s| {

@@ -356,19 +356,13 @@ async fn a_scheduled_rotation_runs_once_per_tick_across_three_nodes_and_a_claime
         .expect("cks")
         .to_string();
     world.connect(&path).await;
-    let schedule =
-        json!({"name": "hourly", "recurrence": {"type": "cron", "expression": "0 * * * *"}});
-    expect_status(&world.root.post("/api/v1/schedules", &schedule).await, 201);
-    let r = world
-        .root
-        .request(
-            "PUT",
-            &format!("{path}/schedule"),
-            Some(&json!({"schedule": "hourly"})),
-            &[],
+    world
+        .schedule_rotation(
+            &path,
+            "hourly",
+            json!({"type": "cron", "expression": "0 * * * *"}),
         )
         .await;
-    expect_status(&r, 200);
 
     // Two ticks with three nodes up: each runs once (one new credential, pushed to AWS
     // KMS, one audit record on one node - the leader).
@@ -559,20 +553,16 @@ async fn the_leader_killed_mid_rotation_leaves_the_run_to_another_node_which_fin
     let path = format!("/api/v1/stores/{id}");
     world.connect(&path).await;
     let before = local_keys(&world.root, &path).await;
-    let schedule =
-        json!({"name": "minutely", "recurrence": {"type": "cron", "expression": "* * * * *"}});
-    expect_status(&world.root.post("/api/v1/schedules", &schedule).await, 201);
     // AWS KMS answers slowly from now on: the leader's push of its claimed credential
     // is still waiting when it is killed.
     world.emulator.set_latency(Duration::from_secs(6));
-    let assign = json!({"schedule": "minutely"});
-    expect_status(
-        &world
-            .root
-            .request("PUT", &format!("{path}/schedule"), Some(&assign), &[])
-            .await,
-        200,
-    );
+    world
+        .schedule_rotation(
+            &path,
+            "minutely",
+            json!({"type": "cron", "expression": "* * * * *"}),
+        )
+        .await;
     let store = world.server.store().clone();
     let state_key = keys::rotation_state(&id);
     let rotation_state = || -> RotationState {
