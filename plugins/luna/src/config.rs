@@ -165,10 +165,12 @@ pub fn check_module_env(env: &[(String, String)]) -> Result<(), KeySourceError> 
         if current.as_deref() != Some(std::ffi::OsStr::new(value)) {
             return Err(KeySourceError::invalid_input(format!(
                 "module_env sets {name}={value}, but keyhold's process environment has {}: \
-                 the environment cannot be changed safely while keyhold runs, so start \
-                 keyhold with {name}={value} in its environment (e.g. systemd \
-                 Environment=, docker -e) and keep module_env equal to it, or remove it \
-                 from module_env",
+                 the environment cannot be changed safely while keyhold runs, and a \
+                 PKCS#11 module reads it once, in C_Initialize, and cannot be \
+                 re-initialised in-process (SoftHSM2 reads its configuration once per \
+                 process), so start (or restart) keyhold with {name}={value} in its \
+                 environment (e.g. systemd Environment=, docker -e) and keep module_env \
+                 equal to it, or remove it from module_env",
                 match &current {
                     Some(v) => format!("{name}={}", v.to_string_lossy()),
                     None => format!("no {name}"),

@@ -41,21 +41,35 @@
 //!   dropped, the token re-found by label, a session reopened and logged in, and the
 //!   operation retried once; a missing token is [`KeySourceError::Unavailable`] until it
 //!   is back.
-#![forbid(unsafe_code)]
+// Unsafe code only in `raw` (reading a token's raw CK_TOKEN_INFO), which allows it.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod attrs;
 pub mod config;
+mod duplicates;
+mod login;
+pub mod mechanisms;
 pub mod pkcs11;
+mod raw;
+pub mod token;
 
-use std::{collections::HashMap, path::PathBuf, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use cryptoki::{
     context::Function,
     error::{Error, RvError},
     mechanism::Mechanism,
-    object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle},
+    object::{Attribute, AttributeType, ObjectClass, ObjectHandle},
     session::Session,
-    slot::TokenInfo,
 };
 use keyhold_sdk::{
     DecryptInput, EkmNode, Encrypted, HealthStatus, HostBox, KeyAttribute, KeyInfo, KeySourceError,
@@ -64,8 +78,11 @@ use keyhold_sdk::{
     invocations::{self, InvocationCounter},
 };
 
+use attrs::{KeyAttrs, USAGE_ATTRS, new_key_template, secret_key_template};
 pub use config::Config;
+use duplicates::Duplicates;
 use pkcs11::{Fail, SessionPool, lock};
+use token::TokenFacts;
 
 /// The plugin: `libplugin_luna.so`.
 pub struct LunaPlugin;
@@ -91,184 +108,12 @@ mod root {
 /// Key size of every key this source creates and accepts as a health-check key.
 const KEY_BYTES: u64 = 32;
 
-/// What the token reported about itself, last time it was asked.
-#[derive(Debug, Clone)]
-struct TokenSnapshot {
-    serial: String,
-    manufacturer: String,
-    model: String,
-}
-
-impl TokenSnapshot {
-    fn from_info(info: &TokenInfo) -> TokenSnapshot {
-        let manufacturer = info.manufacturer_id().trim_end().to_string();
-        TokenSnapshot {
-            serial: info.serial_number().trim_end().to_string(),
-            model: format!(
-                "{} {} fw {} (token '{}')",
-                manufacturer,
-                info.model().trim_end(),
-                info.firmware_version(),
-                info.label().trim_end()
-            ),
-            manufacturer,
-        }
-    }
-}
-
 /// A key found on the token: its handle (valid in this process until the object or
 /// the token goes away) and usage attributes.
 #[derive(Debug, Clone, Copy)]
 struct KeyRef {
     handle: ObjectHandle,
     usage: KeyUsage,
-}
-
-/// The attributes this source reads from a key object.
-#[derive(Debug, Default)]
-struct KeyAttrs {
-    label: Option<String>,
-    id: Option<Vec<u8>>,
-    key_type: Option<KeyType>,
-    value_len: Option<u64>,
-    token: Option<bool>,
-    private: Option<bool>,
-    sensitive: Option<bool>,
-    extractable: Option<bool>,
-    always_sensitive: Option<bool>,
-    never_extractable: Option<bool>,
-    modifiable: Option<bool>,
-    destroyable: Option<bool>,
-    encrypt: Option<bool>,
-    decrypt: Option<bool>,
-    wrap: Option<bool>,
-    unwrap: Option<bool>,
-}
-
-const ATTRS: [AttributeType; 16] = [
-    AttributeType::Label,
-    AttributeType::Id,
-    AttributeType::KeyType,
-    AttributeType::ValueLen,
-    AttributeType::Token,
-    AttributeType::Private,
-    AttributeType::Sensitive,
-    AttributeType::Extractable,
-    AttributeType::AlwaysSensitive,
-    AttributeType::NeverExtractable,
-    AttributeType::Modifiable,
-    AttributeType::Destroyable,
-    AttributeType::Encrypt,
-    AttributeType::Decrypt,
-    AttributeType::Wrap,
-    AttributeType::Unwrap,
-];
-
-impl KeyAttrs {
-    fn read(session: &Session, handle: ObjectHandle) -> Result<KeyAttrs, Error> {
-        let mut a = KeyAttrs::default();
-        for attr in session.get_attributes(handle, &ATTRS)? {
-            match attr {
-                Attribute::Label(v) => a.label = Some(String::from_utf8_lossy(&v).into_owned()),
-                Attribute::Id(v) => a.id = Some(v),
-                Attribute::KeyType(v) => a.key_type = Some(v),
-                Attribute::ValueLen(v) => a.value_len = Some(u64::from(v)),
-                Attribute::Token(v) => a.token = Some(v),
-                Attribute::Private(v) => a.private = Some(v),
-                Attribute::Sensitive(v) => a.sensitive = Some(v),
-                Attribute::Extractable(v) => a.extractable = Some(v),
-                Attribute::AlwaysSensitive(v) => a.always_sensitive = Some(v),
-                Attribute::NeverExtractable(v) => a.never_extractable = Some(v),
-                Attribute::Modifiable(v) => a.modifiable = Some(v),
-                Attribute::Destroyable(v) => a.destroyable = Some(v),
-                Attribute::Encrypt(v) => a.encrypt = Some(v),
-                Attribute::Decrypt(v) => a.decrypt = Some(v),
-                Attribute::Wrap(v) => a.wrap = Some(v),
-                Attribute::Unwrap(v) => a.unwrap = Some(v),
-                _ => {}
-            }
-        }
-        Ok(a)
-    }
-
-    fn usage(&self) -> KeyUsage {
-        let mut usage = KeyUsage::NONE;
-        for (flag, bit) in [
-            (self.encrypt, KeyUsage::ENCRYPT),
-            (self.decrypt, KeyUsage::DECRYPT),
-            (self.wrap, KeyUsage::WRAP),
-            (self.unwrap, KeyUsage::UNWRAP),
-        ] {
-            if flag == Some(true) {
-                usage = usage.union(bit);
-            }
-        }
-        usage
-    }
-
-    fn display(&self) -> Vec<KeyAttribute> {
-        fn b(v: Option<bool>) -> Option<String> {
-            v.map(|v| v.to_string())
-        }
-        let rows: [(&str, Option<String>); 16] = [
-            ("CKA_LABEL", self.label.clone()),
-            ("CKA_ID", self.id.as_ref().map(|id| hex(id))),
-            ("CKA_KEY_TYPE", self.key_type.map(|t| t.to_string())),
-            ("CKA_VALUE_LEN", self.value_len.map(|v| v.to_string())),
-            ("CKA_TOKEN", b(self.token)),
-            ("CKA_PRIVATE", b(self.private)),
-            ("CKA_SENSITIVE", b(self.sensitive)),
-            ("CKA_EXTRACTABLE", b(self.extractable)),
-            ("CKA_ALWAYS_SENSITIVE", b(self.always_sensitive)),
-            ("CKA_NEVER_EXTRACTABLE", b(self.never_extractable)),
-            ("CKA_MODIFIABLE", b(self.modifiable)),
-            ("CKA_DESTROYABLE", b(self.destroyable)),
-            ("CKA_ENCRYPT", b(self.encrypt)),
-            ("CKA_DECRYPT", b(self.decrypt)),
-            ("CKA_WRAP", b(self.wrap)),
-            ("CKA_UNWRAP", b(self.unwrap)),
-        ];
-        rows.into_iter()
-            .filter_map(|(name, value)| {
-                value.map(|value| KeyAttribute {
-                    name: name.into(),
-                    value: value.into(),
-                })
-            })
-            .collect()
-    }
-
-    /// One problem per attribute that keeps the key from being a health-check key.
-    fn health_check_problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if self.key_type != Some(KeyType::AES) {
-            problems.push("CKA_KEY_TYPE must be CKK_AES".to_string());
-        }
-        if self.value_len != Some(KEY_BYTES) {
-            problems.push(format!("CKA_VALUE_LEN must be {KEY_BYTES} (AES-256)"));
-        }
-        if self.extractable != Some(false) {
-            problems.push("CKA_EXTRACTABLE must be false".to_string());
-        }
-        if self.sensitive != Some(true) {
-            problems.push("CKA_SENSITIVE must be true".to_string());
-        }
-        for (name, v) in [
-            ("CKA_ENCRYPT", self.encrypt),
-            ("CKA_DECRYPT", self.decrypt),
-            ("CKA_WRAP", self.wrap),
-            ("CKA_UNWRAP", self.unwrap),
-        ] {
-            if v != Some(true) {
-                problems.push(format!("{name} must be true"));
-            }
-        }
-        problems
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn host_result<T>(
@@ -283,8 +128,13 @@ pub struct LunaSource {
     pool: SessionPool,
     host: HostBox,
     module_path: PathBuf,
-    snapshot: Mutex<TokenSnapshot>,
+    snapshot: Mutex<TokenFacts>,
     keys: Mutex<HashMap<String, KeyRef>>,
+    /// Whether the module implements `CKA_DESTROYABLE` (PKCS#11 2.40 by `C_GetInfo`;
+    /// cleared when a key template with it is refused as `CKR_ATTRIBUTE_TYPE_INVALID`).
+    destroyable_known: AtomicBool,
+    /// Labels carried by more than one secret key object.
+    duplicates: Mutex<Duplicates>,
     /// Encryptions per key (label), against the AES-GCM limit for random IVs; persisted
     /// in the host KV at `gcm-invocations/<label>` (see [`keyhold_sdk::invocations`]).
     invocations: InvocationCounter,
@@ -305,13 +155,6 @@ fn check_name(name: &str) -> Result<(), KeySourceError> {
     Ok(())
 }
 
-fn secret_key_template(label: &str) -> Vec<Attribute> {
-    vec![
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::Label(label.as_bytes().to_vec()),
-    ]
-}
-
 impl LunaSource {
     /// Opens a key source from its JSON configuration: loads (once per process) and
     /// initializes the module, finds the token by label, logs in.
@@ -320,54 +163,96 @@ impl LunaSource {
         let pin = config.pin_source()?;
         // Read once now so that a missing or empty PIN is refused before the module loads.
         drop(pin.read()?);
-        let ctx = pkcs11::module(&config.module, &config.resolved_module_env())?;
-        let found = pkcs11::find_slot(&ctx, &config.token_label).map_err(|e| {
+        let env = config.resolved_module_env();
+        let ctx = pkcs11::module(&config.module, &env)?;
+        let scan = token::scan(&ctx, &config.module, &config.token_label).map_err(|e| {
             KeySourceError::unavailable(format!(
                 "cannot list the tokens of PKCS#11 module '{}': {e}",
                 config.module.display()
             ))
         })?;
-        let Some((_, info)) = found else {
-            return Err(KeySourceError::invalid_input(format!(
-                "no token labelled '{}' in PKCS#11 module '{}' (tokens present: {:?})",
-                config.token_label,
-                config.module.display(),
-                pkcs11::token_labels(&ctx)
+        let Some((slot, facts)) = scan.found.clone() else {
+            let other_env = pkcs11::initialised_with_other_env(&config.module, &env);
+            return Err(KeySourceError::invalid_input(token::not_found_message(
+                &config.token_label,
+                &config.module,
+                &scan,
+                other_env.as_deref(),
             )));
         };
+        let missing = mechanisms::check(&ctx, slot).map_err(|e| {
+            KeySourceError::unavailable(format!(
+                "cannot read the mechanisms of token '{}': {e}",
+                config.token_label
+            ))
+        })?;
+        if !missing.is_empty() {
+            return Err(KeySourceError::Unsupported {
+                reason: format!(
+                    "token '{}' of PKCS#11 module '{}' lacks what keyhold needs: {}",
+                    config.token_label,
+                    config.module.display(),
+                    missing.join("; ")
+                )
+                .into(),
+            });
+        }
+        let destroyable_known = mechanisms::knows_destroyable(&ctx);
         let pool = SessionPool::new(
             ctx,
+            &config.module,
             &config.token_label,
             pin,
             config.pool_size,
             Duration::from_millis(config.op_timeout_ms),
         );
-        // Open and log in one session now, so that a wrong PIN fails here.
+        // Open and log in one session now, so that a wrong PIN fails here (even when
+        // the token is already logged in by another source: see `login`).
         match pool.acquire() {
             Ok(lease) => drop(lease),
             Err(Fail::Ks(e)) => return Err(e),
             Err(Fail::Ck(e)) => return Err(pkcs11::open_error(&config.token_label, &e)),
         }
-        let snapshot = TokenSnapshot::from_info(&info);
-        host.log(
-            LogLevel::Info,
-            RStr::from_str(&format!(
-                "luna: opened token '{}' (serial {}, {}) through '{}', pool of {}",
-                config.token_label,
-                snapshot.serial,
-                snapshot.model,
-                config.module.display(),
-                config.pool_size
-            )),
-        );
-        Ok(LunaSource {
+        let source = LunaSource {
             pool,
             host,
             module_path: config.module,
-            snapshot: Mutex::new(snapshot),
+            snapshot: Mutex::new(facts),
             keys: Mutex::new(HashMap::new()),
+            destroyable_known: AtomicBool::new(destroyable_known),
+            duplicates: Mutex::new(Duplicates::default()),
             invocations: InvocationCounter::new(),
-        })
+        };
+        source.scan_duplicates()?;
+        let snapshot = lock(&source.snapshot).clone();
+        let mut notes = Vec::new();
+        if !destroyable_known {
+            notes.push(
+                "; the module predates PKCS#11 2.40: CKA_DESTROYABLE is not used, \
+                 non-deletable keys are kept by the host's nodelete flag"
+                    .to_string(),
+            );
+        }
+        if let Some(d) = lock(&source.duplicates).describe() {
+            notes.push(format!("; duplicated key labels: {d}"));
+        }
+        source.host.log(
+            if lock(&source.duplicates).describe().is_some() {
+                LogLevel::Warn
+            } else {
+                LogLevel::Info
+            },
+            RStr::from_str(&format!(
+                "luna: opened token '{}' (serial {}, {}) through '{}', pool of {}{}",
+                config.token_label,
+                snapshot.serial,
+                snapshot.describe(),
+                source.module_path.display(),
+                config.pool_size,
+                notes.concat()
+            )),
+        );
+        Ok(source)
     }
 
     /// The session pool (tests use it to hold sessions and to reach the token).
@@ -392,45 +277,16 @@ impl LunaSource {
             return Ok(*k);
         }
         let handles = session.find_objects(&secret_key_template(name))?;
+        lock(&self.duplicates).saw(name, handles.len());
         let handle = match handles.as_slice() {
             [] => {
                 pkcs11::ensure_logged_in(session)?;
                 return Err(Fail::Ks(KeySourceError::not_found(name)));
             }
             [h] => *h,
-            _ => {
-                return Err(Fail::Ks(KeySourceError::InvalidKey {
-                    key: name.into(),
-                    problems: vec![
-                        format!(
-                            "{} secret key objects carry this CKA_LABEL; labels must be unique",
-                            handles.len()
-                        )
-                        .into(),
-                    ]
-                    .into(),
-                }));
-            }
+            _ => return Err(Fail::Ks(duplicates::error(name, handles.len()))),
         };
-        let attrs = session.get_attributes(
-            handle,
-            &[
-                AttributeType::Encrypt,
-                AttributeType::Decrypt,
-                AttributeType::Wrap,
-                AttributeType::Unwrap,
-            ],
-        )?;
-        let mut a = KeyAttrs::default();
-        for attr in attrs {
-            match attr {
-                Attribute::Encrypt(v) => a.encrypt = Some(v),
-                Attribute::Decrypt(v) => a.decrypt = Some(v),
-                Attribute::Wrap(v) => a.wrap = Some(v),
-                Attribute::Unwrap(v) => a.unwrap = Some(v),
-                _ => {}
-            }
-        }
+        let a = KeyAttrs::read_some(session, handle, &USAGE_ATTRS)?;
         let k = KeyRef {
             handle,
             usage: a.usage(),
@@ -465,8 +321,47 @@ impl LunaSource {
         result
     }
 
+    /// The labels of every secret key object (one per object).
+    fn all_labels(&self) -> Result<Vec<String>, KeySourceError> {
+        self.pool.run("list key labels", |session| {
+            pkcs11::ensure_logged_in(session)?;
+            let handles = session.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])?;
+            let mut labels = Vec::with_capacity(handles.len());
+            for handle in handles {
+                match KeyAttrs::read_some(session, handle, &[AttributeType::Label]) {
+                    Ok(a) => labels.extend(a.label),
+                    Err(e) if pkcs11::is_handle_error(&e) => {}
+                    Err(e) => return Err(Fail::Ck(e)),
+                }
+            }
+            Ok(labels)
+        })
+    }
+
+    /// Records the duplicated labels of `labels` (a full scan); a cached handle of a
+    /// duplicated label is forgotten, so that its next lookup fails.
+    fn note_labels<'a>(&self, labels: impl IntoIterator<Item = &'a str>) {
+        let mut d = lock(&self.duplicates);
+        d.replace_from_scan(labels.into_iter().filter(|l| !l.is_empty()));
+        let mut keys = lock(&self.keys);
+        for l in d.labels() {
+            keys.remove(l);
+        }
+    }
+
+    fn scan_duplicates(&self) -> Result<(), KeySourceError> {
+        let labels = self.all_labels()?;
+        self.note_labels(labels.iter().map(String::as_str));
+        Ok(())
+    }
+
+    fn destroyable_known(&self) -> bool {
+        self.destroyable_known.load(Ordering::Relaxed)
+    }
+
     fn key_info(&self, name: &str, attrs: &KeyAttrs) -> Result<KeyInfo, KeySourceError> {
-        let mut attributes = attrs.display();
+        let destroyable_known = self.destroyable_known();
+        let mut attributes = attrs.display(destroyable_known);
         attributes.push(KeyAttribute {
             name: invocations::COUNT_ATTRIBUTE.into(),
             value: self.invocations.count(&self.host, name).to_string().into(),
@@ -480,8 +375,10 @@ impl LunaSource {
             usage: attrs.usage(),
             enabled: !self.is_disabled(name)?,
             exportable: attrs.extractable.unwrap_or(true),
-            // CKA_DESTROYABLE defaults to true (and tokens before PKCS#11 2.40 lack it).
-            deletable: attrs.destroyable.unwrap_or(true) && !self.is_protected(name)?,
+            // CKA_DESTROYABLE defaults to true; modules before PKCS#11 2.40 lack it (and
+            // the host's nodelete flag alone decides).
+            deletable: (!destroyable_known || attrs.destroyable.unwrap_or(true))
+                && !self.is_protected(name)?,
             attributes: attributes.into(),
         })
     }
@@ -493,13 +390,12 @@ impl LunaSource {
         Ok(key)
     }
 
-    fn token_state(&self) -> Option<TokenSnapshot> {
+    fn token_state(&self) -> Option<TokenFacts> {
         let ctx = self.pool.context();
-        match pkcs11::find_slot(ctx, self.pool.token_label()) {
-            Ok(Some((_, info))) => {
-                let snap = TokenSnapshot::from_info(&info);
-                *lock(&self.snapshot) = snap.clone();
-                Some(snap)
+        match token::find(ctx, &self.module_path, self.pool.token_label()) {
+            Ok(Some((_, facts))) => {
+                *lock(&self.snapshot) = facts.clone();
+                Some(facts)
             }
             _ => None,
         }
@@ -526,8 +422,8 @@ impl KeySourceImpl for LunaSource {
             .token_state()
             .unwrap_or_else(|| lock(&self.snapshot).clone());
         SourceInfo {
-            vendor: snap.manufacturer.into(),
-            model: format!("{} via {}", snap.model, self.module_path.display()).into(),
+            vendor: snap.manufacturer.as_str().into(),
+            model: format!("{} via {}", snap.describe(), self.module_path.display()).into(),
         }
     }
 
@@ -541,18 +437,24 @@ impl KeySourceImpl for LunaSource {
             self.forget_keys();
             HealthStatus::Unavailable
         } else {
-            match self
-                .pool
-                .run("C_GetSessionInfo", |s| Ok(pkcs11::ensure_logged_in(s)?))
-            {
+            // A scan of the labels: the session check and the duplicates in one go.
+            match self.scan_duplicates() {
+                Ok(()) if lock(&self.duplicates).describe().is_some() => HealthStatus::Degraded,
                 Ok(()) => HealthStatus::Active,
                 Err(KeySourceError::Timeout { .. }) => HealthStatus::Degraded,
                 Err(_) => HealthStatus::Unavailable,
             }
         };
+        let mut model = snap.describe();
+        if let Some(d) = lock(&self.duplicates).describe() {
+            model.push_str(&format!(
+                "; DEGRADED: key labels carried by more than one object: {d} (remove or \
+                 relabel the extra objects)"
+            ));
+        }
         vec![EkmNode {
             id: snap.serial.into(),
-            model: snap.model.into(),
+            model: model.into(),
             status,
         }]
     }
@@ -572,6 +474,7 @@ impl KeySourceImpl for LunaSource {
             }
             Ok(found)
         })?;
+        self.note_labels(found.iter().filter_map(|a| a.label.as_deref()));
         let mut keys = Vec::with_capacity(found.len());
         for attrs in found {
             if let Some(label) = attrs.label.clone().filter(|l| !l.is_empty()) {
@@ -606,23 +509,18 @@ impl KeySourceImpl for LunaSource {
             if !session.find_objects(&secret_key_template(name))?.is_empty() {
                 return Err(Fail::Ks(KeySourceError::AlreadyExists { key: name.into() }));
             }
-            let template = [
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::ValueLen(KEY_BYTES.into()),
-                Attribute::Token(true),
-                Attribute::Private(true),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-                Attribute::Label(name.as_bytes().to_vec()),
-                Attribute::Id(name.as_bytes().to_vec()),
-                Attribute::Encrypt(usage.contains(KeyUsage::ENCRYPT)),
-                Attribute::Decrypt(usage.contains(KeyUsage::DECRYPT)),
-                Attribute::Wrap(usage.contains(KeyUsage::WRAP)),
-                Attribute::Unwrap(usage.contains(KeyUsage::UNWRAP)),
-                Attribute::Destroyable(deletable),
-            ];
-            Ok(session.generate_key(&Mechanism::AesKeyGen, &template)?)
+            let known = self.destroyable_known();
+            let template = new_key_template(name, usage, deletable, known);
+            match session.generate_key(&Mechanism::AesKeyGen, &template) {
+                // A module that claims 2.40 but does not know CKA_DESTROYABLE: without it
+                // (the host's nodelete flag keeps the promise).
+                Err(e) if known && pkcs11::rv(&e) == Some(RvError::AttributeTypeInvalid) => {
+                    self.destroyable_known.store(false, Ordering::Relaxed);
+                    let template = new_key_template(name, usage, deletable, false);
+                    Ok(session.generate_key(&Mechanism::AesKeyGen, &template)?)
+                }
+                other => Ok(other?),
+            }
         })?;
         lock(&self.keys).remove(name);
         // A stale flag of an earlier key of that name must not disable the new one.

@@ -13,13 +13,12 @@ use cryptoki::{
     error::{Error, RvError},
     mechanism::{Mechanism, aead::GcmParams},
     object::ObjectHandle,
-    session::{Session, SessionState, UserType},
-    slot::{Slot, TokenInfo},
-    types::AuthPin,
+    session::{Session, SessionState},
+    slot::Slot,
 };
 use keyhold_sdk::KeySourceError;
 
-use crate::config::PinSource;
+use crate::{config::PinSource, login::LoginKey, token};
 
 /// Length of the GCM authentication tag, in bytes.
 pub const TAG_LEN: usize = 16;
@@ -32,11 +31,26 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A loaded module: its context and the `module_env` it was initialised with.
+type Loaded = (Pkcs11, Vec<(String, String)>);
+
 /// The loaded modules of this process, by path: one [`Pkcs11`] (and one
 /// `C_Initialize`) per module, shared by every key source using it.
-fn modules() -> &'static Mutex<HashMap<PathBuf, Pkcs11>> {
-    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+fn modules() -> &'static Mutex<HashMap<PathBuf, Loaded>> {
+    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Loaded>>> = OnceLock::new();
     MODULES.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The `module_env` the module at `path` was initialised with in this process, when
+/// it differs from `env` (a module reads its environment once, in `C_Initialize`, and
+/// cannot be re-initialised in-process).
+pub fn initialised_with_other_env(
+    path: &Path,
+    env: &[(String, String)],
+) -> Option<Vec<(String, String)>> {
+    let map = lock(modules());
+    let (_, first) = map.get(path)?;
+    (first.as_slice() != env).then(|| first.clone())
 }
 
 /// Loads and initializes the PKCS#11 module at `path`, once per process, after
@@ -51,7 +65,7 @@ pub fn module(path: &Path, env: &[(String, String)]) -> Result<Pkcs11, KeySource
     // Never set here: see config::check_module_env.
     crate::config::check_module_env(env)?;
     let mut map = lock(modules());
-    if let Some(ctx) = map.get(path) {
+    if let Some((ctx, _)) = map.get(path) {
         return Ok(ctx.clone());
     }
     if !path.is_file() {
@@ -72,7 +86,7 @@ pub fn module(path: &Path, env: &[(String, String)]) -> Result<Pkcs11, KeySource
             path.display()
         ))
     })?;
-    map.insert(path.to_path_buf(), ctx.clone());
+    map.insert(path.to_path_buf(), (ctx.clone(), env.to_vec()));
     Ok(ctx)
 }
 
@@ -118,43 +132,6 @@ pub fn is_handle_error(e: &Error) -> bool {
         rv(e),
         Some(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid)
     )
-}
-
-/// Finds the slot holding the token labelled `label`. `Ok(None)` when no token has it.
-pub fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Option<(Slot, TokenInfo)>, Error> {
-    for slot in ctx.get_slots_with_token()? {
-        let info = match ctx.get_token_info(slot) {
-            Ok(info) => info,
-            // A token may vanish between the two calls, or be broken: it is not the
-            // one we look for (SoftHSM2 answers CKR_GENERAL_ERROR for a token deleted
-            // by another process).
-            Err(_) => continue,
-        };
-        if info.label().trim_end() == label {
-            return Ok(Some((slot, info)));
-        }
-    }
-    Ok(None)
-}
-
-/// The labels of every token the module shows (for error messages).
-pub fn token_labels(ctx: &Pkcs11) -> Vec<String> {
-    ctx.get_slots_with_token()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|slot| ctx.get_token_info(slot).ok())
-        .filter(|info| info.token_initialized())
-        .map(|info| info.label().trim_end().to_string())
-        .collect()
-}
-
-/// Logs `session` in as the user; an already logged-in application is fine (one login
-/// covers every session of the process).
-pub fn login(session: &Session, pin: &AuthPin) -> Result<(), Error> {
-    match session.login(UserType::User, Some(pin)) {
-        Ok(()) | Err(Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 /// Checks that `session` is still logged in as the user. A session whose login was
@@ -290,6 +267,10 @@ struct PoolState {
 pub struct SessionPool {
     ctx: Pkcs11,
     token_label: String,
+    /// The module and token, for the process-wide login registry ([`crate::login`]).
+    login_key: LoginKey,
+    /// This pool's number in the login registry.
+    holder: u64,
     /// Where the PIN is read for each login; the PIN itself is never kept.
     pin: PinSource,
     size: usize,
@@ -345,6 +326,7 @@ impl SessionPool {
     /// waits at most `timeout` for a free one.
     pub fn new(
         ctx: Pkcs11,
+        module: &Path,
         token_label: &str,
         pin: PinSource,
         size: usize,
@@ -353,6 +335,11 @@ impl SessionPool {
         SessionPool {
             ctx,
             token_label: token_label.to_string(),
+            login_key: LoginKey {
+                module: module.to_path_buf(),
+                label: token_label.to_string(),
+            },
+            holder: crate::login::new_holder(),
             pin,
             size: size.max(1),
             timeout,
@@ -374,6 +361,11 @@ impl SessionPool {
     /// The token label.
     pub fn token_label(&self) -> &str {
         &self.token_label
+    }
+
+    /// The module path.
+    pub fn module_path(&self) -> &Path {
+        &self.login_key.module
     }
 
     /// Leases a session: an idle one, a newly opened one while fewer than `size` are
@@ -460,11 +452,12 @@ impl SessionPool {
                 Err(e) => return Err(e),
             }
         }
-        let slot = match find_slot(&self.ctx, &self.token_label) {
+        let module = self.module_path();
+        let slot = match token::find(&self.ctx, module, &self.token_label) {
             Ok(found) => found,
             Err(e) if rv(&e) == Some(RvError::CryptokiNotInitialized) => {
                 initialize(&self.ctx)?;
-                find_slot(&self.ctx, &self.token_label)?
+                token::find(&self.ctx, module, &self.token_label)?
             }
             Err(e) => return Err(Fail::Ck(e)),
         };
@@ -478,11 +471,12 @@ impl SessionPool {
     }
 
     /// Opens a session on `slot` and logs it in with the PIN, read from its source for
-    /// this login and wiped when it returns.
+    /// this login and wiped when it returns. The PIN is checked even when the token is
+    /// already logged in ([`crate::login`]).
     fn open_on(&self, slot: Slot) -> Result<Session, Fail> {
         let session = self.ctx.open_rw_session(slot)?;
         let pin = self.pin.read()?;
-        login(&session, &pin)?;
+        crate::login::login(&session, &pin, &self.login_key, self.holder)?;
         drop(pin);
         Ok(session)
     }
@@ -520,6 +514,15 @@ impl SessionPool {
             }
             None => KeySourceError::internal(format!("{what}: no attempt made")),
         })
+    }
+}
+
+impl Drop for SessionPool {
+    /// Closes the idle sessions, then releases this pool's hold on the token's login.
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut lock(&self.state).idle);
+        drop(idle);
+        crate::login::release(self.holder);
     }
 }
 
