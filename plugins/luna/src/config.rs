@@ -168,9 +168,9 @@ pub fn check_module_env(env: &[(String, String)]) -> Result<(), KeySourceError> 
                  the environment cannot be changed safely while keyhold runs, and a \
                  PKCS#11 module reads it once, in C_Initialize, and cannot be \
                  re-initialised in-process (SoftHSM2 reads its configuration once per \
-                 process), so start (or restart) keyhold with {name}={value} in its \
-                 environment (e.g. systemd Environment=, docker -e) and keep module_env \
-                 equal to it, or remove it from module_env",
+                 process), so start keyhold with {name}={value} in its environment (e.g. \
+                 systemd Environment=, docker -e; a restart applies it) and keep \
+                 module_env equal to it, or remove it from module_env",
                 match &current {
                     Some(v) => format!("{name}={}", v.to_string_lossy()),
                     None => format!("no {name}"),

@@ -78,7 +78,10 @@ mod tests {
         d.saw("b", 2);
         assert_eq!(d.labels().collect::<Vec<_>>(), ["b", "c"]);
         let e = error("b", 2).to_string();
-        assert!(e.contains("'b'") && e.contains("2 secret key objects"), "{e}");
+        assert!(
+            e.contains("'b'") && e.contains("2 secret key objects"),
+            "{e}"
+        );
         assert!(matches!(error("b", 2), KeySourceError::Internal { .. }));
     }
 }
