@@ -20,18 +20,57 @@
 //!   process environment (`setenv` is not thread-safe and keyhold's threads are
 //!   running), and refuses a `module_env` that differs from it.
 //! - The PIN is never kept: it is read from `pin_env`/`pin_file` for each login
-//!   ([`config::PinSource`]) and wiped (zeroized) right after.
+//!   ([`config::PinSource`]) and wiped (zeroized) right after. Only a salted SHA-256 of
+//!   the PIN that logged a token in stays in memory, to check a later login (below).
+//!
+//! ## Opening a source
+//! - The token is found by label among the slots with a token. A token whose
+//!   `C_GetTokenInfo` answer cryptoki cannot parse (openCryptoki fills `utcTime` with a
+//!   non-date) is read raw ([`token`]; the one `unsafe` module, `raw`) and still found by
+//!   label. "No token labelled ..." lists the labels present and the slots that could
+//!   not be read, with the reason; when the module shows no token at all it hints that
+//!   the module's configuration may be missing from its environment (`module_env`,
+//!   e.g. `SOFTHSM2_CONF`), and, when the module was initialised in this process with
+//!   another `module_env`, that it cannot be re-initialised in-process (a restart
+//!   applies it).
+//! - The token must offer `CKM_AES_KEY_GEN` (with `CKF_GENERATE`) and `CKM_AES_GCM`
+//!   (with `CKF_ENCRYPT` and `CKF_DECRYPT`), both for 256-bit keys
+//!   ([`mechanisms`]); otherwise the open is refused ([`KeySourceError::Unsupported`])
+//!   naming what is missing.
+//! - One session is logged in at open, so a wrong PIN fails there, also when another
+//!   source of the process is already logged in to the token (`C_Login` then answers
+//!   `CKR_USER_ALREADY_LOGGED_IN` whatever the PIN): a process-wide registry keeps a
+//!   salted hash of the PIN that logged each token in, and a different PIN is refused
+//!   while another source holds that login; a login made outside the registry is
+//!   checked by the token after a `C_Logout` (module `login`).
+//! - `CKA_DESTROYABLE` is used only when `C_GetInfo` reports PKCS#11 2.40 or later
+//!   (or until a key template holding it is refused as `CKR_ATTRIBUTE_TYPE_INVALID`).
 //!
 //! ## Behaviour
 //! - Keys are token objects of class `CKO_SECRET_KEY` found by `CKA_LABEL`. Handles are
 //!   cached per label and forgotten on `CKR_OBJECT_HANDLE_INVALID`/`CKR_KEY_HANDLE_INVALID`
 //!   and whenever the sessions are invalidated.
-//! - Created keys: AES-256, `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_SENSITIVE` true,
-//!   `CKA_EXTRACTABLE` false, `CKA_ENCRYPT/DECRYPT/WRAP/UNWRAP` from the usage,
-//!   `CKA_DESTROYABLE` from `NewKey::deletable`, `CKA_ID` = the label. `exportable=true` is
-//!   refused as unsupported. A non-deletable key is also recorded in the host's
-//!   key-value store (`nodelete/<label>`), in case a token ignores `CKA_DESTROYABLE`;
-//!   `delete_key` refuses a key that either marks non-deletable.
+//! - A label carried by two or more secret key objects (made outside keyhold) cannot be
+//!   used: every lookup of it answers [`KeySourceError::Internal`] naming the label and
+//!   the count, `health()` is [`HealthStatus::Degraded`] with the labels named in the
+//!   node's model, and `list_keys` lists every object. Found by a scan at open, by
+//!   `health()` and `list_keys()` (which also drop a cached handle of such a label),
+//!   and by every lookup that is not cached.
+//! - Created keys: AES-256 with every security-relevant attribute set, none left to the
+//!   module's defaults: `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_SENSITIVE` true;
+//!   `CKA_EXTRACTABLE`, `CKA_MODIFIABLE`, `CKA_SIGN`, `CKA_VERIFY`, `CKA_DERIVE` false;
+//!   `CKA_ENCRYPT/DECRYPT/WRAP/UNWRAP` from the usage; `CKA_DESTROYABLE` from
+//!   `NewKey::deletable` where the module knows it; `CKA_ID` = the label.
+//!   `exportable=true` is refused as unsupported. A non-deletable key is also recorded
+//!   in the host's key-value store (`nodelete/<label>`): the promise where the module
+//!   lacks `CKA_DESTROYABLE` or ignores it; `delete_key` refuses a key that either
+//!   marks non-deletable.
+//! - `KeyInfo.attributes` show `CKA_LABEL`, `CKA_ID`, `CKA_KEY_TYPE`, `CKA_VALUE_LEN`,
+//!   `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_SENSITIVE`, `CKA_EXTRACTABLE`,
+//!   `CKA_ALWAYS_SENSITIVE`, `CKA_NEVER_EXTRACTABLE`, `CKA_MODIFIABLE`, the usage
+//!   attributes, `CKA_SIGN`, `CKA_VERIFY`, `CKA_DERIVE` (booleans as "true"/"false"),
+//!   `CKA_DESTROYABLE` where the module knows it, and the AES-GCM invocation count.
+//!   `KeyInfo.exportable` is `CKA_EXTRACTABLE`.
 //! - Enable/disable is a flag in the host's key-value store (`disabled/<label>`); the
 //!   HSM object is never modified, so re-enabling is exact.
 //! - AES-GCM is `CKM_AES_GCM` with a 128-bit tag and a 12-byte IV from the OS CSPRNG
