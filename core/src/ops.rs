@@ -178,7 +178,7 @@ impl OpError {
             OpError::AlreadyExists { .. }
             | OpError::VersionMismatch { .. }
             | OpError::SourceKeyInUse(_) => 409,
-            OpError::Rule(r) if r.code == "source_immutable" => 422,
+            OpError::Rule(r) if UNPROCESSABLE_RULES.contains(&r.code) => 422,
             OpError::Rule(_) => 409,
             OpError::Invalid(_) => 400,
             // A source key that does not exist, looked up by path or named in a body.
@@ -200,6 +200,15 @@ impl OpError {
         }
     }
 }
+
+/// Rules whose refusal is 422 (the request can never succeed as sent) rather than 409
+/// (the current state refuses it).
+const UNPROCESSABLE_RULES: &[&str] = &[
+    "source_immutable",
+    "token_label_immutable",
+    "connection_test_failed",
+    "source_declared_in_config",
+];
 
 /// A record with the store revision that last changed it (its version for
 /// `If-Match`-style concurrency control).
@@ -319,58 +328,6 @@ impl Operations {
             }),
             _ => Ok(()),
         }
-    }
-
-    fn validate_health_check_key(&self, source: &str, key: &str) -> Result<(), OpError> {
-        let handle = self
-            .sources
-            .get(source)
-            .map_err(|reason| OpError::SourceUnavailable {
-                source_name: source.to_string(),
-                reason,
-            })?;
-        let checked = handle
-            .source()
-            .validate_health_check_key(key.into())
-            .into_result();
-        self.key_in_own_source(checked, source, key)
-    }
-
-    /// `outcome` of looking up `key` in `source` as an [`OpError`]: a key that is not
-    /// there is [`OpError::SourceKeyNotFound`], naming the other sources that hold one of
-    /// that name.
-    fn key_in_own_source<T>(
-        &self,
-        outcome: Result<T, KeySourceError>,
-        source: &str,
-        key: &str,
-    ) -> Result<T, OpError> {
-        outcome.map_err(|reason| match reason {
-            KeySourceError::NotFound { .. } => OpError::SourceKeyNotFound {
-                source_name: source.to_string(),
-                key: key.to_string(),
-                elsewhere: rules::held_elsewhere(&self.sources_holding(key, source)),
-            },
-            reason => OpError::Source {
-                source_name: source.to_string(),
-                reason,
-            },
-        })
-    }
-
-    /// The opened sources other than `except` that hold a key named `key`.
-    fn sources_holding(&self, key: &str, except: &str) -> Vec<String> {
-        let mut holders = self
-            .sources
-            .opened()
-            .into_iter()
-            .filter(|handle| {
-                handle.name != except && handle.source().get_key(key.into()).into_result().is_ok()
-            })
-            .map(|handle| handle.name.clone())
-            .collect::<Vec<_>>();
-        holders.sort();
-        holders
     }
 
     /// Creates an unlinked key store and its first credential. Returns the store and the

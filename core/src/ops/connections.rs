@@ -448,6 +448,7 @@ impl Operations {
             created_at: model::now_unix(),
             hsm_connection: Some(hsm_connection.to_string()),
             config: Some(config),
+            generation: 0,
         };
         let source_key = keys::source(name);
         let result = self.store.commit(

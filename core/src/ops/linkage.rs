@@ -489,13 +489,15 @@ impl Operations {
         external_id: &str,
         source_key: &str,
         linked: Option<bool>,
+        allow_weak_key: bool,
     ) -> Result<HyokKeyRecord, OpError> {
         let store = self.get_store(store_id)?.value;
         let want_link = linked.unwrap_or(store.aws.is_some());
         if want_link {
             ensure_connected(&store)?;
         }
-        let record = self.create_hyok_key(store_id, external_id, source_key)?;
+        let record =
+            self.create_hyok_key_allowing(store_id, external_id, source_key, allow_weak_key)?;
         if !want_link {
             return Ok(record);
         }
