@@ -279,10 +279,19 @@ pub fn open_stored_sources(
             tracing::error!(key = %entry.key, "skipping unreadable key source record");
             continue;
         };
-        let Some(config) = &rec.config else { continue };
+        let Some(recorded) = &rec.config else { continue };
         if cfg.sources.contains_key(&rec.name) {
             continue;
         }
+        // Opened as its HSM connection is now (changed since the source was created or
+        // last reopened, e.g. a new PIN reference), else as recorded.
+        let current = rec
+            .hsm_connection
+            .as_deref()
+            .and_then(|c| store.get(&crate::model::keys::hsm_connection(c)).ok().flatten())
+            .and_then(|e| serde_json::from_slice::<crate::model::HsmConnectionRecord>(&e.value).ok())
+            .map(|c| c.luna_config());
+        let config = current.as_ref().unwrap_or(recorded);
         let host = StoreHost::new(store.clone(), &rec.name);
         match crate::ops::open_source(
             &settings,
@@ -315,6 +324,19 @@ pub fn open_stored_sources(
 
 fn plugin_settings(cfg: &Config) -> crate::ops::PluginSettings {
     crate::ops::PluginSettings {
+        declared: cfg
+            .sources
+            .iter()
+            .map(|(name, decl)| {
+                let declared = crate::ops::DeclaredSource {
+                    plugin: decl.plugin.clone(),
+                    library: cfg.library_path(decl),
+                    config: decl.config.clone(),
+                    inline_calls: decl.inline_calls,
+                };
+                (name.clone(), declared)
+            })
+            .collect(),
         dir: cfg.plugin_dir(),
         limits: CallLimits {
             concurrency: cfg.xks.plugin_concurrency,
@@ -437,6 +459,9 @@ pub async fn start_with_clock(
             let (mut sources, mut failed) = open_sources(&cfg, &store);
             open_stored_sources(&cfg, &store, &mut sources, &mut failed)?;
             let sources = Arc::new(sources);
+            let follower =
+                crate::ops::SourceFollower::new(plugin_settings(&cfg), store.clone(), sources.clone());
+            follower.started()?;
             let ops = Arc::new(
                 crate::ops::Operations::new(store.clone(), master.clone(), sources.clone())
                     .with_node(&node)
@@ -453,12 +478,12 @@ pub async fn start_with_clock(
                 crate::ops::orphaned_job(job, &node, None)
             })
             .map_err(|e| StartError::Task(e.to_string()))?;
-            Ok((store, master, sources, failed, outcome, ops))
+            Ok((store, master, sources, failed, outcome, ops, follower))
         })
         .await
         .map_err(|e| StartError::Task(e.to_string()))??
     };
-    let (store, master, sources, failed_sources, outcome, ops) = prepared;
+    let (store, master, sources, failed_sources, outcome, ops, follower) = prepared;
     let metrics_addr = match cfg.metrics.listen {
         None => None,
         Some(addr) => Some(
@@ -518,6 +543,7 @@ pub async fn start_with_clock(
     // credential or a block never stays ineffective behind a failure.
     {
         let (store, ctx, routing) = (store.clone(), ctx.clone(), routing.clone());
+        let follower = follower.clone();
         let metrics = service.metrics();
         let mut stop = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -538,7 +564,18 @@ pub async fn start_with_clock(
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 };
                 let (store, ctx, current) = (store.clone(), ctx.clone(), routing.load_full());
+                let follower = follower.clone();
                 let next = tokio::task::spawn_blocking(move || {
+                    // Key sources first (opened, reopened or closed as their records
+                    // say), so that the routing picks up the new handles.
+                    match event.as_deref() {
+                        Some(e) => {
+                            let changed: Vec<String> =
+                                e.changes.iter().map(|c| c.key.clone()).collect();
+                            follower.apply(Some(&changed));
+                        }
+                        None => follower.apply(None),
+                    }
                     current.next(event.as_deref(), stale, store.as_ref(), &ctx)
                 })
                 .await;

@@ -336,15 +336,8 @@ impl Operations {
         model::validate_name("store", &new.name)?;
         let max = new.max_credentials.unwrap_or(model::MAX_CREDENTIALS);
         model::validate_max_credentials(max)?;
-        let plugin = self
-            .store
-            .get(&keys::source(&new.source))?
-            .map(|e| decode::<model::SourceRecord>(&e))
-            .transpose()?
-            .ok_or_else(|| OpError::NotFound {
-                what: "key source",
-                id: new.source.clone(),
-            })?;
+        let source_entry = self.entry(&keys::source(&new.source), "key source", &new.source)?;
+        let plugin: model::SourceRecord = decode(&source_entry)?;
         if let Some(account) = &new.account {
             let account = self.get_account(account)?;
             if let Some(region) = &new.region {
@@ -389,6 +382,8 @@ impl Operations {
             Condition::Absent(keys::store_name_index(&record.name)),
             Condition::Absent(keys::prefix_index(&prefix)),
             Condition::Absent(keys::store(&id)),
+            // The source record is rewritten: a concurrent delete of the source fails.
+            Condition::Revision(source_entry.key.clone(), source_entry.revision),
             // A source key that backs a HYOK key is no health-check key.
             Condition::Absent(keys::source_key_index(
                 &record.source,
@@ -404,6 +399,7 @@ impl Operations {
             ));
         }
         writes.extend([
+            Write::Put(source_entry.key.clone(), source_entry.value.clone()),
             Write::Put(keys::store(&id), to_json(&record)),
             Write::Put(
                 keys::store_name_index(&record.name),
@@ -418,6 +414,14 @@ impl Operations {
                 Err(OpError::NotFound {
                     what: "AWS account",
                     id: new.account.unwrap_or_default(),
+                })
+            }
+            Err(StoreError::Conflict { key }) if key == source_entry.key => {
+                Err(OpError::VersionMismatch {
+                    what: "key source",
+                    id: record.source,
+                    expected: source_entry.revision,
+                    actual: 0,
                 })
             }
             Err(StoreError::Conflict { key }) if key.starts_with("index/prefix/") => {
@@ -574,6 +578,10 @@ impl Operations {
         {
             self.check_mtls(&next)?;
         }
+        if next == *old {
+            // Nothing changes: nothing is written, the version stays.
+            return Ok(current);
+        }
         writes.push(Write::Put(keys::store(id), to_json(&next)));
         // A linked store's name and location are AWS's too: pushed first, so that a
         // refusal there changes nothing here.
@@ -682,10 +690,12 @@ mod jobs;
 mod linkage;
 mod refresh;
 mod schedules;
+mod source_lifecycle;
 mod sources;
 
 pub use crate::model::mtls::MtlsListener;
-pub use connections::{CONNECTION_TEST_TIMEOUT, PluginSettings, open_source};
+pub use connections::{CONNECTION_TEST_TIMEOUT, DeclaredSource, PluginSettings, open_source};
+pub use source_lifecycle::SourceFollower;
 pub use identity::RootBootstrap;
 pub(crate) use identity::validate_user_name;
 pub use jobs::{interrupt_jobs_where, interrupt_running_jobs, orphaned_job};

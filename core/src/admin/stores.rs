@@ -117,7 +117,8 @@ async fn get_store(c: Caller, Path(StoreId { id }): Path<StoreId>) -> Result<Res
     Ok(with_etag(StatusCode::OK, store.version, store))
 }
 
-/// Change a key store; needs If-Match with its version.
+/// Change a key store; needs If-Match with its version. A patch that changes nothing
+/// answers the store unchanged (same version and ETag) and writes no audit record.
 #[utoipa::path(patch, path = "/api/v1/stores/{id}", request_body = StorePatch,
     params(StoreId, ("If-Match" = String, Header, description = "\"<version>\" from the ETag")),
     responses(
@@ -136,10 +137,12 @@ async fn update_store(
 ) -> Result<Response> {
     let expected = if_match(&headers)?;
     let result = c
-        .change("update_store", format!("store/{id}"), move |ops, who| {
+        .change_if_any("update_store", format!("store/{id}"), move |ops, who| {
             authorize_store(ops, who, &id, Permission::UpdateStore)?;
             let details = json!({"fields": body.fields()});
             let v = ops.update_store(&id, body, Some(expected))?;
+            // A patch that changes nothing keeps the version: no audit record.
+            let details = (v.version != expected).then_some(details);
             Ok((Store::new(v, ops.store_account(&id)?), details))
         })
         .await;

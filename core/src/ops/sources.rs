@@ -212,6 +212,18 @@ impl Operations {
         Ok((info, check))
     }
 
+    /// The id of the store named `reference`, when `reference` is no store's id but a
+    /// store's name (`None`: use it as it is).
+    pub fn store_id_for_name(&self, reference: &str) -> Result<Option<String>, OpError> {
+        if self.store.get(&keys::store(reference))?.is_some() {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .get(&keys::store_name_index(reference))?
+            .map(|e| String::from_utf8_lossy(&e.value).into_owned()))
+    }
+
     /// One HYOK key of a store.
     pub fn get_hyok_key(
         &self,
