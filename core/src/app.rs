@@ -279,7 +279,9 @@ pub fn open_stored_sources(
             tracing::error!(key = %entry.key, "skipping unreadable key source record");
             continue;
         };
-        let Some(recorded) = &rec.config else { continue };
+        let Some(recorded) = &rec.config else {
+            continue;
+        };
         if cfg.sources.contains_key(&rec.name) {
             continue;
         }
@@ -288,8 +290,15 @@ pub fn open_stored_sources(
         let current = rec
             .hsm_connection
             .as_deref()
-            .and_then(|c| store.get(&crate::model::keys::hsm_connection(c)).ok().flatten())
-            .and_then(|e| serde_json::from_slice::<crate::model::HsmConnectionRecord>(&e.value).ok())
+            .and_then(|c| {
+                store
+                    .get(&crate::model::keys::hsm_connection(c))
+                    .ok()
+                    .flatten()
+            })
+            .and_then(|e| {
+                serde_json::from_slice::<crate::model::HsmConnectionRecord>(&e.value).ok()
+            })
             .map(|c| c.luna_config());
         let config = current.as_ref().unwrap_or(recorded);
         let host = StoreHost::new(store.clone(), &rec.name);
@@ -459,8 +468,11 @@ pub async fn start_with_clock(
             let (mut sources, mut failed) = open_sources(&cfg, &store);
             open_stored_sources(&cfg, &store, &mut sources, &mut failed)?;
             let sources = Arc::new(sources);
-            let follower =
-                crate::ops::SourceFollower::new(plugin_settings(&cfg), store.clone(), sources.clone());
+            let follower = crate::ops::SourceFollower::new(
+                plugin_settings(&cfg),
+                store.clone(),
+                sources.clone(),
+            );
             follower.started()?;
             let ops = Arc::new(
                 crate::ops::Operations::new(store.clone(), master.clone(), sources.clone())

@@ -695,13 +695,13 @@ mod sources;
 
 pub use crate::model::mtls::MtlsListener;
 pub use connections::{CONNECTION_TEST_TIMEOUT, DeclaredSource, PluginSettings, open_source};
-pub use source_lifecycle::SourceFollower;
 pub use identity::RootBootstrap;
 pub(crate) use identity::validate_user_name;
 pub use jobs::{interrupt_jobs_where, interrupt_running_jobs, orphaned_job};
 pub use linkage::{AppliedWaiter, TRANSITION_WAIT, block_on_aws};
 pub use refresh::{KmsFor, Stopping};
 pub use schedules::{RotationFailure, RotationOutcome};
+pub use source_lifecycle::SourceFollower;
 
 // The changes the admin API asks for are its request types (one definition).
 pub use crate::api::{

@@ -187,9 +187,7 @@ impl Actor {
     ) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: FnOnce(&Operations, &Principal) -> Result<(T, Option<Value>), OpError>
-            + Send
-            + 'static,
+        F: FnOnce(&Operations, &Principal) -> Result<(T, Option<Value>), OpError> + Send + 'static,
     {
         let state = &self.state;
         let (ops, audit, who) = (

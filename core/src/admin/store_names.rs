@@ -36,7 +36,11 @@ fn with_store_id(uri: &Uri, end: usize, id: &str) -> Option<Uri> {
 }
 
 /// The middleware: resolves a store name in the path to the store's id.
-pub(super) async fn resolve(State(state): State<AdminState>, mut req: Request, next: Next) -> Response {
+pub(super) async fn resolve(
+    State(state): State<AdminState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     if let Some((segment, end)) = store_segment(req.uri().path()) {
         let reference = percent_encoding::percent_decode_str(segment)
             .decode_utf8_lossy()
@@ -63,10 +67,10 @@ mod tests {
 
     #[test]
     fn the_store_segment_is_found_and_replaced() {
-        assert_eq!(store_segment("/api/v1/stores/acme"), Some(("acme", 20)));
+        assert_eq!(store_segment("/api/v1/stores/acme"), Some(("acme", 19)));
         assert_eq!(
             store_segment("/api/v1/stores/my%20store/keys/k1"),
-            Some(("my%20store", 26))
+            Some(("my%20store", 25))
         );
         assert_eq!(store_segment("/api/v1/stores/"), None);
         assert_eq!(store_segment("/api/v1/stores"), None);

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use super::{
-    OpError, Operations, decode,
+    OpError, Operations,
     connections::{DeclaredSource, PluginSettings, SOURCE_OPEN_TIMEOUT, open_source_at},
-    to_json,
+    decode, to_json,
 };
 use crate::{
     api::sources::Source,
@@ -159,10 +159,10 @@ impl Operations {
         }
         // Creating a store rewrites its source's record: a store created meanwhile
         // makes this fail.
-        match self
-            .store
-            .commit(&[Condition::Revision(key.clone(), entry.revision)], vec![Write::Delete(key)])
-        {
+        match self.store.commit(
+            &[Condition::Revision(key.clone(), entry.revision)],
+            vec![Write::Delete(key)],
+        ) {
             Ok(_) => {}
             Err(StoreError::Conflict { .. }) => {
                 return Err(OpError::VersionMismatch {

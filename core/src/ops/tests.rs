@@ -1096,7 +1096,9 @@ fn linked_keys_need_a_linked_connected_store_and_nothing_is_left_when_refused() 
         f.ops
             .set_store_link(&rec.id, Some(AwsLink::new("cks-1", state)))
             .unwrap();
-        let refused = f.ops.create_hyok_key_with_link(&rec.id, "k1", "data", None, false);
+        let refused = f
+            .ops
+            .create_hyok_key_with_link(&rec.id, "k1", "data", None, false);
         assert_eq!(code(refused), "store_not_connected", "{state:?}");
         assert_eq!(
             code(f.ops.link_hyok_key(&rec.id, "k1")),

@@ -92,7 +92,10 @@ fn sources_without_pkcs11_attributes_are_judged_on_the_common_fields() {
     k.exportable = true;
     assert_eq!(
         hyok_key_problems(&k),
-        vec!["the key must not be exportable", "the key must allow decrypt"]
+        vec![
+            "the key must not be exportable",
+            "the key must allow decrypt"
+        ]
     );
     // Attributes with values that are not booleans are not judged.
     assert!(hyok_key_problems(&key(ENC_DEC, &[("CKA_PRIVATE", "n/a")])).is_empty());

@@ -40,7 +40,10 @@ fn setting_one_pin_reference_clears_the_other() {
         },
     )
     .unwrap();
-    assert_eq!((back.pin_env.as_deref(), back.pin_file), (Some("PIN2"), None));
+    assert_eq!(
+        (back.pin_env.as_deref(), back.pin_file),
+        (Some("PIN2"), None)
+    );
     let both = HsmConnectionPatch {
         pin_env: Some("A".into()),
         pin_file: Some("/b".into()),
@@ -64,7 +67,10 @@ fn module_env_is_replaced_and_other_fields_kept() {
     assert_eq!(next.module_env, BTreeMap::from([("X".into(), "1".into())]));
     assert_eq!((next.pool_size, next.op_timeout_ms), (Some(3), Some(250)));
     assert_eq!(next.module, conn().module);
-    assert_eq!(patched(&conn(), HsmConnectionPatch::default()).unwrap(), conn());
+    assert_eq!(
+        patched(&conn(), HsmConnectionPatch::default()).unwrap(),
+        conn()
+    );
 }
 
 #[test]
