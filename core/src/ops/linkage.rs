@@ -528,6 +528,12 @@ impl Operations {
                 format!("HYOK key '{external_id}' is linked already"),
             ));
         }
+        // The HYOK key rules hold when AWS KMS starts using the key (a key made before
+        // them, or through the configuration file, is checked here), unless the key was
+        // created with the explicit relaxation.
+        if !key.source_key.is_empty() {
+            self.check_hyok_source_key(&store.source, &key.source_key, key.allow_weak_key)?;
+        }
         let link = self.create_kms_key(&store, external_id)?;
         self.set_hyok_key_link(store_id, external_id, Some(link))
     }

@@ -1214,3 +1214,5 @@ fn aws_connection_ca_file_and_sts_endpoint_are_checked_and_reach_the_settings() 
     let e = f.ops.aws_settings("c1", "eu-west-1").unwrap_err();
     assert!(e.to_string().contains("cannot be read"), "{e}");
 }
+
+mod key_rules;
