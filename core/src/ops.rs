@@ -382,8 +382,9 @@ impl Operations {
             Condition::Absent(keys::store_name_index(&record.name)),
             Condition::Absent(keys::prefix_index(&prefix)),
             Condition::Absent(keys::store(&id)),
-            // The source record is rewritten: a concurrent delete of the source fails.
-            Condition::Revision(source_entry.key.clone(), source_entry.revision),
+            // The source must still exist; its guard is rewritten below, so that a
+            // concurrent delete of the source fails.
+            Condition::Exists(source_entry.key.clone()),
             // A source key that backs a HYOK key is no health-check key.
             Condition::Absent(keys::source_key_index(
                 &record.source,
@@ -399,7 +400,10 @@ impl Operations {
             ));
         }
         writes.extend([
-            Write::Put(source_entry.key.clone(), source_entry.value.clone()),
+            Write::Put(
+                source_lifecycle::stores_guard(&record.source),
+                id.clone().into_bytes(),
+            ),
             Write::Put(keys::store(&id), to_json(&record)),
             Write::Put(
                 keys::store_name_index(&record.name),
@@ -417,11 +421,9 @@ impl Operations {
                 })
             }
             Err(StoreError::Conflict { key }) if key == source_entry.key => {
-                Err(OpError::VersionMismatch {
+                Err(OpError::NotFound {
                     what: "key source",
                     id: record.source,
-                    expected: source_entry.revision,
-                    actual: 0,
                 })
             }
             Err(StoreError::Conflict { key }) if key.starts_with("index/prefix/") => {

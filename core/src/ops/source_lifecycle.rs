@@ -19,6 +19,13 @@ use crate::{
     xks::Sources,
 };
 
+/// The key every store creation on `source` rewrites (with the new store's id), so
+/// that deleting the source fails when a store was created meanwhile (outside the
+/// source records: a store creation does not touch the stores served from it).
+pub(super) fn stores_guard(source: &str) -> String {
+    format!("index/source-stores/{source}")
+}
+
 /// Opens source `name` as `rec` (or its declaration in the configuration file,
 /// `declared`) describes it: a handle, or why it did not open.
 fn open_handle(
@@ -139,6 +146,13 @@ impl Operations {
                 ),
             }));
         }
+        // Read before the stores are listed: a store created after this read rewrites
+        // the guard, and the delete below fails.
+        let guard_key = stores_guard(name);
+        let guard = match self.store.get(&guard_key)? {
+            Some(e) => Condition::Revision(guard_key.clone(), e.revision),
+            None => Condition::Absent(guard_key.clone()),
+        };
         let mut users: Vec<String> = self
             .list_stores()?
             .into_iter()
@@ -157,11 +171,9 @@ impl Operations {
                 ),
             }));
         }
-        // Creating a store rewrites its source's record: a store created meanwhile
-        // makes this fail.
         match self.store.commit(
-            &[Condition::Revision(key.clone(), entry.revision)],
-            vec![Write::Delete(key)],
+            &[Condition::Revision(key.clone(), entry.revision), guard],
+            vec![Write::Delete(key), Write::Delete(guard_key)],
         ) {
             Ok(_) => {}
             Err(StoreError::Conflict { .. }) => {
