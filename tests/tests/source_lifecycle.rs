@@ -74,10 +74,12 @@ async fn connection_patch_reopen_and_delete_source() {
     let env = luna::env();
     let server = TestServer::admin_only().start().await;
     let root = server.root().await;
+    let first = server.path().join("first.pin");
+    std::fs::copy(&env.pin_file, &first).expect("copy PIN file");
     let r = root
         .post(
             "/api/v1/connections/hsm",
-            &hsm_body("hsm1", &token.label, &env.pin_file),
+            &hsm_body("hsm1", &token.label, &first),
         )
         .await;
     expect_status(&r, 201);
@@ -100,7 +102,7 @@ async fn connection_patch_reopen_and_delete_source() {
     );
     assert!(!msg.contains("wrong-pin-000111"), "never the PIN: {msg}");
     let got = expect_status(&root.get(path).await, 200);
-    assert_eq!(got["pin_file"], env.pin_file.to_string_lossy().as_ref());
+    assert_eq!(got["pin_file"], first.to_string_lossy().as_ref());
     // token_label is a source's binding; unknown fields are refused; bad values too.
     let msg = expect_error(
         &root
@@ -129,25 +131,6 @@ async fn connection_patch_reopen_and_delete_source() {
         "not_found",
     );
     assert_eq!(audited(server.path(), "update_hsm_connection").len(), 5);
-
-    // The right PIN in a new file: tested, saved, audited with the fields changed.
-    let rotated = server.path().join("rotated.pin");
-    std::fs::copy(&env.pin_file, &rotated).expect("copy PIN file");
-    let body = json!({"pin_file": rotated.to_string_lossy(), "op_timeout_ms": 5000});
-    let got = expect_status(&root.patch(path, &body, None).await, 200);
-    assert_eq!(got["pin_file"], rotated.to_string_lossy().as_ref());
-    assert_eq!(got["op_timeout_ms"], 5000);
-    let records = audited(server.path(), "update_hsm_connection");
-    assert_eq!(records.len(), 6);
-    assert!(
-        records[5].to_string().contains("op_timeout_ms"),
-        "{}",
-        records[5]
-    );
-    // The same values again: no change, no audit record.
-    let same = expect_status(&root.patch(path, &body, None).await, 200);
-    assert_eq!(same, got);
-    assert_eq!(audited(server.path(), "update_hsm_connection").len(), 6);
 
     // A source, its keys, a store (HYOK key created through the store's name).
     let r = root
@@ -181,10 +164,31 @@ async fn connection_patch_reopen_and_delete_source() {
         .create_hyok_key("/api/v1/stores/hsm-store", "k1", "data-1")
         .await;
     expect_status(&r, 201);
+
+    // The right PIN in a new file: tested, saved, audited with the fields changed.
+    let rotated = server.path().join("rotated.pin");
+    std::fs::copy(&env.pin_file, &rotated).expect("copy PIN file");
+    let body = json!({"pin_file": rotated.to_string_lossy(), "op_timeout_ms": 5000});
+    let got = expect_status(&root.patch(path, &body, None).await, 200);
+    assert_eq!(got["pin_file"], rotated.to_string_lossy().as_ref());
+    assert_eq!(got["op_timeout_ms"], 5000);
+    let records = audited(server.path(), "update_hsm_connection");
+    assert_eq!(records.len(), 6);
+    assert!(
+        records[5].to_string().contains("op_timeout_ms"),
+        "{}",
+        records[5]
+    );
+    // The same values again: no change, no audit record.
+    let same = expect_status(&root.patch(path, &body, None).await, 200);
+    assert_eq!(same, got);
+    assert_eq!(audited(server.path(), "update_hsm_connection").len(), 6);
+    // The source keeps its session until reopened; the old PIN file goes away.
+    std::fs::remove_file(&first).expect("remove the old PIN file");
     let sealed = xks.encrypt_ok("k1", b"before reopen", None).await;
 
-    // GET one source; reopen it (the PIN from the new file): opened, audited, and the
-    // store keeps serving, old ciphertexts included.
+    // GET one source; reopen it (the PIN from the new file only: the old one is gone):
+    // opened, audited, and the store keeps serving, old ciphertexts included.
     let src = expect_status(&root.get("/api/v1/sources/hsm-src").await, 200);
     assert_eq!(
         (src["status"].as_str(), src["hsm_connection"].as_str()),
@@ -206,6 +210,29 @@ async fn connection_patch_reopen_and_delete_source() {
         404,
         "not_found",
     );
+    // A reopen that fails (the PIN file gone) answers `failed` with the reason, and
+    // the store is unavailable until a reopen succeeds.
+    let aside = server.path().join("rotated.pin.aside");
+    std::fs::rename(&rotated, &aside).expect("move the PIN file away");
+    let r = root
+        .post("/api/v1/sources/hsm-src/reopen", &json!({}))
+        .await;
+    let failed = expect_status(&r, 200);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let reason = failed["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("hsm-src") && !reason.contains(luna::USER_PIN),
+        "{reason}"
+    );
+    let refused = xks.encrypt("k1", b"while failed", None, false).await;
+    assert_ne!(refused.status.as_u16(), 200, "{refused:?}");
+    std::fs::rename(&aside, &rotated).expect("restore the PIN file");
+    let r = root
+        .post("/api/v1/sources/hsm-src/reopen", &json!({}))
+        .await;
+    assert_eq!(expect_status(&r, 200)["status"], "opened");
+    assert_eq!(xks.decrypt_ok("k1", &sealed, None).await, b"before reopen");
+    assert_eq!(audited(server.path(), "reopen_source").len(), 4);
     // The configuration file's source reopens from the file.
     let r = root.post("/api/v1/sources/ctm/reopen", &json!({})).await;
     assert_eq!(expect_status(&r, 200)["status"], "opened");
