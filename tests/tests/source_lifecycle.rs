@@ -531,8 +531,11 @@ async fn a_duplicated_label_fails_as_a_key_manager_fault_and_degrades_health() {
     let sealed = c.encrypt_ok("k-shared", b"unique label", None).await;
     pkcs11_key(&token, "shared", false, true, true);
 
-    // The bound HYOK key: a key manager fault (InternalException), not a malformed
-    // request; health turns DEGRADED naming the label (the luna plugin's scan).
+    // Reopened (as after a restart, the source scans the token again), the bound HYOK
+    // key is a key manager fault (InternalException), not a malformed request; health
+    // turns DEGRADED naming the label.
+    let r = root.post("/api/v1/sources/luna/reopen", &json!({})).await;
+    expect_status(&r, 200);
     c.assert_key_ops_fail("k-shared", &sealed, 500, "InternalException")
         .await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
