@@ -40,6 +40,7 @@ mod schedules;
 mod session;
 mod sources;
 mod state;
+mod store_names;
 mod stores;
 mod throttle;
 mod tokens;
@@ -93,10 +94,17 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 /// The admin API's router over `state`.
 pub fn router(state: AdminState) -> Router {
     let (router, _) = api_router().split_for_parts();
-    router
+    let routes = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(state.clone());
+    // Store names are resolved to ids before routing (see `store_names`).
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            store_names::resolve,
+        ))
 }
 
 /// Serves `router` on `listener` (TLS when configured) until `shutdown` turns true.

@@ -7,9 +7,12 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use arc_swap::ArcSwap;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
+mod sources;
+use sources::plugin_settings;
+pub use sources::{SourceCheck, check_sources, open_sources, open_stored_sources};
+
 use crate::{
     config::Config,
-    plugin::{self, CallLimits, KeySourceHandle, StoreHost},
     reconcile,
     secrets::MasterKey,
     store::{EmbeddedStore, Store},
@@ -196,134 +199,6 @@ impl Running {
     }
 }
 
-/// Opens every declared key source. A source whose library is missing or
-/// incompatible, or whose plugin refuses to open, is logged and recorded as failed;
-/// the server still starts and serves the others.
-pub fn open_sources(cfg: &Config, store: &Arc<dyn Store>) -> (Sources, Vec<(String, String)>) {
-    let mut sources = Sources::default();
-    let mut failed = Vec::new();
-    let limits = CallLimits {
-        concurrency: cfg.xks.plugin_concurrency,
-        queue_timeout: Duration::from_millis(cfg.xks.queue_timeout_ms),
-        call_timeout: Duration::from_millis(cfg.xks.plugin_timeout_ms),
-    };
-    for (name, decl) in &cfg.sources {
-        let path = cfg.library_path(decl);
-        let opened = plugin::load(&path).and_then(|lib| {
-            let host = StoreHost::new(store.clone(), name).boxed();
-            let source = lib.open(name, &decl.config, host)?;
-            tracing::info!(
-                source = %name, plugin = %lib.name, model = %lib.model, library = %path.display(),
-                "key source opened"
-            );
-            Ok(KeySourceHandle::new(name, Some(lib), source, limits)
-                .with_inline_calls(decl.inline_calls)
-                .with_host(StoreHost::new(store.clone(), name)))
-        });
-        match opened {
-            Ok(handle) => sources.insert(name, Arc::new(handle)),
-            Err(e) => {
-                tracing::error!(source = %name, "key source unavailable: {e}");
-                sources.insert_failed(name, e.to_string());
-                failed.push((name.clone(), e.to_string()));
-            }
-        }
-    }
-    (sources, failed)
-}
-
-/// The outcome of opening one declared key source for `keyhold check-config`.
-#[derive(Debug, Clone)]
-pub struct SourceCheck {
-    /// The key source's name.
-    pub name: String,
-    /// The library it was loaded from.
-    pub library: std::path::PathBuf,
-    /// `Err` with the reason (the same text `serve` logs) when it did not open.
-    pub outcome: Result<(), String>,
-}
-
-/// Opens every declared key source as [`start`] does ([`open_sources`]: load the
-/// library, check it, call the plugin's `open` with its configuration), but on a
-/// throwaway in-memory store, so that nothing is written to the data directory's store
-/// (a plugin's own `open` may still create what it needs, e.g. ctm's generated
-/// development master key). The opened sources are dropped.
-pub fn check_sources(cfg: &Config) -> Vec<SourceCheck> {
-    let store: Arc<dyn Store> = Arc::new(crate::store::MemoryStore::new());
-    let (_opened, failed) = open_sources(cfg, &store);
-    cfg.sources
-        .iter()
-        .map(|(name, decl)| SourceCheck {
-            name: name.clone(),
-            library: cfg.library_path(decl),
-            outcome: match failed.iter().find(|(n, _)| n == name) {
-                Some((_, reason)) => Err(reason.clone()),
-                None => Ok(()),
-            },
-        })
-        .collect()
-}
-
-/// Re-opens the key sources created through the admin API (from HSM connections): their
-/// records carry the plugin configuration. Sources declared in the config file win a
-/// name clash. Failures are recorded like those of declared sources.
-pub fn open_stored_sources(
-    cfg: &Config,
-    store: &Arc<dyn Store>,
-    sources: &mut Sources,
-    failed: &mut Vec<(String, String)>,
-) -> Result<(), crate::store::StoreError> {
-    let settings = plugin_settings(cfg);
-    for entry in store.scan(crate::model::keys::SOURCES)? {
-        let Ok(rec) = serde_json::from_slice::<crate::model::SourceRecord>(&entry.value) else {
-            tracing::error!(key = %entry.key, "skipping unreadable key source record");
-            continue;
-        };
-        let Some(config) = &rec.config else { continue };
-        if cfg.sources.contains_key(&rec.name) {
-            continue;
-        }
-        let host = StoreHost::new(store.clone(), &rec.name);
-        match crate::ops::open_source(
-            &settings,
-            &rec.plugin,
-            &rec.name,
-            config,
-            host,
-            Duration::from_secs(30),
-        ) {
-            Ok((lib, source)) => {
-                tracing::info!(source = %rec.name, plugin = %lib.name, model = %lib.model, "key source (created through the admin API) opened");
-                sources.insert(
-                    &rec.name,
-                    Arc::new(
-                        KeySourceHandle::new(&rec.name, Some(lib), source, settings.limits)
-                            .with_host(StoreHost::new(store.clone(), &rec.name)),
-                    ),
-                );
-            }
-            Err(reason) => {
-                let reason = format!("key source '{}' did not open: {reason}", rec.name);
-                tracing::error!(source = %rec.name, "key source unavailable: {reason}");
-                sources.insert_failed(&rec.name, reason.clone());
-                failed.push((rec.name.clone(), reason));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn plugin_settings(cfg: &Config) -> crate::ops::PluginSettings {
-    crate::ops::PluginSettings {
-        dir: cfg.plugin_dir(),
-        limits: CallLimits {
-            concurrency: cfg.xks.plugin_concurrency,
-            queue_timeout: Duration::from_millis(cfg.xks.queue_timeout_ms),
-            call_timeout: Duration::from_millis(cfg.xks.plugin_timeout_ms),
-        },
-    }
-}
-
 /// How soon a failed routing update is retried (as a whole rebuild).
 const ROUTING_RETRY: Duration = Duration::from_secs(1);
 
@@ -437,6 +312,12 @@ pub async fn start_with_clock(
             let (mut sources, mut failed) = open_sources(&cfg, &store);
             open_stored_sources(&cfg, &store, &mut sources, &mut failed)?;
             let sources = Arc::new(sources);
+            let follower = crate::ops::SourceFollower::new(
+                plugin_settings(&cfg),
+                store.clone(),
+                sources.clone(),
+            );
+            follower.started()?;
             let ops = Arc::new(
                 crate::ops::Operations::new(store.clone(), master.clone(), sources.clone())
                     .with_node(&node)
@@ -453,12 +334,12 @@ pub async fn start_with_clock(
                 crate::ops::orphaned_job(job, &node, None)
             })
             .map_err(|e| StartError::Task(e.to_string()))?;
-            Ok((store, master, sources, failed, outcome, ops))
+            Ok((store, master, sources, failed, outcome, ops, follower))
         })
         .await
         .map_err(|e| StartError::Task(e.to_string()))??
     };
-    let (store, master, sources, failed_sources, outcome, ops) = prepared;
+    let (store, master, sources, failed_sources, outcome, ops, follower) = prepared;
     let metrics_addr = match cfg.metrics.listen {
         None => None,
         Some(addr) => Some(
@@ -518,6 +399,7 @@ pub async fn start_with_clock(
     // credential or a block never stays ineffective behind a failure.
     {
         let (store, ctx, routing) = (store.clone(), ctx.clone(), routing.clone());
+        let follower = follower.clone();
         let metrics = service.metrics();
         let mut stop = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -538,7 +420,18 @@ pub async fn start_with_clock(
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 };
                 let (store, ctx, current) = (store.clone(), ctx.clone(), routing.load_full());
+                let follower = follower.clone();
                 let next = tokio::task::spawn_blocking(move || {
+                    // Key sources first (opened, reopened or closed as their records
+                    // say), so that the routing picks up the new handles.
+                    match event.as_deref() {
+                        Some(e) => {
+                            let changed: Vec<String> =
+                                e.changes.iter().map(|c| c.key.clone()).collect();
+                            follower.apply(Some(&changed));
+                        }
+                        None => follower.apply(None),
+                    }
                     current.next(event.as_deref(), stale, store.as_ref(), &ctx)
                 })
                 .await;

@@ -370,6 +370,14 @@ pub struct SourceRecord {
     /// Holds references to secrets (a PIN file or variable), never a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<serde_json::Value>,
+    /// Bumped by each reopen: every node reopens its copy of the source when the
+    /// generation it opened differs from the record's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Where AWS KMS reaches the store's XKS endpoint.
@@ -551,6 +559,10 @@ pub struct HyokKeyRecord {
     pub aws: Option<KmsKeyLink>,
     /// Creation time, Unix seconds.
     pub created_at: i64,
+    /// Bound to a source key that breaks the HYOK key rules (exportable, not sensitive,
+    /// not private, or without encrypt or decrypt), explicitly allowed at creation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_weak_key: bool,
 }
 
 /// The credentials file the AWS KMS console accepts, returned once on creation.

@@ -178,7 +178,7 @@ impl OpError {
             OpError::AlreadyExists { .. }
             | OpError::VersionMismatch { .. }
             | OpError::SourceKeyInUse(_) => 409,
-            OpError::Rule(r) if r.code == "source_immutable" => 422,
+            OpError::Rule(r) if UNPROCESSABLE_RULES.contains(&r.code) => 422,
             OpError::Rule(_) => 409,
             OpError::Invalid(_) => 400,
             // A source key that does not exist, looked up by path or named in a body.
@@ -200,6 +200,15 @@ impl OpError {
         }
     }
 }
+
+/// Rules whose refusal is 422 (the request can never succeed as sent) rather than 409
+/// (the current state refuses it).
+const UNPROCESSABLE_RULES: &[&str] = &[
+    "source_immutable",
+    "token_label_immutable",
+    "connection_test_failed",
+    "source_declared_in_config",
+];
 
 /// A record with the store revision that last changed it (its version for
 /// `If-Match`-style concurrency control).
@@ -321,73 +330,14 @@ impl Operations {
         }
     }
 
-    fn validate_health_check_key(&self, source: &str, key: &str) -> Result<(), OpError> {
-        let handle = self
-            .sources
-            .get(source)
-            .map_err(|reason| OpError::SourceUnavailable {
-                source_name: source.to_string(),
-                reason,
-            })?;
-        let checked = handle
-            .source()
-            .validate_health_check_key(key.into())
-            .into_result();
-        self.key_in_own_source(checked, source, key)
-    }
-
-    /// `outcome` of looking up `key` in `source` as an [`OpError`]: a key that is not
-    /// there is [`OpError::SourceKeyNotFound`], naming the other sources that hold one of
-    /// that name.
-    fn key_in_own_source<T>(
-        &self,
-        outcome: Result<T, KeySourceError>,
-        source: &str,
-        key: &str,
-    ) -> Result<T, OpError> {
-        outcome.map_err(|reason| match reason {
-            KeySourceError::NotFound { .. } => OpError::SourceKeyNotFound {
-                source_name: source.to_string(),
-                key: key.to_string(),
-                elsewhere: rules::held_elsewhere(&self.sources_holding(key, source)),
-            },
-            reason => OpError::Source {
-                source_name: source.to_string(),
-                reason,
-            },
-        })
-    }
-
-    /// The opened sources other than `except` that hold a key named `key`.
-    fn sources_holding(&self, key: &str, except: &str) -> Vec<String> {
-        let mut holders = self
-            .sources
-            .opened()
-            .into_iter()
-            .filter(|handle| {
-                handle.name != except && handle.source().get_key(key.into()).into_result().is_ok()
-            })
-            .map(|handle| handle.name.clone())
-            .collect::<Vec<_>>();
-        holders.sort();
-        holders
-    }
-
     /// Creates an unlinked key store and its first credential. Returns the store and the
     /// credentials file (the only time its secret is shown).
     pub fn create_store(&self, new: NewStore) -> Result<(StoreRecord, CredentialsFile), OpError> {
         model::validate_name("store", &new.name)?;
         let max = new.max_credentials.unwrap_or(model::MAX_CREDENTIALS);
         model::validate_max_credentials(max)?;
-        let plugin = self
-            .store
-            .get(&keys::source(&new.source))?
-            .map(|e| decode::<model::SourceRecord>(&e))
-            .transpose()?
-            .ok_or_else(|| OpError::NotFound {
-                what: "key source",
-                id: new.source.clone(),
-            })?;
+        let source_entry = self.entry(&keys::source(&new.source), "key source", &new.source)?;
+        let plugin: model::SourceRecord = decode(&source_entry)?;
         if let Some(account) = &new.account {
             let account = self.get_account(account)?;
             if let Some(region) = &new.region {
@@ -432,6 +382,9 @@ impl Operations {
             Condition::Absent(keys::store_name_index(&record.name)),
             Condition::Absent(keys::prefix_index(&prefix)),
             Condition::Absent(keys::store(&id)),
+            // The source must still exist; its guard is rewritten below, so that a
+            // concurrent delete of the source fails.
+            Condition::Exists(source_entry.key.clone()),
             // A source key that backs a HYOK key is no health-check key.
             Condition::Absent(keys::source_key_index(
                 &record.source,
@@ -447,6 +400,10 @@ impl Operations {
             ));
         }
         writes.extend([
+            Write::Put(
+                source_lifecycle::stores_guard(&record.source),
+                id.clone().into_bytes(),
+            ),
             Write::Put(keys::store(&id), to_json(&record)),
             Write::Put(
                 keys::store_name_index(&record.name),
@@ -461,6 +418,12 @@ impl Operations {
                 Err(OpError::NotFound {
                     what: "AWS account",
                     id: new.account.unwrap_or_default(),
+                })
+            }
+            Err(StoreError::Conflict { key }) if key == source_entry.key => {
+                Err(OpError::NotFound {
+                    what: "key source",
+                    id: record.source,
                 })
             }
             Err(StoreError::Conflict { key }) if key.starts_with("index/prefix/") => {
@@ -617,6 +580,10 @@ impl Operations {
         {
             self.check_mtls(&next)?;
         }
+        if next == *old {
+            // Nothing changes: nothing is written, the version stays.
+            return Ok(current);
+        }
         writes.push(Write::Put(keys::store(id), to_json(&next)));
         // A linked store's name and location are AWS's too: pushed first, so that a
         // refusal there changes nothing here.
@@ -725,16 +692,18 @@ mod jobs;
 mod linkage;
 mod refresh;
 mod schedules;
+mod source_lifecycle;
 mod sources;
 
 pub use crate::model::mtls::MtlsListener;
-pub use connections::{CONNECTION_TEST_TIMEOUT, PluginSettings, open_source};
+pub use connections::{CONNECTION_TEST_TIMEOUT, DeclaredSource, PluginSettings, open_source};
 pub use identity::RootBootstrap;
 pub(crate) use identity::validate_user_name;
 pub use jobs::{interrupt_jobs_where, interrupt_running_jobs, orphaned_job};
 pub use linkage::{AppliedWaiter, TRANSITION_WAIT, block_on_aws};
 pub use refresh::{KmsFor, Stopping};
 pub use schedules::{RotationFailure, RotationOutcome};
+pub use source_lifecycle::SourceFollower;
 
 // The changes the admin API asks for are its request types (one definition).
 pub use crate::api::{

@@ -240,6 +240,7 @@ pub fn reconcile(
                     created_at: model::now_unix(),
                     hsm_connection: None,
                     config: None,
+                    generation: 0,
                 };
                 store.commit(
                     &[Condition::Absent(key.clone())],
@@ -539,6 +540,7 @@ fn reconcile_keys(
                     blocked: false,
                     aws: None,
                     created_at: model::now_unix(),
+                    allow_weak_key: false,
                 };
                 store.commit(
                     &[Condition::Absent(key.clone())],

@@ -60,7 +60,8 @@ async fn get_account(c: Caller, Path(AccountId { id }): Path<AccountId>) -> Resu
     Ok(Json(acc))
 }
 
-/// Change an account's name, regions, ACL or AWS connection (admins).
+/// Change an account's name, regions, ACL or AWS connection (admins). A change that
+/// changes nothing writes nothing and no audit record.
 #[utoipa::path(put, path = "/api/v1/accounts/{id}", params(AccountId), request_body = AccountPatch, responses(
     (status = 200, description = "The account.", body = Account),
     NotAdmin,
@@ -72,10 +73,10 @@ async fn update_account(
     Body(body): Body<AccountPatch>,
 ) -> Result<Json<Account>> {
     let acc = c
-        .change("update_account", format!("account/{id}"), move |ops, _| {
-            let a = ops.update_account(&id, body)?;
+        .change_if_any("update_account", format!("account/{id}"), move |ops, _| {
+            let (a, changed) = ops.update_account_if_changed(&id, body)?;
             let details = json!({"acl": a.acl, "regions": a.regions});
-            Ok((a, details))
+            Ok((a, changed.then_some(details)))
         })
         .await?;
     Ok(Json(acc))

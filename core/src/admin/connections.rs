@@ -7,8 +7,8 @@ use utoipa::IntoResponses;
 use super::{params::ConnectionName, prelude::*, responses::AdminOnly};
 use crate::{
     api::connections::{
-        AwsConnection, AwsConnectionTest, ConnectionTest, HsmConnection, NewAwsConnection,
-        NewHsmConnection,
+        AwsConnection, AwsConnectionTest, ConnectionTest, HsmConnection, HsmConnectionPatch,
+        NewAwsConnection, NewHsmConnection,
     },
     ops::{OpError, Operations},
 };
@@ -19,7 +19,11 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(get_aws_connection, delete_aws_connection))
         .routes(routes!(test_aws_connection))
         .routes(routes!(list_hsm_connections, create_hsm_connection))
-        .routes(routes!(get_hsm_connection, delete_hsm_connection))
+        .routes(routes!(
+            get_hsm_connection,
+            update_hsm_connection,
+            delete_hsm_connection
+        ))
         .routes(routes!(test_hsm_connection))
 }
 
@@ -131,10 +135,45 @@ connection_kind! {
     list_hsm_connections,
     /// One HSM connection (admins).
     get_hsm_connection,
-    /// Delete an HSM connection (admins); refused while a key source was made from it.
+    /// Delete an HSM connection (admins); refused while a key source was made from it
+    /// (delete the source first: `DELETE /api/v1/sources/{name}`).
     delete_hsm_connection,
     view: |rec| rec,
     details: |rec| json!({"module": rec.module, "token_label": rec.token_label}),
+}
+
+/// Change an HSM connection (admins): PIN reference (`pin_env` or `pin_file`; setting
+/// one clears the other), `module`, `module_env` (replaces the map), `pool_size`,
+/// `op_timeout_ms`. `token_label` cannot change (a key source's binding: 422
+/// `token_label_immutable`). The changed connection is tested first (a key source
+/// opened with it, as `POST .../test` does); a failed test refuses the change with 422
+/// `connection_test_failed` and the reason, and nothing is saved. Key sources made from
+/// it keep their session until reopened (`POST /api/v1/sources/{name}/reopen`). A
+/// patch that changes nothing writes nothing and no audit record. A PKCS#11 module
+/// reads its environment once per process (SoftHSM2: `SOFTHSM2_CONF`): the luna plugin
+/// refuses a `module_env` that differs from the environment the module was loaded
+/// with, and says so.
+#[utoipa::path(patch, path = "/api/v1/connections/hsm/{name}", params(ConnectionName), request_body = HsmConnectionPatch, responses(
+    (status = 200, description = "The connection.", body = HsmConnection),
+    (status = 400, description = "Invalid input.", body = ErrorBody),
+    ConnectionLookup,
+    (status = 409, description = "Changed meanwhile (version_mismatch).", body = ErrorBody),
+    (status = 422, description = "The changed connection failed its test (connection_test_failed, with the reason), or token_label changed (token_label_immutable).", body = ErrorBody),
+))]
+async fn update_hsm_connection(
+    Admin(c): Admin,
+    Path(ConnectionName { name }): Path<ConnectionName>,
+    Body(body): Body<HsmConnectionPatch>,
+) -> Result<Json<HsmConnection>> {
+    let object = format!("connection/hsm/{name}");
+    let rec = c
+        .change_if_any("update_hsm_connection", object, move |ops, _| {
+            let fields = body.fields();
+            let (rec, changed) = ops.update_hsm_connection(&name, body)?;
+            Ok((rec, changed.then(|| json!({"fields": fields}))))
+        })
+        .await?;
+    Ok(Json(rec))
 }
 
 /// Test the AWS connection: a KMS ListKeys call (one key) through the AWS SDK with its

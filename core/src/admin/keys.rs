@@ -68,8 +68,9 @@ impl DeleteKeyQuery {
 /// proxy), unless `linked` is false.
 #[utoipa::path(post, path = "/api/v1/stores/{id}/keys", params(StoreId), request_body = NewHyokKey, responses(
     (status = 201, description = "The key.", body = HyokKey),
-    (status = 409, description = "Exists, store blocked or not connected, refused by AWS KMS (aws_error_code), the source key already backs a HYOK key (source_key_in_use, naming its store only to those who may view it) or is a health-check key (source_key_is_health_check_key).", body = ErrorBody),
+    (status = 409, description = "Exists, store blocked or not connected, refused by AWS KMS (aws_error_code), the source key already backs a HYOK key (source_key_in_use, naming its store only to those who may view it), is a health-check key (source_key_is_health_check_key), or its label names several keys of the source (source_key_duplicate, naming the label and count).", body = ErrorBody),
     (status = 404, description = "Store not found, or no such source key in the store's source (source_key_not_found, naming the sources that hold a key of that name).", body = ErrorBody),
+    (status = 422, description = "The source key breaks the HYOK key rules (invalid_key, naming each failing attribute; allow_weak_key accepts it).", body = ErrorBody),
 ))]
 async fn create_key(
     c: Caller,
@@ -80,7 +81,13 @@ async fn create_key(
     c.create("create_hyok_key", object, move |ops, who| {
         authorize_store(ops, who, &id, Permission::ManageKeys)?;
         let rec = ops
-            .create_hyok_key_with_link(&id, &body.external_id, &body.source_key, body.linked)
+            .create_hyok_key_with_link(
+                &id,
+                &body.external_id,
+                &body.source_key,
+                body.linked,
+                body.allow_weak_key,
+            )
             .map_err(|e| match e {
                 // Name the store holding the source key only to those who may view it.
                 OpError::SourceKeyInUse(mut held) => {
@@ -91,7 +98,10 @@ async fn create_key(
                 }
                 other => other,
             })?;
-        let details = json!({"source_key": rec.source_key, "aws": rec.aws});
+        let mut details = json!({"source_key": rec.source_key, "aws": rec.aws});
+        if rec.allow_weak_key {
+            details["allow_weak_key"] = true.into();
+        }
         Ok((rec, details))
     })
     .await

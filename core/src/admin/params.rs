@@ -58,7 +58,7 @@ pub(super) struct SourceKeyName {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub(super) struct StoreId {
-    /// Store id.
+    /// Store id, or the store's name.
     pub id: String,
 }
 
@@ -66,7 +66,7 @@ pub(super) struct StoreId {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub(super) struct HyokKeyId {
-    /// Store id.
+    /// Store id, or the store's name.
     pub id: String,
     /// External key id.
     pub ext: String,
@@ -76,7 +76,7 @@ pub(super) struct HyokKeyId {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub(super) struct CredentialId {
-    /// Store id.
+    /// Store id, or the store's name.
     pub id: String,
     /// Access key id.
     pub akid: String,

@@ -18,6 +18,8 @@ use crate::{
 pub(super) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
         .routes(routes!(list_sources, create_source))
+        .routes(routes!(get_source, delete_source))
+        .routes(routes!(reopen_source))
         .routes(routes!(list_source_keys, create_source_key))
         .routes(routes!(get_source_key))
 }
@@ -54,6 +56,69 @@ async fn create_source(
         });
         let status = ops.list_sources()?.into_iter().find(|s| s.name == rec.name);
         Ok((status, details))
+    })
+    .await
+}
+
+/// One key source with its status (opened/failed and why).
+#[utoipa::path(get, path = "/api/v1/sources/{name}", params(SourceName), responses(
+    (status = 200, description = "The source.", body = Source),
+    (status = 404, description = "No such source.", body = ErrorBody),
+))]
+async fn get_source(
+    c: Caller,
+    Path(SourceName { name }): Path<SourceName>,
+) -> Result<Json<Source>> {
+    Ok(Json(c.read(move |ops, _| ops.get_source(&name)).await?))
+}
+
+/// Close and reopen a key source (admins): re-login and re-read the slot list, with
+/// its HSM connection as it is now (a source declared in the configuration file: its
+/// declaration). Stores' bindings are untouched; every node of a cluster reopens its
+/// copy. Answers the source's status: `failed` with the reason when it did not open
+/// (then its stores answer as unavailable until a reopen succeeds). A PKCS#11 module
+/// cannot be re-initialised in-process with another environment (SoftHSM2 reads its
+/// configuration once per process): such a change needs a restart, and the reason
+/// says so.
+#[utoipa::path(post, path = "/api/v1/sources/{name}/reopen", params(SourceName), responses(
+    (status = 200, description = "The source's status after the reopen.", body = Source),
+    AdminOnly,
+    (status = 404, description = "No such source (or its HSM connection is gone).", body = ErrorBody),
+    (status = 409, description = "Changed meanwhile, or declared in another node's configuration file only.", body = ErrorBody),
+))]
+async fn reopen_source(
+    Admin(c): Admin,
+    Path(SourceName { name }): Path<SourceName>,
+) -> Result<Json<Source>> {
+    let object = format!("source/{name}");
+    let source = c
+        .change("reopen_source", object, move |ops, _| {
+            let s = ops.reopen_source(&name)?;
+            let details = json!({"status": s.status, "reason": s.reason});
+            Ok((s, details))
+        })
+        .await?;
+    Ok(Json(source))
+}
+
+/// Delete a key source created through the API (admins) and close it on every node.
+/// Refused while a key store uses it (409 `source_in_use`, naming the stores), and for
+/// a source declared in the configuration file (422 `source_declared_in_config`: edit
+/// the file). Its keys stay in the key manager.
+#[utoipa::path(delete, path = "/api/v1/sources/{name}", params(SourceName), responses(
+    (status = 204, description = "Deleted."),
+    AdminOnly,
+    (status = 404, description = "No such source.", body = ErrorBody),
+    (status = 409, description = "Used by key stores (source_in_use, naming them).", body = ErrorBody),
+    (status = 422, description = "Declared in the configuration file (source_declared_in_config).", body = ErrorBody),
+))]
+async fn delete_source(
+    Admin(c): Admin,
+    Path(SourceName { name }): Path<SourceName>,
+) -> Result<StatusCode> {
+    let object = format!("source/{name}");
+    c.change_no_content("delete_source", object, move |ops, _| {
+        ops.delete_source(&name)
     })
     .await
 }

@@ -171,6 +171,24 @@ impl Actor {
         T: Send + 'static,
         F: FnOnce(&Operations, &Principal) -> Result<(T, Value), OpError> + Send + 'static,
     {
+        self.change_if_any(action, object, move |ops, who| {
+            f(ops, who).map(|(t, details)| (t, Some(details)))
+        })
+        .await
+    }
+
+    /// [`Actor::change`] of a change that may turn out to change nothing: `f` returns
+    /// `None` details then, and no audit record is written (a refusal still is).
+    pub(super) async fn change_if_any<T, F>(
+        &self,
+        action: &'static str,
+        object: String,
+        f: F,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Operations, &Principal) -> Result<(T, Option<Value>), OpError> + Send + 'static,
+    {
         let state = &self.state;
         let (ops, audit, who) = (
             state.ops.clone(),
@@ -179,12 +197,17 @@ impl Actor {
         );
         let (result, audited) = tokio::task::spawn_blocking(move || {
             let result = f(&ops, &who);
-            let (outcome, details) = match &result {
-                Ok((_, d)) => ("ok".to_string(), d.clone()),
-                Err(e) => (format!("refused: {}", e.code()), json!(e.to_string())),
+            let record = match &result {
+                Ok((_, None)) => None,
+                Ok((_, Some(d))) => Some(("ok".to_string(), d.clone())),
+                Err(e) => Some((format!("refused: {}", e.code()), json!(e.to_string()))),
             };
-            let audited =
-                audit.record_durable(audit_event(&who.user, action, &object, outcome, details));
+            let audited = match record {
+                None => Ok(0),
+                Some((outcome, details)) => {
+                    audit.record_durable(audit_event(&who.user, action, &object, outcome, details))
+                }
+            };
             if result.is_ok() && audited.is_ok() {
                 // Answered only once this node's data plane serves the change
                 // (read-your-writes for XKS requests right after an admin call).

@@ -36,9 +36,9 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
     (status = 201, description = "Store, credentials file, health-check path (ETag: the store's version).", body = CreatedStore),
     InvalidInput,
     (status = 403, description = "Missing create_store.", body = ErrorBody),
-    (status = 409, description = "Name or prefix taken; a region the account does not allow; AWS KMS refused (aws_error with aws_error_code).", body = ErrorBody),
+    (status = 409, description = "Name or prefix taken; a region the account does not allow; the health-check key's label names several keys of the source (source_key_duplicate, naming the label and count); AWS KMS refused (aws_error with aws_error_code).", body = ErrorBody),
     (status = 404, description = "The health-check key is not in the store's source (source_key_not_found, naming the sources that hold a key of that name).", body = ErrorBody),
-    (status = 422, description = "Health-check key refused.", body = ErrorBody),
+    (status = 422, description = "Health-check key refused (invalid_key, naming each failing attribute: e.g. a deletable key).", body = ErrorBody),
     (status = 502, description = "AWS KMS unreachable or refused the proxy (aws_* codes, aws_error_code).", body = ErrorBody),
 ))]
 async fn create_store(c: Caller, Body(body): Body<NewStore>) -> Result<Response> {
@@ -117,12 +117,13 @@ async fn get_store(c: Caller, Path(StoreId { id }): Path<StoreId>) -> Result<Res
     Ok(with_etag(StatusCode::OK, store.version, store))
 }
 
-/// Change a key store; needs If-Match with its version.
+/// Change a key store; needs If-Match with its version. A patch that changes nothing
+/// answers the store unchanged (same version and ETag) and writes no audit record.
 #[utoipa::path(patch, path = "/api/v1/stores/{id}", request_body = StorePatch,
     params(StoreId, ("If-Match" = String, Header, description = "\"<version>\" from the ETag")),
     responses(
         (status = 200, description = "The store (ETag: its new version).", body = Store),
-        (status = 409, description = "Store blocked.", body = ErrorBody),
+        (status = 409, description = "Store blocked; the new health-check key's label names several keys of the source (source_key_duplicate).", body = ErrorBody),
         (status = 412, description = "Stale If-Match.", body = ErrorBody),
         (status = 422, description = "Source is immutable.", body = ErrorBody),
         (status = 428, description = "If-Match missing.", body = ErrorBody),
@@ -136,10 +137,12 @@ async fn update_store(
 ) -> Result<Response> {
     let expected = if_match(&headers)?;
     let result = c
-        .change("update_store", format!("store/{id}"), move |ops, who| {
+        .change_if_any("update_store", format!("store/{id}"), move |ops, who| {
             authorize_store(ops, who, &id, Permission::UpdateStore)?;
             let details = json!({"fields": body.fields()});
             let v = ops.update_store(&id, body, Some(expected))?;
+            // A patch that changes nothing keeps the version: no audit record.
+            let details = (v.version != expected).then_some(details);
             Ok((Store::new(v, ops.store_account(&id)?), details))
         })
         .await;

@@ -107,6 +107,53 @@ pub struct NewHsmConnection {
     pub op_timeout_ms: Option<u64>,
 }
 
+/// `PATCH /api/v1/connections/hsm/{name}` body: the fields to change (all optional).
+/// The changed connection is tested before it is saved.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HsmConnectionPatch {
+    /// Path of the PKCS#11 module (absolute).
+    #[serde(default)]
+    pub module: Option<String>,
+    /// Not patchable (a key source's binding): a different label is refused with 422
+    /// `token_label_immutable`; the current one is accepted as no change.
+    #[serde(default)]
+    pub token_label: Option<String>,
+    /// Environment variable holding the PIN (clears `pin_file`).
+    #[serde(default)]
+    pub pin_env: Option<String>,
+    /// Absolute path of a file holding the PIN (clears `pin_env`).
+    #[serde(default)]
+    pub pin_file: Option<String>,
+    /// Environment for the module; replaces the whole map (`{}` clears it).
+    #[serde(default)]
+    pub module_env: Option<BTreeMap<String, String>>,
+    /// Pooled sessions of a key source made from it (at least 1).
+    #[serde(default)]
+    pub pool_size: Option<u32>,
+    /// Session wait bound, milliseconds (at least 1).
+    #[serde(default)]
+    pub op_timeout_ms: Option<u64>,
+}
+
+impl HsmConnectionPatch {
+    /// The names of the fields this patch sets (for the audit record).
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            ("module", self.module.is_some()),
+            ("token_label", self.token_label.is_some()),
+            ("pin_env", self.pin_env.is_some()),
+            ("pin_file", self.pin_file.is_some()),
+            ("module_env", self.module_env.is_some()),
+            ("pool_size", self.pool_size.is_some()),
+            ("op_timeout_ms", self.op_timeout_ms.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+}
+
 /// Whether a connection test reached its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum TestStatus {

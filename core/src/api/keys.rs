@@ -17,4 +17,10 @@ pub struct NewHyokKey {
     /// the store is linked. Linked keys need a linked, `CONNECTED` store.
     #[serde(default)]
     pub linked: Option<bool>,
+    /// Accept a source key that breaks the HYOK key rules (exportable, not sensitive or
+    /// not private, or without encrypt or decrypt): an explicit relaxation, stored on
+    /// the key, shown in its GET and named in the audit record. Default false: such a
+    /// key is refused with 422 `invalid_key` naming each failing attribute.
+    #[serde(default)]
+    pub allow_weak_key: bool,
 }

@@ -74,6 +74,7 @@ pub async fn run(ctx: Ctx, c: KeyCmd) -> Result<()> {
                     (_, true) => Some(false),
                     _ => None,
                 },
+                allow_weak_key: false,
             };
             let r = ctx.call_with(Method::POST, &path, &body).await?;
             ctx.object(&r.json);

@@ -3,6 +3,9 @@
 
 use super::{AwsLink, ConnectionState, StoreKind, StoreRecord};
 
+mod keys;
+pub use keys::{count_named, health_check_key_problems, hyok_key_problems};
+
 /// A refused operation: a stable machine-readable code and a sentence naming the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -130,6 +133,18 @@ pub fn health_check_key_backs_a_hyok_key(source: &str, key: &str) -> RuleViolati
         "health_check_key_in_use",
         format!(
             "source key '{key}' of source '{source}' backs a HYOK key: a health-check key must be a key of its own"
+        ),
+    )
+}
+
+/// A source key whose name is shared by `count` keys of its source: which one a
+/// request meant cannot be told.
+pub fn source_key_duplicate(source: &str, key: &str, count: usize) -> RuleViolation {
+    violation(
+        "source_key_duplicate",
+        format!(
+            "key source '{source}' holds {count} keys labelled '{key}': a label must name one key; \
+             delete or relabel the duplicates in the key manager, or use another key"
         ),
     )
 }

@@ -30,12 +30,27 @@ pub struct PluginSettings {
     pub dir: PathBuf,
     /// Call limits of opened key sources.
     pub limits: CallLimits,
+    /// The key sources the configuration file declares (reopened from there).
+    pub declared: std::collections::BTreeMap<String, DeclaredSource>,
+}
+
+/// A key source declared in the configuration file, as reopening it needs it.
+#[derive(Debug, Clone)]
+pub struct DeclaredSource {
+    /// The plugin kind.
+    pub plugin: String,
+    /// The library it is loaded from.
+    pub library: PathBuf,
+    /// Its plugin configuration.
+    pub config: serde_json::Value,
+    /// Whether its calls run inline (see `SourceDecl::inline_calls`).
+    pub inline_calls: bool,
 }
 
 /// How long a connection test may take.
 pub const CONNECTION_TEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long opening a key source from an HSM connection may take.
-const SOURCE_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const SOURCE_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The AWS connection test's limits: one call, answered within the connection test's
 /// bound.
 const AWS_TEST_LIMITS: AwsLimits = AwsLimits {
@@ -45,15 +60,17 @@ const AWS_TEST_LIMITS: AwsLimits = AwsLimits {
     max_attempts: 2,
 };
 
-fn in_use(what: &str, name: &str, users: &[String], kind: &str) -> OpError {
+fn in_use(what: &str, name: &str, users: &[String], kind: &str, how: &str) -> OpError {
     OpError::Rule(RuleViolation {
         code: "connection_in_use",
         message: format!(
-            "{what} '{name}' is still used by {kind} {}: change or delete them first",
+            "{what} '{name}' is still used by {kind} {}: {how}",
             users.join(", ")
         ),
     })
 }
+
+mod hsm;
 
 fn validate_aws_text(field: &'static str, v: &str, max: usize) -> Result<(), OpError> {
     if v.is_empty() || v.len() > max || v.chars().any(char::is_control) {
@@ -162,7 +179,11 @@ impl Operations {
         self.delete_connection(keys::aws_connection(name), "AWS connection", name, || {
             let users = self.list_accounts()?.into_iter();
             let users = users.filter(|a| a.aws_connection.as_deref() == Some(name));
-            Ok((users.map(|a| a.id).collect(), "AWS accounts"))
+            Ok((
+                users.map(|a| a.id).collect(),
+                "AWS accounts",
+                "change or delete them first",
+            ))
         })
     }
 
@@ -252,36 +273,10 @@ impl Operations {
         new: NewHsmConnection,
     ) -> Result<HsmConnectionRecord, OpError> {
         model::validate_name("HSM connection", &new.name)?;
-        if new.module.is_empty() || !new.module.starts_with('/') {
-            return Err(OpError::Input(
-                "module must be the absolute path of the PKCS#11 library".into(),
-            ));
-        }
         if new.token_label.is_empty() || new.token_label.len() > 32 {
             return Err(OpError::Input(
                 "token_label must be 1 to 32 characters (a PKCS#11 token label)".into(),
             ));
-        }
-        match (&new.pin_env, &new.pin_file) {
-            (Some(_), Some(_)) | (None, None) => {
-                return Err(OpError::Input(
-                    "set exactly one of pin_env (a variable name) and pin_file (a path): \
-                     the PIN itself is never stored"
-                        .into(),
-                ));
-            }
-            (Some(v), None) if v.is_empty() || v.contains('=') => {
-                return Err(OpError::Input(format!(
-                    "pin_env '{v}' is not an environment variable name"
-                )));
-            }
-            (None, Some(f)) if !f.starts_with('/') => {
-                return Err(OpError::Input("pin_file must be an absolute path".into()));
-            }
-            _ => {}
-        }
-        if new.pool_size == Some(0) {
-            return Err(OpError::Input("pool_size must be at least 1".into()));
         }
         let key = keys::hsm_connection(&new.name);
         let record = HsmConnectionRecord {
@@ -295,6 +290,7 @@ impl Operations {
             op_timeout_ms: new.op_timeout_ms,
             created_at: model::now_unix(),
         };
+        hsm::validate(&record)?;
         self.create_entry(key, to_json(&record), "HSM connection", &new.name)?;
         Ok(record)
     }
@@ -314,7 +310,13 @@ impl Operations {
         self.delete_connection(keys::hsm_connection(name), "HSM connection", name, || {
             let users = self.decode_all::<SourceRecord>(keys::SOURCES)?.into_iter();
             let users = users.filter(|s| s.hsm_connection.as_deref() == Some(name));
-            Ok((users.map(|s| s.name).collect(), "key sources"))
+            Ok((
+                users.map(|s| s.name).collect(),
+                "key sources",
+                "delete them first (`keyhold source delete <name>`, or DELETE \
+                 /api/v1/sources/<name>; a source still used by a key store must lose its \
+                 stores first)",
+            ))
         })
     }
 
@@ -326,12 +328,12 @@ impl Operations {
         key: String,
         what: &'static str,
         name: &str,
-        users: impl FnOnce() -> Result<(Vec<String>, &'static str), OpError>,
+        users: impl FnOnce() -> Result<(Vec<String>, &'static str, &'static str), OpError>,
     ) -> Result<(), OpError> {
         let entry = self.entry(&key, what, name)?;
-        let (users, kind) = users()?;
+        let (users, kind, how) = users()?;
         if !users.is_empty() {
-            return Err(in_use(what, name, &users, kind));
+            return Err(in_use(what, name, &users, kind, how));
         }
         self.commit_read(
             &[Condition::Revision(key.clone(), entry.revision)],
@@ -342,7 +344,7 @@ impl Operations {
         )
     }
 
-    fn plugin_settings(&self) -> Result<&PluginSettings, OpError> {
+    pub(super) fn plugin_settings(&self) -> Result<&PluginSettings, OpError> {
         self.plugins
             .as_ref()
             .ok_or_else(|| OpError::Input("this server cannot open key sources at run time".into()))
@@ -353,6 +355,15 @@ impl Operations {
     /// token's model, or the plugin's reason (never the PIN).
     pub fn test_hsm_connection(&self, name: &str) -> Result<ConnectionTest, OpError> {
         let rec = self.get_hsm_connection(name)?;
+        self.test_hsm_record(&rec)
+    }
+
+    /// [`Operations::test_hsm_connection`] of a connection record (saved or not).
+    pub(super) fn test_hsm_record(
+        &self,
+        rec: &HsmConnectionRecord,
+    ) -> Result<ConnectionTest, OpError> {
+        let name = &rec.name;
         let settings = self.plugin_settings()?.clone();
         let mut config = rec.luna_config();
         config["pool_size"] = 1.into();
@@ -448,6 +459,7 @@ impl Operations {
             created_at: model::now_unix(),
             hsm_connection: Some(hsm_connection.to_string()),
             config: Some(config),
+            generation: 0,
         };
         let source_key = keys::source(name);
         let result = self.store.commit(
@@ -509,6 +521,17 @@ pub fn open_source(
     let path = settings
         .dir
         .join(format!("libplugin_{}.so", plugin_name.replace('-', "_")));
+    open_source_at(path, source_name, config, host, timeout)
+}
+
+/// [`open_source`] from the library at `path`.
+pub fn open_source_at(
+    path: PathBuf,
+    source_name: &str,
+    config: &serde_json::Value,
+    host: StoreHost,
+    timeout: Duration,
+) -> Result<(LoadedPlugin, keyhold_sdk::KeySourceBox), String> {
     let (tx, rx) = mpsc::channel();
     let (source_name, config) = (source_name.to_string(), config.clone());
     std::thread::Builder::new()

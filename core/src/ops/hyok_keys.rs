@@ -1,6 +1,8 @@
 //! HYOK keys of a store: each bound to a key of the store's own source (one binding per
 //! source key), listed, blocked and unblocked, deleted.
 
+use keyhold_sdk::KeySourceError;
+
 use super::{OpError, Operations, SourceKeyInUse, decode, to_json};
 use crate::{
     model::{self, HyokKeyRecord, keys, rules},
@@ -8,27 +10,31 @@ use crate::{
 };
 
 impl Operations {
-    /// Creates a HYOK key bound to `source_key`, a key of the store's own source.
+    /// Creates a HYOK key bound to `source_key`, a key of the store's own source, that
+    /// meets the HYOK key rules ([`rules::hyok_key_problems`]).
     pub fn create_hyok_key(
         &self,
         store_id: &str,
         external_id: &str,
         source_key: &str,
     ) -> Result<HyokKeyRecord, OpError> {
+        self.create_hyok_key_allowing(store_id, external_id, source_key, false)
+    }
+
+    /// [`Operations::create_hyok_key`]; with `allow_weak_key`, a source key that breaks
+    /// the HYOK key rules is accepted (an explicit relaxation, stored on the key).
+    pub fn create_hyok_key_allowing(
+        &self,
+        store_id: &str,
+        external_id: &str,
+        source_key: &str,
+        allow_weak_key: bool,
+    ) -> Result<HyokKeyRecord, OpError> {
         model::validate_external_key_id(external_id)?;
         let current = self.get_store(store_id)?;
         let store = &current.value;
         rules::ensure_unblocked(store)?;
-        let handle =
-            self.sources
-                .get(&store.source)
-                .map_err(|reason| OpError::SourceUnavailable {
-                    source_name: store.source.clone(),
-                    reason,
-                })?;
-        // The source key must come from the store's own source: looked up there only.
-        let found = handle.source().get_key(source_key.into()).into_result();
-        self.key_in_own_source(found, &store.source, source_key)?;
+        let weak = self.check_hyok_source_key(&store.source, source_key, allow_weak_key)?;
         // A store's health-check key never backs a HYOK key (of any store on the source).
         let stores = self.list_stores()?;
         if stores
@@ -43,6 +49,8 @@ impl Operations {
             blocked: false,
             aws: None,
             created_at: model::now_unix(),
+            // Recorded only when it mattered: the key breaks a rule.
+            allow_weak_key: weak,
         };
         let key = keys::hyok_key(store_id, external_id);
         let index = keys::source_key_index(&store.source, source_key);
@@ -81,6 +89,47 @@ impl Operations {
             }),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Checks `source_key` of `source` against the HYOK key rules: it must exist in the
+    /// store's own source, under a label naming one key, and meet
+    /// [`rules::hyok_key_problems`] unless `allow_weak_key`. Returns whether it breaks a
+    /// rule (accepted only with `allow_weak_key`).
+    pub(super) fn check_hyok_source_key(
+        &self,
+        source: &str,
+        source_key: &str,
+        allow_weak_key: bool,
+    ) -> Result<bool, OpError> {
+        let handle = self
+            .sources
+            .get(source)
+            .map_err(|reason| OpError::SourceUnavailable {
+                source_name: source.to_string(),
+                reason,
+            })?;
+        // The source key must come from the store's own source: looked up there only.
+        let found = handle.source().get_key(source_key.into()).into_result();
+        let info = self.key_in_own_source(&handle, found, source, source_key)?;
+        let problems = rules::hyok_key_problems(&info);
+        if !allow_weak_key && !problems.is_empty() {
+            return Err(OpError::Source {
+                source_name: source.to_string(),
+                reason: KeySourceError::InvalidKey {
+                    key: source_key.into(),
+                    problems: problems
+                        .into_iter()
+                        .chain(std::iter::once(
+                            "a HYOK key's source key must not leave its source and must allow \
+                             encrypt and decrypt (allow_weak_key: true accepts it explicitly)"
+                                .to_string(),
+                        ))
+                        .map(Into::into)
+                        .collect(),
+                },
+            });
+        }
+        Ok(!problems.is_empty())
     }
 
     /// The refusal of a second binding of a source key, naming the holding store (the

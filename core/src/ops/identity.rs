@@ -503,8 +503,19 @@ impl Operations {
         id: &str,
         update: AccountUpdate,
     ) -> Result<AccountRecord, OpError> {
+        self.update_account_if_changed(id, update).map(|(a, _)| a)
+    }
+
+    /// [`Operations::update_account`], and whether anything changed (nothing is written
+    /// when nothing would change).
+    pub fn update_account_if_changed(
+        &self,
+        id: &str,
+        update: AccountUpdate,
+    ) -> Result<(AccountRecord, bool), OpError> {
         let entry = self.entry(&keys::account(id), "AWS account", id)?;
         let mut record: AccountRecord = decode(&entry)?;
+        let current = record.clone();
         if let Some(name) = update.name {
             model::validate_name("account", &name)?;
             record.name = name;
@@ -520,6 +531,9 @@ impl Operations {
         if let Some(conn) = update.aws_connection {
             record.aws_connection = (!conn.is_empty()).then_some(conn);
         }
+        if record == current {
+            return Ok((record, false));
+        }
         let mut conditions = vec![Condition::Revision(entry.key.clone(), entry.revision)];
         let mut writes = vec![Write::Put(entry.key, to_json(&record))];
         if let Some((c, w)) = super::connections::check_account_connection(self, &record)? {
@@ -527,7 +541,7 @@ impl Operations {
             writes.push(w);
         }
         self.commit_read(&conditions, writes, "AWS account", id, entry.revision)?;
-        Ok(record)
+        Ok((record, true))
     }
 
     /// Deletes an AWS account; refused while key stores belong to it.

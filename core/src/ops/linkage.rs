@@ -489,13 +489,15 @@ impl Operations {
         external_id: &str,
         source_key: &str,
         linked: Option<bool>,
+        allow_weak_key: bool,
     ) -> Result<HyokKeyRecord, OpError> {
         let store = self.get_store(store_id)?.value;
         let want_link = linked.unwrap_or(store.aws.is_some());
         if want_link {
             ensure_connected(&store)?;
         }
-        let record = self.create_hyok_key(store_id, external_id, source_key)?;
+        let record =
+            self.create_hyok_key_allowing(store_id, external_id, source_key, allow_weak_key)?;
         if !want_link {
             return Ok(record);
         }
@@ -525,6 +527,12 @@ impl Operations {
                 "key_already_linked",
                 format!("HYOK key '{external_id}' is linked already"),
             ));
+        }
+        // The HYOK key rules hold when AWS KMS starts using the key (a key made before
+        // them, or through the configuration file, is checked here), unless the key was
+        // created with the explicit relaxation.
+        if !key.source_key.is_empty() {
+            self.check_hyok_source_key(&store.source, &key.source_key, key.allow_weak_key)?;
         }
         let link = self.create_kms_key(&store, external_id)?;
         self.set_hyok_key_link(store_id, external_id, Some(link))

@@ -522,6 +522,7 @@ impl Operations {
             blocked: false,
             aws: Some(link),
             created_at: model::now_unix(),
+            allow_weak_key: false,
         };
         let key = keys::hyok_key(store_id, external_id);
         // Rewriting the store record bumps its version (see `delete_store`).

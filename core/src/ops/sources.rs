@@ -7,7 +7,7 @@ use keyhold_sdk::{KeyInfo, KeySourceError, NewKey};
 use super::{OpError, Operations, decode};
 use crate::api::sources::{Source, SourceState};
 use crate::{
-    model::{HyokKeyRecord, SourceRecord, keys},
+    model::{HyokKeyRecord, SourceRecord, keys, rules},
     plugin::KeySourceHandle,
 };
 
@@ -32,6 +32,88 @@ impl Operations {
             source_name: source.to_string(),
             reason,
         }
+    }
+
+    /// Checks that `key` qualifies as a health-check key of `source`: the source's own
+    /// check (required attributes), a label naming one key only, and not deletable.
+    pub(super) fn validate_health_check_key(&self, source: &str, key: &str) -> Result<(), OpError> {
+        let handle = self
+            .sources
+            .get(source)
+            .map_err(|reason| OpError::SourceUnavailable {
+                source_name: source.to_string(),
+                reason,
+            })?;
+        let checked = handle
+            .source()
+            .validate_health_check_key(key.into())
+            .into_result();
+        self.key_in_own_source(&handle, checked, source, key)?;
+        let info = handle
+            .source()
+            .get_key(key.into())
+            .into_result()
+            .map_err(Self::source_err(source))?;
+        let problems = rules::health_check_key_problems(&info);
+        KeySourceError::check_key(key, problems).map_err(Self::source_err(source))
+    }
+
+    /// `outcome` of looking up `key` in `source` as an [`OpError`]: a key that is not
+    /// there is [`OpError::SourceKeyNotFound`], naming the other sources that hold one of
+    /// that name; a label shared by several keys of the source is
+    /// `source_key_duplicate` (409), naming the label and the count.
+    pub(super) fn key_in_own_source<T>(
+        &self,
+        handle: &KeySourceHandle,
+        outcome: Result<T, KeySourceError>,
+        source: &str,
+        key: &str,
+    ) -> Result<T, OpError> {
+        match outcome {
+            Err(KeySourceError::NotFound { .. }) => Err(OpError::SourceKeyNotFound {
+                source_name: source.to_string(),
+                key: key.to_string(),
+                elsewhere: rules::held_elsewhere(&self.sources_holding(key, source)),
+            }),
+            other => {
+                self.ensure_unique_key(handle, source, key)?;
+                other.map_err(Self::source_err(source))
+            }
+        }
+    }
+
+    /// Refuses a `key` that names two or more keys of the source (objects made outside
+    /// keyhold may share a label): `source_key_duplicate`, naming the label and count.
+    fn ensure_unique_key(
+        &self,
+        handle: &KeySourceHandle,
+        source: &str,
+        key: &str,
+    ) -> Result<(), OpError> {
+        let keys = handle
+            .source()
+            .list_keys()
+            .into_result()
+            .map_err(Self::source_err(source))?;
+        match rules::count_named(&keys, key) {
+            n if n > 1 => Err(rules::source_key_duplicate(source, key, n).into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The opened sources other than `except` that hold a key named `key`.
+    fn sources_holding(&self, key: &str, except: &str) -> Vec<String> {
+        let mut holders = self
+            .sources
+            .opened()
+            .into_iter()
+            .filter(|handle| {
+                handle.name != except && handle.source().get_key(key.into()).into_result().is_ok()
+            })
+            .map(|handle| handle.name.clone())
+            .collect::<Vec<_>>();
+        holders.sort();
+        holders
     }
 
     /// Every configured key source with its status.
@@ -128,6 +210,18 @@ impl Operations {
             Err(other) => Err(vec![other.to_string()]),
         };
         Ok((info, check))
+    }
+
+    /// The id of the store named `reference`, when `reference` is no store's id but a
+    /// store's name (`None`: use it as it is).
+    pub fn store_id_for_name(&self, reference: &str) -> Result<Option<String>, OpError> {
+        if self.store.get(&keys::store(reference))?.is_some() {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .get(&keys::store_name_index(reference))?
+            .map(|e| String::from_utf8_lossy(&e.value).into_owned()))
     }
 
     /// One HYOK key of a store.

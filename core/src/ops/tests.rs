@@ -138,6 +138,7 @@ pub(super) fn fixture() -> Fixture {
         created_at: 0,
         hsm_connection: None,
         config: None,
+        generation: 0,
     };
     store
         .put(&keys::source("ctm"), serde_json::to_vec(&rec).unwrap())
@@ -1081,7 +1082,7 @@ fn linked_keys_need_a_linked_connected_store_and_nothing_is_left_when_refused() 
     let (rec, _) = f.ops.create_store(new_store("acme")).unwrap();
     let refused = f
         .ops
-        .create_hyok_key_with_link(&rec.id, "k1", "data", Some(true));
+        .create_hyok_key_with_link(&rec.id, "k1", "data", Some(true), false);
     assert_eq!(code(refused), "store_not_linked");
     assert_eq!(
         code(f.ops.set_store_connected(&rec.id, true)),
@@ -1095,7 +1096,9 @@ fn linked_keys_need_a_linked_connected_store_and_nothing_is_left_when_refused() 
         f.ops
             .set_store_link(&rec.id, Some(AwsLink::new("cks-1", state)))
             .unwrap();
-        let refused = f.ops.create_hyok_key_with_link(&rec.id, "k1", "data", None);
+        let refused = f
+            .ops
+            .create_hyok_key_with_link(&rec.id, "k1", "data", None, false);
         assert_eq!(code(refused), "store_not_connected", "{state:?}");
         assert_eq!(
             code(f.ops.link_hyok_key(&rec.id, "k1")),
@@ -1106,7 +1109,7 @@ fn linked_keys_need_a_linked_connected_store_and_nothing_is_left_when_refused() 
     // An unlinked key may still be made in a linked store, on request.
     let key = f
         .ops
-        .create_hyok_key_with_link(&rec.id, "k1", "data", Some(false))
+        .create_hyok_key_with_link(&rec.id, "k1", "data", Some(false), false)
         .unwrap();
     assert!(key.aws.is_none());
     // AWS KMS's waiting period is 7 to 30 days.
@@ -1211,3 +1214,5 @@ fn aws_connection_ca_file_and_sts_endpoint_are_checked_and_reach_the_settings() 
     let e = f.ops.aws_settings("c1", "eu-west-1").unwrap_err();
     assert!(e.to_string().contains("cannot be read"), "{e}");
 }
+
+mod key_rules;

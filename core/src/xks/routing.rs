@@ -36,6 +36,11 @@ type SourceMap = HashMap<String, Result<Arc<KeySourceHandle>, String>>;
 #[derive(Default)]
 pub struct Sources {
     by_name: ArcSwap<SourceMap>,
+    /// The generation of its source record each run-time (re)opened source was opened
+    /// from (absent: 0). Locked while a source is (re)opened or closed at run time, so
+    /// that a reopen through the admin API and the follower of other nodes' changes
+    /// never race.
+    generations: std::sync::Mutex<HashMap<String, u64>>,
 }
 
 impl Sources {
@@ -84,6 +89,14 @@ impl Sources {
             next.remove(name);
             next
         });
+    }
+
+    /// Locks run-time (re)opening and closing of sources: the guard holds each source's
+    /// generation (see [`crate::model::SourceRecord::generation`]).
+    pub fn lifecycle(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.generations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether a source of this name is known (opened or failed).

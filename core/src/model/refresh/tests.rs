@@ -37,6 +37,7 @@ fn with_key(mut s: LocalStore, ext: &str, kms: Option<&str>) -> LocalStore {
         blocked: false,
         aws: kms.map(kms_link),
         created_at: 0,
+        allow_weak_key: false,
     });
     s
 }
@@ -206,6 +207,7 @@ fn apply(local: &mut Vec<LocalStore>, stores: &[AwsKeyStore], keys: &[AwsKey]) {
                 blocked: false,
                 aws: Some(link),
                 created_at: 7,
+                allow_weak_key: false,
             });
         } else {
             let k = s.keys.iter_mut().find(|k| k.external_id == ext).unwrap();

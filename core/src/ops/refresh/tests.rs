@@ -167,6 +167,7 @@ fn fixture() -> Fixture {
             blocked: false,
             aws: None,
             created_at: 0,
+            allow_weak_key: false,
         };
         put(store.as_ref(), &keys::hyok_key("s1", ext), &key);
     }

@@ -48,6 +48,7 @@ fn put_key(s: &MemoryStore, store_id: &str, ext: &str, blocked: bool) -> u64 {
         blocked,
         aws: None,
         created_at: 0,
+        allow_weak_key: false,
     };
     s.put(
         &keys::hyok_key(store_id, ext),
