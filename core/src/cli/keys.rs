@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 use http::Method;
-use keyhold::api::keys::NewHyokKey;
+use serde::Serialize;
 
 use super::{Result, client::seg, context::Ctx, stores};
 
@@ -23,6 +23,12 @@ pub enum KeyCmd {
         /// Do not create an AWS KMS key, even in a linked store
         #[arg(long)]
         unlinked: bool,
+        /// Accept a source key that breaks the key rules (exportable, not sensitive,
+        /// not private, or without encrypt or decrypt). Off by default: such a key is
+        /// refused with each failing attribute named. The relaxation is stored on the
+        /// HYOK key, shown by `key get` and named in the audit record
+        #[arg(long)]
+        allow_weak_key: bool,
     },
     /// Links a HYOK key of a linked, connected store: creates its AWS KMS key
     Link { store: String, external_id: String },
@@ -42,6 +48,17 @@ pub enum KeyCmd {
         #[arg(long, value_name = "DAYS")]
         pending_window_days: Option<i32>,
     },
+}
+
+/// `POST /api/v1/stores/{id}/keys` body (`allow_weak_key` only when set).
+#[derive(Debug, Serialize)]
+struct NewHyokKey {
+    external_id: String,
+    source_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    linked: Option<bool>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    allow_weak_key: bool,
 }
 
 const COLUMNS: &[&str] = &["external_id", "source_key", "blocked", "aws", "created_at"];
@@ -64,6 +81,7 @@ pub async fn run(ctx: Ctx, c: KeyCmd) -> Result<()> {
             source_key,
             linked,
             unlinked,
+            allow_weak_key,
         } => {
             let path = format!("{}/keys", stores::path(&ctx, &store).await?);
             let body = NewHyokKey {
@@ -74,6 +92,7 @@ pub async fn run(ctx: Ctx, c: KeyCmd) -> Result<()> {
                     (_, true) => Some(false),
                     _ => None,
                 },
+                allow_weak_key,
             };
             let r = ctx.call_with(Method::POST, &path, &body).await?;
             ctx.object(&r.json);
