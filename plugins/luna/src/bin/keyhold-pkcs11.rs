@@ -42,7 +42,9 @@ Commands:
   set-pin --pin-file <OLD> --new-pin-file <NEW>
       Changes the user PIN (C_SetPIN: logs in with OLD, sets NEW). Then point keyhold at
       the new PIN (keyhold connection hsm update NAME --pin-file NEW) and reopen its
-      sources (keyhold source reopen SOURCE).
+      sources (keyhold source reopen SOURCE). SoftHSM2 keeps a token's PIN in memory
+      per process: a keyhold already running sees a PIN changed here only after a
+      restart (an HSM such as Luna checks the PIN itself: no restart).
   create <NAME> <USAGE>[,<USAGE>...] [--deletable] --pin-file <FILE>
       Creates an AES-256 key through the luna plugin (the template keyhold uses: not
       extractable, sensitive, private). USAGE: encrypt, decrypt, wrap, unwrap, or all
