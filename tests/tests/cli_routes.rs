@@ -93,7 +93,10 @@ async fn hsm_connection_help_gives_units_defaults_and_where_paths_are_read() {
             "relative paths are refused",
             "made absolute against the server's working directory",
         ] {
-            assert!(help.contains(needle), "{command:?} lacks '{needle}':\n{help}");
+            assert!(
+                help.contains(needle),
+                "{command:?} lacks '{needle}':\n{help}"
+            );
         }
     }
     let help = cli
@@ -111,11 +114,45 @@ async fn hsm_connection_help_gives_units_defaults_and_where_paths_are_read() {
     // Local refusals exit 2 before any request: no PIN place, nothing to change, a
     // malformed or repeated --module-env.
     for args in [
-        &["connection", "hsm", "create", "h", "--module", "/m.so", "--token-label", "t"][..],
+        &[
+            "connection",
+            "hsm",
+            "create",
+            "h",
+            "--module",
+            "/m.so",
+            "--token-label",
+            "t",
+        ][..],
         &["connection", "hsm", "update", "h"],
-        &["connection", "hsm", "update", "h", "--module-env", "NOEQUALS"],
-        &["connection", "hsm", "update", "h", "--module-env", "A=1", "--module-env", "A=2"],
-        &["connection", "hsm", "update", "h", "--pin-env", "P", "--pin-file", "/p"],
+        &[
+            "connection",
+            "hsm",
+            "update",
+            "h",
+            "--module-env",
+            "NOEQUALS",
+        ],
+        &[
+            "connection",
+            "hsm",
+            "update",
+            "h",
+            "--module-env",
+            "A=1",
+            "--module-env",
+            "A=2",
+        ],
+        &[
+            "connection",
+            "hsm",
+            "update",
+            "h",
+            "--pin-env",
+            "P",
+            "--pin-file",
+            "/p",
+        ],
     ] {
         let r = cli.run(args).await.expect_code(2);
         assert!(r.stderr.contains("error"), "{args:?}: {}", r.stderr);

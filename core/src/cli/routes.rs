@@ -7,6 +7,7 @@
 //! (no `use`), so that test includes it as it is.
 
 /// `(method, path template, command words)` for every admin API route.
+#[rustfmt::skip]
 pub const ROUTES: &[(&str, &str, &str)] = &[
     // Session and the API itself.
     ("POST", "/api/v1/login", "login"),

@@ -109,8 +109,12 @@ pub async fn run(ctx: Ctx, c: SourceCmd) -> Result<()> {
         }
         SourceCmd::Delete { name } => {
             let path = format!("/sources/{}", seg(&name));
-            ctx.act(Method::DELETE, &path, &format!("Deleted key source {name}."))
-                .await
+            ctx.act(
+                Method::DELETE,
+                &path,
+                &format!("Deleted key source {name}."),
+            )
+            .await
         }
     }
 }

@@ -199,12 +199,7 @@ fn run(args: Vec<String>) -> Result<(), Failure> {
 }
 
 /// Opens the token as keyhold's luna key source does (PIN from `--pin-file`).
-fn open_source(
-    module: &str,
-    token: &str,
-    a: &Args,
-    command: &str,
-) -> Result<LunaSource, Failure> {
+fn open_source(module: &str, token: &str, a: &Args, command: &str) -> Result<LunaSource, Failure> {
     let pin_file = required(&a.pin_file, "--pin-file", command)?;
     let pin_file = std::path::absolute(pin_file)
         .map_err(|e| Failure::Usage(format!("{}: {e}", pin_file.display())))?;
@@ -220,10 +215,10 @@ fn open_source(
 
 /// A PIN file's content without trailing whitespace (wiped on drop).
 fn read_pin(file: &PathBuf) -> Result<Zeroizing<String>, Failure> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(file)
-            .map_err(|e| Failure::Usage(format!("cannot read PIN file {}: {e}", file.display())))?,
-    );
+    let text =
+        Zeroizing::new(std::fs::read_to_string(file).map_err(|e| {
+            Failure::Usage(format!("cannot read PIN file {}: {e}", file.display()))
+        })?);
     let pin = Zeroizing::new(text.trim_end().to_string());
     if pin.is_empty() {
         return Err(Failure::Usage(format!(
