@@ -11,6 +11,10 @@
 //! subcommands, its request bodies and its output. Each request body is one small
 //! `Serialize` struct next to the command that sends it (the place to swap in the
 //! server's own API types); answers stay JSON values, printed as the server sent them.
+//!
+//! `routes.rs` maps every admin API route to the command that drives it; a test
+//! (tests/tests/cli_routes.rs) holds it to the server's OpenAPI document, so a new
+//! route needs a command and an entry there.
 
 use std::{path::PathBuf, process::ExitCode};
 

@@ -30,7 +30,10 @@ pub enum SourceCmd {
         plugin: String,
     },
     /// Shows a key source and its status (opened, or failed and why)
-    Get { name: String },
+    Get {
+        /// The source's name
+        name: String,
+    },
     /// Closes and reopens a key source from its current connection: logs in again
     /// (e.g. with a new PIN) and reads the slot list again; its stores stay bound.
     /// Exits 3 when it does not open, with the reason
@@ -39,10 +42,16 @@ pub enum SourceCmd {
 
 A PKCS#11 module reads its own configuration once per process (e.g. SoftHSM2's SOFTHSM2_CONF file and its token list): a token created after keyhold started, or a changed module configuration file, needs a restart of keyhold."
     )]
-    Reopen { name: String },
+    Reopen {
+        /// The source's name
+        name: String,
+    },
     /// Deletes a key source (admins; refused while a store uses it, or when it is
     /// declared in the configuration file)
-    Delete { name: String },
+    Delete {
+        /// The source's name
+        name: String,
+    },
 }
 
 /// `keyhold source-key ...`

@@ -41,7 +41,10 @@ pub enum HsmConnectionCmd {
     /// Lists HSM connections
     List,
     /// Shows an HSM connection
-    Get { name: String },
+    Get {
+        /// The connection's name
+        name: String,
+    },
     /// Changes an HSM connection (given fields only): the server tests it (opens a key
     /// source on it) before saving and refuses with the reason when that fails
     #[command(
@@ -56,6 +59,7 @@ connection at the new PIN (--pin-file NEW or --pin-env VAR), then reopen its sou
         after_long_help = SERVER_SIDE
     )]
     Update {
+        /// The connection's name
         name: String,
         /// New absolute path of the PKCS#11 library on the server's host
         #[arg(long, value_name = "PATH")]
@@ -67,10 +71,16 @@ connection at the new PIN (--pin-file NEW or --pin-env VAR), then reopen its sou
         clear_module_env: bool,
     },
     /// Deletes an HSM connection (refused while a key source is made from it)
-    Delete { name: String },
+    Delete {
+        /// The connection's name
+        name: String,
+    },
     /// Tests an HSM connection: opens a key source on it (module, token, PIN login,
     /// mechanisms) and reads the token's model; exits 3 when it is not usable
-    Test { name: String },
+    Test {
+        /// The connection's name
+        name: String,
+    },
 }
 
 /// The settings `create` and `update` share.
