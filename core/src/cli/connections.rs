@@ -27,6 +27,7 @@ pub enum ConnectionCmd {
 pub enum AwsConnectionCmd {
     /// Creates an AWS connection (the secret is sealed at rest, never shown again)
     Create {
+        /// The connection's name
         name: String,
         /// The IAM access key id
         #[arg(long)]
@@ -56,11 +57,18 @@ pub enum AwsConnectionCmd {
     /// Lists AWS connections
     List,
     /// Shows an AWS connection
-    Get { name: String },
+    Get {
+        /// The connection's name
+        name: String,
+    },
     /// Deletes an AWS connection (refused while an account uses it)
-    Delete { name: String },
+    Delete {
+        /// The connection's name
+        name: String,
+    },
     /// Tests an AWS connection with a real AWS KMS call
     Test {
+        /// The connection's name
         name: String,
         /// The region whose AWS KMS is called (default us-east-1)
         #[arg(long)]

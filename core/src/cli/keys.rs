@@ -12,7 +12,9 @@ use super::{Result, client::seg, context::Ctx, stores};
 pub enum KeyCmd {
     /// Creates a HYOK key backed by a source key
     Create {
+        /// The key store (id or name)
         store: String,
+        /// The HYOK key's external id (the key id AWS KMS uses in XKS requests)
         external_id: String,
         /// The key in the store's source
         #[arg(long)]
@@ -31,18 +33,43 @@ pub enum KeyCmd {
         allow_weak_key: bool,
     },
     /// Links a HYOK key of a linked, connected store: creates its AWS KMS key
-    Link { store: String, external_id: String },
+    Link {
+        /// The key store (id or name)
+        store: String,
+        /// The HYOK key's external id (the key id AWS KMS uses in XKS requests)
+        external_id: String,
+    },
     /// Lists a store's HYOK keys
-    List { store: String },
+    List {
+        /// The key store (id or name)
+        store: String,
+    },
     /// Shows a HYOK key
-    Get { store: String, external_id: String },
+    Get {
+        /// The key store (id or name)
+        store: String,
+        /// The HYOK key's external id (the key id AWS KMS uses in XKS requests)
+        external_id: String,
+    },
     /// Blocks a HYOK key
-    Block { store: String, external_id: String },
+    Block {
+        /// The key store (id or name)
+        store: String,
+        /// The HYOK key's external id (the key id AWS KMS uses in XKS requests)
+        external_id: String,
+    },
     /// Unblocks a HYOK key
-    Unblock { store: String, external_id: String },
+    Unblock {
+        /// The key store (id or name)
+        store: String,
+        /// The HYOK key's external id (the key id AWS KMS uses in XKS requests)
+        external_id: String,
+    },
     /// Deletes a HYOK key (a linked key's AWS KMS key is scheduled for deletion)
     Delete {
+        /// The key store (id or name)
         store: String,
+        /// The HYOK key's external id (the key id AWS KMS uses in XKS requests)
         external_id: String,
         /// AWS KMS waiting period in days (7..=30, default 30), for linked keys
         #[arg(long, value_name = "DAYS")]

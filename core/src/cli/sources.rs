@@ -78,9 +78,17 @@ pub enum SourceKeyCmd {
         deletable: bool,
     },
     /// Lists the keys of a source
-    List { source: String },
+    List {
+        /// The key source
+        source: String,
+    },
     /// Shows a key (and whether it may serve as a health-check key)
-    Get { source: String, name: String },
+    Get {
+        /// The key source
+        source: String,
+        /// The key's name in the source
+        name: String,
+    },
 }
 
 const SOURCE_COLUMNS: &[&str] = &["name", "plugin", "status", "vendor", "model", "reason"];
