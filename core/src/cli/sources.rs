@@ -14,9 +14,12 @@ pub enum SourceCmd {
     /// Lists key sources and their status
     List,
     /// Creates a key source from an HSM connection and opens it in the running server
-    /// (admins); exits 3 when it does not open, with the reason
+    /// (admins); refused with the reason when it does not open
     #[command(
-        long_about = "Creates a key source from an HSM connection (keyhold connection hsm create) and opens it in the running server (admins); every node of a cluster opens it, and it is opened again at each start. Exits 3 when it did not open, with the reason (it stays, with status failed: fix the connection, then `keyhold source reopen`)."
+        long_about = "Creates a key source from an HSM connection (keyhold connection hsm \
+create) and opens it in the running server (admins); every node of a cluster opens it, \
+and it is opened again at each start. When it does not open, nothing is created and the \
+reason is printed (test the connection first with `keyhold connection hsm test`)."
     )]
     Create {
         /// Unique name of the source (what stores and source keys name)
