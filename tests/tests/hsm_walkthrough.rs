@@ -352,6 +352,46 @@ async fn the_hsm_walkthrough_runs_as_written() {
         .run("keyhold", &["connection", "hsm", "delete", "hsm1"])
         .expect_code(3);
     assert_has(&r.stderr, &["hsm-src"]);
+    // The HYOK key rules: an exportable source key is refused with the attribute
+    // named, unless --allow-weak-key, which the key then shows.
+    env.run(
+        "keyhold",
+        &[
+            "source-key",
+            "create",
+            "hsm-src",
+            "walk-weak",
+            "--usage",
+            "encrypt,decrypt",
+            "--exportable",
+        ],
+    )
+    .expect_code(0);
+    let weak = [
+        "key",
+        "create",
+        "walk",
+        "walk-weak-1",
+        "--source-key",
+        "walk-weak",
+    ];
+    let r = env.run("keyhold", &weak).expect_code(3);
+    assert_has(
+        &r.stderr,
+        &["CKA_EXTRACTABLE must be false", "(invalid_key)"],
+    );
+    env.run("keyhold", &[&weak[..], &["--allow-weak-key"]].concat())
+        .expect_code(0);
+    let k: Value = env
+        .run(
+            "keyhold",
+            &["key", "get", "walk", "walk-weak-1", "--output", "json"],
+        )
+        .expect_code(0)
+        .json();
+    assert_eq!(k["allow_weak_key"], true, "{k}");
+    env.run("keyhold", &["key", "delete", "walk", "walk-weak-1"])
+        .expect_code(0);
 
     // 6. The PIN changes on the token.
     let out = sh.block(6, &blocks[5]);
