@@ -352,8 +352,8 @@ async fn the_hsm_walkthrough_runs_as_written() {
         .run("keyhold", &["connection", "hsm", "delete", "hsm1"])
         .expect_code(3);
     assert_has(&r.stderr, &["hsm-src"]);
-    // The HYOK key rules: an exportable source key is refused with the attribute
-    // named, unless --allow-weak-key, which the key then shows.
+    // The HYOK key rules: a source key that cannot decrypt is refused with the
+    // attribute named, unless --allow-weak-key, which the key then shows.
     env.run(
         "keyhold",
         &[
@@ -362,8 +362,7 @@ async fn the_hsm_walkthrough_runs_as_written() {
             "hsm-src",
             "walk-weak",
             "--usage",
-            "encrypt,decrypt",
-            "--exportable",
+            "encrypt",
         ],
     )
     .expect_code(0);

@@ -70,9 +70,10 @@ pub enum SourceKeyCmd {
         /// What the key may do, comma-separated: encrypt, decrypt, wrap, unwrap
         #[arg(long, value_delimiter = ',', required = true)]
         usage: Vec<String>,
-        /// The key may leave the source (PKCS#11: CKA_EXTRACTABLE). Off by default; an
-        /// exportable key cannot be a health-check key, nor back a HYOK key unless that
-        /// key is created with --allow-weak-key
+        /// The key may leave the source. Off by default; an exportable key cannot be a
+        /// health-check key, nor back a HYOK key unless that key is created with
+        /// --allow-weak-key. A PKCS#11 (luna) source refuses it: its keys are always
+        /// made with CKA_EXTRACTABLE=false
         #[arg(long)]
         exportable: bool,
         /// The key may be deleted later. Off by default; a health-check key must not
