@@ -375,10 +375,7 @@ async fn the_hsm_walkthrough_runs_as_written() {
         "walk-weak",
     ];
     let r = env.run("keyhold", &weak).expect_code(3);
-    assert_has(
-        &r.stderr,
-        &["CKA_EXTRACTABLE must be false", "(invalid_key)"],
-    );
+    assert_has(&r.stderr, &["CKA_DECRYPT must be true", "(invalid_key)"]);
     env.run("keyhold", &[&weak[..], &["--allow-weak-key"]].concat())
         .expect_code(0);
     let k: Value = env
