@@ -7,8 +7,9 @@
 #   data/luna/softhsm2.conf   SoftHSM2 configuration (tokendir data/luna/tokens, absolute)
 #   data/luna/tokens/         the token store
 #   data/luna/user.pin        the user PIN (mode 0600)
-# a token labelled `keyhold-demo`, and its keys, created through the plugin itself
-# (cargo run -p plugin-luna --example luna-keys):
+# a token labelled `keyhold-demo`, and its keys, created through the plugin itself by
+# the built token helper `keyhold-pkcs11` (no Rust toolchain needed: it is taken from
+# target/release, target/debug or PATH; `cargo build --release` builds it):
 #   acme-health        ENCRYPT,DECRYPT,WRAP,UNWRAP  (the store's health-check key)
 #   demo-key-1         ENCRYPT,DECRYPT,WRAP,UNWRAP
 #   demo-encrypt-only  ENCRYPT
@@ -32,6 +33,22 @@ if [[ ! -f "$MODULE" ]] || ! command -v softhsm2-util >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq softhsm2
 fi
 
+# The token helper: next to a built keyhold, or on PATH.
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+PKCS11_HELPER=""
+for candidate in "$TARGET_DIR/release/keyhold-pkcs11" "$TARGET_DIR/debug/keyhold-pkcs11" \
+    "$(command -v keyhold-pkcs11 || true)"; do
+    if [[ -n "$candidate" && -x "$candidate" ]]; then
+        PKCS11_HELPER="$candidate"
+        break
+    fi
+done
+if [[ -z "$PKCS11_HELPER" ]]; then
+    echo "keyhold-pkcs11 not found in $TARGET_DIR/release, $TARGET_DIR/debug or PATH:" >&2
+    echo "build it with: cargo build --release   (or: cargo build -p plugin-luna --bins)" >&2
+    exit 1
+fi
+
 # A fresh, disposable token store (the server's own state under data/luna/state too).
 rm -rf "$DIR"
 mkdir -p "$DIR/tokens"
@@ -51,12 +68,8 @@ chmod 0600 "$DIR/user.pin"
 softhsm2-util --init-token --free --label "$LABEL" --so-pin "$SO_PIN" --pin "$USER_PIN" >/dev/null
 echo "initialised SoftHSM2 token '$LABEL' in $DIR/tokens"
 
-cargo build -q -p plugin-luna --example luna-keys
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-LUNA_KEYS="$TARGET_DIR/debug/examples/luna-keys"
 keys() {
-    "$LUNA_KEYS" --module "$MODULE" --token "$LABEL" --pin-file "$DIR/user.pin" \
-        --env "SOFTHSM2_CONF=$DIR/softhsm2.conf" "$@"
+    "$PKCS11_HELPER" --module "$MODULE" --token "$LABEL" --pin-file "$DIR/user.pin" "$@"
 }
 keys create acme-health encrypt,decrypt,wrap,unwrap
 keys create demo-key-1 encrypt,decrypt,wrap,unwrap

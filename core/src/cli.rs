@@ -11,6 +11,10 @@
 //! subcommands, its request bodies and its output. Each request body is one small
 //! `Serialize` struct next to the command that sends it (the place to swap in the
 //! server's own API types); answers stay JSON values, printed as the server sent them.
+//!
+//! `routes.rs` maps every admin API route to the command that drives it; a test
+//! (tests/tests/cli_routes.rs) holds it to the server's OpenAPI document, so a new
+//! route needs a command and an entry there.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -28,6 +32,8 @@ mod login;
 mod nodes;
 mod output;
 mod password;
+#[cfg(test)]
+mod routes;
 mod schedules;
 mod session;
 mod sources;
@@ -35,6 +41,9 @@ pub mod store_transfer;
 mod stores;
 mod tokens;
 mod users;
+
+#[cfg(test)]
+mod tests;
 
 use context::Ctx;
 
@@ -151,7 +160,7 @@ pub enum AdminCommand {
     /// AWS accounts and their ACLs
     #[command(subcommand)]
     Account(accounts::AccountCmd),
-    /// Connections to AWS (KMS and STS)
+    /// Connections to AWS (KMS and STS) and to HSMs (PKCS#11 modules and tokens)
     #[command(subcommand)]
     Connection(Box<connections::ConnectionCmd>),
     /// Key sources (HSMs, CipherTrust, ...)
@@ -178,6 +187,8 @@ pub enum AdminCommand {
     /// The cluster's live nodes (admins only)
     #[command(subcommand)]
     Node(nodes::NodeCmd),
+    /// Prints the admin API's OpenAPI 3.1 document (JSON; every route, body and error)
+    Openapi,
 }
 
 /// Runs an admin command; prints errors as `error: <message> (<code>)`.
@@ -218,5 +229,10 @@ async fn dispatch(global: Global, cmd: AdminCommand) -> Result<()> {
         AdminCommand::Schedule(c) => schedules::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Job(c) => jobs::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Node(c) => nodes::run(Ctx::new(&global, true)?, c).await,
+        AdminCommand::Openapi => {
+            let doc = Ctx::new(&global, true)?.get("/openapi.json").await?;
+            output::print_json(&doc);
+            Ok(())
+        }
     }
 }

@@ -18,6 +18,7 @@ use super::{
 pub enum AccountCmd {
     /// Registers an AWS account (12-digit id)
     Create {
+        /// The AWS account's 12-digit id
         id: String,
         /// A display name
         #[arg(long)]
@@ -36,9 +37,13 @@ pub enum AccountCmd {
     /// Lists accounts you may see
     List,
     /// Shows an account
-    Get { id: String },
+    Get {
+        /// The AWS account's 12-digit id
+        id: String,
+    },
     /// Changes an account (given fields only; --grant replaces the whole ACL)
     Update {
+        /// The AWS account's 12-digit id
         id: String,
         #[arg(long)]
         name: Option<String>,
@@ -56,11 +61,15 @@ pub enum AccountCmd {
         aws_connection: Option<String>,
     },
     /// Deletes an account
-    Delete { id: String },
+    Delete {
+        /// The AWS account's 12-digit id
+        id: String,
+    },
     /// Refresh all: imports the account's external key stores and keys from AWS KMS
     /// (a job; needs create_store, update_store and manage_keys). Exits 4 with --wait
     /// when the job does not succeed
     Refresh {
+        /// The AWS account's 12-digit id
         id: String,
         /// Waits for the job's end, printing its progress
         #[arg(long)]

@@ -1,5 +1,6 @@
 //! `keyhold connection aws ...`: the AWS connections keyhold reaches AWS KMS (and STS)
 //! with; the secret is read from a variable or a file, never from the command line.
+//! `keyhold connection hsm ...` ([`hsm`]): the PKCS#11 connections luna sources use.
 
 use clap::{Subcommand, ValueEnum};
 use http::Method;
@@ -8,12 +9,17 @@ use zeroize::Zeroizing;
 
 use super::{CliError, Result, client::seg, context::Ctx};
 
+mod hsm;
+
 /// `keyhold connection ...`
 #[derive(Subcommand, Debug)]
 pub enum ConnectionCmd {
     /// AWS connections (admins)
     #[command(subcommand)]
     Aws(AwsConnectionCmd),
+    /// HSM connections: PKCS#11 module, token, PIN (admins)
+    #[command(subcommand)]
+    Hsm(hsm::HsmConnectionCmd),
 }
 
 /// `keyhold connection aws ...`
@@ -21,6 +27,7 @@ pub enum ConnectionCmd {
 pub enum AwsConnectionCmd {
     /// Creates an AWS connection (the secret is sealed at rest, never shown again)
     Create {
+        /// The connection's name
         name: String,
         /// The IAM access key id
         #[arg(long)]
@@ -50,11 +57,18 @@ pub enum AwsConnectionCmd {
     /// Lists AWS connections
     List,
     /// Shows an AWS connection
-    Get { name: String },
+    Get {
+        /// The connection's name
+        name: String,
+    },
     /// Deletes an AWS connection (refused while an account uses it)
-    Delete { name: String },
+    Delete {
+        /// The connection's name
+        name: String,
+    },
     /// Tests an AWS connection with a real AWS KMS call
     Test {
+        /// The connection's name
         name: String,
         /// The region whose AWS KMS is called (default us-east-1)
         #[arg(long)]
@@ -97,7 +111,10 @@ fn secret(env: Option<String>, file: Option<std::path::PathBuf>) -> Result<Zeroi
 
 /// Runs a `connection` command.
 pub async fn run(ctx: Ctx, c: ConnectionCmd) -> Result<()> {
-    let ConnectionCmd::Aws(c) = c;
+    let c = match c {
+        ConnectionCmd::Aws(c) => c,
+        ConnectionCmd::Hsm(c) => return hsm::run(ctx, c).await,
+    };
     match c {
         AwsConnectionCmd::Create {
             name,
@@ -147,18 +164,23 @@ pub async fn run(ctx: Ctx, c: ConnectionCmd) -> Result<()> {
             let r = ctx
                 .call_with(Method::POST, &path, &AwsConnectionTest { region })
                 .await?;
-            ctx.object(&r.json);
-            if r.json["status"] != "Ready" {
-                return Err(CliError::Refused {
-                    status: 200,
-                    code: "connection_failed".into(),
-                    message: format!(
-                        "AWS connection {name} is not usable: {}",
-                        r.json["reason"].as_str().unwrap_or("no reason given")
-                    ),
-                });
-            }
-            Ok(())
+            report_test(&ctx, "AWS", &name, &r.json)
         }
     }
+}
+
+/// Prints a connection test's outcome; `Failed` exits 3 with the reason.
+fn report_test(ctx: &Ctx, kind: &str, name: &str, answer: &serde_json::Value) -> Result<()> {
+    ctx.object(answer);
+    if answer["status"] != "Ready" {
+        return Err(CliError::Refused {
+            status: 200,
+            code: "connection_failed".into(),
+            message: format!(
+                "{kind} connection {name} is not usable: {}",
+                answer["reason"].as_str().unwrap_or("no reason given")
+            ),
+        });
+    }
+    Ok(())
 }

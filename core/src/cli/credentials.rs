@@ -22,15 +22,21 @@ use super::{
 pub enum CredentialCmd {
     /// Adds a credential (rotation): writes the credentials file to --out
     Add {
+        /// The key store (id or name)
         store: String,
         #[command(flatten)]
         secret: SecretOut,
     },
     /// Lists a store's credentials (access key ids only)
-    List { store: String },
+    List {
+        /// The key store (id or name)
+        store: String,
+    },
     /// Deletes a credential
     Delete {
+        /// The key store (id or name)
         store: String,
+        /// The credential's access key id
         access_key_id: String,
     },
 }

@@ -23,9 +23,15 @@ pub enum JobCmd {
     /// Lists the jobs you may see, newest first
     List,
     /// Shows a job: state, progress, summary, changes and findings
-    Show { id: String },
+    Show {
+        /// The job's id
+        id: String,
+    },
     /// Asks a running job to stop (it keeps what it did)
-    Cancel { id: String },
+    Cancel {
+        /// The job's id
+        id: String,
+    },
 }
 
 const COLUMNS: &[&str] = &[

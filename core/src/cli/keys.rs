@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 use http::Method;
-use keyhold::api::keys::NewHyokKey;
+use serde::Serialize;
 
 use super::{Result, client::seg, context::Ctx, stores};
 
@@ -12,7 +12,9 @@ use super::{Result, client::seg, context::Ctx, stores};
 pub enum KeyCmd {
     /// Creates a HYOK key backed by a source key
     Create {
+        /// The key store (id or name)
         store: String,
+        /// The HYOK key's external id (the key id AWS KMS uses in XKS requests)
         external_id: String,
         /// The key in the store's source
         #[arg(long)]
@@ -23,25 +25,67 @@ pub enum KeyCmd {
         /// Do not create an AWS KMS key, even in a linked store
         #[arg(long)]
         unlinked: bool,
+        /// Accept a source key that breaks the key rules (exportable, not sensitive,
+        /// not private, or without encrypt or decrypt). Off by default: such a key is
+        /// refused with each failing attribute named. The relaxation is stored on the
+        /// HYOK key, shown by `key get` and named in the audit record
+        #[arg(long)]
+        allow_weak_key: bool,
     },
     /// Links a HYOK key of a linked, connected store: creates its AWS KMS key
-    Link { store: String, external_id: String },
+    Link {
+        /// The key store (id or name)
+        store: String,
+        /// The HYOK key's external id (the key id AWS KMS uses in XKS requests)
+        external_id: String,
+    },
     /// Lists a store's HYOK keys
-    List { store: String },
+    List {
+        /// The key store (id or name)
+        store: String,
+    },
     /// Shows a HYOK key
-    Get { store: String, external_id: String },
+    Get {
+        /// The key store (id or name)
+        store: String,
+        /// The HYOK key's external id (the key id AWS KMS uses in XKS requests)
+        external_id: String,
+    },
     /// Blocks a HYOK key
-    Block { store: String, external_id: String },
+    Block {
+        /// The key store (id or name)
+        store: String,
+        /// The HYOK key's external id (the key id AWS KMS uses in XKS requests)
+        external_id: String,
+    },
     /// Unblocks a HYOK key
-    Unblock { store: String, external_id: String },
+    Unblock {
+        /// The key store (id or name)
+        store: String,
+        /// The HYOK key's external id (the key id AWS KMS uses in XKS requests)
+        external_id: String,
+    },
     /// Deletes a HYOK key (a linked key's AWS KMS key is scheduled for deletion)
     Delete {
+        /// The key store (id or name)
         store: String,
+        /// The HYOK key's external id (the key id AWS KMS uses in XKS requests)
         external_id: String,
         /// AWS KMS waiting period in days (7..=30, default 30), for linked keys
         #[arg(long, value_name = "DAYS")]
         pending_window_days: Option<i32>,
     },
+}
+
+/// `POST /api/v1/stores/{id}/keys` body (`allow_weak_key` only when set).
+#[derive(Debug, Serialize)]
+struct NewHyokKey {
+    external_id: String,
+    source_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    linked: Option<bool>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    allow_weak_key: bool,
 }
 
 const COLUMNS: &[&str] = &["external_id", "source_key", "blocked", "aws", "created_at"];
@@ -64,6 +108,7 @@ pub async fn run(ctx: Ctx, c: KeyCmd) -> Result<()> {
             source_key,
             linked,
             unlinked,
+            allow_weak_key,
         } => {
             let path = format!("{}/keys", stores::path(&ctx, &store).await?);
             let body = NewHyokKey {
@@ -74,7 +119,7 @@ pub async fn run(ctx: Ctx, c: KeyCmd) -> Result<()> {
                     (_, true) => Some(false),
                     _ => None,
                 },
-                allow_weak_key: false,
+                allow_weak_key,
             };
             let r = ctx.call_with(Method::POST, &path, &body).await?;
             ctx.object(&r.json);

@@ -15,6 +15,7 @@ use super::{CliError, Result, client::seg, context::Ctx, stores};
 pub enum ScheduleCmd {
     /// Creates a rotation schedule (admins; times in UTC)
     Create {
+        /// The schedule's name
         name: String,
         #[command(flatten)]
         when: When,
@@ -22,9 +23,15 @@ pub enum ScheduleCmd {
     /// Lists rotation schedules with their next tick
     List,
     /// Shows a rotation schedule
-    Show { name: String },
+    Show {
+        /// The schedule's name
+        name: String,
+    },
     /// Deletes a rotation schedule (refused while assigned to a key store)
-    Delete { name: String },
+    Delete {
+        /// The schedule's name
+        name: String,
+    },
 }
 
 /// When a new schedule runs: exactly one of the four forms.
@@ -87,11 +94,22 @@ impl When {
 #[derive(Subcommand, Debug)]
 pub enum StoreScheduleCmd {
     /// Assigns a rotation schedule to a local key store linked to AWS KMS
-    Assign { store: String, schedule: String },
+    Assign {
+        /// The key store (id or name)
+        store: String,
+        /// The rotation schedule's name
+        schedule: String,
+    },
     /// Unassigns a key store's rotation schedule
-    Unassign { store: String },
+    Unassign {
+        /// The key store (id or name)
+        store: String,
+    },
     /// Shows a key store's rotation schedule: last run, its result, next run
-    Show { store: String },
+    Show {
+        /// The key store (id or name)
+        store: String,
+    },
 }
 
 const COLUMNS: &[&str] = &["name", "description", "next_run_at", "created_at"];

@@ -19,6 +19,7 @@ use super::{
 pub enum KeystoreCmd {
     /// Creates a key store and its first credential (written to --out)
     Create {
+        /// Unique name of the key store
         name: String,
         /// Key source
         #[arg(long)]
@@ -61,6 +62,7 @@ pub enum KeystoreCmd {
     /// Links an unlinked key store: creates its external key store on AWS KMS (--review
     /// shows what would be created, with your edits, and changes nothing)
     Link {
+        /// The key store (id or name)
         store: String,
         /// Name on AWS KMS (renames the store here too)
         #[arg(long)]
@@ -75,15 +77,25 @@ pub enum KeystoreCmd {
         review: bool,
     },
     /// Connects a linked key store on AWS KMS (follows CONNECTING to the end)
-    Connect { store: String },
+    Connect {
+        /// The key store (id or name)
+        store: String,
+    },
     /// Disconnects a linked key store on AWS KMS (follows DISCONNECTING to the end)
-    Disconnect { store: String },
+    Disconnect {
+        /// The key store (id or name)
+        store: String,
+    },
     /// Lists key stores
     List,
     /// Shows a key store
-    Get { store: String },
+    Get {
+        /// The key store (id or name)
+        store: String,
+    },
     /// Changes a key store (reads its ETag and sends If-Match, unless --if-match)
     Update {
+        /// The key store (id or name)
         store: String,
         /// New name
         #[arg(long)]
@@ -115,15 +127,22 @@ pub enum KeystoreCmd {
     },
     /// Deletes a key store (needs --confirm; refused while it has HYOK keys)
     Delete {
+        /// The key store (id or name)
         store: String,
         /// Really delete it
         #[arg(long)]
         confirm: bool,
     },
     /// Blocks a key store: XKS answers InvalidStateException
-    Block { store: String },
+    Block {
+        /// The key store (id or name)
+        store: String,
+    },
     /// Unblocks a key store
-    Unblock { store: String },
+    Unblock {
+        /// The key store (id or name)
+        store: String,
+    },
     /// The credential rotation schedule of a key store
     #[command(subcommand)]
     Schedule(super::schedules::StoreScheduleCmd),

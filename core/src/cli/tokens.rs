@@ -21,7 +21,10 @@ pub enum TokenCmd {
     /// Lists your tokens
     List,
     /// Revokes a token by id
-    Revoke { id: String },
+    Revoke {
+        /// The token's id (see `token list`)
+        id: String,
+    },
 }
 
 const COLUMNS: &[&str] = &[

@@ -13,6 +13,7 @@ use super::{CliError, Result, client::seg, context::Ctx, password::PasswordSourc
 pub enum UserCmd {
     /// Creates a user (password from stdin or an environment variable)
     Create {
+        /// The user's name
         name: String,
         /// Groups (repeatable; default: users). `admins` may do everything.
         #[arg(long = "group", value_name = "GROUP")]
@@ -23,11 +24,18 @@ pub enum UserCmd {
     /// Lists users
     List,
     /// Shows a user
-    Get { name: String },
+    Get {
+        /// The user's name
+        name: String,
+    },
     /// Deletes a user
-    Delete { name: String },
+    Delete {
+        /// The user's name
+        name: String,
+    },
     /// Sets a user's password (non-admins: also --current-password-env)
     Passwd {
+        /// The user's name
         name: String,
         #[command(flatten)]
         password: PasswordSource,
