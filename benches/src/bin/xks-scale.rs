@@ -167,6 +167,7 @@ fn populate(data_dir: &Path, stores: usize, keys_per_store: usize) -> Result<(),
                 blocked: false,
                 aws: None,
                 created_at: 0,
+                allow_weak_key: false,
             };
             writes.push(Write::Put(keys::hyok_key(&id, &ext), json!(&hyok)));
         }

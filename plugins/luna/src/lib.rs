@@ -3,7 +3,7 @@
 //! Serves AES-256 keys that live in a PKCS#11 token (a Thales Luna partition in
 //! production; SoftHSM2 in every test) through the [`cryptoki`] crate. Built as a
 //! `cdylib` (`libplugin_luna.so`, loaded by keyhold) and an `rlib` (its PKCS#11 helpers
-//! are used by the tests and by the `luna-keys` example).
+//! are used by the tests and by the `keyhold-pkcs11` binary, `src/bin/keyhold-pkcs11.rs`).
 //!
 //! ## Configuration (the key source's JSON section; unknown fields are refused)
 //! - `module`: path of the PKCS#11 module (`.so`).
