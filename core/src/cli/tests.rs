@@ -36,3 +36,11 @@ fn route_entries_are_unique_and_well_formed() {
         assert!(seen.insert((method, path)), "{method} {path} twice");
     }
 }
+
+#[test]
+fn token_ids_starting_with_a_hyphen_are_ids_not_options() {
+    // Token ids are base64url: one in 64 starts with `-`.
+    let parsed = crate::Cli::try_parse_from(["keyhold", "token", "revoke", "-Xb3_k9aQ1zZ"]);
+    assert!(parsed.is_ok(), "{:?}", parsed.err());
+    assert!(crate::Cli::try_parse_from(["keyhold", "token", "revoke"]).is_err());
+}

@@ -22,7 +22,8 @@ pub enum TokenCmd {
     List,
     /// Revokes a token by id
     Revoke {
-        /// The token's id (see `token list`)
+        /// The token's id (see `token list`; ids may start with `-`)
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }
