@@ -531,7 +531,10 @@ pub fn open_error(label: &str, e: &Error) -> KeySourceError {
     match rv(e) {
         Some(RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange) => {
             KeySourceError::invalid_input(format!(
-                "login to token '{label}' refused: the configured PIN is incorrect ({e})"
+                "login to token '{label}' refused: the configured PIN is incorrect ({e}); \
+                 if the PIN was changed on the token while keyhold runs, note that some \
+                 modules (SoftHSM2 among them) read a token's PIN once per process: \
+                 restart keyhold to use the new one"
             ))
         }
         Some(RvError::PinLocked | RvError::PinExpired | RvError::UserPinNotInitialized) => {

@@ -312,6 +312,8 @@ fn a_wrong_pin_is_refused_while_another_source_is_logged_in_to_the_token() {
     .err()
     .expect("a wrong PIN is refused");
     assert!(err.to_string().contains("PIN is incorrect"), "{err}");
+    // The refusal says what to do when the PIN was changed outside the process.
+    assert!(err.to_string().contains("restart keyhold"), "{err}");
 }
 
 #[test]
