@@ -9,7 +9,7 @@ use cryptoki::{
     object::{Attribute, KeyType, ObjectClass},
 };
 use keyhold_tests::{
-    TestServer, XksClient,
+    Sealed, TestServer, XksClient,
     admin::{
         AdminClient, credential_of, data_key, etag, expect_error, expect_status, health_check_key,
     },
@@ -478,19 +478,7 @@ async fn duplicated_labels_are_refused_in_the_admin_api() {
         return;
     }
     let token = LunaToken::new();
-    let (server, root) = luna_server(&token).await;
-    let store = format!("/api/v1/stores/{STORE}");
-    // A HYOK key on a label that is unique when it is bound.
-    pkcs11_key(&token, "shared", false, true, true);
-    expect_status(
-        &root.create_hyok_key(&store, "k-shared", "shared").await,
-        201,
-    );
-    let c = server.client();
-    c.encrypt_ok("k-shared", b"unique label", None).await;
-
-    // A second object with that label, made outside keyhold.
-    pkcs11_key(&token, "shared", false, true, true);
+    let (server, root, store, _sealed) = bound_then_duplicated(&token).await;
     pkcs11_key(&token, "dup-hc", false, true, true);
     pkcs11_key(&token, "dup-hc", false, true, true);
     let r = root.create_hyok_key(&store, "k-dup", "shared").await;
@@ -511,8 +499,27 @@ async fn duplicated_labels_are_refused_in_the_admin_api() {
     server.stop().await;
 }
 
-/// Needs the luna plugin's duplicate-label handling (branch wt-luna): a lookup of a
-/// duplicated label is a key manager fault, and health reports it.
+/// A server on `token` with a HYOK key `k-shared` bound to the label `shared` while it
+/// was unique (and used once: the sealed answer), then a second object with that label
+/// made outside keyhold. Answers the server, root's client, the store's path and the
+/// sealed answer.
+async fn bound_then_duplicated(token: &LunaToken) -> (TestServer, AdminClient, String, Sealed) {
+    let (server, root) = luna_server(token).await;
+    let store = format!("/api/v1/stores/{STORE}");
+    pkcs11_key(token, "shared", false, true, true);
+    expect_status(
+        &root.create_hyok_key(&store, "k-shared", "shared").await,
+        201,
+    );
+    let sealed = server
+        .client()
+        .encrypt_ok("k-shared", b"unique label", None)
+        .await;
+    pkcs11_key(token, "shared", false, true, true);
+    (server, root, store, sealed)
+}
+
+/// A lookup of a duplicated label is a key manager fault, and health reports it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_duplicated_label_fails_as_a_key_manager_fault_and_degrades_health() {
     if !luna::available() {
@@ -520,16 +527,8 @@ async fn a_duplicated_label_fails_as_a_key_manager_fault_and_degrades_health() {
         return;
     }
     let token = LunaToken::new();
-    let (server, root) = luna_server(&token).await;
-    let store = format!("/api/v1/stores/{STORE}");
-    pkcs11_key(&token, "shared", false, true, true);
-    expect_status(
-        &root.create_hyok_key(&store, "k-shared", "shared").await,
-        201,
-    );
+    let (server, root, _store, sealed) = bound_then_duplicated(&token).await;
     let c = server.client();
-    let sealed = c.encrypt_ok("k-shared", b"unique label", None).await;
-    pkcs11_key(&token, "shared", false, true, true);
 
     // Reopened (as after a restart, the source scans the token again), the bound HYOK
     // key is a key manager fault (InternalException), not a malformed request; health
