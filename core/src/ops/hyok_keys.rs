@@ -101,13 +101,7 @@ impl Operations {
         source_key: &str,
         allow_weak_key: bool,
     ) -> Result<bool, OpError> {
-        let handle = self
-            .sources
-            .get(source)
-            .map_err(|reason| OpError::SourceUnavailable {
-                source_name: source.to_string(),
-                reason,
-            })?;
+        let handle = self.opened_source(source)?;
         // The source key must come from the store's own source: looked up there only.
         let found = handle.source().get_key(source_key.into()).into_result();
         let info = self.key_in_own_source(&handle, found, source, source_key)?;

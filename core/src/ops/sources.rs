@@ -19,6 +19,14 @@ impl Operations {
                 id: source.to_string(),
             });
         }
+        self.opened_source(source)
+    }
+
+    /// The opened key source `source`, or [`OpError::SourceUnavailable`] saying why not.
+    pub(super) fn opened_source(
+        &self,
+        source: &str,
+    ) -> Result<std::sync::Arc<KeySourceHandle>, OpError> {
         self.sources
             .get(source)
             .map_err(|reason| OpError::SourceUnavailable {
@@ -37,13 +45,7 @@ impl Operations {
     /// Checks that `key` qualifies as a health-check key of `source`: the source's own
     /// check (required attributes), a label naming one key only, and not deletable.
     pub(super) fn validate_health_check_key(&self, source: &str, key: &str) -> Result<(), OpError> {
-        let handle = self
-            .sources
-            .get(source)
-            .map_err(|reason| OpError::SourceUnavailable {
-                source_name: source.to_string(),
-                reason,
-            })?;
+        let handle = self.opened_source(source)?;
         let checked = handle
             .source()
             .validate_health_check_key(key.into())

@@ -10,11 +10,10 @@ use cryptoki::{
     object::{Attribute, AttributeType, KeyType, ObjectClass},
 };
 use keyhold_sdk::{
-    DecryptInput, HealthStatus, KeySourceError, KeySourceImpl, KeyUsage, NewKey,
-    abi_stable::std_types::RSlice,
+    HealthStatus, KeySourceError, KeySourceImpl, KeyUsage, NewKey,
     testing::{MemoryHost, built_cdylib},
 };
-use keyhold_testkit::luna::{self, LunaToken, USER_PIN};
+use keyhold_testkit::luna::{self, LunaToken, USER_PIN, round_trip};
 use plugin_luna::LunaSource;
 use serde_json::json;
 
@@ -34,21 +33,6 @@ fn open_on(
     host: &MemoryHost,
 ) -> Result<LunaSource, KeySourceError> {
     LunaSource::open(&token.config(json!({ "module": module })), host.boxed())
-}
-
-fn round_trip(source: &LunaSource, key: &str) -> Result<(), KeySourceError> {
-    let e = source.encrypt(key, b"payload", b"aad")?;
-    let pt = source.decrypt(
-        key,
-        DecryptInput {
-            iv: RSlice::from_slice(&e.iv),
-            ciphertext: RSlice::from_slice(&e.ciphertext),
-            tag: RSlice::from_slice(&e.tag),
-            aad: RSlice::from_slice(b"aad"),
-        },
-    )?;
-    assert_eq!(pt, b"payload");
-    Ok(())
 }
 
 /// The `KeyInfo` attribute `name` of `key`, if shown.

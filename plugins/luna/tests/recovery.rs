@@ -2,26 +2,10 @@
 //! re-initialised underneath (keys gone), health always answering.
 
 use keyhold_sdk::{
-    DecryptInput, HealthStatus, KeySourceError, KeySourceImpl, KeyUsage, NewKey,
-    abi_stable::std_types::RSlice, testing::MemoryHost,
+    HealthStatus, KeySourceError, KeySourceImpl, KeyUsage, NewKey, testing::MemoryHost,
 };
-use keyhold_testkit::luna::LunaToken;
+use keyhold_testkit::luna::{LunaToken, round_trip};
 use plugin_luna::LunaSource;
-
-fn round_trip(source: &LunaSource, key: &str) -> Result<(), KeySourceError> {
-    let e = source.encrypt(key, b"payload", b"aad")?;
-    let pt = source.decrypt(
-        key,
-        DecryptInput {
-            iv: RSlice::from_slice(&e.iv),
-            ciphertext: RSlice::from_slice(&e.ciphertext),
-            tag: RSlice::from_slice(&e.tag),
-            aad: RSlice::from_slice(b"aad"),
-        },
-    )?;
-    assert_eq!(pt, b"payload");
-    Ok(())
-}
 
 /// A fresh token `label`, a source on it with `pool_size` sessions, and key `k` on it
 /// (one round trip done).

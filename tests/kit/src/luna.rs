@@ -311,3 +311,24 @@ impl SourceFixture {
         LunaToken::new().source()
     }
 }
+
+/// Encrypts `payload` under `key` of `source` and decrypts it again (with AAD), asserting
+/// the plaintext comes back: the smallest proof that a source serves a key.
+pub fn round_trip<S: keyhold_sdk::KeySourceImpl>(
+    source: &S,
+    key: &str,
+) -> Result<(), keyhold_sdk::KeySourceError> {
+    use keyhold_sdk::{DecryptInput, abi_stable::std_types::RSlice};
+    let e = source.encrypt(key, b"payload", b"aad")?;
+    let pt = source.decrypt(
+        key,
+        DecryptInput {
+            iv: RSlice::from_slice(&e.iv),
+            ciphertext: RSlice::from_slice(&e.ciphertext),
+            tag: RSlice::from_slice(&e.tag),
+            aad: RSlice::from_slice(b"aad"),
+        },
+    )?;
+    assert_eq!(pt, b"payload");
+    Ok(())
+}
