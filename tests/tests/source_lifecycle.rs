@@ -4,10 +4,7 @@
 //! HYOK key rules over the PKCS#11 attributes of keys made outside keyhold
 //! (extractable, not sensitive, not private, duplicated labels).
 
-use cryptoki::{
-    mechanism::Mechanism,
-    object::{Attribute, KeyType, ObjectClass},
-};
+use cryptoki::object::Attribute;
 use keyhold_tests::{
     Sealed, TestServer, XksClient,
     admin::{
@@ -41,27 +38,15 @@ fn audited(dir: &std::path::Path, action: &str) -> Vec<Value> {
 /// An AES-256 key labelled `label` made on the token with cryptoki (outside keyhold),
 /// with the given attributes; encrypt and decrypt allowed.
 fn pkcs11_key(token: &LunaToken, label: &str, extractable: bool, sensitive: bool, private: bool) {
-    let session = token.user_session();
-    session
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::ValueLen(32.into()),
-                Attribute::Token(true),
-                Attribute::Label(label.as_bytes().to_vec()),
-                Attribute::Extractable(extractable),
-                Attribute::Sensitive(sensitive),
-                Attribute::Private(private),
-                Attribute::Encrypt(true),
-                Attribute::Decrypt(true),
-                Attribute::Wrap(true),
-                Attribute::Unwrap(true),
-                Attribute::Destroyable(false),
-            ],
-        )
-        .expect("C_GenerateKey");
+    token.generate_aes_key(
+        label,
+        &[
+            Attribute::Extractable(extractable),
+            Attribute::Sensitive(sensitive),
+            Attribute::Private(private),
+            Attribute::Destroyable(false),
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,10 +5,7 @@
 
 use std::path::PathBuf;
 
-use cryptoki::{
-    mechanism::Mechanism,
-    object::{Attribute, AttributeType, KeyType, ObjectClass},
-};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use keyhold_sdk::{
     HealthStatus, KeySourceError, KeySourceImpl, KeyUsage, NewKey,
     testing::{MemoryHost, built_cdylib},
@@ -310,24 +307,7 @@ fn a_label_on_two_objects_is_an_internal_error_and_degrades_health() {
     source.create_key(NewKey::new("ok", KeyUsage::ALL)).unwrap();
     round_trip(&source, "ok").unwrap();
     // A second object with the label, made outside keyhold.
-    let session = token.user_session();
-    let extra = session
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::ValueLen(32.into()),
-                Attribute::Token(true),
-                Attribute::Private(true),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-                Attribute::Encrypt(true),
-                Attribute::Decrypt(true),
-                Attribute::Label(b"dup".to_vec()),
-            ],
-        )
-        .unwrap();
+    let extra = token.generate_aes_key("dup", &[]);
 
     let internal = |r: Result<(), KeySourceError>, what: &str| match r {
         Err(KeySourceError::Internal { reason }) => {
@@ -365,7 +345,7 @@ fn a_label_on_two_objects_is_an_internal_error_and_degrades_health() {
     assert_eq!(other.health()[0].status, HealthStatus::Degraded);
 
     // The extra object removed: healthy again, the key works.
-    session.destroy_object(extra).unwrap();
+    token.user_session().destroy_object(extra).unwrap();
     let node = &source.health()[0];
     assert_eq!(node.status, HealthStatus::Active, "{}", node.model);
     assert!(!node.model.contains("dup"));

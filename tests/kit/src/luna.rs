@@ -22,6 +22,8 @@ use std::{
 use cryptoki::{
     context::{CInitializeArgs, CInitializeFlags, Pkcs11},
     error::{Error, RvError},
+    mechanism::Mechanism,
+    object::{Attribute, KeyType, ObjectClass, ObjectHandle},
     session::{Session, UserType},
     slot::{Slot, TokenInfo},
     types::AuthPin,
@@ -215,6 +217,33 @@ impl LunaToken {
     }
 
     /// A read-write session of this process on the token, logged in as the user.
+    /// Generates, with cryptoki (outside keyhold), an AES-256 token key labelled `label`:
+    /// private, sensitive, not extractable, all four usages, unless `changes` says
+    /// otherwise (each attribute there replaces the one of its type).
+    pub fn generate_aes_key(&self, label: &str, changes: &[Attribute]) -> ObjectHandle {
+        let mut template = vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(32.into()),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            Attribute::Wrap(true),
+            Attribute::Unwrap(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ];
+        for change in changes {
+            template.retain(|a| a.attribute_type() != change.attribute_type());
+            template.push(change.clone());
+        }
+        self.user_session()
+            .generate_key(&Mechanism::AesKeyGen, &template)
+            .unwrap_or_else(|e| panic!("C_GenerateKey '{label}' on '{}': {e}", self.label))
+    }
+
     pub fn user_session(&self) -> Session {
         let session = ctx().open_rw_session(self.slot()).expect("session");
         match session.login(UserType::User, Some(&AuthPin::from(USER_PIN.to_string()))) {
