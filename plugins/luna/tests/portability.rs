@@ -157,6 +157,18 @@ fn a_v2_20_module_serves_keys_without_cka_destroyable_and_keeps_them_undeletable
     ));
 }
 
+/// The sdk's conformance kit (every rule a key source follows: round trips, IVs,
+/// tampering, lengths, usages, enable/disable, health-check keys, deletion,
+/// concurrency) on the v2.20 module, as on SoftHSM2 itself (tests/conformance.rs).
+#[test]
+fn the_conformance_kit_passes_on_a_v2_20_module() {
+    let module = shim("plain", "conformance");
+    let token = LunaToken::labelled("v220-conformance");
+    let source = open_on(&module, &token, &MemoryHost::new()).expect("opens on the shim");
+    let result = keyhold_sdk::conformance::run(&keyhold_sdk::guard(source));
+    assert!(result.is_ok(), "conformance: {:?}", result.err());
+}
+
 #[test]
 fn keys_on_a_v2_40_module_carry_cka_destroyable_and_explicit_attributes() {
     let token = LunaToken::new();
