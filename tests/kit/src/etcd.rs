@@ -35,17 +35,13 @@ impl Etcd {
     /// Starts etcd on a fresh data directory (fsync off: tests only) and waits until
     /// it reports itself healthy.
     pub fn start() -> Etcd {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut member = Member::new("t", dir.path().join("t"));
-        let cluster = member.initial_cluster_entry();
-        member.spawn(&cluster);
-        let etcd = Etcd {
+        let (dir, mut members, _) = start_members(1);
+        let member = members.remove(0);
+        Etcd {
             url: member.url.clone(),
             member,
             _dir: dir,
-        };
-        etcd.wait_healthy();
-        etcd
+        }
     }
 
     /// Waits (at most 30 s) until `GET /health` answers `"health":"true"`.
@@ -110,6 +106,69 @@ pub fn wait_healthy(url: &str) {
             Instant::now() < deadline,
             "etcd at {url} did not become healthy within {HEALTHY_WITHIN:?}"
         );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// How many times a fresh set of members is started before a test gives up: ports are
+/// found free, then released for etcd to bind, so another process may take one in
+/// between (the member then exits at once), and a loaded machine may miss an election.
+const START_ATTEMPTS: usize = 3;
+
+/// Starts `size` fresh members (`t` for one, else `m0`, `m1`, ...) as one cluster and
+/// waits until every one is healthy; a set whose member exits or that misses the
+/// deadline is killed and started again on new ports and directories. Answers the data
+/// directory, the members and `--initial-cluster`.
+fn start_members(size: usize) -> (tempfile::TempDir, Vec<Member>, String) {
+    let mut failures = Vec::new();
+    for _ in 0..START_ATTEMPTS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut members: Vec<Member> = (0..size)
+            .map(|i| {
+                let name = if size == 1 {
+                    "t".to_string()
+                } else {
+                    format!("m{i}")
+                };
+                Member::new(&name, dir.path().join(&name))
+            })
+            .collect();
+        let cluster = members
+            .iter()
+            .map(Member::initial_cluster_entry)
+            .collect::<Vec<_>>()
+            .join(",");
+        for m in &mut members {
+            m.spawn(&cluster);
+        }
+        match members_healthy(&mut members) {
+            Ok(()) => return (dir, members, cluster),
+            Err(why) => failures.push(why),
+        }
+    }
+    panic!("etcd did not start in {START_ATTEMPTS} attempts: {failures:?}");
+}
+
+/// Waits (at most [`HEALTHY_WITHIN`]) until every member is healthy; `Err` says which
+/// member exited (with its log's tail) or did not become healthy in time.
+fn members_healthy(members: &mut [Member]) -> Result<(), String> {
+    let deadline = Instant::now() + HEALTHY_WITHIN;
+    loop {
+        for m in members.iter_mut() {
+            if let Some(child) = m.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                let log = std::fs::read_to_string(m.dir.with_extension("log")).unwrap_or_default();
+                let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
+                return Err(format!("member {} exited ({status}): {tail}", m.name));
+            }
+        }
+        if members.iter().all(|m| is_healthy(&m.url)) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("not healthy within {HEALTHY_WITHIN:?}"));
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -193,25 +252,12 @@ impl EtcdCluster {
     /// until every one is healthy (the cluster has elected a leader).
     pub fn start(size: usize) -> EtcdCluster {
         assert!(size > 0, "a cluster has at least one member");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut members: Vec<Member> = (0..size)
-            .map(|i| Member::new(&format!("m{i}"), dir.path().join(format!("m{i}"))))
-            .collect();
-        let cluster = members
-            .iter()
-            .map(Member::initial_cluster_entry)
-            .collect::<Vec<_>>()
-            .join(",");
-        for m in &mut members {
-            m.spawn(&cluster);
-        }
-        let etcd = EtcdCluster {
+        let (dir, members, cluster) = start_members(size);
+        EtcdCluster {
             members,
             cluster,
             dir,
-        };
-        etcd.wait_healthy();
-        etcd
+        }
     }
 
     /// Every member's client URL, in member order.
