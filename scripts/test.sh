@@ -3,7 +3,8 @@
 # the tests need (protoc for the etcd client, SoftHSM2 for the luna plugin, curl with
 # HTTP/2 for the SigV4 interop and early-answer tests - Debian's curl has it - and etcd
 # for the clustered store), builds every plugin and fixture library the tests load at
-# run time, then runs every test.
+# run time, then runs every test, and the PKCS#11 suites once more on a PKCS#11 2.20
+# module (the test matrix of the luna plugin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +33,19 @@ if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast
 else
     cargo test --workspace --no-fail-fast
+fi
+
+# The test matrix of the PKCS#11 path: the luna plugin's suites and the server's luna
+# suites again, with the plugin on tests/pkcs11-shim (a PKCS#11 2.20 module over
+# SoftHSM2: no CKA_DESTROYABLE, token information cryptoki cannot parse) instead of
+# SoftHSM2 itself.
+echo "==> the luna suites again on a PKCS#11 2.20 module (tests/pkcs11-shim)"
+export KEYHOLD_TEST_PKCS11_MODULE="${CARGO_TARGET_DIR:-$PWD/target}/debug/libkeyhold_pkcs11_shim.so"
+luna_suites=(--test luna --test connections --test source_lifecycle --test source_cluster)
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run -p plugin-luna --no-fail-fast
+    cargo nextest run -p keyhold-tests "${luna_suites[@]}" --no-fail-fast
+else
+    cargo test -p plugin-luna --no-fail-fast
+    cargo test -p keyhold-tests "${luna_suites[@]}" --no-fail-fast
 fi

@@ -33,7 +33,7 @@ fn hsm_body(name: &str, label: &str, pin_file: &std::path::Path) -> Value {
     let env = luna::env();
     json!({
         "name": name,
-        "module": luna::MODULE,
+        "module": luna::plugin_module(),
         "token_label": label,
         "pin_file": pin_file.to_string_lossy(),
         "module_env": {"SOFTHSM2_CONF": env.conf.to_string_lossy()},

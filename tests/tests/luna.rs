@@ -210,14 +210,14 @@ async fn wrong_pin_unknown_label_and_missing_module_fail_the_source_not_the_serv
         .in_dir(dir)
         .source(luna::luna_source(
             "luna",
-            luna::MODULE,
+            &luna::plugin_module(),
             &token.label,
             &wrong_pin_file,
             "",
         ))
         .extra_source(luna::luna_source(
             "luna-unknown",
-            luna::MODULE,
+            &luna::plugin_module(),
             &unknown_label,
             &env.pin_file,
             "",

@@ -68,7 +68,7 @@ async fn sources_created_reopened_and_deleted_on_one_node_follow_on_the_others()
     let env = luna::env();
     let conn = json!({
         "name": "hsm1",
-        "module": luna::MODULE,
+        "module": luna::plugin_module(),
         "token_label": token.label,
         "pin_file": env.pin_file.to_string_lossy(),
         "module_env": {"SOFTHSM2_CONF": env.conf.to_string_lossy()},

@@ -172,7 +172,9 @@ fn the_conformance_kit_passes_on_a_v2_20_module() {
 #[test]
 fn keys_on_a_v2_40_module_carry_cka_destroyable_and_explicit_attributes() {
     let token = LunaToken::new();
-    let source = LunaSource::open(&token.config(json!({})), MemoryHost::new().boxed()).unwrap();
+    // SoftHSM2 itself (PKCS#11 2.40), also in the matrix run on the 2.20 shim.
+    let config = token.config(json!({ "module": luna::MODULE }));
+    let source = LunaSource::open(&config, MemoryHost::new().boxed()).unwrap();
     source.create_key(NewKey::new("k", KeyUsage::ALL)).unwrap();
     let mut which = SECURITY.to_vec();
     which.push(AttributeType::Destroyable);

@@ -56,6 +56,21 @@ static ENV: OnceLock<Env> = OnceLock::new();
 static TOKEN_INIT: Mutex<()> = Mutex::new(());
 static NEXT_TOKEN: AtomicUsize = AtomicUsize::new(0);
 
+/// The variable naming another PKCS#11 module for the luna plugin to use in the tests
+/// (the test matrix of `scripts/test.sh` runs the luna suites again on
+/// `tests/pkcs11-shim`, a PKCS#11 2.20 module over SoftHSM2). The tests still prepare
+/// tokens through SoftHSM2 itself ([`MODULE`]), which that module must serve.
+pub const MODULE_ENV: &str = "KEYHOLD_TEST_PKCS11_MODULE";
+
+/// The PKCS#11 module [`config`] gives the luna plugin: `$KEYHOLD_TEST_PKCS11_MODULE`,
+/// else SoftHSM2 ([`MODULE`]).
+pub fn plugin_module() -> String {
+    std::env::var(MODULE_ENV)
+        .ok()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| MODULE.to_string())
+}
+
 /// Whether this machine can run the luna tests (the SoftHSM2 module is installed).
 pub fn available() -> bool {
     Path::new(MODULE).is_file()
@@ -123,7 +138,7 @@ pub fn find_slot(label: &str) -> Option<(Slot, TokenInfo)> {
 pub fn config(label: &str, extra: Value) -> String {
     let env = env();
     let mut c = json!({
-        "module": MODULE,
+        "module": plugin_module(),
         "token_label": label,
         "pin_file": env.pin_file,
         "module_env": { "SOFTHSM2_CONF": env.conf },
@@ -194,7 +209,7 @@ impl LunaToken {
 
     /// The luna source on this token, called `name`.
     pub fn source_named(&self, name: &str) -> SourceFixture {
-        luna_source(name, MODULE, &self.label, &env().pin_file, "")
+        luna_source(name, &plugin_module(), &self.label, &env().pin_file, "")
     }
 
     /// The token's slot.
