@@ -43,8 +43,8 @@ echo "==> the luna suites again on a PKCS#11 2.20 module (tests/pkcs11-shim)"
 export KEYHOLD_TEST_PKCS11_MODULE="${CARGO_TARGET_DIR:-$PWD/target}/debug/libkeyhold_pkcs11_shim.so"
 luna_suites=(--test luna --test connections --test source_lifecycle --test source_cluster)
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run -p plugin-luna --no-fail-fast
-    cargo nextest run -p keyhold-tests "${luna_suites[@]}" --no-fail-fast
+    # --workspace with a filter, not -p: the same features as above, so nothing rebuilds.
+    cargo nextest run --workspace --no-fail-fast -E 'package(plugin-luna) | (package(keyhold-tests) & (binary(=luna) | binary(=connections) | binary(=source_lifecycle) | binary(=source_cluster)))'
 else
     cargo test -p plugin-luna --no-fail-fast
     cargo test -p keyhold-tests "${luna_suites[@]}" --no-fail-fast
