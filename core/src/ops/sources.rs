@@ -220,10 +220,11 @@ impl Operations {
         if self.store.get(&keys::store(reference))?.is_some() {
             return Ok(None);
         }
-        Ok(self
-            .store
-            .get(&keys::store_name_index(reference))?
-            .map(|e| String::from_utf8_lossy(&e.value).into_owned()))
+        match self.store_id_by_name(reference) {
+            Ok(id) => Ok(Some(id)),
+            Err(OpError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// One HYOK key of a store.
