@@ -703,7 +703,7 @@ pub use jobs::{interrupt_jobs_where, interrupt_running_jobs, orphaned_job};
 pub use linkage::{AppliedWaiter, TRANSITION_WAIT, block_on_aws};
 pub use refresh::{KmsFor, Stopping};
 pub use schedules::{RotationFailure, RotationOutcome};
-pub use source_lifecycle::SourceFollower;
+pub use source_lifecycle::{SourceFollower, open_stored_source};
 
 // The changes the admin API asks for are its request types (one definition).
 pub use crate::api::{

@@ -116,27 +116,9 @@ pub fn open_stored_sources(
             })
             .map(|c| c.luna_config());
         let config = current.as_ref().unwrap_or(recorded);
-        let host = StoreHost::new(store.clone(), &rec.name);
-        match crate::ops::open_source(
-            &settings,
-            &rec.plugin,
-            &rec.name,
-            config,
-            host,
-            Duration::from_secs(30),
-        ) {
-            Ok((lib, source)) => {
-                tracing::info!(source = %rec.name, plugin = %lib.name, model = %lib.model, "key source (created through the admin API) opened");
-                sources.insert(
-                    &rec.name,
-                    Arc::new(
-                        KeySourceHandle::new(&rec.name, Some(lib), source, settings.limits)
-                            .with_host(StoreHost::new(store.clone(), &rec.name)),
-                    ),
-                );
-            }
+        match crate::ops::open_stored_source(&settings, store, &rec.name, &rec.plugin, config) {
+            Ok(handle) => sources.insert(&rec.name, handle),
             Err(reason) => {
-                let reason = format!("key source '{}' did not open: {reason}", rec.name);
                 tracing::error!(source = %rec.name, "key source unavailable: {reason}");
                 sources.insert_failed(&rec.name, reason.clone());
                 failed.push((rec.name.clone(), reason));

@@ -26,6 +26,19 @@ pub(super) fn stores_guard(source: &str) -> String {
     format!("index/source-stores/{source}")
 }
 
+/// Opens source `name`, created through the admin API, with its recorded (or its HSM
+/// connection's current) plugin configuration: a handle, or why it did not open (at
+/// start, at creation elsewhere, at a reopen).
+pub fn open_stored_source(
+    settings: &PluginSettings,
+    store: &Arc<dyn Store>,
+    name: &str,
+    plugin: &str,
+    config: &serde_json::Value,
+) -> Result<Arc<KeySourceHandle>, String> {
+    open_handle(settings, store, name, plugin, config, None)
+}
+
 /// Opens source `name` as `rec` (or its declaration in the configuration file,
 /// `declared`) describes it: a handle, or why it did not open.
 fn open_handle(
