@@ -109,6 +109,36 @@ async fn a_store_is_reviewed_linked_connected_and_disconnected_from_its_page() {
         .expect("AWS KMS key")
         .to_string();
     assert!(row(&text(&c.get(&page).await), "k1").contains(&kms));
+    // Deleting it schedules its AWS KMS key's deletion with the waiting period given.
+    let confirm = format!("{page}/keys/k1/delete");
+    let html = text(&c.get(&confirm).await);
+    assert!(html.contains("id=\"pending_window_days\""), "{html}");
+    let r = c
+        .post(
+            &confirm,
+            &confirm,
+            &[("pending_window_days", "3"), ("confirm_name", "k1")],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 400, "{}", text(&r));
+    assert!(
+        text(&r).contains("data-code=\"invalid_input\""),
+        "{}",
+        text(&r)
+    );
+    let r = c
+        .post(
+            &confirm,
+            &confirm,
+            &[("pending_window_days", "7"), ("confirm_name", "k1")],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let keys = expect_status(
+        &world.root.get(&format!("/api/v1/stores/{id}/keys")).await,
+        200,
+    );
+    assert_eq!(keys, json!([]));
 
     let r = c.post(&page, &format!("{page}/disconnect"), &[]).await;
     assert_eq!(r.status.as_u16(), 303, "{}", text(&r));

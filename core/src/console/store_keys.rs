@@ -14,8 +14,8 @@ use axum::{
 use maud::{Markup, html};
 
 use super::{
-    ApiFailure, ConsoleState, Field, FormData, Post, Session, Style, button_form, confirm_form,
-    error_banner, post_form, redirect, seg,
+    ApiFailure, ConsoleState, Field, FormData, Post, Session, Style, button_form, error_banner,
+    post_form, redirect, seg,
     store::{Shown, page_path, refused, render, store_path},
     table, when,
 };
@@ -272,14 +272,24 @@ fn delete_key_page(
     banner: Option<Markup>,
 ) -> Response {
     let url = format!("{}/keys/{}/delete", page_path(id), seg(&key.external_id));
+    let label = format!("Type {} to confirm", key.external_id);
     let body = html! {
         h1 { "Delete HYOK key " (key.external_id) }
         @if let Some(b) = banner { (b) }
         p { "Data encrypted under this key can no longer be decrypted through this store." }
-        @if key.aws.is_some() {
-            p { "Its AWS KMS key is scheduled for deletion first (waiting period 7 to 30 days)." }
+        form id="delete-key-form" method="post" action=(url) class="stack confirm" {
+            (super::csrf_field(sess))
+            @if key.aws.is_some() {
+                (Field::number("pending_window_days", "Waiting period of the AWS KMS key's deletion (days)")
+                    .attr("min", "7").attr("max", "30").value("30")
+                    .help("Its AWS KMS key is scheduled for deletion first: 7 to 30 days."))
+            }
+            (Field::text("confirm_name", &label).required().autocomplete("off")
+                .help("This cannot be undone."))
+            div class="actions" {
+                button id="delete-key-submit" type="submit" class="danger" { "Delete HYOK key" }
+            }
         }
-        (confirm_form(sess, "delete-key", &url, &key.external_id, "Delete HYOK key"))
         p { a href=(page_path(id)) { "Back to the key store" } }
     };
     super::page_with_status(sess, status, "stores", "Delete HYOK key", body)
@@ -310,7 +320,15 @@ async fn delete_key(
         );
         return delete_key_page(&sess, e.status, &id, &key, Some(error_banner(&e)));
     }
-    match sess.api.delete(&path).await {
+    let days = match form.number::<i32>("pending_window_days") {
+        Ok(d) => d,
+        Err(msg) => {
+            let e = ApiFailure::new(StatusCode::BAD_REQUEST, "invalid_input", msg);
+            return delete_key_page(&sess, e.status, &id, &key, Some(error_banner(&e)));
+        }
+    };
+    let query = days.map_or(String::new(), |d| format!("?pending_window_days={d}"));
+    match sess.api.delete(&format!("{path}{query}")).await {
         Ok(()) => redirect(&format!("{}?done=key_deleted", page_path(&id))),
         Err(e) => delete_key_page(&sess, e.status, &id, &key, Some(error_banner(&e))),
     }
