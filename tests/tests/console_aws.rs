@@ -140,6 +140,33 @@ async fn a_store_is_reviewed_linked_connected_and_disconnected_from_its_page() {
     );
     assert_eq!(keys, json!([]));
 
+    // A rotation schedule, assigned and unassigned from the page.
+    let schedule = json!({"name": "nightly", "recurrence": {"type": "daily", "at": "03:00"}});
+    expect_status(&world.root.post("/api/v1/schedules", &schedule).await, 201);
+    let r = c
+        .post(
+            &page,
+            &format!("{page}/schedule"),
+            &[("schedule", "nightly")],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let html = text(&c.follow(&r).await);
+    assert!(html.contains("Rotation schedule assigned."), "{html}");
+    assert!(html.contains("Schedule <strong>nightly</strong>"), "{html}");
+    let r = c
+        .post(
+            &page,
+            &format!("{page}/schedule"),
+            &[("schedule", "hourly")],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 404, "{}", text(&r));
+    let r = c
+        .post(&page, &format!("{page}/schedule/unassign"), &[])
+        .await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    assert!(text(&c.follow(&r).await).contains("No scheduled rotation."));
     let r = c.post(&page, &format!("{page}/disconnect"), &[]).await;
     assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
     assert!(text(&c.follow(&r).await).contains("linked, DISCONNECTED"));

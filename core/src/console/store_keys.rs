@@ -22,6 +22,7 @@ use super::{
 use crate::api::{
     credentials::{Credential, CredentialsFile, EVICTED_HEADER},
     keys::{HyokKey, NewHyokKey},
+    schedules::{Schedule, ScheduleAssignment, StoreSchedule},
     stores::Store,
 };
 
@@ -31,6 +32,11 @@ pub(super) fn routes() -> Router<ConsoleState> {
         .route(
             "/console/stores/{id}/credentials/{akid}/delete",
             post(delete_credential),
+        )
+        .route("/console/stores/{id}/schedule", post(assign_schedule))
+        .route(
+            "/console/stores/{id}/schedule/unassign",
+            post(unassign_schedule),
         )
         .route("/console/stores/{id}/keys", post(create_key))
         .route("/console/stores/{id}/keys/{ext}/block", post(block_key))
@@ -72,7 +78,73 @@ pub(super) async fn credentials_section(sess: &Session, store: &Store) -> Markup
                 Err(e) => (error_banner(e)),
             }
             (button_form(sess, "add-credential", &format!("{url}/credentials"), "Add a credential (rotate)", Style::Primary))
+            @if store.record.aws.is_some() {
+                (schedule_part(sess, store).await)
+            }
         }
+    }
+}
+
+/// The scheduled rotation of a linked store: its schedule, last and next run; assign
+/// another or unassign it.
+async fn schedule_part(sess: &Session, store: &Store) -> Markup {
+    let id = &store.record.id;
+    let url = page_path(id);
+    let current = sess
+        .api
+        .get::<StoreSchedule>(&format!("{}/schedule", store_path(id)))
+        .await
+        .ok();
+    let options = sess
+        .api
+        .get::<Vec<Schedule>>("/api/v1/schedules")
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| (s.name, s.description))
+        .collect();
+    html! {
+        h3 { "Scheduled rotation" }
+        @match &current {
+            Some(s) => {
+                p id="store-schedule" {
+                    "Schedule " strong { (s.state.schedule) } " (" (s.description) "); next run "
+                    (when(s.state.next_run_at))
+                    @if let Some(last) = s.state.last_run_at { "; last run " (when(last)) }
+                    @if let Some(r) = &s.state.last_result { ": " (r) }
+                    "."
+                }
+                (button_form(sess, "unassign-schedule", &format!("{url}/schedule/unassign"), "Unassign", Style::Plain))
+            }
+            None => p id="store-schedule" { "No scheduled rotation." }
+        }
+        (post_form(sess, "assign-schedule", &format!("{url}/schedule"), html! {
+            (Field::select("schedule", "Rotation schedule", options)
+                .value(current.as_ref().map(|s| s.state.schedule.clone()).unwrap_or_default())
+                .help("Rotations add a credential and push it to AWS KMS."))
+        }, "Assign schedule"))
+    }
+}
+
+async fn assign_schedule(Path(id): Path<String>, Post { sess, form }: Post) -> Response {
+    let body = ScheduleAssignment {
+        schedule: form.text("schedule").to_string(),
+    };
+    let path = format!("{}/schedule", store_path(&id));
+    match sess.api.put::<_, StoreSchedule>(&path, &body).await {
+        Ok(_) => redirect(&format!("{}?done=schedule_assigned", page_path(&id))),
+        Err(e) => refused(&sess, &id, &e).await,
+    }
+}
+
+async fn unassign_schedule(Path(id): Path<String>, Post { sess, .. }: Post) -> Response {
+    match sess
+        .api
+        .delete(&format!("{}/schedule", store_path(&id)))
+        .await
+    {
+        Ok(()) => redirect(&format!("{}?done=schedule_unassigned", page_path(&id))),
+        Err(e) => refused(&sess, &id, &e).await,
     }
 }
 
