@@ -536,6 +536,13 @@ async fn block_unblock_and_rotate_a_store_from_its_page() {
     assert!(html.contains("id=\"unblock-store-submit\""), "{html}");
     let store = expect_status(&root.get(&format!("/api/v1/stores/{id}")).await, 200);
     assert_eq!(store["blocked"], true);
+    // Audited as the API audits it: the action, by the signed-in user.
+    let audit = std::fs::read_to_string(server.path().join("audit.jsonl")).expect("audit log");
+    let line = audit
+        .lines()
+        .rfind(|l| l.contains("\"block_store\""))
+        .expect("block_store audited");
+    assert!(line.contains("\"root\"") && line.contains(&id), "{line}");
     // A blocked store refuses new credentials: the API's refusal on the page.
     let r = c.post(&page, &format!("{page}/credentials"), &[]).await;
     assert!(r.status.is_client_error(), "{}", text(&r));

@@ -317,6 +317,14 @@ async fn create_page(
         h1 { "Create a key store" }
         p { "Step 1 of 2: the store. Step 2: download its credentials file (once)." }
         (rules())
+        @if !sources.is_empty() {
+            p id="check-keys" { "Which keys qualify as health-check keys: see "
+                @for (i, s) in sources.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    a href={ "/console/sources/" (seg(&s.name)) } { (s.name) }
+                }
+                "." }
+        }
         @if let Some(r) = refusal { (r) }
         (post_form(sess, "create-store", "/console/stores",
             create_fields(values, &accounts, &sources, bad), "Create key store"))
