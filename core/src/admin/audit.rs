@@ -109,12 +109,11 @@ async fn list_audit(Admin(c): Admin, RawQuery(query): RawQuery) -> Result<Json<A
         budget: PAGE_BUDGET,
     };
     let audit = c.audit_log().clone();
-    let page = tokio::task::spawn_blocking(move || {
-        audit.read_page(&req, |rec| filter.keeps(&rec.event))
-    })
-    .await
-    .map_err(task_failed)?
-    .map_err(unreadable)?;
+    let page =
+        tokio::task::spawn_blocking(move || audit.read_page(&req, |rec| filter.keeps(&rec.event)))
+            .await
+            .map_err(task_failed)?
+            .map_err(unreadable)?;
     Ok(Json(AuditPage {
         records: page.records.into_iter().map(summarize).collect(),
         next_before: page.next_before,
@@ -150,8 +149,10 @@ async fn audit_status(Admin(c): Admin) -> Result<Json<AuditStatus>> {
 
 /// A segment's file name (the data directory is not shown).
 fn file_name(path: &std::path::Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    )
 }
 
 /// The status the API shows for a verification's report.
@@ -168,10 +169,7 @@ fn status_of(
             let segment = file_name(&d.path);
             ChainProblem {
                 kind: "damaged_segment".into(),
-                message: format!(
-                    "{segment}: record {} does not verify: {}",
-                    d.line, d.reason
-                ),
+                message: format!("{segment}: record {} does not verify: {}", d.line, d.reason),
                 segment: Some(segment),
                 line: Some(d.line),
                 seq: None,

@@ -41,7 +41,10 @@ fn invalid(message: String) -> ApiError {
 pub(super) fn parse_query(query: Option<&str>) -> Result<Query, ApiError> {
     let mut q = Query::default();
     let mut limit = None;
-    let pairs = query.unwrap_or_default().split('&').filter(|p| !p.is_empty());
+    let pairs = query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty());
     for pair in pairs {
         let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
         let name = decode(name);

@@ -172,10 +172,7 @@ fn a_record_is_shown_with_its_common_fields() {
     assert_eq!(shown.action.as_deref(), Some("Encrypt"));
     assert_eq!(shown.object.as_deref(), Some("store/payroll/key/k1"));
     assert_eq!(shown.store.as_deref(), Some("payroll"));
-    assert_eq!(
-        shown.outcome.as_deref(),
-        Some("InvalidCiphertextException")
-    );
+    assert_eq!(shown.outcome.as_deref(), Some("InvalidCiphertextException"));
     assert_eq!(shown.success, Some(false));
     assert_eq!(shown.node.as_deref(), Some("n1"));
     assert_eq!(shown.event, e);
@@ -243,7 +240,11 @@ fn a_broken_chain_names_the_segment_line_and_reason() {
     assert_eq!(s.problems.len(), 3);
     let p = &s.problems[0];
     assert_eq!(p.kind, "damaged_segment");
-    assert_eq!(p.segment.as_deref(), Some("audit.jsonl"), "no directory shown");
+    assert_eq!(
+        p.segment.as_deref(),
+        Some("audit.jsonl"),
+        "no directory shown"
+    );
     assert_eq!(p.line, Some(3));
     assert_eq!(
         p.message,

@@ -130,7 +130,11 @@ fn the_budget_ends_a_page_early_with_a_cursor() {
     let page = newest_first(&path, &req, |r| r.event["user"] == "nobody").unwrap();
     assert!(page.records.is_empty());
     assert_eq!(page.scanned, 5);
-    assert_eq!(page.next_before, Some(26), "continue below the last examined");
+    assert_eq!(
+        page.next_before,
+        Some(26),
+        "continue below the last examined"
+    );
 }
 
 #[test]
