@@ -291,3 +291,343 @@ async fn created_store_id_from(root: &AdminClient, name: &str) -> String {
         .expect("store")
         .to_string()
 }
+
+/// Creates store `name` on ctm (health-check key `hc`) through the API; its id.
+async fn api_store(root: &AdminClient, name: &str, account: Option<&str>) -> String {
+    let mut body = json!({"name": name, "source": "ctm", "health_check_key": "hc"});
+    if let Some(a) = account {
+        body["account"] = json!(a);
+    }
+    let r = root.create_store(&body).await;
+    expect_status(&r, 201)["store"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edit_from_a_stale_page_shows_the_conflict_with_current_values() {
+    let (server, root, c) = setup().await;
+    let id = api_store(&root, "s1", None).await;
+    let page = format!("/console/stores/{id}");
+    let html = text(&c.get(&page).await);
+    let stale = input_value(&html, "etag").expect("etag");
+    let csrf = input_value(&html, "csrf").expect("csrf");
+    let edit = format!("{page}/edit");
+    // The first tab saves a new name.
+    let r = c
+        .post_raw(
+            &edit,
+            &[
+                ("csrf", &csrf),
+                ("etag", &stale),
+                ("name", "s1-renamed"),
+                ("health_check_key", "hc"),
+                ("max_credentials", "20"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    assert!(text(&c.follow(&r).await).contains("Changes saved."));
+    // The second tab, read before that change, is refused and sees the current values.
+    let r = c
+        .post_raw(
+            &edit,
+            &[
+                ("csrf", &csrf),
+                ("etag", &stale),
+                ("name", "s1"),
+                ("health_check_key", "hc"),
+                ("max_credentials", "5"),
+            ],
+            &[],
+        )
+        .await;
+    assert_refused(&r, 412, "version_mismatch");
+    let html = text(&r);
+    assert!(html.contains("id=\"edit-conflict\""), "{html}");
+    assert_eq!(input_value(&html, "name").as_deref(), Some("s1-renamed"));
+    assert_ne!(input_value(&html, "etag").as_deref(), Some(stale.as_str()));
+    assert!(html.contains("<code>max_credentials</code>: 5"), "{html}");
+    let store = expect_status(&root.get(&format!("/api/v1/stores/{id}")).await, 200);
+    assert_eq!(store["name"], "s1-renamed");
+    assert_eq!(store["max_credentials"], 20);
+    // A value the API refuses comes back in the form with the API's message.
+    let fresh = input_value(&text(&c.get(&page).await), "etag").expect("etag");
+    let r = c
+        .post_raw(
+            &edit,
+            &[
+                ("csrf", &csrf),
+                ("etag", &fresh),
+                ("name", "s1-renamed"),
+                ("health_check_key", "hc"),
+                ("max_credentials", "50"),
+            ],
+            &[],
+        )
+        .await;
+    assert!(r.status.is_client_error(), "{}", text(&r));
+    assert!(
+        text(&r).contains("id=\"max_credentials-error\""),
+        "{}",
+        text(&r)
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_sees_and_changes_only_what_its_acl_grants() {
+    let (server, root, _c) = setup().await;
+    let r = root
+        .post(
+            "/api/v1/accounts",
+            &json!({"id": "111122223333", "name": "acc",
+            "acl": [{"principal": "user:bob", "permissions": ["view"]}]}),
+        )
+        .await;
+    expect_status(&r, 201);
+    expect_status(
+        &root
+            .create_user("bob", "correct horse", Some(&json!(["users"])))
+            .await,
+        201,
+    );
+    let bobs = api_store(&root, "bobs", Some("111122223333")).await;
+    let roots = api_store(&root, "roots", None).await;
+    let mut bob = ConsoleClient::new(&server);
+    let r = bob.sign_in("bob", "correct horse").await;
+    assert_eq!(r.status.as_u16(), 303);
+    let html = text(&bob.get("/console/stores").await);
+    assert!(html.contains("Signed in as <strong>bob</strong>"), "{html}");
+    assert!(html.contains("data-name=\"bobs\""), "{html}");
+    assert!(!html.contains("roots"), "{html}");
+    assert_refused(
+        &bob.get(&format!("/console/stores/{roots}")).await,
+        403,
+        "forbidden",
+    );
+    // View only: blocking is refused with the API's code, and nothing changes.
+    let page = format!("/console/stores/{bobs}");
+    let r = bob.post(&page, &format!("{page}/block"), &[]).await;
+    assert_refused(&r, 403, "forbidden");
+    let store = expect_status(&root.get(&format!("/api/v1/stores/{bobs}")).await, 200);
+    assert_eq!(store["blocked"], false);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_name_the_failing_attribute_on_the_field() {
+    let (server, root, c) = setup().await;
+    let weak = json!({"name": "weak", "usage": ["encrypt", "decrypt"], "exportable": true});
+    expect_status(&root.create_source_key("ctm", &weak).await, 201);
+    expect_status(
+        &root
+            .create_source_key(
+                "ctm",
+                &json!({"name": "data",
+        "usage": ["encrypt", "decrypt"]}),
+            )
+            .await,
+        201,
+    );
+    // A health-check key without wrap/unwrap: the create form comes back with the
+    // rules, the API's refusal and the field marked.
+    let r = c
+        .post(
+            "/console/stores/new",
+            "/console/stores",
+            &[
+                ("name", "s1"),
+                ("source", "ctm"),
+                ("health_check_key", "data"),
+            ],
+        )
+        .await;
+    assert_refused(&r, 422, "invalid_key");
+    let html = text(&r);
+    assert!(html.contains("id=\"health_check_key-error\""), "{html}");
+    assert!(html.contains("WRAP"), "{html}");
+    assert!(html.contains("Before you create a key store"), "{html}");
+    assert_eq!(input_value(&html, "name").as_deref(), Some("s1"));
+    // A HYOK key on an exportable source key: refused, naming it; then allowed.
+    let id = api_store(&root, "s1", None).await;
+    let page = format!("/console/stores/{id}");
+    let r = c
+        .post(
+            &page,
+            &format!("{page}/keys"),
+            &[("external_id", "k1"), ("source_key", "weak")],
+        )
+        .await;
+    assert_refused(&r, 422, "invalid_key");
+    let html = text(&r);
+    assert!(html.contains("id=\"source_key-error\""), "{html}");
+    assert!(
+        html.to_lowercase().contains("extractable") || html.to_lowercase().contains("exportable"),
+        "{html}"
+    );
+    let r = c
+        .post(
+            &page,
+            &format!("{page}/keys"),
+            &[("external_id", "k1"), ("source_key", "data")],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let html = text(&c.follow(&r).await);
+    assert!(html.contains("HYOK key created."));
+    assert!(html.contains("<tr data-name=\"k1\">"), "{html}");
+    // Block and unblock the key.
+    let r = c.post(&page, &format!("{page}/keys/k1/block"), &[]).await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let key = expect_status(
+        &root.get(&format!("/api/v1/stores/{id}/keys/k1")).await,
+        200,
+    );
+    assert_eq!(key["blocked"], true);
+    let r = c.post(&page, &format!("{page}/keys/k1/unblock"), &[]).await;
+    assert_eq!(r.status.as_u16(), 303);
+    // Deleting the store is refused while it has keys (the API's code), and needs its
+    // name typed.
+    let r = c
+        .post(&page, &format!("{page}/delete"), &[("confirm_name", "s2")])
+        .await;
+    assert_refused(&r, 409, "confirmation_mismatch");
+    let r = c
+        .post(&page, &format!("{page}/delete"), &[("confirm_name", "s1")])
+        .await;
+    assert!(r.status.is_client_error(), "{}", text(&r));
+    assert!(text(&r).contains("role=\"alert\""), "{}", text(&r));
+    // Deleting the key needs its id typed.
+    let confirm = format!("{page}/keys/k1/delete");
+    let r = c.post(&confirm, &confirm, &[("confirm_name", "k2")]).await;
+    assert_refused(&r, 409, "confirmation_mismatch");
+    let r = c.post(&confirm, &confirm, &[("confirm_name", "k1")]).await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let keys = expect_status(&root.get(&format!("/api/v1/stores/{id}/keys")).await, 200);
+    assert_eq!(keys, json!([]));
+    let r = c
+        .post(&page, &format!("{page}/delete"), &[("confirm_name", "s1")])
+        .await;
+    assert_eq!(
+        header(&r, "location"),
+        Some("/console/stores?done=deleted"),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(
+        expect_status(&root.get("/api/v1/stores").await, 200),
+        json!([])
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn block_unblock_and_rotate_a_store_from_its_page() {
+    let (server, root, c) = setup().await;
+    let id = api_store(&root, "s1", None).await;
+    let page = format!("/console/stores/{id}");
+    let r = c.post(&page, &format!("{page}/block"), &[]).await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let html = text(&c.follow(&r).await);
+    assert!(html.contains("Key store blocked"), "{html}");
+    assert!(html.contains("id=\"unblock-store-submit\""), "{html}");
+    let store = expect_status(&root.get(&format!("/api/v1/stores/{id}")).await, 200);
+    assert_eq!(store["blocked"], true);
+    // A blocked store refuses new credentials: the API's refusal on the page.
+    let r = c.post(&page, &format!("{page}/credentials"), &[]).await;
+    assert!(r.status.is_client_error(), "{}", text(&r));
+    assert!(text(&r).contains("role=\"alert\""));
+    let r = c.post(&page, &format!("{page}/unblock"), &[]).await;
+    assert_eq!(r.status.as_u16(), 303);
+    // Rotation: a new credential, its file offered once; the old one deleted.
+    let before = expect_status(
+        &root.get(&format!("/api/v1/stores/{id}/credentials")).await,
+        200,
+    );
+    let old = before[0]["access_key_id"]
+        .as_str()
+        .expect("akid")
+        .to_string();
+    let r = c.post(&page, &format!("{page}/credentials"), &[]).await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let html = text(&c.follow(&r).await);
+    let at = html.find("/console/downloads/").expect("download link");
+    let url = &html[at..at + html[at..].find('"').expect("end")];
+    let file = c.get(url).await;
+    assert_eq!(file.status.as_u16(), 200);
+    let new = file.json()["XksProxyAuthenticationCredential"]["AccessKeyId"]
+        .as_str()
+        .expect("akid")
+        .to_string();
+    assert!(html.contains(&format!("data-name=\"{new}\"")), "{html}");
+    assert!(
+        !html.contains(
+            file.json()["XksProxyAuthenticationCredential"]["RawSecretAccessKey"]
+                .as_str()
+                .expect("secret")
+        )
+    );
+    let r = c
+        .post(&page, &format!("{page}/credentials/{old}/delete"), &[])
+        .await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let after = expect_status(
+        &root.get(&format!("/api/v1/stores/{id}/credentials")).await,
+        200,
+    );
+    assert_eq!(after.as_array().map(Vec::len), Some(1));
+    assert_eq!(after[0]["access_key_id"], new.as_str());
+    // The health-check URI is on the page.
+    let html = text(&c.get(&page).await);
+    let store = expect_status(&root.get(&format!("/api/v1/stores/{id}")).await, 200);
+    let hc = store["health_check_path"].as_str().expect("path");
+    assert!(html.contains(hc), "{html}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn source_pages_check_health_check_keys_and_create_keys() {
+    let (server, root, c) = setup().await;
+    let deletable = json!({"name": "del", "usage": ["encrypt", "decrypt", "wrap", "unwrap"],
+        "deletable": true});
+    expect_status(&root.create_source_key("ctm", &deletable).await, 201);
+    let html = text(&c.get("/console/sources").await);
+    assert!(html.contains("<tr data-name=\"ctm\">"), "{html}");
+    let page = "/console/sources/ctm";
+    let html = text(&c.get(page).await);
+    assert!(html.contains("id=\"health-check-rules\""), "{html}");
+    let row = |name: &str| {
+        let at = html
+            .find(&format!("<tr data-name=\"{name}\">"))
+            .expect("row");
+        html[at..at + html[at..].find("</tr>").expect("row end")].to_string()
+    };
+    assert!(row("hc").contains(">valid<"), "{}", row("hc"));
+    assert!(
+        row("del").contains("not valid") && row("del").contains("deletable"),
+        "{}",
+        row("del")
+    );
+    // Create a key through the form; a name taken is refused with the API's code.
+    let form = [("name", "k2"), ("usage", "encrypt"), ("usage", "decrypt")];
+    let r = c.post(page, &format!("{page}/keys"), &form).await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let key = expect_status(&root.get("/api/v1/sources/ctm/keys/k2").await, 200);
+    assert_eq!(key["usage"], json!(["ENCRYPT", "DECRYPT"]));
+    let r = c.post(page, &format!("{page}/keys"), &form).await;
+    assert!(r.status.is_client_error(), "{}", text(&r));
+    assert!(
+        text(&r).contains("role=\"alert\" class=\"error\" data-code="),
+        "{}",
+        text(&r)
+    );
+    // A config-declared source cannot be deleted: the API's refusal, after the name.
+    let r = c
+        .post(page, &format!("{page}/delete"), &[("confirm_name", "ctm")])
+        .await;
+    assert_refused(&r, 422, "source_declared_in_config");
+    server.stop().await;
+}
