@@ -71,13 +71,19 @@ fn status_banner(s: &AuditStatus) -> Markup {
 
 fn filter_form(q: &HashMap<String, String>) -> Markup {
     let v = |f: &str| q.get(f).cloned().unwrap_or_default();
-    let outcomes = [
+    let mut outcomes = [
         ("", "Any outcome"),
         ("success", "Success"),
         ("failure", "Failure"),
     ]
     .map(|(v, t)| (v.to_string(), t.to_string()))
     .to_vec();
+    // An exact outcome asked for in the address (e.g. `refused: forbidden`) stays
+    // selected.
+    let asked = v("outcome");
+    if !outcomes.iter().any(|(o, _)| *o == asked) {
+        outcomes.push((asked.clone(), asked));
+    }
     html! {
         form id="audit-filter-form" method="get" action="/console/audit" class="stack filters" {
             (Field::text("store", "Store").value(v("store")).help("Its name or id."))
