@@ -291,7 +291,11 @@ async fn an_api_token_is_offered_once_and_revoked() {
             &[("description", "ci"), ("expires_in_days", "0")],
         )
         .await;
-    assert_refused(&r, 400, "invalid_input");
+    let body = assert_refused(&r, 400, "invalid_input");
+    assert!(
+        body.contains("expires_at must be in the future"),
+        "the API's: {body}"
+    );
     let r = c
         .post(
             tokens,
