@@ -82,6 +82,8 @@ async fn a_store_is_reviewed_linked_connected_and_disconnected_from_its_page() {
     assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
     let html = text(&c.follow(&r).await);
     assert!(html.contains("linked, CONNECTED"), "{html}");
+    assert!(!html.contains("id=\"connect-store-form\""), "{html}");
+    assert!(html.contains("id=\"disconnect-store-form\""), "{html}");
     assert!(row(&text(&c.get("/console/stores").await), "later").contains("linked, CONNECTED"));
 
     // A linked HYOK key gets its AWS KMS key.
@@ -109,7 +111,64 @@ async fn a_store_is_reviewed_linked_connected_and_disconnected_from_its_page() {
         .expect("AWS KMS key")
         .to_string();
     assert!(row(&text(&c.get(&page).await), "k1").contains(&kms));
+    // Deleting it schedules its AWS KMS key's deletion with the waiting period given.
+    let confirm = format!("{page}/keys/k1/delete");
+    let html = text(&c.get(&confirm).await);
+    assert!(html.contains("id=\"pending_window_days\""), "{html}");
+    let r = c
+        .post(
+            &confirm,
+            &confirm,
+            &[("pending_window_days", "3"), ("confirm_name", "k1")],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 400, "{}", text(&r));
+    assert!(
+        text(&r).contains("data-code=\"invalid_input\""),
+        "{}",
+        text(&r)
+    );
+    let r = c
+        .post(
+            &confirm,
+            &confirm,
+            &[("pending_window_days", "7"), ("confirm_name", "k1")],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let keys = expect_status(
+        &world.root.get(&format!("/api/v1/stores/{id}/keys")).await,
+        200,
+    );
+    assert_eq!(keys, json!([]));
 
+    // A rotation schedule, assigned and unassigned from the page.
+    let schedule = json!({"name": "nightly", "recurrence": {"type": "daily", "at": "03:00"}});
+    expect_status(&world.root.post("/api/v1/schedules", &schedule).await, 201);
+    let r = c
+        .post(
+            &page,
+            &format!("{page}/schedule"),
+            &[("schedule", "nightly")],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let html = text(&c.follow(&r).await);
+    assert!(html.contains("Rotation schedule assigned."), "{html}");
+    assert!(html.contains("Schedule <strong>nightly</strong>"), "{html}");
+    let r = c
+        .post(
+            &page,
+            &format!("{page}/schedule"),
+            &[("schedule", "hourly")],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 404, "{}", text(&r));
+    let r = c
+        .post(&page, &format!("{page}/schedule/unassign"), &[])
+        .await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    assert!(text(&c.follow(&r).await).contains("No scheduled rotation."));
     let r = c.post(&page, &format!("{page}/disconnect"), &[]).await;
     assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
     assert!(text(&c.follow(&r).await).contains("linked, DISCONNECTED"));
