@@ -31,21 +31,25 @@ fn dirty() -> Option<bool> {
     }
 }
 
-/// Tells cargo to run this script again when HEAD moves or the index changes.
+/// Tells cargo to run this script again when HEAD moves (a checkout, a commit) or this
+/// crate's sources change (cargo rebuilds the crate then anyway). The index is not
+/// watched: `git status` refreshes it, and every refresh would rebuild keyhold. So
+/// `-dirty` tells whether tracked files differed when the script last ran: edits
+/// elsewhere in the workspace count from the next commit or change of `core/src` on.
 fn watch_git() {
-    for what in ["HEAD", "index", "packed-refs"] {
-        if let Some(path) = git(&["rev-parse", "--git-path", what]) {
+    // Only files that exist: cargo runs the script on every build for a missing one.
+    let watch = |path: String| {
+        if std::path::Path::new(&path).exists() {
             println!("cargo:rerun-if-changed={path}");
         }
-    }
-    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(path) = git(&["rev-parse", "--git-path", &branch]) {
-            println!("cargo:rerun-if-changed={path}");
+    };
+    let mut files = vec!["HEAD".to_string(), "packed-refs".to_string()];
+    files.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    for file in files {
+        if let Some(path) = git(&["rev-parse", "--git-path", &file]) {
+            watch(path);
         }
     }
-    // A changed source file makes the tree dirty without touching the index: this
-    // crate's own sources are watched (the rest of the workspace is not; its
-    // changes count once they are staged or committed).
     let src = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default()).join("src");
     println!("cargo:rerun-if-changed={}", src.display());
 }
@@ -78,7 +82,11 @@ fn main() {
         .filter(|c| c.is_ascii_graphic())
         .take(64)
         .collect();
-    let commit = if commit.is_empty() { "unknown".into() } else { commit };
+    let commit = if commit.is_empty() {
+        "unknown".into()
+    } else {
+        commit
+    };
     println!("cargo:rustc-env=KEYHOLD_GIT_COMMIT={commit}");
     println!("cargo:rustc-env=KEYHOLD_GIT_COMMIT_FROM={from}");
 }

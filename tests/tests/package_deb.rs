@@ -237,7 +237,10 @@ fn scratch(root: &Path, script: &str) -> Command {
         .arg("sh")
         .arg(root)
         .env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .env("LANG", "C.UTF-8");
     cmd
 }
@@ -406,11 +409,15 @@ fn check_package(deb: &Path, scratch_dir: &Path) {
 
     let files = file_list(deb);
     for (_, path, mode) in BUILT {
-        let (m, owner) = files.get(path).unwrap_or_else(|| panic!("{path} not in {files:?}"));
+        let (m, owner) = files
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} not in {files:?}"));
         assert_eq!((m.as_str(), owner.as_str()), (mode, "0/0"), "{path}");
     }
     for (path, mode) in SHIPPED {
-        let (m, owner) = files.get(path).unwrap_or_else(|| panic!("{path} not in {files:?}"));
+        let (m, owner) = files
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} not in {files:?}"));
         assert_eq!((m.as_str(), owner.as_str()), (mode, "0/0"), "{path}");
     }
     for (path, (mode, owner)) in &files {
@@ -442,7 +449,10 @@ fn check_package(deb: &Path, scratch_dir: &Path) {
     // Enabled, not started on install (the first start generates the keys): only an
     // upgrade restarts a running service.
     assert!(!postinst.contains("deb-systemd-invoke start"), "{postinst}");
-    assert!(postinst.contains("try-restart keyhold.service"), "{postinst}");
+    assert!(
+        postinst.contains("try-restart keyhold.service"),
+        "{postinst}"
+    );
     let postrm = std::fs::read_to_string(control.join("postrm")).expect("postrm");
     let purge = postrm.rfind("\"purge\"").expect("a purge branch");
     assert!(
@@ -461,8 +471,10 @@ fn check_unit(root: &Path) {
         assert!(lines.contains(&directive), "the unit lacks {directive}");
     }
     assert!(
-        !lines.iter().any(|l| l.starts_with("AmbientCapabilities=CAP")
-            || l.starts_with("CapabilityBoundingSet=CAP")),
+        !lines
+            .iter()
+            .any(|l| l.starts_with("AmbientCapabilities=CAP")
+                || l.starts_with("CapabilityBoundingSet=CAP")),
         "the unit grants capabilities"
     );
     if !available("systemd-analyze") {
@@ -488,7 +500,10 @@ fn check_unit(root: &Path) {
         .and_then(|s| s.parse::<f32>().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{security}"));
     eprintln!("systemd-analyze security --offline: exposure {score} (0 = best, 10 = worst)");
-    assert!(score <= 2.0, "exposure {score} (OK is below 2):\n{security}");
+    assert!(
+        score <= 2.0,
+        "exposure {score} (OK is below 2):\n{security}"
+    );
 }
 
 /// The installed service end to end: a store made through its admin API, a signed XKS
@@ -542,7 +557,11 @@ async fn serve_installed(root: &Path, keyhold_uid: &str) {
     let ctm = &sources[0];
     assert_eq!(ctm["name"], "ctm", "{sources}");
     assert_eq!(ctm["status"], "opened", "{sources}");
-    assert_eq!(ctm["plugin_version"], env!("CARGO_PKG_VERSION"), "{sources}");
+    assert_eq!(
+        ctm["plugin_version"],
+        env!("CARGO_PKG_VERSION"),
+        "{sources}"
+    );
     assert_eq!(ctm["sdk_version"], keyhold_sdk::SDK_VERSION, "{sources}");
     assert_eq!(ctm["abi_version"], keyhold_sdk::ABI_VERSION, "{sources}");
     for (name, usage) in [
@@ -567,7 +586,11 @@ async fn serve_installed(root: &Path, keyhold_uid: &str) {
     expect_status(&r, 201);
 
     // A SigV4-signed XKS call over the generated TLS, and a refused one.
-    let xks = XksClient::new(Transport::https(server.xks, &ca), credential_of(file), uri_path);
+    let xks = XksClient::new(
+        Transport::https(server.xks, &ca),
+        credential_of(file),
+        uri_path,
+    );
     let health = xks.health().await.ok_json();
     assert!(health["ekmFleetDetails"].is_array(), "{health}");
     let sealed = xks
@@ -610,14 +633,16 @@ async fn the_deb_installs_a_hardened_service_that_serves_signed_xks_calls() {
     let uid = uid_of(passwd);
     let uid_n: u32 = uid.parse().expect("numeric uid");
     assert!((100..1000).contains(&uid_n), "a system uid: {uid}");
-    assert!(installed["group"].starts_with("keyhold:x:"), "{installed:?}");
+    assert!(
+        installed["group"].starts_with("keyhold:x:"),
+        "{installed:?}"
+    );
     assert_eq!(installed["state"], "keyhold:keyhold:750", "{installed:?}");
     assert_eq!(installed["store"], "absent", "not started on install");
     assert_eq!(installed["config"], "root:root:644", "{installed:?}");
     assert_eq!(installed["binary"], "root:root:755", "{installed:?}");
     assert_eq!(
-        installed["plugins"],
-        "libplugin_ctm.so libplugin_luna.so",
+        installed["plugins"], "libplugin_ctm.so libplugin_luna.so",
         "{installed:?}"
     );
     assert!(
@@ -627,10 +652,8 @@ async fn the_deb_installs_a_hardened_service_that_serves_signed_xks_calls() {
     assert_eq!(installed["status"], "ii", "{installed:?}");
     let version = &installed["version"];
     assert!(
-        version.starts_with(&format!(
-            "keyhold {} (commit ",
-            env!("CARGO_PKG_VERSION")
-        )) && version.contains(&format!("plugin ABI {}", keyhold_sdk::ABI_VERSION)),
+        version.starts_with(&format!("keyhold {} (commit ", env!("CARGO_PKG_VERSION")))
+            && version.contains(&format!("plugin ABI {}", keyhold_sdk::ABI_VERSION)),
         "{version}"
     );
     check_unit(&root);

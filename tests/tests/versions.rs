@@ -106,7 +106,14 @@ async fn source_list_shows_each_plugins_versions() {
     let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
     assert_eq!(
         header[..6],
-        ["NAME", "PLUGIN", "PLUGIN_VERSION", "SDK_VERSION", "ABI_VERSION", "STATUS"],
+        [
+            "NAME",
+            "PLUGIN",
+            "PLUGIN_VERSION",
+            "SDK_VERSION",
+            "ABI_VERSION",
+            "STATUS"
+        ],
         "{table}"
     );
     let row = |name: &str| -> Vec<String> {
@@ -122,14 +129,32 @@ async fn source_list_shows_each_plugins_versions() {
     let abi = keyhold_sdk::ABI_VERSION.to_string();
     assert_eq!(
         row("ctm"),
-        ["ctm", "ctm", env!("CARGO_PKG_VERSION"), keyhold_sdk::SDK_VERSION, &abi, "opened"],
+        [
+            "ctm",
+            "ctm",
+            env!("CARGO_PKG_VERSION"),
+            keyhold_sdk::SDK_VERSION,
+            &abi,
+            "opened"
+        ],
         "{table}"
     );
     assert_eq!(
         row("slow"),
-        ["slow", "slow", "-", keyhold_sdk::SDK_VERSION, &abi, "opened"],
+        [
+            "slow",
+            "slow",
+            "-",
+            keyhold_sdk::SDK_VERSION,
+            &abi,
+            "opened"
+        ],
         "{table}"
     );
-    assert_eq!(row("gone"), ["gone", "ctm", "-", "-", "-", "failed"], "{table}");
+    assert_eq!(
+        row("gone"),
+        ["gone", "ctm", "-", "-", "-", "failed"],
+        "{table}"
+    );
     server.stop().await;
 }

@@ -7,8 +7,14 @@ fn the_line_names_version_commit_and_plugin_interface() {
         "0.1.0 (commit 745daeb1234a-dirty, plugin ABI 1, keyhold-sdk 1.1.0)"
     );
     let line = line();
-    assert!(line.starts_with(concat!(env!("CARGO_PKG_VERSION"), " (commit ")), "{line}");
-    assert!(line.contains(&format!("plugin ABI {}", keyhold_sdk::ABI_VERSION)), "{line}");
+    assert!(
+        line.starts_with(concat!(env!("CARGO_PKG_VERSION"), " (commit ")),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("plugin ABI {}", keyhold_sdk::ABI_VERSION)),
+        "{line}"
+    );
 }
 
 #[test]
