@@ -119,8 +119,8 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, PluginError> {
 /// when the model ends otherwise.
 pub fn version_in_model(model: &str) -> Option<String> {
     let word = model.split_whitespace().last()?;
-    let word = word.strip_prefix(['v', 'V']).unwrap_or(word);
-    let core = word.split(['-', '+']).next()?;
+    let unprefixed = word.strip_prefix(['v', 'V']).unwrap_or(word);
+    let core = unprefixed.split(['-', '+']).next()?;
     let parts: Vec<&str> = core.split('.').collect();
     let numeric = (2..=4).contains(&parts.len())
         && parts

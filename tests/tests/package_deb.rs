@@ -613,7 +613,7 @@ async fn serve_installed(root: &Path, keyhold_uid: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_deb_installs_a_hardened_service_that_serves_signed_xks_calls() {
     check_tools();
-    let machine_user = run(&mut Command::new("sh").args(["-c", "getent passwd keyhold || true"]));
+    let machine_user = run(Command::new("sh").args(["-c", "getent passwd keyhold || true"]));
     let dir = tempfile::tempdir().expect("tempdir");
     let started = Instant::now();
     let deb = build_deb(dir.path());
@@ -679,7 +679,7 @@ async fn the_deb_installs_a_hardened_service_that_serves_signed_xks_calls() {
     }
 
     // None of it touched the machine.
-    let after = run(&mut Command::new("sh").args(["-c", "getent passwd keyhold || true"]));
+    let after = run(Command::new("sh").args(["-c", "getent passwd keyhold || true"]));
     assert_eq!(after, machine_user, "the machine's users are unchanged");
     eprintln!("package test took {:?}", started.elapsed());
 }
