@@ -301,7 +301,9 @@ impl Installed {
                 Ok(())
             });
         }
-        let child = cmd.spawn().expect("spawn the installed keyhold");
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("cannot start the installed keyhold under PR_SET_MDWE (Linux 6.3 or later): {e}")
+        });
         Installed {
             child,
             root: root.to_path_buf(),
