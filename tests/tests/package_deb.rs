@@ -29,7 +29,7 @@ use std::{
 use keyhold_tests::{
     Credential, Transport, XksClient,
     admin::{AdminClient, created_store_id, credential_of, expect_status},
-    paths::{free_port, target_debug_dir, workspace_root},
+    paths::{free_port, keyhold_bin, target_debug_dir, workspace_root},
 };
 use serde_json::json;
 
@@ -551,6 +551,20 @@ async fn serve_installed(root: &Path, keyhold_uid: &str) {
         "ctm loaded from the package's plugin directory:\n{log}"
     );
     assert!(!log.contains(&password), "the root password is not logged");
+
+    // What the container's HEALTHCHECK runs: the CLI fetches the OpenAPI document over
+    // the admin API's TLS, without a session.
+    let home = tempfile::tempdir().expect("tempdir");
+    let probe = run(Command::new(keyhold_bin())
+        .arg("openapi")
+        .env_clear()
+        .env("HOME", home.path())
+        .env(
+            "KEYHOLD_SERVER",
+            format!("https://127.0.0.1:{}", server.admin.port()),
+        )
+        .env("KEYHOLD_CACERT", server.state_file("tls/ca.pem")));
+    assert!(probe.contains("\"openapi\""), "{probe}");
 
     // The admin API, as an operator would use it on the installed service.
     let admin = AdminClient::new(Transport::https(server.admin, &ca));
