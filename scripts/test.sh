@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs keyhold's whole test suite on a fresh Debian machine: installs what the build and
 # the tests need (protoc for the etcd client, SoftHSM2 for the luna plugin, curl with
-# HTTP/2 for the SigV4 interop and early-answer tests - Debian's curl has it - and etcd
-# for the clustered store), builds every plugin and fixture library the tests load at
-# run time, then runs every test, and the PKCS#11 suites once more on a PKCS#11 2.20
-# module (the test matrix of the luna plugin).
+# HTTP/2 for the SigV4 interop and early-answer tests - Debian's curl has it - etcd
+# for the clustered store, cargo-deb with dpkg-dev and xz for the Debian package),
+# builds every plugin and fixture library the tests load at run time, then runs every
+# test, and the PKCS#11 suites once more on a PKCS#11 2.20 module (the test matrix of
+# the luna plugin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,11 +14,23 @@ command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+# The Debian package: dpkg-shlibdeps and strip (dpkg-dev), xz for its archives.
+command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)
+command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 if [ ${#need[@]} -gt 0 ]; then
     echo "==> installing ${need[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# cargo-deb packages the Debian package tests/tests/package_deb.rs installs (pinned;
+# without its default features it uses the system's xz instead of building liblzma,
+# and skips debug-id support the package does not use).
+CARGO_DEB_VERSION=3.8.0
+if ! cargo deb --version 2>/dev/null | grep -qx "cargo-deb $CARGO_DEB_VERSION"; then
+    echo "==> installing cargo-deb $CARGO_DEB_VERSION"
+    cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked --no-default-features
 fi
 
 echo "==> building the workspace (server, plugins incl. the template, test fixtures)"

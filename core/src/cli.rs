@@ -42,6 +42,7 @@ pub mod store_transfer;
 mod stores;
 mod tokens;
 mod users;
+pub mod version;
 
 #[cfg(test)]
 mod tests;

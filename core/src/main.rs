@@ -10,7 +10,7 @@ mod cli;
 
 /// keyhold: hold-your-own-key server for AWS KMS external key stores.
 #[derive(Parser)]
-#[command(version, about, after_help = cli::EXIT_CODES)]
+#[command(version = cli::version::line(), about, after_help = cli::EXIT_CODES)]
 struct Cli {
     #[command(flatten)]
     global: cli::Global,
@@ -117,6 +117,7 @@ fn main() -> ExitCode {
                 }
             };
             init_logging(&cfg);
+            tracing::info!("keyhold {}", cli::version::line());
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("keyhold")

@@ -61,8 +61,11 @@ pub struct LoadedPlugin {
     pub vendor: String,
     /// Model.
     pub model: String,
-    /// The keyhold-sdk version the plugin was built against.
+    /// The keyhold-sdk version the plugin was built against (from the library's header).
     pub sdk_version: String,
+    /// The plugin ABI version its root module declares ([`keyhold_sdk::ABI_VERSION`] of
+    /// the SDK it was built against).
+    pub abi_version: u32,
     module: PluginModRef,
 }
 
@@ -104,11 +107,38 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, PluginError> {
         vendor: module.vendor()().into_string(),
         model: module.model()().into_string(),
         sdk_version: loaded.sdk_version.to_string(),
+        abi_version: module.abi_version(),
         module,
     })
 }
 
+/// The plugin's own version: the last word of the model it reports when that word is
+/// a version (`keyhold ctm software keystore 0.1.0` -> `0.1.0`), as the SDK asks a
+/// plugin's model to end (`Plugin::MODEL`, "model and version"). The plugin interface
+/// has no separate version field (adding one would change the 1.x ABI), so `None`
+/// when the model ends otherwise.
+pub fn version_in_model(model: &str) -> Option<String> {
+    let word = model.split_whitespace().last()?;
+    let unprefixed = word.strip_prefix(['v', 'V']).unwrap_or(word);
+    let core = unprefixed.split(['-', '+']).next()?;
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = (2..=4).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let printable = word.len() <= 64
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-+".contains(&b));
+    (numeric && printable).then(|| word.to_string())
+}
+
 impl LoadedPlugin {
+    /// The plugin's own version, read from its model ([`version_in_model`]).
+    pub fn version(&self) -> Option<String> {
+        version_in_model(&self.model)
+    }
+
     /// Opens one key source from this library.
     pub fn open(
         &self,
@@ -126,3 +156,6 @@ impl LoadedPlugin {
             })
     }
 }
+
+#[cfg(test)]
+mod tests;

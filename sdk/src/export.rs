@@ -24,7 +24,10 @@ pub trait Plugin: 'static {
     const NAME: &'static str;
     /// Vendor of the key manager (XKS `ekmVendor`).
     const VENDOR: &'static str;
-    /// Model and version of the plugin.
+    /// Model and version of the plugin, the version last
+    /// (`concat!("Acme HSM connector ", env!("CARGO_PKG_VERSION"))`): the host shows
+    /// that last word as the plugin's version (`keyhold source list`, the admin API's
+    /// `plugin_version`), next to the SDK version the library was built against.
     const MODEL: &'static str;
     /// The key source type `open` returns.
     type Source: KeySourceImpl;

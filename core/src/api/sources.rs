@@ -52,6 +52,17 @@ pub struct Source {
     /// Model the source reports (opened sources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The plugin library's own version: the version its model ends with, as the SDK
+    /// asks (opened sources whose model ends with one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_version: Option<String>,
+    /// The keyhold-sdk version the plugin library was built against, from its header
+    /// (opened sources; the server's own is in `keyhold --version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdk_version: Option<String>,
+    /// The plugin ABI version the library declares (opened sources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abi_version: Option<u32>,
 }
 
 /// `POST /api/v1/sources/{name}/keys` body.

@@ -11,7 +11,8 @@ use super::{CliError, Result, client::seg, context::Ctx};
 /// `keyhold source ...`
 #[derive(Subcommand, Debug)]
 pub enum SourceCmd {
-    /// Lists key sources and their status
+    /// Lists key sources, their status and their plugins' versions (the plugin's own,
+    /// the keyhold-sdk it was built against, its plugin ABI)
     List,
     /// Creates a key source from an HSM connection and opens it in the running server
     /// (admins); refused with the reason when it does not open
@@ -95,7 +96,19 @@ pub enum SourceKeyCmd {
     },
 }
 
-const SOURCE_COLUMNS: &[&str] = &["name", "plugin", "status", "vendor", "model", "reason"];
+/// A source's plugin with the versions its library reports: its own (from its model),
+/// the keyhold-sdk it was built against and the plugin ABI it declares.
+const SOURCE_COLUMNS: &[&str] = &[
+    "name",
+    "plugin",
+    "plugin_version",
+    "sdk_version",
+    "abi_version",
+    "status",
+    "vendor",
+    "model",
+    "reason",
+];
 const KEY_COLUMNS: &[&str] = &[
     "name",
     "bits",

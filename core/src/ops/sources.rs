@@ -8,7 +8,7 @@ use super::{OpError, Operations, decode};
 use crate::api::sources::{Source, SourceState};
 use crate::{
     model::{HyokKeyRecord, SourceRecord, keys, rules},
-    plugin::KeySourceHandle,
+    plugin::{KeySourceHandle, LoadedPlugin},
 };
 
 impl Operations {
@@ -132,6 +132,7 @@ impl Operations {
             .into_iter()
             .map(|(name, handle)| {
                 let rec = records.get(&name);
+                let library = handle.as_ref().ok().and_then(|h| h.plugin.as_ref());
                 let plugin = rec.map(|r| r.plugin.clone()).or_else(|| {
                     handle
                         .as_ref()
@@ -150,6 +151,9 @@ impl Operations {
                     reason: handle.as_ref().err().cloned(),
                     vendor: handle.as_ref().ok().map(|h| h.info.vendor.to_string()),
                     model: handle.as_ref().ok().map(|h| h.info.model.to_string()),
+                    plugin_version: library.and_then(LoadedPlugin::version),
+                    sdk_version: library.map(|l| l.sdk_version.clone()),
+                    abi_version: library.map(|l| l.abi_version),
                     name,
                 }
             })
