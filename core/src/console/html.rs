@@ -168,7 +168,8 @@ pub struct Field {
     error: Option<String>,
     required: bool,
     autocomplete: Option<&'static str>,
-    extra: Option<(&'static str, String)>,
+    extra: Vec<(&'static str, String)>,
+    id: Option<String>,
 }
 
 impl Field {
@@ -182,7 +183,8 @@ impl Field {
             error: None,
             required: false,
             autocomplete: None,
-            extra: None,
+            extra: Vec::new(),
+            id: None,
         }
     }
 
@@ -248,14 +250,21 @@ impl Field {
 
     /// A `min`, `max`, `pattern` or `placeholder` attribute.
     pub fn attr(mut self, name: &'static str, value: impl Into<String>) -> Field {
-        self.extra = Some((name, value.into()));
+        self.extra.push((name, value.into()));
+        self
+    }
+
+    /// An `id` other than the name: `<prefix>-<name>` (when a page has two forms with
+    /// the same field, e.g. the store page's edit and link forms).
+    pub fn id_prefix(mut self, prefix: &str) -> Field {
+        self.id = Some(format!("{prefix}-{}", self.name));
         self
     }
 
     fn described_by(&self) -> Option<String> {
         let ids: Vec<String> = [
-            self.help.as_ref().map(|_| format!("{}-help", self.name)),
-            self.error.as_ref().map(|_| format!("{}-error", self.name)),
+            self.help.as_ref().map(|_| format!("{}-help", self.id())),
+            self.error.as_ref().map(|_| format!("{}-error", self.id())),
         ]
         .into_iter()
         .flatten()
@@ -263,10 +272,14 @@ impl Field {
         (!ids.is_empty()).then(|| ids.join(" "))
     }
 
+    fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.name)
+    }
+
     fn extra(&self, name: &str) -> Option<&str> {
         self.extra
-            .as_ref()
-            .filter(|(n, _)| *n == name)
+            .iter()
+            .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_str())
     }
 }
@@ -274,6 +287,7 @@ impl Field {
 impl Render for Field {
     fn render(&self) -> Markup {
         let n = self.name.as_str();
+        let id = self.id();
         let described = self.described_by();
         let invalid = self.error.as_ref().map(|_| "true");
         let (min, max) = (self.extra("min"), self.extra("max"));
@@ -282,27 +296,27 @@ impl Render for Field {
             div class={ "field" @if self.error.is_some() { " invalid" } } {
                 @match &self.kind {
                     Kind::Checkbox(checked) => {
-                        input type="checkbox" id=(n) name=(n) value="true" checked[*checked]
+                        input type="checkbox" id=(id) name=(n) value="true" checked[*checked]
                             aria-describedby=[described.as_deref()];
-                        label for=(n) { (self.label) }
+                        label for=(id) { (self.label) }
                     }
                     Kind::Input(t) => {
-                        label for=(n) { (self.label) @if self.required { span class="req" { " (required)" } } }
+                        label for=(id) { (self.label) @if self.required { span class="req" { " (required)" } } }
                         @let value = if *t == "password" { "" } else { self.value.as_str() };
-                        input type=(t) id=(n) name=(n) value=(value) required[self.required]
+                        input type=(t) id=(id) name=(n) value=(value) required[self.required]
                             autocomplete=[self.autocomplete] min=[min] max=[max]
                             pattern=[pattern] placeholder=[placeholder]
                             aria-invalid=[invalid] aria-describedby=[described.as_deref()];
                     }
                     Kind::TextArea => {
-                        label for=(n) { (self.label) @if self.required { span class="req" { " (required)" } } }
-                        textarea id=(n) name=(n) rows="4" required[self.required]
+                        label for=(id) { (self.label) @if self.required { span class="req" { " (required)" } } }
+                        textarea id=(id) name=(n) rows="4" required[self.required]
                             placeholder=[placeholder]
                             aria-invalid=[invalid] aria-describedby=[described.as_deref()] { (self.value) }
                     }
                     Kind::Select(options) => {
-                        label for=(n) { (self.label) @if self.required { span class="req" { " (required)" } } }
-                        select id=(n) name=(n) required[self.required]
+                        label for=(id) { (self.label) @if self.required { span class="req" { " (required)" } } }
+                        select id=(id) name=(n) required[self.required]
                             aria-invalid=[invalid] aria-describedby=[described.as_deref()] {
                             @for (v, text) in options {
                                 option value=(v) selected[*v == self.value] { (text) }
@@ -311,10 +325,10 @@ impl Render for Field {
                     }
                 }
                 @if let Some(h) = &self.help {
-                    p class="help" id={ (n) "-help" } { (h) }
+                    p class="help" id={ (id) "-help" } { (h) }
                 }
                 @if let Some(e) = &self.error {
-                    p class="field-error" id={ (n) "-error" } { (e) }
+                    p class="field-error" id={ (id) "-error" } { (e) }
                 }
             }
         }

@@ -135,13 +135,6 @@ fn create_fields(
         .iter()
         .map(|s| (s.name.clone(), format!("{} ({})", s.name, s.plugin)))
         .collect();
-    let location_options = [
-        ("unset", "Not set yet"),
-        ("public", "Public endpoint"),
-        ("vpc", "VPC endpoint service"),
-    ]
-    .map(|(v, t)| (v.to_string(), t.to_string()))
-    .to_vec();
     html! {
         (Field::text("name", "Name").value(values.text("name")).required().error(err("name")))
         (Field::select("source", "Key source", source_options).value(values.text("source")).required()
@@ -156,10 +149,7 @@ fn create_fields(
             .help("Leave empty to generate keystores/<id>.").error(err("uri_path_prefix")))
         (Field::number("max_credentials", "Max credentials").value(values.text("max_credentials"))
             .attr("min", "2").help("2 to 20; default 20.").error(err("max_credentials")))
-        (Field::select("location", "XKS location", location_options).value(values.text("location")).error(err("location")))
-        (Field::text("endpoint", "Proxy URI endpoint").value(values.text("endpoint"))
-            .help("https://<fqdn> AWS KMS calls (public), or the private DNS name (VPC).").error(err("endpoint")))
-        (Field::text("service_name", "VPC endpoint service name").value(values.text("service_name")).error(err("service_name")))
+        (location_fields(values, &bad))
         (Field::checkbox("linked", "Also create it on AWS KMS (linked)", values.checked("linked")))
         (Field::text("rotation_schedule", "Rotation schedule").value(values.text("rotation_schedule"))
             .help("Linked stores only: a schedule's name.").error(err("rotation_schedule")))
@@ -169,6 +159,71 @@ fn create_fields(
             .help("One per line; empty: the listener's defaults.").error(err("mtls_cns")))
         (Field::textarea("mtls_ca_pem", "Client CA bundle (PEM)").value(values.text("mtls_ca_pem"))
             .help("Empty: the XKS listener's client CA.").error(err("mtls_ca_pem")))
+    }
+}
+
+/// The error of field `name`, if the refusal is about it.
+pub(super) fn err_for(bad: &Option<(&str, String)>, name: &str) -> Option<String> {
+    bad.as_ref()
+        .filter(|(f, _)| *f == name)
+        .map(|(_, m)| m.clone())
+}
+
+/// The XKS location fields: `location` (unset, public, vpc), `endpoint`,
+/// `service_name`.
+pub(super) fn location_fields(values: &FormData, bad: &Option<(&str, String)>) -> Markup {
+    location_fields_in(values, bad, None)
+}
+
+/// [`location_fields`] with ids `<prefix>-<name>` (a second form on the page).
+pub(super) fn location_fields_in(
+    values: &FormData,
+    bad: &Option<(&str, String)>,
+    prefix: Option<&str>,
+) -> Markup {
+    let id = |f: Field| match prefix {
+        Some(p) => f.id_prefix(p),
+        None => f,
+    };
+    let options = [
+        ("unset", "Not set yet"),
+        ("public", "Public endpoint"),
+        ("vpc", "VPC endpoint service"),
+    ]
+    .map(|(v, t)| (v.to_string(), t.to_string()))
+    .to_vec();
+    html! {
+        (id(Field::select("location", "XKS location", options).value(values.text("location"))
+            .error(err_for(bad, "location"))))
+        (id(Field::text("endpoint", "Proxy URI endpoint").value(values.text("endpoint"))
+            .help("https://<fqdn> AWS KMS calls (public), or the private DNS name (VPC).")
+            .error(err_for(bad, "endpoint"))))
+        (id(Field::text("service_name", "VPC endpoint service name").value(values.text("service_name"))
+            .error(err_for(bad, "service_name"))))
+    }
+}
+
+/// The form values of a location.
+pub(super) fn location_values(l: &XksLocation) -> [(&'static str, String); 3] {
+    match l {
+        XksLocation::Unset => [
+            ("location", "unset".into()),
+            ("endpoint", String::new()),
+            ("service_name", String::new()),
+        ],
+        XksLocation::Public { endpoint } => [
+            ("location", "public".into()),
+            ("endpoint", endpoint.clone()),
+            ("service_name", String::new()),
+        ],
+        XksLocation::Vpc {
+            service_name,
+            endpoint,
+        } => [
+            ("location", "vpc".into()),
+            ("endpoint", endpoint.clone()),
+            ("service_name", service_name.clone()),
+        ],
     }
 }
 
