@@ -21,6 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use self::openapi::tagged;
 
 mod accounts;
+mod audit;
 mod authz;
 mod bootstrap;
 mod connections;
@@ -68,6 +69,7 @@ fn api_router() -> OpenApiRouter<AdminState> {
         .merge(tagged("schedules", schedules::routes()))
         .merge(tagged("jobs", jobs::routes()))
         .merge(tagged("nodes", nodes::routes()))
+        .merge(tagged("audit", audit::routes()))
 }
 
 /// The OpenAPI document of every route (what `GET /api/v1/openapi.json` serves).

@@ -7,6 +7,7 @@
 //! credentials file) are re-exported from [`crate::model`] under their API names.
 
 pub mod accounts;
+pub mod audit;
 pub mod connections;
 pub mod credentials;
 pub mod error;

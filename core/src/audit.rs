@@ -14,6 +14,7 @@
 
 mod anchor;
 mod chain;
+mod read;
 mod refusals;
 mod segments;
 mod verify;
@@ -34,12 +35,13 @@ use serde_json::json;
 
 pub use anchor::{ANCHOR_KEY, StoreAnchor, anchor_key, load as load_anchor};
 pub use chain::{ChainKey, GENESIS, KEYED_MAC};
+pub use read::{Page, PageRequest};
 pub use refusals::RefusalLimits;
-pub use verify::{AFTER_DAMAGE, Anchor, Damage, VerifyReport, verify, verify_all};
+pub use verify::{AFTER_DAMAGE, Anchor, Damage, VerifyReport, verify, verify_all, verify_live};
 
 use chain::ChainState;
 use refusals::RefusalWindow;
-use segments::Start;
+use segments::{Start, Torn};
 use writer::{Msg, Writer};
 
 /// The record that opens the first keyed segment of a log that was not keyed before.
@@ -154,6 +156,9 @@ pub struct AuditLog {
     counters: Arc<AuditCounters>,
     window: Arc<Mutex<RefusalWindow>>,
     path: PathBuf,
+    /// The chain key and the anchor store, for [`AuditLog::verify_now`].
+    key: Option<ChainKey>,
+    anchor: Option<Arc<dyn AnchorStore>>,
 }
 
 /// Now, in RFC 3339.
@@ -178,6 +183,7 @@ impl AuditLog {
         }
         let counters = Arc::new(AuditCounters::default());
         let key = settings.key.clone();
+        let (chain_key, anchor_store) = (settings.key.clone(), settings.anchor.clone());
         let segs = segments::list(path)?;
         let mut opening_note = None;
         let (segment, state, good_len) = match segs.last() {
@@ -188,7 +194,7 @@ impl AuditLog {
                 } else {
                     Start::FirstRecord
                 };
-                let mut scan = segments::scan(last, start, key.as_ref(), None, true)?;
+                let mut scan = segments::scan(last, start, key.as_ref(), None, Torn::Cut)?;
                 if scan.records == 0 && *n > 0 {
                     // Empty (or nothing verified): the chain stands where the segments
                     // before it end.
@@ -289,12 +295,39 @@ impl AuditLog {
             counters,
             window,
             path: path.to_path_buf(),
+            key: chain_key,
+            anchor: anchor_store,
         })
     }
 
     /// Where the log is (its first segment).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A page of the log, newest first: the records `keep` accepts, as `req` says
+    /// (blocking: reads files).
+    pub fn read_page(
+        &self,
+        req: &PageRequest,
+        keep: impl FnMut(&Record) -> bool,
+    ) -> Result<Page, AuditError> {
+        read::newest_first(&self.path, req, keep)
+    }
+
+    /// Verifies the whole log as it stands, with the chain key and against the anchor
+    /// in the store (read first), while it is being written (blocking: streams every
+    /// segment). Returns the report and the anchor checked, if any.
+    pub fn verify_now(&self) -> Result<(VerifyReport, Option<Anchor>), AuditError> {
+        let anchor = match &self.anchor {
+            None => None,
+            Some(store) => store.load().map_err(|reason| AuditError::Io {
+                path: self.path.clone(),
+                reason: format!("the audit anchor could not be read from the store: {reason}"),
+            })?,
+        };
+        let report = verify_live(&self.path, self.key.as_ref(), anchor.as_ref())?;
+        Ok((report, anchor))
     }
 
     /// Records a data-plane event without waiting; a full queue drops it (counted).
@@ -415,7 +448,7 @@ fn previous_end(base: &Path, n: u64, key: Option<&ChainKey>) -> Result<ChainStat
         } else {
             Start::FirstRecord
         };
-        let scan = segments::scan(&p, start, key, None, false)?;
+        let scan = segments::scan(&p, start, key, None, Torn::Damage)?;
         if scan.records > 0 {
             return Ok(scan.state);
         }

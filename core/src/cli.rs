@@ -21,6 +21,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Args, Subcommand, ValueEnum};
 
 mod accounts;
+mod audit;
 pub mod audit_verify;
 mod client;
 mod connections;
@@ -58,7 +59,7 @@ pub const DEFAULT_CACERT: &str = "keyhold-data/tls/ca.pem";
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  `audit-verify` found a broken chain, `serve` could not start, `check-config` could
+  1  `audit-verify` or `audit status` found a broken chain, `serve` could not start, `check-config` could
      not open a declared key source, `plugin-check` found a failing check, or
      `store export`/`store import` refused (saying why)
   2  usage error (unknown flag, missing argument, unreadable local file, bad local input)
@@ -84,6 +85,9 @@ pub enum CliError {
     },
     /// Server error or no connection (exit 4).
     Server(String),
+    /// The server answered that something is broken (exit 1): `audit status` of a
+    /// chain that does not verify.
+    Broken(String),
 }
 
 impl CliError {
@@ -92,6 +96,7 @@ impl CliError {
             CliError::Usage(_) => 2,
             CliError::Refused { .. } => 3,
             CliError::Server(_) => 4,
+            CliError::Broken(_) => 1,
         }
     }
 }
@@ -101,7 +106,7 @@ impl std::fmt::Display for CliError {
         match self {
             CliError::Usage(m) => write!(f, "{m} (usage)"),
             CliError::Refused { code, message, .. } => write!(f, "{message} ({code})"),
-            CliError::Server(m) => write!(f, "{m}"),
+            CliError::Server(m) | CliError::Broken(m) => write!(f, "{m}"),
         }
     }
 }
@@ -187,6 +192,9 @@ pub enum AdminCommand {
     /// The cluster's live nodes (admins only)
     #[command(subcommand)]
     Node(nodes::NodeCmd),
+    /// The server's audit log (admins only): records, filtered; chain status
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
     /// Prints the admin API's OpenAPI 3.1 document (JSON; every route, body and error)
     Openapi,
 }
@@ -229,6 +237,7 @@ async fn dispatch(global: Global, cmd: AdminCommand) -> Result<()> {
         AdminCommand::Schedule(c) => schedules::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Job(c) => jobs::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Node(c) => nodes::run(Ctx::new(&global, true)?, c).await,
+        AdminCommand::Audit(c) => audit::run(Ctx::new(&global, true)?, c).await,
         AdminCommand::Openapi => {
             let doc = Ctx::new(&global, true)?.get("/openapi.json").await?;
             output::print_json(&doc);

@@ -88,15 +88,21 @@ use sha2::{Digest, Sha256};
 
 use crate::admin::AdminState;
 
+mod accounts;
+mod audit;
 mod auth;
 mod client;
+mod connections;
 mod downloads;
 mod form;
 mod html;
+mod operations;
 mod sources;
 mod store;
 mod store_keys;
 mod stores;
+mod tokens;
+mod users;
 
 pub use auth::{Post, Session};
 pub use client::{Api, ApiFailure, seg};
@@ -135,6 +141,12 @@ const MODULES: &[fn() -> Router<ConsoleState>] = &[
     store::routes,
     store_keys::routes,
     sources::routes,
+    accounts::routes,
+    users::routes,
+    tokens::routes,
+    connections::routes,
+    audit::routes,
+    operations::routes,
 ];
 
 /// The admin listener's router: the console at `/console/` (and `/` redirecting to

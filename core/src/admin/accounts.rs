@@ -1,7 +1,11 @@
 //! AWS accounts with their ACLs: created, changed and deleted by admins, seen by whoever
 //! the ACL lets view them.
 
+use axum::{http::HeaderMap, response::Response};
+
 use super::{
+    ApiError,
+    etag::{if_match, with_etag},
     params::AccountId,
     prelude::*,
     responses::{InvalidInput, NotAdmin},
@@ -48,38 +52,60 @@ async fn list_accounts(c: Caller) -> Result<Json<Vec<Account>>> {
     Ok(Json(accounts))
 }
 
-/// One AWS account (needs view).
+/// One AWS account (needs view; ETag: its version).
 #[utoipa::path(get, path = "/api/v1/accounts/{id}", params(AccountId), responses(
-    (status = 200, description = "The account.", body = Account),
+    (status = 200, description = "The account (ETag: its version).", body = Account),
     (status = 403, description = "No view permission.", body = ErrorBody),
     (status = 404, description = "No such account.", body = ErrorBody),
 ))]
-async fn get_account(c: Caller, Path(AccountId { id }): Path<AccountId>) -> Result<Json<Account>> {
-    let acc = c.read(move |ops, _| ops.get_account(&id)).await?;
-    identity::authorize(&c.principal, &acc.id, &acc.acl, Permission::View)?;
-    Ok(Json(acc))
+async fn get_account(c: Caller, Path(AccountId { id }): Path<AccountId>) -> Result<Response> {
+    let acc = c.read(move |ops, _| ops.get_account_versioned(&id)).await?;
+    identity::authorize(
+        &c.principal,
+        &acc.value.id,
+        &acc.value.acl,
+        Permission::View,
+    )?;
+    Ok(with_etag(StatusCode::OK, acc.version, acc.value))
 }
 
 /// Change an account's name, regions, ACL or AWS connection (admins). A change that
-/// changes nothing writes nothing and no audit record.
-#[utoipa::path(put, path = "/api/v1/accounts/{id}", params(AccountId), request_body = AccountPatch, responses(
-    (status = 200, description = "The account.", body = Account),
+/// changes nothing writes nothing and no audit record. With `If-Match` (the ETag of a
+/// GET), the change is refused with 412 `version_mismatch` once the account changed
+/// meanwhile.
+#[utoipa::path(put, path = "/api/v1/accounts/{id}", params(AccountId,
+    ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag (optional)")),
+    request_body = AccountPatch, responses(
+    (status = 200, description = "The account (ETag: its version).", body = Account),
     NotAdmin,
     (status = 404, description = "No such account.", body = ErrorBody),
+    (status = 412, description = "Changed since the If-Match version (version_mismatch).", body = ErrorBody),
 ))]
 async fn update_account(
     Admin(c): Admin,
     Path(AccountId { id }): Path<AccountId>,
+    headers: HeaderMap,
     Body(body): Body<AccountPatch>,
-) -> Result<Json<Account>> {
-    let acc = c
+) -> Result<Response> {
+    let expected = match headers.contains_key(axum::http::header::IF_MATCH) {
+        true => Some(if_match(&headers)?),
+        false => None,
+    };
+    let result = c
         .change_if_any("update_account", format!("account/{id}"), move |ops, _| {
-            let (a, changed) = ops.update_account_if_changed(&id, body)?;
-            let details = json!({"acl": a.acl, "regions": a.regions});
+            let (a, changed) = ops.update_account_at(&id, body, expected)?;
+            let details = json!({"acl": a.value.acl, "regions": a.value.regions});
             Ok((a, changed.then_some(details)))
         })
-        .await?;
-    Ok(Json(acc))
+        .await;
+    match result {
+        Ok(acc) => Ok(with_etag(StatusCode::OK, acc.version, acc.value)),
+        Err(e) if e.code == "version_mismatch" => Err(ApiError {
+            status: StatusCode::PRECONDITION_FAILED,
+            ..e
+        }),
+        Err(e) => Err(e),
+    }
 }
 
 /// Delete an AWS account (admins); refused while it has stores.

@@ -136,6 +136,11 @@ impl Actor {
         &self.state.cluster.0
     }
 
+    /// The audit log this node writes.
+    pub(super) fn audit_log(&self) -> &AuditLog {
+        &self.state.audit
+    }
+
     /// The store backend's name.
     pub(super) fn backend(&self) -> &'static str {
         self.state.cluster.1

@@ -86,6 +86,18 @@ pub(super) struct Scan {
     pub tail_missing: Vec<u64>,
 }
 
+/// What [`scan`] does with a final line that lacks its newline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Torn {
+    /// Cut it off the file (a write torn by a crash, found on open).
+    Cut,
+    /// Report it as damage (a log at rest).
+    Damage,
+    /// Stop before it without damage: the live log's last segment, whose writer may be
+    /// in the middle of appending that line.
+    Stop,
+}
+
 /// How [`scan`] starts.
 pub(super) enum Start {
     /// The first record must follow this state.
@@ -95,14 +107,13 @@ pub(super) enum Start {
 }
 
 /// Reads a segment line by line, checking each record against the chain. A final line
-/// without its newline (a write torn by a crash) is cut off the file when `cut_torn`,
-/// else reported as damage.
+/// without its newline is handled as `torn` says.
 pub(super) fn scan(
     path: &Path,
     start: Start,
     key: Option<&ChainKey>,
     anchor: Option<&Anchor>,
-    cut_torn: bool,
+    torn: Torn,
 ) -> Result<Scan, AuditError> {
     let io = |e: std::io::Error| AuditError::io(path, e);
     let file = File::open(path).map_err(io)?;
@@ -137,10 +148,15 @@ pub(super) fn scan(
         if line.last() != Some(&b'\n') {
             if read as u64 > MAX_LINE_BYTES {
                 scan.damage = Some((n, "line too long to be a record".into()));
-            } else if cut_torn {
-                cut(path, scan.good_len, read)?;
             } else {
-                scan.damage = Some((n, "torn final line (a write cut short by a crash)".into()));
+                match torn {
+                    Torn::Cut => cut(path, scan.good_len, read)?,
+                    Torn::Stop => {}
+                    Torn::Damage => {
+                        scan.damage =
+                            Some((n, "torn final line (a write cut short by a crash)".into()));
+                    }
+                }
             }
             break;
         }

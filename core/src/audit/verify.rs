@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     AuditError, ChainKey,
     chain::ChainState,
-    segments::{self, Start},
+    segments::{self, Start, Torn},
 };
 
 /// The kind of the record that opens a segment started after a damaged one.
@@ -96,6 +96,27 @@ pub fn verify_all(
     key: Option<&ChainKey>,
     anchor: Option<&Anchor>,
 ) -> Result<VerifyReport, AuditError> {
+    verify_segments(base, key, anchor, false)
+}
+
+/// [`verify_all`] of a log that its writer is appending to: a final line of the last
+/// segment without its newline is a record being written, not damage (verification
+/// stops before it). `anchor` must be read before the call, so that it names a record
+/// already on disk.
+pub fn verify_live(
+    base: &Path,
+    key: Option<&ChainKey>,
+    anchor: Option<&Anchor>,
+) -> Result<VerifyReport, AuditError> {
+    verify_segments(base, key, anchor, true)
+}
+
+fn verify_segments(
+    base: &Path,
+    key: Option<&ChainKey>,
+    anchor: Option<&Anchor>,
+    live: bool,
+) -> Result<VerifyReport, AuditError> {
     let segs = segments::list(base)?;
     let mut report = VerifyReport {
         segments: segs.iter().map(|(_, p)| p.clone()).collect(),
@@ -124,7 +145,12 @@ pub fn verify_all(
                 reason: format!("segment {} is missing before it", segs[i - 1].0 + 1),
             });
         }
-        let scan = segments::scan(path, Start::After(state.clone()), key, anchor, false)?;
+        let torn = if live && i + 1 == segs.len() {
+            Torn::Stop
+        } else {
+            Torn::Damage
+        };
+        let scan = segments::scan(path, Start::After(state.clone()), key, anchor, torn)?;
         if after_damage && scan.records > 0 && scan.first_kind.as_deref() != Some(AFTER_DAMAGE) {
             report.damaged.push(Damage {
                 path: path.clone(),

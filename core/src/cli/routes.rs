@@ -86,4 +86,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/jobs/{id}", "job show"),
     ("POST", "/api/v1/jobs/{id}/cancel", "job cancel"),
     ("GET", "/api/v1/nodes", "node list"),
+    // The audit log.
+    ("GET", "/api/v1/audit", "audit list"),
+    ("GET", "/api/v1/audit/status", "audit status"),
 ];

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use zeroize::Zeroizing;
 
-use super::{AccountUpdate, OpError, Operations, decode, to_json};
+use super::{AccountUpdate, OpError, Operations, Versioned, decode, to_json};
 use crate::{
     identity::{
         self, ADMINS, AccessError, AclEntry, IssuedToken, Principal, TokenKind, TokenRecord, USERS,
@@ -513,7 +513,37 @@ impl Operations {
         id: &str,
         update: AccountUpdate,
     ) -> Result<(AccountRecord, bool), OpError> {
+        self.update_account_at(id, update, None)
+            .map(|(a, changed)| (a.value, changed))
+    }
+
+    /// An AWS account with its version (the `ETag` of the admin API).
+    pub fn get_account_versioned(&self, id: &str) -> Result<Versioned<AccountRecord>, OpError> {
         let entry = self.entry(&keys::account(id), "AWS account", id)?;
+        Ok(Versioned {
+            value: decode(&entry)?,
+            version: entry.revision,
+        })
+    }
+
+    /// [`Operations::update_account_if_changed`] of the account at version `expected`
+    /// (when given: `VersionMismatch` once it changed meanwhile); the account with its
+    /// version after the change.
+    pub fn update_account_at(
+        &self,
+        id: &str,
+        update: AccountUpdate,
+        expected: Option<u64>,
+    ) -> Result<(Versioned<AccountRecord>, bool), OpError> {
+        let entry = self.entry(&keys::account(id), "AWS account", id)?;
+        if let Some(v) = expected.filter(|v| *v != entry.revision) {
+            return Err(OpError::VersionMismatch {
+                what: "AWS account",
+                id: id.to_string(),
+                expected: v,
+                actual: entry.revision,
+            });
+        }
         let mut record: AccountRecord = decode(&entry)?;
         let current = record.clone();
         if let Some(name) = update.name {
@@ -531,8 +561,12 @@ impl Operations {
         if let Some(conn) = update.aws_connection {
             record.aws_connection = (!conn.is_empty()).then_some(conn);
         }
+        let unchanged = Versioned {
+            value: record.clone(),
+            version: entry.revision,
+        };
         if record == current {
-            return Ok((record, false));
+            return Ok((unchanged, false));
         }
         let mut conditions = vec![Condition::Revision(entry.key.clone(), entry.revision)];
         let mut writes = vec![Write::Put(entry.key, to_json(&record))];
@@ -541,7 +575,15 @@ impl Operations {
             writes.push(w);
         }
         self.commit_read(&conditions, writes, "AWS account", id, entry.revision)?;
-        Ok((record, true))
+        // The version written (the record's new revision).
+        let version = self.get_account_versioned(id)?.version;
+        Ok((
+            Versioned {
+                value: record,
+                version,
+            },
+            true,
+        ))
     }
 
     /// Deletes an AWS account; refused while key stores belong to it.
