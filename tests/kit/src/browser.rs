@@ -125,7 +125,8 @@ fn chromedriver_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("chromedriver"))
 }
 
-const INSTALL_HINT: &str = "install Debian's chromium, chromium-driver and libnss3-tools (scripts/test.sh does)";
+const INSTALL_HINT: &str =
+    "install Debian's chromium, chromium-driver and libnss3-tools (scripts/test.sh does)";
 
 /// Creates an NSS database under `home/.pki/nssdb` (where chromium on Linux reads the
 /// user's trust anchors) trusting the CA in `ca_pem` for TLS servers.
@@ -149,7 +150,17 @@ fn trust_ca(home: &Path, ca_pem: &str) {
     };
     run(&["-d", &db_arg, "-N", "--empty-password"]);
     let ca = ca_file.to_string_lossy();
-    run(&["-d", &db_arg, "-A", "-t", "C,,", "-n", "keyhold-test-ca", "-i", &ca]);
+    run(&[
+        "-d",
+        &db_arg,
+        "-A",
+        "-t",
+        "C,,",
+        "-n",
+        "keyhold-test-ca",
+        "-i",
+        &ca,
+    ]);
 }
 
 /// A headless chromium session (see the module documentation).
@@ -439,10 +450,7 @@ impl Browser {
                     value: Key::Tab.into(),
                 });
         }
-        self.client
-            .perform_actions(keys)
-            .await
-            .expect("press Tab");
+        self.client.perform_actions(keys).await.expect("press Tab");
         self.eval(
             "const e = document.activeElement; \
              return {id: e.id, tag: e.tagName.toLowerCase(), href: e.getAttribute('href'), \
@@ -475,7 +483,9 @@ impl Browser {
             for entry in entries.flatten() {
                 let path = entry.path();
                 let name = path.file_name()?.to_string_lossy().to_string();
-                if name.ends_with(".crdownload") || name.starts_with(".com.google.Chrome") {
+                // `.crdownload`: in progress; hidden files (`.org.chromium.Chromium.*`):
+                // chromium's temporary files before the rename.
+                if name.ends_with(".crdownload") || name.starts_with('.') {
                     partial = true;
                 } else if !before.contains(&path) {
                     done = Some(path);
@@ -588,7 +598,9 @@ async fn connect(
             }
         }
         if Instant::now() >= deadline {
-            return Err(format!("chromedriver on {base} not ready within {PATIENCE:?}"));
+            return Err(format!(
+                "chromedriver on {base} not ready within {PATIENCE:?}"
+            ));
         }
         tokio::time::sleep(POLL).await;
     }

@@ -2,10 +2,20 @@
 //! XKS listeners serve HTTPS with a certificate of a test CA, and headless chromium
 //! browsers that trust that CA.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use keyhold_testkit::browser::{Browser, BrowserOptions, Viewport};
-use keyhold_tests::{TestServer, Transport, admin::AdminClient, paths::toml_str, pki::TestCa};
+use keyhold_tests::{
+    Credential, TestServer, Transport, XksClient,
+    admin::{
+        AdminClient, created_store_id, credential_of, data_key, expect_status, health_check_key,
+    },
+    paths::toml_str,
+    pki::TestCa,
+};
 
 /// A running keyhold for the browser.
 pub struct Console {
@@ -77,9 +87,7 @@ impl Console {
 
     /// The admin API as root.
     pub async fn root_api(&self) -> AdminClient {
-        self.api()
-            .login("root", &self.server.root_password())
-            .await
+        self.api().login("root", &self.server.root_password()).await
     }
 
     /// The generated root password.
@@ -116,4 +124,78 @@ pub async fn alert(browser: &Browser) -> (String, String) {
 /// The success banner's text, waiting for it.
 pub async fn status(browser: &Browser) -> String {
     browser.text("[role=status]").await
+}
+
+/// Creates source key `name` on source `source` through the source's page; `usage`
+/// lists the usages to tick (the others are cleared). Waits for its row.
+pub async fn create_source_key(
+    console: &Console,
+    browser: &Browser,
+    source: &str,
+    name: &str,
+    usage: &[&str],
+    exportable: bool,
+    deletable: bool,
+) {
+    browser
+        .goto(&console.url(&format!("/console/sources/{source}")))
+        .await;
+    browser.fill("#create-source-key-form #name", name).await;
+    for u in ["encrypt", "decrypt", "wrap", "unwrap"] {
+        browser
+            .check(&format!("#usage-{u}"), usage.contains(&u))
+            .await;
+    }
+    browser.check("#exportable", exportable).await;
+    browser.check("#deletable", deletable).await;
+    browser.click_and_wait("#create-source-key-submit").await;
+    browser
+        .find(&format!("#source-keys tr[data-name=\"{name}\"]"))
+        .await;
+}
+
+/// The credential and `XksProxyUriPath` of a downloaded credentials file.
+pub fn read_credentials_file(path: &Path) -> (Credential, String) {
+    let text = std::fs::read_to_string(path).expect("read the credentials file");
+    let file: serde_json::Value = serde_json::from_str(&text).expect("credentials file JSON");
+    let uri_path = file["XksProxyUriPath"]
+        .as_str()
+        .expect("XksProxyUriPath")
+        .to_string();
+    (credential_of(&file), uri_path)
+}
+
+/// An XKS client of `uri_path` over HTTPS (the test CA) signing with `cred`.
+pub fn xks_client(console: &Console, cred: Credential, uri_path: &str) -> XksClient {
+    XksClient::new(
+        Transport::https(console.server.running.xks_addr, &console.ca_pem),
+        cred,
+        uri_path,
+    )
+}
+
+/// Clicks the download link `css` and returns the downloaded file.
+pub async fn download(browser: &Browser, css: &str) -> PathBuf {
+    let before = browser.downloads();
+    browser.click(css).await;
+    browser.wait_download(&before).await
+}
+
+/// Creates, through the API as root, the health-check key `hc` and the data key
+/// `data` on `ctm` and store `name` (no account: admins only, unless `account`);
+/// returns the store's id.
+pub async fn store_via_api(console: &Console, name: &str, account: Option<&str>) -> String {
+    let root = console.root_api().await;
+    for key in [
+        health_check_key(&format!("{name}-hc")),
+        data_key(&format!("{name}-data")),
+    ] {
+        expect_status(&root.create_source_key("ctm", &key).await, 201);
+    }
+    let mut body = serde_json::json!({"name": name, "source": "ctm",
+                                      "health_check_key": format!("{name}-hc")});
+    if let Some(a) = account {
+        body["account"] = a.into();
+    }
+    created_store_id(&root.create_store(&body).await)
 }
