@@ -185,7 +185,7 @@ async fn an_admin_runs_a_key_store_from_the_browser() {
         "the failing attribute is named: {bad}"
     );
     browser.find("#health-check-rules").await;
-    browser.screenshot("key-sources").await;
+    browser.screenshot_full("key-sources").await;
 
     // Create a store: the rules are shown; a rule broken is refused with the API's code
     // and message, the form keeping what was typed.
@@ -195,7 +195,7 @@ async fn an_admin_runs_a_key_store_from_the_browser() {
     browser.fill("#name", "payments").await;
     browser.select("#source", "ctm").await;
     browser.fill("#health_check_key", "hc-bad").await;
-    browser.screenshot("create-store").await;
+    browser.screenshot_full("create-store").await;
     browser.click_and_wait("#create-store-submit").await;
     let (code, text) = alert(&browser).await;
     assert_eq!(code, "invalid_key", "{text}");
@@ -204,7 +204,7 @@ async fn an_admin_runs_a_key_store_from_the_browser() {
         browser.attr("#name", "value").await.as_deref(),
         Some("payments")
     );
-    browser.screenshot("create-store-refused").await;
+    browser.screenshot_full("create-store-refused").await;
     // An invalid name: the browser shows the code the API gives for it.
     let api_code = console
         .root_api()
@@ -268,7 +268,7 @@ async fn an_admin_runs_a_key_store_from_the_browser() {
         b"hello from the browser"
     );
     browser.find("#store-charts").await;
-    browser.screenshot("store").await;
+    browser.screenshot_full("store").await;
 
     // Rotate: add a credential (its file downloaded once), delete the first one.
     browser.click_and_wait("#add-credential-submit").await;
@@ -357,7 +357,7 @@ async fn an_admin_runs_a_key_store_from_the_browser() {
     assert!(!failures.contains("block_store"), "{failures}");
     browser.goto(&console.url("/console/audit")).await;
     browser.find("#audit-records").await;
-    browser.screenshot("audit-log").await;
+    browser.screenshot_full("audit-log").await;
     browser.close().await;
 }
 
@@ -417,7 +417,7 @@ async fn two_tabs_editing_one_store_see_a_version_conflict() {
         Some("5"),
         "the form shows the current value"
     );
-    browser.screenshot("store-conflict").await;
+    browser.screenshot_full("store-conflict").await;
     let stored = console
         .root_api()
         .await

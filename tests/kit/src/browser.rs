@@ -23,7 +23,9 @@ use fantoccini::{
     actions::{InputSource, KeyAction, KeyActions},
     elements::Element,
     key::Key,
+    wd::WebDriverCompatibleCommand,
 };
+use base64::Engine;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::{
     client::legacy::{Client as HttpClient, connect::HttpConnector},
@@ -508,15 +510,49 @@ impl Browser {
     /// its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("screenshot");
-        assert!(
-            png.starts_with(b"\x89PNG\r\n\x1a\n"),
-            "WebDriver's screenshot is a PNG"
-        );
+        self.save_png(name, &png)
+    }
+
+    fn save_png(&self, name: &str, png: &[u8]) -> PathBuf {
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a screenshot is a PNG");
         let dir = screenshot_dir(&self.screenshots);
         std::fs::create_dir_all(&dir).expect("screenshot directory");
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, png).expect("write screenshot");
         path
+    }
+
+    /// Saves a screenshot of the whole page (up to [`FULL_PAGE_MAX_HEIGHT`] CSS pixels
+    /// tall), not only the viewport, as `<name>.png` (see [`Self::screenshot`] for
+    /// where). Chromium's DevTools `Page.captureScreenshot` through chromedriver.
+    pub async fn screenshot_full(&self, name: &str) -> PathBuf {
+        let metrics = self.cdp("Page.getLayoutMetrics", json!({})).await;
+        let size = &metrics["cssContentSize"];
+        let width = size["width"].as_f64().expect("content width");
+        let height = size["height"]
+            .as_f64()
+            .expect("content height")
+            .min(FULL_PAGE_MAX_HEIGHT);
+        let shot = self
+            .cdp(
+                "Page.captureScreenshot",
+                json!({"format": "png", "captureBeyondViewport": true,
+                       "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}}),
+            )
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("screenshot data"))
+            .expect("base64 screenshot");
+        self.save_png(name, &png)
+    }
+
+    /// Runs the DevTools command `cmd` with `params` (chromedriver's
+    /// `goog/cdp/execute`); returns its result.
+    pub async fn cdp(&self, cmd: &'static str, params: Value) -> Value {
+        self.client
+            .issue_cmd(Cdp { cmd, params })
+            .await
+            .unwrap_or_else(|e| panic!("DevTools {cmd}: {e}"))
     }
 
     /// Ends the WebDriver session, then stops chromedriver and chromium.
@@ -538,6 +574,34 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The tallest full-page screenshot, in CSS pixels (longer pages are cut).
+pub const FULL_PAGE_MAX_HEIGHT: f64 = 2400.0;
+
+/// A DevTools command through chromedriver (`POST /session/{id}/goog/cdp/execute`).
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({"cmd": self.cmd, "params": self.params});
+        (http::Method::POST, Some(body.to_string()))
     }
 }
 
