@@ -71,15 +71,14 @@
 //!   confirmation step that needs the name typed into `confirm_name`; check it with
 //!   `form.confirmed(&name)`.
 //! - [`redirect`]`("/console/...")` → 303 (POST/redirect/GET).
-//! - One-time downloads of secrets: `sess.offer_download(&state, filename, bytes)` →
-//!   the `/console/downloads/<id>` URL (bound to the session, served once as an
+//! - One-time downloads of secrets: `sess.offer_download(filename, bytes)` → the
+//!   `/console/downloads/<id>` URL (bound to the session, served once as an
 //!   attachment, gone after 10 minutes); never render a secret into HTML.
 
 use std::sync::{Arc, LazyLock};
 
 use axum::{
     Router,
-    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{any, get},
@@ -250,9 +249,6 @@ async fn security_headers(mut resp: Response) -> Response {
     }
     resp
 }
-
-/// The state for handlers that need it beyond the session (downloads).
-pub type Console = State<ConsoleState>;
 
 #[cfg(test)]
 mod tests;

@@ -60,6 +60,8 @@ const DONE: &[(&str, &str)] = &[
         "Credential added: download its credentials file below (once).",
     ),
     ("credential_deleted", "Credential deleted."),
+    ("schedule_assigned", "Rotation schedule assigned."),
+    ("schedule_unassigned", "Rotation schedule unassigned."),
     ("key_created", "HYOK key created."),
     ("key_deleted", "HYOK key deleted."),
     ("key_blocked", "HYOK key blocked."),
