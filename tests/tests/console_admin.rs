@@ -116,6 +116,16 @@ async fn every_admin_page_renders_for_an_admin() {
             assert!(page.contains(m), "{path} has {m}: {page}");
         }
         assert!(page.contains("<main id=\"main\""), "{path}");
+        // Every id once: labels and landmarks point at one element.
+        let mut ids: Vec<&str> = page
+            .split(" id=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "{path} repeats an id: {page}");
     }
     server.stop().await;
 }

@@ -78,7 +78,7 @@ fn test_banner(kind: &str, name: &str, t: &ConnectionTest) -> Markup {
 
 fn aws_fields(v: &FormData) -> Markup {
     html! {
-        (Field::text("name", "Name").value(v.text("name")).required())
+        (Field::text("name", "Name").value(v.text("name")).required().id_prefix("aws"))
         (Field::text("access_key_id", "Access key id").value(v.text("access_key_id")).required())
         (Field::password("secret_access_key", "Secret access key").required().autocomplete("off")
             .help("Sealed at rest; never shown again."))
@@ -91,7 +91,7 @@ fn aws_fields(v: &FormData) -> Markup {
 fn hsm_fields(v: &FormData, with_name: bool) -> Markup {
     html! {
         @if with_name {
-            (Field::text("name", "Name").value(v.text("name")).required())
+            (Field::text("name", "Name").value(v.text("name")).required().id_prefix("hsm"))
         }
         (Field::text("module", "PKCS#11 module").value(v.text("module")).required()
             .help("Path of the module library."))
