@@ -91,6 +91,13 @@ pub fn nice_max(v: f64) -> f64 {
     }
 }
 
+/// How many grid steps divide `max` (a [`nice_max`]) into round values: fifths of
+/// 1 and 5 × 10^k, quarters of 2 × 10^k.
+pub fn grid_steps(max: f64) -> u32 {
+    let mantissa = max / 10f64.powf(max.log10().floor());
+    if (mantissa - 2.0).abs() < 1e-6 { 4 } else { 5 }
+}
+
 /// A number without trailing zeros (at most 3 decimals).
 pub fn num(v: f64) -> String {
     let s = format!("{v:.3}");
@@ -168,8 +175,9 @@ fn open(out: &mut String, f: &Frame<'_>, s: &Scale) {
         esc(&f.desc)
     );
     let (x0, x1) = (LEFT, W - RIGHT);
-    for i in 0..=4 {
-        let v = s.max * f64::from(i) / 4.0;
+    let steps = grid_steps(s.max);
+    for i in 0..=steps {
+        let v = s.max * f64::from(i) / f64::from(steps);
         let y = s.y(v);
         let _ = write!(
             out,
@@ -381,12 +389,12 @@ fn error_names(points: &[HistoryPoint]) -> Vec<&str> {
 }
 
 fn errors_chart(out: &mut String, h: &StoreHistory, start: i64, id: &str) {
-    let interval = h.interval_seconds as i64;
     let names = error_names(&h.points);
     let total = |p: &HistoryPoint| p.errors.values().sum::<u64>();
     let peak = h.points.iter().map(total).max().unwrap_or(0);
     let refused: u64 = h.points.iter().map(total).sum();
-    let s = Scale::new(start, h.window_seconds, nice_max(peak as f64));
+    // Whole counts: at least 0..5, so that every grid line is a whole number.
+    let s = Scale::new(start, h.window_seconds, nice_max(peak as f64).max(5.0));
     let frame = Frame {
         id: &format!("{id}-errors"),
         title: format!("Refused requests by XKS error, {}", h.name),

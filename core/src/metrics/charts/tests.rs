@@ -107,11 +107,15 @@ fn the_charts_are_accessible_images_with_a_text_alternative() {
     assert!(svgs[0].contains(">requests/s</text>"));
     assert!(svgs[1].contains(">latency (ms)</text>") && svgs[1].contains("stroke-dasharray=\"6 4\""));
     assert!(svgs[2].contains(">refused/interval</text>"));
+    for whole in 0..=5 {
+        assert!(svgs[2].contains(&format!(">{whole}</text>")), "whole counts on the axis");
+    }
+    assert!(!svgs[2].contains(">1.25</text>"));
     assert!(svgs[2].contains("KeyNotFoundException, ThrottlingException; 6 in all"), "{}", svgs[2]);
     // The latest values in words, and every interval in a table, newest first.
     assert!(html.contains(
         "Last 60 minutes on node node-1: 86 requests, 6 refused. Latest interval with requests \
-         (ending 23:33:20 UTC): 0.5 requests/s, p50 1.2 ms, p99 2 ms, refused: \
+         (ending 00:53:20 UTC): 0.5 requests/s, p50 1.2 ms, p99 2 ms, refused: \
          KeyNotFoundException 3, ThrottlingException 2."
     ), "{html}");
     let rows = elements(&html, "tr");
@@ -119,8 +123,12 @@ fn the_charts_are_accessible_images_with_a_text_alternative() {
     assert!(rows[1].contains(&format!("data-at=\"{END}\"")));
     assert!(rows[3].contains("<td>780 µs</td><td>4.75 ms</td><td>KeyNotFoundException 1</td>"), "{}", rows[3]);
     assert!(html.contains("<th scope=\"col\">"));
-    // No script of any kind.
-    assert!(!html.to_lowercase().contains("<script") && !html.contains(" on"));
+    // No script of any kind: no script element, no event handler attribute.
+    let lower = html.to_lowercase();
+    assert!(!lower.contains("<script") && !lower.contains("javascript:"));
+    for attr in lower.split(['<', ' ']).filter(|w| w.contains('=')) {
+        assert!(!attr.starts_with("on"), "event handler {attr}");
+    }
 }
 
 #[test]
@@ -132,6 +140,9 @@ fn values_scale_to_a_round_maximum_and_times_to_the_window() {
     assert_eq!(nice_max(7.0), 10.0);
     assert_eq!(nice_max(120.0), 200.0);
     assert_eq!(nice_max(f64::NAN), 1.0);
+    for (max, steps) in [(1.0, 5), (2.0, 4), (0.2, 4), (5.0, 5), (50.0, 5), (200.0, 4)] {
+        assert_eq!(grid_steps(max), steps, "{max}");
+    }
     let s = Scale::new(END - 3600, 3600, 10.0);
     assert_eq!(s.x(END - 3600), LEFT);
     assert_eq!(s.x(END), W - RIGHT);
