@@ -88,7 +88,10 @@ async fn signed_xks_calls_show_up_by_interval_and_error_name() {
     let h = poll(&root, &path, |h| totals(h).0 >= 11).await;
     assert_eq!(totals(&h), (11, expected.clone()), "{h}");
     let id = server.store_id();
-    assert_eq!((h["store"].as_str(), h["name"].as_str()), (Some(id.as_str()), Some(STORE)));
+    assert_eq!(
+        (h["store"].as_str(), h["name"].as_str()),
+        (Some(id.as_str()), Some(STORE))
+    );
     let nodes = expect_status(&root.get("/api/v1/nodes").await, 200);
     assert_eq!(h["node"], nodes["this_node"], "the answering node's view");
     let points = h["points"].as_array().expect("points");
@@ -99,7 +102,11 @@ async fn signed_xks_calls_show_up_by_interval_and_error_name() {
         last_at = at;
         let requests = p["requests"].as_u64().expect("requests");
         assert!(requests > 0, "only intervals with requests: {h}");
-        assert_eq!(p["requests_per_second"].as_f64(), Some(requests as f64), "1 s intervals");
+        assert_eq!(
+            p["requests_per_second"].as_f64(),
+            Some(requests as f64),
+            "1 s intervals"
+        );
         if let (Some(p50), Some(p99)) = (p["p50_us"].as_u64(), p["p99_us"].as_u64()) {
             assert!(0 < p50 && p50 <= p99 && p99 <= 5_000_000, "{p}");
         }
@@ -112,23 +119,39 @@ async fn signed_xks_calls_show_up_by_interval_and_error_name() {
 
     // Later samples add nothing for traffic already counted.
     let sampled = h["sampled_at"].as_i64().expect("sampled_at");
-    let later = poll(&root, &path, |l| l["sampled_at"].as_i64() >= Some(sampled + 2)).await;
+    let later = poll(&root, &path, |l| {
+        l["sampled_at"].as_i64() >= Some(sampled + 2)
+    })
+    .await;
     assert_eq!(totals(&later), (11, expected.clone()), "{later}");
     // By id as by name.
-    let by_id = expect_status(&root.get(&format!("/api/v1/stores/{id}/metrics")).await, 200);
+    let by_id = expect_status(
+        &root.get(&format!("/api/v1/stores/{id}/metrics")).await,
+        200,
+    );
     assert_eq!(totals(&by_id), (11, expected));
 
     // The CLI: a table by default, the API's JSON with --output json.
     let cli = KeyholdCli::for_server(&server);
     cli.login("root", &server.root_password()).await;
     let table = cli.ok(&["keystore", "metrics", STORE]).await;
-    assert!(table.contains(&format!("Key store {STORE} ({id}) on node ")), "{table}");
-    assert!(table.contains("REQUESTS  REQ/S") && table.contains("KeyNotFoundException="), "{table}");
+    assert!(
+        table.contains(&format!("Key store {STORE} ({id}) on node ")),
+        "{table}"
+    );
+    assert!(
+        table.contains("REQUESTS  REQ/S") && table.contains("KeyNotFoundException="),
+        "{table}"
+    );
     let json = cli.json(&["keystore", "metrics", &id]).await;
     assert_eq!(totals(&json).0, 11, "{json}");
     let missing = cli.run(&["keystore", "metrics", "no-such-store"]).await;
     assert_ne!(missing.code, 0);
-    assert!(missing.stderr.contains("no-such-store"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("no-such-store"),
+        "{}",
+        missing.stderr
+    );
     server.stop().await;
 }
 
@@ -141,29 +164,55 @@ async fn unknown_stores_and_callers_without_view_are_refused() {
         .start()
         .await;
     let root = server.root().await;
-    expect_error(&root.get("/api/v1/stores/no-such-store/metrics").await, 404, "not_found");
-    expect_error(&server.admin().get(&format!("/api/v1/stores/{STORE}/metrics")).await, 401, "unauthenticated");
+    expect_error(
+        &root.get("/api/v1/stores/no-such-store/metrics").await,
+        404,
+        "not_found",
+    );
+    expect_error(
+        &server
+            .admin()
+            .get(&format!("/api/v1/stores/{STORE}/metrics"))
+            .await,
+        401,
+        "unauthenticated",
+    );
 
     // bob may view account 111122223333 and its store; carol nothing.
-    expect_status(&root.create_source_key("ctm2", &health_check_key("bobs-hc")).await, 201);
+    expect_status(
+        &root
+            .create_source_key("ctm2", &health_check_key("bobs-hc"))
+            .await,
+        201,
+    );
     let acl = json!([{"principal": "user:bob", "permissions": ["view"]}]);
     let r = root
-        .post("/api/v1/accounts", &json!({"id": "111122223333", "name": "bobs", "acl": acl}))
+        .post(
+            "/api/v1/accounts",
+            &json!({"id": "111122223333", "name": "bobs", "acl": acl}),
+        )
         .await;
     expect_status(&r, 201);
     let r = root
-        .create_store(&json!({"name": "bobs-store", "account": "111122223333", "source": "ctm2",
-                              "health_check_key": "bobs-hc"}))
+        .create_store(
+            &json!({"name": "bobs-store", "account": "111122223333", "source": "ctm2",
+                              "health_check_key": "bobs-hc"}),
+        )
         .await;
     let bobs = created_store_id(&r);
     for user in ["bob", "carol"] {
-        let r = root.create_user(user, "correct horse", Some(&json!(["users"]))).await;
+        let r = root
+            .create_user(user, "correct horse", Some(&json!(["users"])))
+            .await;
         expect_status(&r, 201);
     }
     let bob = server.admin().login("bob", "correct horse").await;
     let carol = server.admin().login("carol", "correct horse").await;
     let h = expect_status(&bob.get("/api/v1/stores/bobs-store/metrics").await, 200);
-    assert_eq!((h["store"].as_str(), h["points"].clone()), (Some(bobs.as_str()), json!([])));
+    assert_eq!(
+        (h["store"].as_str(), h["points"].clone()),
+        (Some(bobs.as_str()), json!([]))
+    );
     for path in [
         "/api/v1/stores/bobs-store/metrics".to_string(),
         format!("/api/v1/stores/{bobs}/metrics"),
@@ -171,7 +220,11 @@ async fn unknown_stores_and_callers_without_view_are_refused() {
         expect_error(&carol.get(&path).await, 403, "forbidden");
     }
     // The config's store has no account: admins only.
-    expect_error(&bob.get(&format!("/api/v1/stores/{STORE}/metrics")).await, 403, "forbidden");
+    expect_error(
+        &bob.get(&format!("/api/v1/stores/{STORE}/metrics")).await,
+        403,
+        "forbidden",
+    );
     server.stop().await;
 }
 
@@ -179,7 +232,9 @@ async fn unknown_stores_and_callers_without_view_are_refused() {
 async fn the_sampling_interval_setting_is_checked() {
     for bad in ["0", "61"] {
         let tail = format!("[metrics]\nhistory_interval_seconds = {bad}\n");
-        let refused = TestServer::builder().toml_tail(&tail).toml(std::path::Path::new("/tmp"));
+        let refused = TestServer::builder()
+            .toml_tail(&tail)
+            .toml(std::path::Path::new("/tmp"));
         let err = keyhold::config::Config::from_toml(&refused)
             .err()
             .unwrap_or_else(|| panic!("{bad} accepted"));

@@ -20,7 +20,10 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
     (status = 403, description = "Missing view.", body = ErrorBody),
     (status = 404, description = "No such store.", body = ErrorBody),
 ))]
-async fn store_metrics(c: Caller, Path(StoreId { id }): Path<StoreId>) -> Result<Json<StoreHistory>> {
+async fn store_metrics(
+    c: Caller,
+    Path(StoreId { id }): Path<StoreId>,
+) -> Result<Json<StoreHistory>> {
     let store = c
         .read(move |ops, who| authorize_store(ops, who, &id, Permission::View))
         .await?;

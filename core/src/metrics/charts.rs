@@ -417,8 +417,8 @@ fn errors_chart(out: &mut String, h: &StoreHistory, start: i64, id: &str) {
         y_fmt: &|v| num(v),
     };
     open(out, &frame, &s);
-    let width = ((W - LEFT - RIGHT) * h.interval_seconds as f64 / h.window_seconds.max(1) as f64)
-        .max(1.0);
+    let width =
+        ((W - LEFT - RIGHT) * h.interval_seconds as f64 / h.window_seconds.max(1) as f64).max(1.0);
     for p in &h.points {
         let x = s.x(p.at) - width;
         let mut below = 0u64;

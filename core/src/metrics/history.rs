@@ -139,8 +139,12 @@ impl Totals {
 pub fn delta(last: &Totals, now: &Totals) -> (Totals, Totals) {
     let mut d = Totals::default();
     let mut next = *last;
-    let pairs = (d.outcomes.iter_mut().zip(&mut next.outcomes).zip(&now.outcomes))
-        .chain(d.slots.iter_mut().zip(&mut next.slots).zip(&now.slots));
+    let pairs = (d
+        .outcomes
+        .iter_mut()
+        .zip(&mut next.outcomes)
+        .zip(&now.outcomes))
+    .chain(d.slots.iter_mut().zip(&mut next.slots).zip(&now.slots));
     for ((d, last), now) in pairs {
         *d = now.saturating_sub(*last);
         *last = (*last).max(*now);
@@ -434,8 +438,7 @@ impl History {
                     .map(|(p, errors)| HistoryPoint {
                         at: i64::from(p.at),
                         requests: u64::from(p.requests),
-                        requests_per_second: (f64::from(p.requests) / per_second * 1000.0)
-                            .round()
+                        requests_per_second: (f64::from(p.requests) / per_second * 1000.0).round()
                             / 1000.0,
                         p50_us: (p.p50_us != NO_LATENCY).then_some(u64::from(p.p50_us)),
                         p99_us: (p.p99_us != NO_LATENCY).then_some(u64::from(p.p99_us)),

@@ -24,13 +24,27 @@ fn renders_a_line_per_interval_and_says_when_there_is_none() {
         ),
         "{text}"
     );
-    assert!(text.contains("AT                    REQUESTS  REQ/S  P50    P99     ERRORS\n"), "{text}");
-    assert!(text.contains("1970-01-01T00:00:10Z  31        3.1    780µs  4.75ms  KeyNotFoundException=1\n"), "{text}");
-    assert!(text.contains("1970-01-01T00:00:20Z  1         0.1    -      5.00s   -\n"), "{text}");
+    assert!(
+        text.contains("AT                    REQUESTS  REQ/S  P50    P99     ERRORS\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "1970-01-01T00:00:10Z  31        3.1    780µs  4.75ms  KeyNotFoundException=1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("1970-01-01T00:00:20Z  1         0.1    -      5.00s   -\n"),
+        "{text}"
+    );
 
     let empty = json!({"store": "s", "name": "n", "node": "x", "interval_seconds": 10,
                        "window_seconds": 3600, "sampled_at": null, "points": []});
     let text = render(&empty);
     assert!(text.contains("(sampled not yet)"), "{text}");
-    assert!(text.ends_with("No XKS requests on this node in that time.\n"), "{text}");
+    assert!(
+        text.ends_with("No XKS requests on this node in that time.\n"),
+        "{text}"
+    );
 }

@@ -6,7 +6,13 @@ use super::*;
 
 const END: i64 = 1_796_000_000;
 
-fn point(at: i64, requests: u64, p50: Option<u64>, p99: Option<u64>, errors: &[(&str, u64)]) -> HistoryPoint {
+fn point(
+    at: i64,
+    requests: u64,
+    p50: Option<u64>,
+    p99: Option<u64>,
+    errors: &[(&str, u64)],
+) -> HistoryPoint {
     HistoryPoint {
         at,
         requests,
@@ -50,7 +56,10 @@ fn elements<'a>(html: &'a str, tag: &str) -> Vec<&'a str> {
 #[test]
 fn every_text_from_the_history_is_escaped() {
     let evil = "<script>alert('x')</script> & \"q\"";
-    let mut h = history(evil, vec![point(END, 10, Some(100), Some(900), &[("Bad<Name>&", 2)])]);
+    let mut h = history(
+        evil,
+        vec![point(END, 10, Some(100), Some(900), &[("Bad<Name>&", 2)])],
+    );
     h.node = "<b>node</b>".into();
     h.store = "\"><svg onload=x>".into();
     let html = store_charts(&h);
@@ -85,9 +94,21 @@ fn the_charts_are_accessible_images_with_a_text_alternative() {
     let h = history(
         "acme",
         vec![
-            point(END - 20, 31, Some(780), Some(4_750), &[("KeyNotFoundException", 1)]),
+            point(
+                END - 20,
+                31,
+                Some(780),
+                Some(4_750),
+                &[("KeyNotFoundException", 1)],
+            ),
             point(END - 10, 50, Some(800), Some(5_000), &[]),
-            point(END, 5, Some(1_200), Some(2_000), &[("ThrottlingException", 2), ("KeyNotFoundException", 3)]),
+            point(
+                END,
+                5,
+                Some(1_200),
+                Some(2_000),
+                &[("ThrottlingException", 2), ("KeyNotFoundException", 3)],
+            ),
         ],
     );
     let html = store_charts(&h);
@@ -98,30 +119,50 @@ fn the_charts_are_accessible_images_with_a_text_alternative() {
     assert_eq!(svgs.len(), 3, "{html}");
     for svg in &svgs {
         assert!(svg.contains("viewBox=\"0 0 720 220\"") && svg.contains("width=\"100%\""));
-        let id = svg.split("id=\"").nth(1).and_then(|s| s.split('"').next()).expect("id");
+        let id = svg
+            .split("id=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("id");
         assert!(svg.contains(&format!("aria-labelledby=\"{id}-title {id}-desc\"")));
         assert!(svg.contains(&format!("<title id=\"{id}-title\">")));
         assert!(svg.contains(&format!("<desc id=\"{id}-desc\">")));
         assert!(svg.contains("time (UTC)"), "x axis label");
     }
     assert!(svgs[0].contains(">requests/s</text>"));
-    assert!(svgs[1].contains(">latency (ms)</text>") && svgs[1].contains("stroke-dasharray=\"6 4\""));
+    assert!(
+        svgs[1].contains(">latency (ms)</text>") && svgs[1].contains("stroke-dasharray=\"6 4\"")
+    );
     assert!(svgs[2].contains(">refused/interval</text>"));
     for whole in 0..=5 {
-        assert!(svgs[2].contains(&format!(">{whole}</text>")), "whole counts on the axis");
+        assert!(
+            svgs[2].contains(&format!(">{whole}</text>")),
+            "whole counts on the axis"
+        );
     }
     assert!(!svgs[2].contains(">1.25</text>"));
-    assert!(svgs[2].contains("KeyNotFoundException, ThrottlingException; 6 in all"), "{}", svgs[2]);
+    assert!(
+        svgs[2].contains("KeyNotFoundException, ThrottlingException; 6 in all"),
+        "{}",
+        svgs[2]
+    );
     // The latest values in words, and every interval in a table, newest first.
-    assert!(html.contains(
-        "Last 60 minutes on node node-1: 86 requests, 6 refused. Latest interval with requests \
+    assert!(
+        html.contains(
+            "Last 60 minutes on node node-1: 86 requests, 6 refused. Latest interval with requests \
          (ending 00:53:20 UTC): 0.5 requests/s, p50 1.2 ms, p99 2 ms, refused: \
          KeyNotFoundException 3, ThrottlingException 2."
-    ), "{html}");
+        ),
+        "{html}"
+    );
     let rows = elements(&html, "tr");
     assert_eq!(rows.len(), 4, "a header and three intervals");
     assert!(rows[1].contains(&format!("data-at=\"{END}\"")));
-    assert!(rows[3].contains("<td>780 µs</td><td>4.75 ms</td><td>KeyNotFoundException 1</td>"), "{}", rows[3]);
+    assert!(
+        rows[3].contains("<td>780 µs</td><td>4.75 ms</td><td>KeyNotFoundException 1</td>"),
+        "{}",
+        rows[3]
+    );
     assert!(html.contains("<th scope=\"col\">"));
     // No script of any kind: no script element, no event handler attribute.
     let lower = html.to_lowercase();
@@ -140,7 +181,14 @@ fn values_scale_to_a_round_maximum_and_times_to_the_window() {
     assert_eq!(nice_max(7.0), 10.0);
     assert_eq!(nice_max(120.0), 200.0);
     assert_eq!(nice_max(f64::NAN), 1.0);
-    for (max, steps) in [(1.0, 5), (2.0, 4), (0.2, 4), (5.0, 5), (50.0, 5), (200.0, 4)] {
+    for (max, steps) in [
+        (1.0, 5),
+        (2.0, 4),
+        (0.2, 4),
+        (5.0, 5),
+        (50.0, 5),
+        (200.0, 4),
+    ] {
         assert_eq!(grid_steps(max), steps, "{max}");
     }
     let s = Scale::new(END - 3600, 3600, 10.0);
@@ -154,9 +202,19 @@ fn values_scale_to_a_round_maximum_and_times_to_the_window() {
     // The peak reaches the top grid line, labelled with the round maximum.
     let h = history("acme", vec![point(END, 31, Some(100), Some(900), &[])]);
     let html = store_charts(&h);
-    let rps = elements(&html, "svg").into_iter().find(|s| s.contains("-rps\"")).expect("rps");
+    let rps = elements(&html, "svg")
+        .into_iter()
+        .find(|s| s.contains("-rps\""))
+        .expect("rps");
     assert!(rps.contains(">5</text>"), "3.1/s under a max of 5: {rps}");
-    assert!(rps.contains(&format!("L{:.1} {:.1}", W - RIGHT, TOP + (H - TOP - BOTTOM) * (1.0 - 3.1 / 5.0))), "{rps}");
+    assert!(
+        rps.contains(&format!(
+            "L{:.1} {:.1}",
+            W - RIGHT,
+            TOP + (H - TOP - BOTTOM) * (1.0 - 3.1 / 5.0)
+        )),
+        "{rps}"
+    );
     assert_eq!(num(3.10), "3.1");
     assert_eq!(num(2.0), "2");
     assert_eq!(latency(780), "780 µs");

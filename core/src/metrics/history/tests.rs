@@ -62,7 +62,10 @@ fn quantiles_interpolate_within_the_bucket() {
     assert_eq!(quantile(&mixed, 0.9), Some(100)); // the rank ends the fast bucket
     // Above the last bound: that bound (5 s).
     assert_eq!(quantile(&slots(&[(SLOTS - 1, 3)]), 0.5), Some(5_000_000));
-    assert_eq!(quantile(&slots(&[(0, 99), (SLOTS - 1, 1)]), 0.999), Some(5_000_000));
+    assert_eq!(
+        quantile(&slots(&[(0, 99), (SLOTS - 1, 1)]), 0.999),
+        Some(5_000_000)
+    );
     // q out of range is clamped.
     assert_eq!(quantile(&slots(&[(5, 100)]), 2.0), Some(2_500));
 }
@@ -72,7 +75,11 @@ fn totals_sum_the_xks_operations_by_outcome_and_slot() {
     let m = StoreMetrics::default();
     m.record(XksOp::Encrypt, Outcome::Ok, 120);
     m.record(XksOp::Decrypt, Outcome::Ok, 6_000_000);
-    m.record(XksOp::GetKeyMetadata, refused(XksErrorKind::KeyNotFound), 40);
+    m.record(
+        XksOp::GetKeyMetadata,
+        refused(XksErrorKind::KeyNotFound),
+        40,
+    );
     m.record(XksOp::Decrypt, refused(XksErrorKind::MethodNotAllowed), 40);
     // The load balancer's probes are not XKS traffic.
     m.record(XksOp::LoadBalancerHealth, Outcome::Ok, 10);
@@ -179,11 +186,7 @@ fn sampling_records_each_interval_and_forgets_what_is_gone() {
     for _ in 0..30 {
         a.record(XksOp::Encrypt, Outcome::Ok, 300);
     }
-    a.record(
-        XksOp::Encrypt,
-        refused(XksErrorKind::KeyNotFound),
-        60,
-    );
+    a.record(XksOp::Encrypt, refused(XksErrorKind::KeyNotFound), 60);
     h.sample(T0, &stores);
     assert_eq!(h.active_stores(), 1, "b had no traffic: nothing for it");
     h.sample(T0 + 10, &stores); // no traffic: no point
@@ -271,7 +274,10 @@ async fn the_sampler_follows_its_clock_and_stops_on_shutdown() {
     }
     let view = h.store("s", "s", "n");
     let after = view.points[0].at - start.unix_timestamp();
-    assert!(after >= 10 && after % 10 == 0, "sampled on the clock's time: {after}");
+    assert!(
+        after >= 10 && after % 10 == 0,
+        "sampled on the clock's time: {after}"
+    );
     assert_eq!(view.points[0].requests, 1);
     tx.send(true).expect("send");
     tokio::time::timeout(Duration::from_secs(30), task)
@@ -294,7 +300,11 @@ fn memory_stays_within_the_documented_bound() {
         for i in 0..(2 * MAX_POINTS as u32) {
             ring.push(i * 10, &traffic(100, errors, 4));
             ring.expire((i * 10).saturating_sub(3600));
-            assert!(ring.heap_bytes() <= bound, "{} > {bound}", ring.heap_bytes());
+            assert!(
+                ring.heap_bytes() <= bound,
+                "{} > {bound}",
+                ring.heap_bytes()
+            );
         }
         assert_eq!(ring.points().count(), MAX_POINTS);
     }
@@ -337,5 +347,8 @@ fn memory_stays_within_the_documented_bound() {
     h.sample(T0 + 20 + 3600, &stores);
     assert_eq!(h.active_stores(), 0);
     let idle = h.heap_bytes();
-    assert!(idle <= 10_000 * per_store_slot, "{idle} bytes for 10,000 idle stores");
+    assert!(
+        idle <= 10_000 * per_store_slot,
+        "{idle} bytes for 10,000 idle stores"
+    );
 }
