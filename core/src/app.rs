@@ -654,7 +654,8 @@ pub async fn start_with_clock(
         tasks.push(tokio::spawn(crate::admin::serve(
             listener,
             tls,
-            crate::admin::router(state),
+            // The web console at /console/ in front of the API (same listener).
+            crate::console::router(state),
             shutdown_rx.clone(),
             crate::server::ListenerContext {
                 limits: limits.admin.clone(),

@@ -3,7 +3,7 @@
 //! The library behind the `keyhold` binary, one module per concern (see
 //! `architecture.md`): [`config`], [`model`] (domain rules), [`store`] (durable state; [`transfer`]: its export and import),
 //! [`secrets`] (at-rest encryption), [`identity`] (admin users and tokens), [`admin`]
-//! (the management API) with its wire types in [`api`], [`plugin`] (key-source libraries), [`reconcile`]
+//! (the management API) with its wire types in [`api`] and its web [`console`], [`plugin`] (key-source libraries), [`reconcile`]
 //! (config-declared objects), [`xks`] (the data plane), [`tls`], [`server`], [`app`].
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -16,6 +16,7 @@ pub mod aws;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod console;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identity;

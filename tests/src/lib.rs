@@ -15,6 +15,7 @@
 pub mod aws;
 pub mod cli;
 pub mod cluster;
+pub mod console;
 pub mod logs;
 pub mod server;
 pub mod suite;
