@@ -10,6 +10,7 @@ use keyhold_tests::{
     Credential, SourceFixture, TestServer,
     admin::{AdminClient, created_store_id, expect_error, expect_status, health_check_key},
     cli::KeyholdCli,
+    console::{ConsoleClient, text},
     fixture::{KEY_ALL, KEY_DECRYPT_ONLY, STORE},
 };
 use serde_json::{Value, json};
@@ -152,6 +153,70 @@ async fn signed_xks_calls_show_up_by_interval_and_error_name() {
         "{}",
         missing.stderr
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_store_page_draws_the_charts_from_the_api() {
+    let server = TestServer::builder()
+        .admin_line("plain_http = false")
+        .toml_tail(SAMPLED_EVERY_SECOND)
+        .start()
+        .await;
+    let mut console = ConsoleClient::new(&server);
+    let root = AdminClient::new(console.transport.clone())
+        .login("root", &server.root_password())
+        .await;
+    assert_eq!(
+        console
+            .sign_in("root", &server.root_password())
+            .await
+            .status
+            .as_u16(),
+        303
+    );
+    let page = format!("/console/stores/{}", server.store_id());
+    let r = console.get(&page).await;
+    assert_eq!(r.status.as_u16(), 200);
+    let html = text(&r);
+    assert!(
+        html.contains("id=\"store-charts\"") && html.contains("No traffic in the last hour"),
+        "{html}"
+    );
+
+    let xks = server.client();
+    for i in 0..3u8 {
+        xks.encrypt_ok(KEY_ALL, &[i; 16], None).await;
+    }
+    for _ in 0..2 {
+        xks.encrypt("no-such-key", b"x", None, false)
+            .await
+            .assert_error(404, "KeyNotFoundException");
+    }
+    poll(&root, &format!("/api/v1/stores/{STORE}/metrics"), |h| {
+        totals(h).0 >= 5
+    })
+    .await;
+    let r = console.get(&page).await;
+    assert_eq!(r.status.as_u16(), 200);
+    let html = text(&r);
+    assert_eq!(
+        html.matches("role=\"img\"").count(),
+        3,
+        "three charts: {html}"
+    );
+    for want in [
+        "Requests per second, acme",
+        "Latency p50 and p99, acme",
+        "Refused requests by XKS error, acme",
+        ": 5 requests, 2 refused.",
+        "KeyNotFoundException",
+        "<table id=\"traffic-",
+    ] {
+        assert!(html.contains(want), "{want}: {html}");
+    }
+    assert!(!html.contains("No traffic in the last hour"));
+    assert!(!html.to_lowercase().contains("<script"));
     server.stop().await;
 }
 

@@ -544,7 +544,8 @@ pub fn store_charts(h: &StoreHistory) -> String {
     );
     let mut out = format!(
         "<section class=\"store-charts\" aria-labelledby=\"{id}-heading\">\
-         <h2 id=\"{id}-heading\">Traffic on node {}</h2>",
+         <h2 id=\"{id}-heading\">Requests and latency, last hour</h2>\
+         <p class=\"help\">XKS requests answered by node {} (each node keeps its own).</p>",
         esc(&h.node)
     );
     let end = h.sampled_at.or(h.points.last().map(|p| p.at));
