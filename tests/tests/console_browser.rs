@@ -267,7 +267,32 @@ async fn an_admin_runs_a_key_store_from_the_browser() {
         xks.decrypt_ok("browser-key-1", &sealed, None).await,
         b"hello from the browser"
     );
-    browser.find("#store-charts").await;
+    // Traffic for the store's charts: a few seconds of calls, some of them refused.
+    for round in 0..5 {
+        for _ in 0..=round {
+            xks.encrypt_ok("browser-key-1", b"traffic", None).await;
+        }
+        xks.decrypt("browser-key-1", &sealed, Some(b"another context"))
+            .await
+            .assert_error(400, "InvalidCiphertextException");
+        xks.encrypt("no-such-key", b"x", None, false)
+            .await
+            .assert_error(404, "KeyNotFoundException");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    browser
+        .poll("the store's charts", || async {
+            browser.goto(&store_url).await;
+            browser.exists("#store-charts svg").await.then_some(())
+        })
+        .await;
+    let charts = browser
+        .eval("return document.getElementById('store-charts').textContent;")
+        .await;
+    let charts = charts.as_str().unwrap_or_default();
+    for error in ["InvalidCiphertextException", "KeyNotFoundException"] {
+        assert!(charts.contains(error), "errors by XKS error name: {charts}");
+    }
     browser.screenshot_full("store").await;
 
     // Rotate: add a credential (its file downloaded once), delete the first one.

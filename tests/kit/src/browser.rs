@@ -17,6 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use base64::Engine;
 use bytes::Bytes;
 use fantoccini::{
     Client, ClientBuilder, Locator,
@@ -25,7 +26,6 @@ use fantoccini::{
     key::Key,
     wd::WebDriverCompatibleCommand,
 };
-use base64::Engine;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::{
     client::legacy::{Client as HttpClient, connect::HttpConnector},
@@ -514,7 +514,10 @@ impl Browser {
     }
 
     fn save_png(&self, name: &str, png: &[u8]) -> PathBuf {
-        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a screenshot is a PNG");
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "a screenshot is a PNG"
+        );
         let dir = screenshot_dir(&self.screenshots);
         std::fs::create_dir_all(&dir).expect("screenshot directory");
         let path = dir.join(format!("{name}.png"));

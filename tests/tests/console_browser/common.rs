@@ -41,6 +41,8 @@ impl Console {
             .tls(&[format!("cert_file = {cert}"), format!("key_file = {key}")])
             .admin_line("plain_http = false")
             .admin_line(&format!("tls = {{ cert_file = {cert}, key_file = {key} }}"))
+            // The store page's charts get a point each second (default 10 s).
+            .toml_tail("[metrics]\nhistory_interval_seconds = 1\n")
             .in_dir(dir)
             .start()
             .await;
