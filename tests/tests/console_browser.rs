@@ -120,6 +120,17 @@ async fn sign_in_and_sign_out() {
     let first = browser.tab(1).await;
     assert_eq!(first["href"], "#main", "first focusable: {first}");
     assert!(first["text"].as_str().unwrap_or_default().contains("Skip"));
+    assert_eq!(
+        first["in_view"], true,
+        "the focused skip link is visible: {first}"
+    );
+    let target = browser
+        .press(&[char::from(fantoccini::key::Key::Enter)])
+        .await;
+    assert_eq!(
+        target["id"], "main",
+        "the skip link moves focus to <main>: {target}"
+    );
 
     browser.click_and_wait("#signout-submit").await;
     assert!(status(&browser).await.contains("signed out"));

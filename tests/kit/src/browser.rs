@@ -439,24 +439,33 @@ impl Browser {
             .unwrap_or_else(|e| panic!("script {script:?}: {e}"))
     }
 
-    /// Presses Tab `n` times (real key events) and returns the focused element's
-    /// `id`, `tag`, `href` and `text` as JSON.
+    /// Presses Tab `n` times (real key events) and returns the focused element (see
+    /// [`Self::press`]).
     pub async fn tab(&self, n: usize) -> Value {
-        let mut keys = KeyActions::new("keyboard".into());
-        for _ in 0..n {
-            keys = keys
-                .then(KeyAction::Down {
-                    value: Key::Tab.into(),
-                })
-                .then(KeyAction::Up {
-                    value: Key::Tab.into(),
-                });
+        self.press(&vec![char::from(Key::Tab); n]).await
+    }
+
+    /// Presses `keys` one after the other (real key events: [`Key`] for the special
+    /// ones) and returns the focused element's `id`, `tag`, `href`, `text` and
+    /// `in_view` (whether its box lies inside the viewport) as JSON.
+    pub async fn press(&self, keys: &[char]) -> Value {
+        let mut actions = KeyActions::new("keyboard".into());
+        for &value in keys {
+            actions = actions
+                .then(KeyAction::Down { value })
+                .then(KeyAction::Up { value });
         }
-        self.client.perform_actions(keys).await.expect("press Tab");
+        self.client
+            .perform_actions(actions)
+            .await
+            .expect("press keys");
         self.eval(
             "const e = document.activeElement; \
              return {id: e.id, tag: e.tagName.toLowerCase(), href: e.getAttribute('href'), \
-                     text: (e.innerText || e.value || '').trim()};",
+                     text: (e.innerText || e.value || '').trim().slice(0, 200), \
+                     in_view: (() => { const r = e.getBoundingClientRect(); \
+                       return r.width > 0 && r.height > 0 && r.top >= 0 && r.left >= 0 && \
+                              r.bottom <= innerHeight && r.right <= innerWidth; })()};",
         )
         .await
     }
