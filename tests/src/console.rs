@@ -11,6 +11,8 @@ pub struct ConsoleClient {
     pub transport: Transport,
     /// The session cookie's value, once signed in.
     pub cookie: Option<String>,
+    /// Whether the listener serves TLS.
+    pub tls: bool,
 }
 
 /// Percent-encodes a form value (`application/x-www-form-urlencoded`).
@@ -61,19 +63,27 @@ pub fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
 }
 
 impl ConsoleClient {
-    /// A client of `server`'s admin listener over HTTPS (it must serve TLS).
+    /// A client of `server`'s admin listener: over HTTPS trusting the development CA
+    /// when it serves TLS, else plain HTTP (test servers with `admin.plain_http`).
     pub fn new(server: &TestServer) -> ConsoleClient {
-        let ca = std::fs::read_to_string(server.path().join("tls/ca.pem")).expect("dev CA");
         let addr = server.running.admin_addr.expect("admin listener");
+        let transport = if server.running.admin_tls {
+            let ca = std::fs::read_to_string(server.path().join("tls/ca.pem")).expect("dev CA");
+            Transport::https(addr, &ca)
+        } else {
+            Transport::plain(addr)
+        };
         ConsoleClient {
-            transport: Transport::https(addr, &ca),
+            transport,
             cookie: None,
+            tls: server.running.admin_tls,
         }
     }
 
     /// The origin pages are served from (`https://<authority>`).
     pub fn origin(&self) -> String {
-        format!("https://{}", self.transport.authority())
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.transport.authority())
     }
 
     /// Sends `req` with the session cookie.

@@ -631,3 +631,46 @@ async fn source_pages_check_health_check_keys_and_create_keys() {
     assert_refused(&r, 422, "source_declared_in_config");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_sign_ins_are_throttled_by_user_and_by_the_clients_address() {
+    let server = TestServer::start_admin_https().await;
+    let mut c = ConsoleClient::new(&server);
+    // The API's login throttle sees the console's client address: 20 failures from
+    // it (any names) refuse even root's right password.
+    for i in 0..20 {
+        let r = c.sign_in(&format!("nobody{i}"), "wrong password").await;
+        assert_refused(&r, 401, "unauthenticated");
+    }
+    let r = c.sign_in("root", &server.root_password()).await;
+    assert_refused(&r, 429, "too_many_attempts");
+    assert!(c.cookie.is_none());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_works_over_http2_where_the_host_is_the_authority() {
+    let server = TestServer::start_admin_https().await;
+    let mut c = ConsoleClient::new(&server);
+    c.transport = c.transport.with_proto(keyhold_tests::Proto::Http2);
+    let r = c.sign_in("root", &server.root_password()).await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let page = "/console/sources/ctm";
+    let r = c
+        .post(
+            page,
+            &format!("{page}/keys"),
+            &[("name", "k"), ("usage", "encrypt")],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let r = c
+        .post_raw(
+            "/console/sources/ctm/keys",
+            &[("name", "k2")],
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert_refused(&r, 403, "csrf_failed");
+    server.stop().await;
+}

@@ -78,6 +78,7 @@ pub fn cross_site(sec_fetch_site: Option<&str>, origin: Option<&str>, host: Opti
         return true;
     }
     let Some(origin) = origin else { return false };
+    let origin = origin.to_ascii_lowercase();
     let origin_host = origin
         .strip_prefix("https://")
         .or_else(|| origin.strip_prefix("http://"));

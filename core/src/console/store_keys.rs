@@ -14,14 +14,15 @@ use axum::{
 use maud::{Markup, html};
 
 use super::{
-    ApiFailure, ConsoleState, Field, FormData, Post, Session, Style, button_form, confirm_form,
-    error_banner, post_form, redirect, seg,
+    ApiFailure, ConsoleState, Field, FormData, Post, Session, Style, button_form, error_banner,
+    post_form, redirect, seg,
     store::{Shown, page_path, refused, render, store_path},
     table, when,
 };
 use crate::api::{
     credentials::{Credential, CredentialsFile, EVICTED_HEADER},
     keys::{HyokKey, NewHyokKey},
+    schedules::{Schedule, ScheduleAssignment, StoreSchedule},
     stores::Store,
 };
 
@@ -31,6 +32,11 @@ pub(super) fn routes() -> Router<ConsoleState> {
         .route(
             "/console/stores/{id}/credentials/{akid}/delete",
             post(delete_credential),
+        )
+        .route("/console/stores/{id}/schedule", post(assign_schedule))
+        .route(
+            "/console/stores/{id}/schedule/unassign",
+            post(unassign_schedule),
         )
         .route("/console/stores/{id}/keys", post(create_key))
         .route("/console/stores/{id}/keys/{ext}/block", post(block_key))
@@ -72,7 +78,73 @@ pub(super) async fn credentials_section(sess: &Session, store: &Store) -> Markup
                 Err(e) => (error_banner(e)),
             }
             (button_form(sess, "add-credential", &format!("{url}/credentials"), "Add a credential (rotate)", Style::Primary))
+            @if store.record.aws.is_some() {
+                (schedule_part(sess, store).await)
+            }
         }
+    }
+}
+
+/// The scheduled rotation of a linked store: its schedule, last and next run; assign
+/// another or unassign it.
+async fn schedule_part(sess: &Session, store: &Store) -> Markup {
+    let id = &store.record.id;
+    let url = page_path(id);
+    let current = sess
+        .api
+        .get::<StoreSchedule>(&format!("{}/schedule", store_path(id)))
+        .await
+        .ok();
+    let options = sess
+        .api
+        .get::<Vec<Schedule>>("/api/v1/schedules")
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| (s.name, s.description))
+        .collect();
+    html! {
+        h3 { "Scheduled rotation" }
+        @match &current {
+            Some(s) => {
+                p id="store-schedule" {
+                    "Schedule " strong { (s.state.schedule) } " (" (s.description) "); next run "
+                    (when(s.state.next_run_at))
+                    @if let Some(last) = s.state.last_run_at { "; last run " (when(last)) }
+                    @if let Some(r) = &s.state.last_result { ": " (r) }
+                    "."
+                }
+                (button_form(sess, "unassign-schedule", &format!("{url}/schedule/unassign"), "Unassign", Style::Plain))
+            }
+            None => p id="store-schedule" { "No scheduled rotation." }
+        }
+        (post_form(sess, "assign-schedule", &format!("{url}/schedule"), html! {
+            (Field::select("schedule", "Rotation schedule", options)
+                .value(current.as_ref().map(|s| s.state.schedule.clone()).unwrap_or_default())
+                .help("Rotations add a credential and push it to AWS KMS."))
+        }, "Assign schedule"))
+    }
+}
+
+async fn assign_schedule(Path(id): Path<String>, Post { sess, form }: Post) -> Response {
+    let body = ScheduleAssignment {
+        schedule: form.text("schedule").to_string(),
+    };
+    let path = format!("{}/schedule", store_path(&id));
+    match sess.api.put::<_, StoreSchedule>(&path, &body).await {
+        Ok(_) => redirect(&format!("{}?done=schedule_assigned", page_path(&id))),
+        Err(e) => refused(&sess, &id, &e).await,
+    }
+}
+
+async fn unassign_schedule(Path(id): Path<String>, Post { sess, .. }: Post) -> Response {
+    match sess
+        .api
+        .delete(&format!("{}/schedule", store_path(&id)))
+        .await
+    {
+        Ok(()) => redirect(&format!("{}?done=schedule_unassigned", page_path(&id))),
+        Err(e) => refused(&sess, &id, &e).await,
     }
 }
 
@@ -272,14 +344,24 @@ fn delete_key_page(
     banner: Option<Markup>,
 ) -> Response {
     let url = format!("{}/keys/{}/delete", page_path(id), seg(&key.external_id));
+    let label = format!("Type {} to confirm", key.external_id);
     let body = html! {
         h1 { "Delete HYOK key " (key.external_id) }
         @if let Some(b) = banner { (b) }
         p { "Data encrypted under this key can no longer be decrypted through this store." }
-        @if key.aws.is_some() {
-            p { "Its AWS KMS key is scheduled for deletion first (waiting period 7 to 30 days)." }
+        form id="delete-key-form" method="post" action=(url) class="stack confirm" {
+            (super::csrf_field(sess))
+            @if key.aws.is_some() {
+                (Field::number("pending_window_days", "Waiting period of the AWS KMS key's deletion (days)")
+                    .attr("min", "7").attr("max", "30").value("30")
+                    .help("Its AWS KMS key is scheduled for deletion first: 7 to 30 days."))
+            }
+            (Field::text("confirm_name", &label).required().autocomplete("off")
+                .help("This cannot be undone."))
+            div class="actions" {
+                button id="delete-key-submit" type="submit" class="danger" { "Delete HYOK key" }
+            }
         }
-        (confirm_form(sess, "delete-key", &url, &key.external_id, "Delete HYOK key"))
         p { a href=(page_path(id)) { "Back to the key store" } }
     };
     super::page_with_status(sess, status, "stores", "Delete HYOK key", body)
@@ -310,7 +392,15 @@ async fn delete_key(
         );
         return delete_key_page(&sess, e.status, &id, &key, Some(error_banner(&e)));
     }
-    match sess.api.delete(&path).await {
+    let days = match form.number::<i32>("pending_window_days") {
+        Ok(d) => d,
+        Err(msg) => {
+            let e = ApiFailure::new(StatusCode::BAD_REQUEST, "invalid_input", msg);
+            return delete_key_page(&sess, e.status, &id, &key, Some(error_banner(&e)));
+        }
+    };
+    let query = days.map_or(String::new(), |d| format!("?pending_window_days={d}"));
+    match sess.api.delete(&format!("{path}{query}")).await {
         Ok(()) => redirect(&format!("{}?done=key_deleted", page_path(&id))),
         Err(e) => delete_key_page(&sess, e.status, &id, &key, Some(error_banner(&e))),
     }
