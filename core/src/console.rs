@@ -27,7 +27,7 @@
 //!
 //! # Writing a page module (how `stores.rs`, `sources.rs`, ... are built)
 //! A module exposes `pub(super) fn routes() -> Router<ConsoleState>` with full paths
-//! (`/console/things`, `/console/things/{name}`) and is added to [`MODULES`] below
+//! (`/console/things`, `/console/things/{name}`) and is added to `MODULES` below
 //! (one line). Its handlers take:
 //! - [`Session`] (GET pages): the signed-in user (`sess.user`), the API client
 //!   (`sess.api`), the CSRF token (`sess.csrf`). Missing or expired sessions never reach
@@ -38,7 +38,7 @@
 //!   (repeated fields, e.g. checkboxes), `form.number::<u32>("name")` (`Err(message)`),
 //!   `form.confirmed("expected name")` (the `confirm_name` field of a confirmation step).
 //!
-//! API calls: `sess.api.get::<T>(path)`, `get_etag::<T>(path)` (value and `ETag`),
+//! API calls (`sess.api`, an [`Api`]): `get::<T>(path)`, `get_etag::<T>(path)` (value and `ETag`),
 //! `post::<B, T>(path, &body)`, `post_empty::<T>(path)`, `post_reply(path, &body)`
 //! (status and headers too), `patch::<B, T>(path, &body, etag)`, `put::<B, T>(path,
 //! &body)`, `delete(path)`; each answers `Result<_, ApiFailure>` ([`ApiFailure`]: the
@@ -46,7 +46,7 @@
 //! `?` on an [`ApiFailure`] in a handler returning `Result<Response, ApiFailure>` answers
 //! an error page with the API's status (and the sign-in page on 401).
 //!
-//! HTML helpers (all in [`html`], re-exported here):
+//! HTML helpers (module `html`, re-exported here):
 //! - [`page`]`(&sess, "stores", "Title", body)` → the full page (header with the user
 //!   and sign-out button, nav with the section `"stores"` marked current, skip link,
 //!   `<main id="main">`), 200, `Cache-Control: no-store`; [`page_with_status`] for
@@ -71,6 +71,14 @@
 //!   confirmation step that needs the name typed into `confirm_name`; check it with
 //!   `form.confirmed(&name)`.
 //! - [`redirect`]`("/console/...")` → 303 (POST/redirect/GET).
+//! - [`details`]`(&[("Name", html! { ... }), ...])` → a definition list of a record;
+//!   [`when`]`(unix_seconds)` → `2026-12-03 07:01:02 UTC`; [`csrf_field`]`(&sess)` → the
+//!   hidden field, for a form built by hand; `Field::attr("min", "2")` and
+//!   `Field::id_prefix("link")` (a second form on the page with the same field names).
+//! - Pages read their query (e.g. `?done=`) with `Query<HashMap<String, String>>`.
+//! - Inline SVG (charts) must not use `style` attributes or `<style>` elements
+//!   (`style-src 'self'`): use presentation attributes (`fill`, `stroke`) or classes
+//!   of `console/console.css`.
 //! - One-time downloads of secrets: `sess.offer_download(filename, bytes)` → the
 //!   `/console/downloads/<id>` URL (bound to the session, served once as an
 //!   attachment, gone after 10 minutes); never render a secret into HTML.

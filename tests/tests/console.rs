@@ -647,3 +647,30 @@ async fn failed_sign_ins_are_throttled_by_user_and_by_the_clients_address() {
     assert!(c.cookie.is_none());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_works_over_http2_where_the_host_is_the_authority() {
+    let server = TestServer::start_admin_https().await;
+    let mut c = ConsoleClient::new(&server);
+    c.transport = c.transport.with_proto(keyhold_tests::Proto::Http2);
+    let r = c.sign_in("root", &server.root_password()).await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let page = "/console/sources/ctm";
+    let r = c
+        .post(
+            page,
+            &format!("{page}/keys"),
+            &[("name", "k"), ("usage", "encrypt")],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let r = c
+        .post_raw(
+            "/console/sources/ctm/keys",
+            &[("name", "k2")],
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert_refused(&r, 403, "csrf_failed");
+    server.stop().await;
+}

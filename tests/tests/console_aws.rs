@@ -82,6 +82,8 @@ async fn a_store_is_reviewed_linked_connected_and_disconnected_from_its_page() {
     assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
     let html = text(&c.follow(&r).await);
     assert!(html.contains("linked, CONNECTED"), "{html}");
+    assert!(!html.contains("id=\"connect-store-form\""), "{html}");
+    assert!(html.contains("id=\"disconnect-store-form\""), "{html}");
     assert!(row(&text(&c.get("/console/stores").await), "later").contains("linked, CONNECTED"));
 
     // A linked HYOK key gets its AWS KMS key.

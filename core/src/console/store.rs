@@ -24,7 +24,7 @@ use super::{
 };
 use crate::api::{
     metrics::StoreHistory,
-    stores::{LinkPlan, LinkRequest, Store, StorePatch, StoreRecord, XksLocation},
+    stores::{ConnectionState, LinkPlan, LinkRequest, Store, StorePatch, StoreRecord, XksLocation},
 };
 
 pub(super) fn routes() -> Router<ConsoleState> {
@@ -198,9 +198,14 @@ pub(super) async fn render(
             } @else {
                 (button_form(sess, "block-store", &format!("{url}/block"), "Block", Style::Danger))
             }
-            @if r.aws.is_some() {
-                (button_form(sess, "connect-store", &format!("{url}/connect"), "Connect on AWS KMS", Style::Plain))
-                (button_form(sess, "disconnect-store", &format!("{url}/disconnect"), "Disconnect on AWS KMS", Style::Plain))
+            @if let Some(aws) = &r.aws {
+                @let state = aws.connection_state;
+                @if matches!(state, ConnectionState::Disconnected | ConnectionState::Failed) {
+                    (button_form(sess, "connect-store", &format!("{url}/connect"), "Connect on AWS KMS", Style::Plain))
+                }
+                @if !matches!(state, ConnectionState::Disconnected | ConnectionState::Disconnecting) {
+                    (button_form(sess, "disconnect-store", &format!("{url}/disconnect"), "Disconnect on AWS KMS", Style::Plain))
+                }
             }
         }
         @if r.aws.is_none() && store.account.is_some() {

@@ -168,7 +168,7 @@ fn open(out: &mut String, f: &Frame<'_>, s: &Scale) {
         out,
         "<svg class=\"chart\" id=\"{id}\" role=\"img\" aria-labelledby=\"{id}-title {id}-desc\" \
          viewBox=\"0 0 {W} {H}\" width=\"100%\" preserveAspectRatio=\"xMidYMid meet\" \
-         xmlns=\"http://www.w3.org/2000/svg\" font-family=\"sans-serif\" font-size=\"12\">\
+         xmlns=\"http://www.w3.org/2000/svg\" font-family=\"sans-serif\" font-size=\"13\">\
          <title id=\"{id}-title\">{}</title><desc id=\"{id}-desc\">{}</desc>\
          <rect x=\"0\" y=\"0\" width=\"{W}\" height=\"{H}\" fill=\"#ffffff\"/>",
         esc(&f.title),
@@ -306,7 +306,7 @@ fn legend(out: &mut String, x: f64, color: &str, dash: &str, label: &str) -> f64
         TOP + 12.0,
         esc(label)
     );
-    x + 30.0 + 7.0 * label.chars().count() as f64
+    x + 30.0 + 8.0 * label.chars().count() as f64
 }
 
 fn requests_chart(out: &mut String, h: &StoreHistory, start: i64, id: &str) {
@@ -571,8 +571,24 @@ pub fn store_charts(h: &StoreHistory) -> String {
         "<p class=\"charts-summary\" id=\"{id}-summary\">{}</p>",
         esc(&summary(h))
     );
-    for draw in [requests_chart, latency_chart, errors_chart] {
-        out.push_str("<figure class=\"chart-figure\">");
+    type Draw = fn(&mut String, &StoreHistory, i64, &str);
+    let charts: [(&str, Draw); 3] = [
+        ("Requests per second", requests_chart),
+        (
+            "Latency: p50 (solid) and p99 (dashed), milliseconds",
+            latency_chart,
+        ),
+        (
+            "Refused requests per interval, by XKS error name",
+            errors_chart,
+        ),
+    ];
+    for (caption, draw) in charts {
+        let _ = write!(
+            out,
+            "<figure class=\"chart-figure\"><figcaption>{}</figcaption>",
+            esc(caption)
+        );
         draw(&mut out, h, start, &id);
         out.push_str("</figure>");
     }

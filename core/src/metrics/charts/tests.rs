@@ -134,6 +134,11 @@ fn the_charts_are_accessible_images_with_a_text_alternative() {
         svgs[1].contains(">latency (ms)</text>") && svgs[1].contains("stroke-dasharray=\"6 4\"")
     );
     assert!(svgs[2].contains(">refused/interval</text>"));
+    assert_eq!(
+        html.matches("<figcaption>").count(),
+        3,
+        "a visible caption each"
+    );
     for whole in 0..=5 {
         assert!(
             svgs[2].contains(&format!(">{whole}</text>")),
