@@ -9,6 +9,7 @@
 use keyhold_tests::{
     Reply, TestServer,
     admin::{AdminClient, etag, expect_status},
+    aws::get_until,
     console::{ConsoleClient, header, input_value, text},
 };
 use serde_json::json;
@@ -291,7 +292,11 @@ async fn an_api_token_is_offered_once_and_revoked() {
             &[("description", "ci"), ("expires_in_days", "0")],
         )
         .await;
-    assert_refused(&r, 400, "invalid_input");
+    let body = assert_refused(&r, 400, "invalid_input");
+    assert!(
+        body.contains("expires_at must be in the future"),
+        "the API's: {body}"
+    );
     let r = c
         .post(
             tokens,
@@ -449,7 +454,7 @@ async fn the_audit_page_filters_pages_and_shows_the_chain_status() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn schedules_jobs_and_nodes_are_operated() {
-    let (server, _root, c) = setup().await;
+    let (server, root, c) = setup().await;
     let page = "/console/operations";
     let r = c
         .post(
@@ -487,6 +492,57 @@ async fn schedules_jobs_and_nodes_are_operated() {
     assert_redirect(&r, "/console/operations?done=deleted");
     let r = c.get("/console/operations/jobs/no-such-job").await;
     assert_refused(&r, 404, "not_found");
+
+    // A job: "refresh all" of an account whose AWS KMS cannot be reached, started from
+    // the account's page, followed on its own page, listed, and (ended) not cancelled.
+    let conn = json!({"name": "nowhere", "access_key_id": "AKIAEXAMPLEEXAMPLE01",
+        "secret_access_key": "secretSecretSecretSecretSecretSecret0001",
+        "endpoint_url": "http://127.0.0.1:9"});
+    expect_status(&root.post("/api/v1/connections/aws", &conn).await, 201);
+    let account = json!({"id": ACCOUNT, "name": "acme", "regions": ["eu-west-1"],
+        "aws_connection": "nowhere"});
+    expect_status(&root.post("/api/v1/accounts", &account).await, 201);
+    let account_page = format!("/console/accounts/{ACCOUNT}");
+    let r = c
+        .post(&account_page, &format!("{account_page}/refresh"), &[])
+        .await;
+    assert_eq!(r.status.as_u16(), 303, "{}", text(&r));
+    let job_page = header(&r, "location").expect("Location").to_string();
+    assert!(
+        job_page.starts_with("/console/operations/jobs/"),
+        "{job_page}"
+    );
+    let started = text(&c.follow(&r).await);
+    assert!(started.contains("Refresh started."), "{started}");
+    let job_id = job_page
+        .trim_start_matches("/console/operations/jobs/")
+        .split('?')
+        .next()
+        .expect("job id")
+        .to_string();
+    let ended = get_until(&root, &format!("/api/v1/jobs/{job_id}"), |j| {
+        j["state"] != "running"
+    })
+    .await;
+    let shown = ok_page(&c, &format!("/console/operations/jobs/{job_id}")).await;
+    let state = ended["state"].as_str().expect("state");
+    assert!(
+        shown.contains(&format!("<span id=\"job-state\">{state}</span>")),
+        "{shown}"
+    );
+    let listed = ok_page(&c, page).await;
+    assert!(
+        listed.contains(&format!("data-name=\"{job_id}\"")),
+        "{listed}"
+    );
+    let r = c
+        .post(
+            &format!("/console/operations/jobs/{job_id}"),
+            &format!("/console/operations/jobs/{job_id}/cancel"),
+            &[],
+        )
+        .await;
+    assert_refused(&r, 409, "job_finished");
     server.stop().await;
 }
 

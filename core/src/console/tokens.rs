@@ -95,8 +95,10 @@ async fn list(sess: Session, Query(q): Query<HashMap<String, String>>) -> Respon
 async fn create(Post { sess, form }: Post) -> Response {
     let no_query = HashMap::new();
     let days = match form.number::<i64>("expires_in_days") {
-        Ok(d) if d.is_none_or(|d| (1..=36_500).contains(&d)) => Ok(d),
-        Ok(_) => Err("expires_in_days must be 1 to 36500 days".to_string()),
+        // Within a century either way (the API refuses an expiry that is not in the
+        // future).
+        Ok(d) if d.is_none_or(|d| (-36_500..=36_500).contains(&d)) => Ok(d),
+        Ok(_) => Err("expires_in_days must be at most 36500 days".to_string()),
         Err(m) => Err(m),
     };
     let days = match days {
