@@ -189,7 +189,16 @@ async fn an_admin_runs_a_key_store_from_the_browser() {
     let check = |name: &str| {
         format!("#source-keys tr[data-name=\"{name}\"] td[data-check=\"health-check\"]")
     };
-    assert!(browser.text(&check("hc-1")).await.contains("valid"));
+    let good = browser.text(&check("hc-1")).await;
+    assert!(
+        good.contains("valid") && !good.contains("not valid"),
+        "hc-1 follows the rules: {good}"
+    );
+    let data = browser.text(&check("data-1")).await;
+    assert!(
+        data.contains("not valid") && data.contains("WRAP") && data.contains("UNWRAP"),
+        "the missing usages are named: {data}"
+    );
     let bad = browser.text(&check("hc-bad")).await;
     assert!(
         bad.contains("not valid") && bad.contains("deletable"),
