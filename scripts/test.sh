@@ -2,10 +2,11 @@
 # Runs keyhold's whole test suite on a fresh Debian machine: installs what the build and
 # the tests need (protoc for the etcd client, SoftHSM2 for the luna plugin, curl with
 # HTTP/2 for the SigV4 interop and early-answer tests - Debian's curl has it - etcd
-# for the clustered store, cargo-deb with dpkg-dev and xz for the Debian package),
-# builds every plugin and fixture library the tests load at run time, then runs every
-# test, and the PKCS#11 suites once more on a PKCS#11 2.20 module (the test matrix of
-# the luna plugin).
+# for the clustered store, cargo-deb with dpkg-dev and xz for the Debian package, and
+# Debian's chromium with its chromedriver and NSS's certutil for the console's browser
+# tests), builds every plugin and fixture library the tests load at run time, then runs
+# every test, and the PKCS#11 suites once more on a PKCS#11 2.20 module (the test matrix
+# of the luna plugin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,12 @@ command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 # The Debian package: dpkg-shlibdeps and strip (dpkg-dev), xz for its archives.
 command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)
 command -v xz >/dev/null 2>&1 || need+=(xz-utils)
+# The console's browser tests: headless chromium over WebDriver, trusting the test CA
+# through an NSS database that certutil writes (Debian's packages; nothing downloads a
+# browser of its own).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v certutil >/dev/null 2>&1 || need+=(libnss3-tools)
 if [ ${#need[@]} -gt 0 ]; then
     echo "==> installing ${need[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

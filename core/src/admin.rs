@@ -41,6 +41,7 @@ mod schedules;
 mod session;
 mod sources;
 mod state;
+mod store_metrics;
 mod store_names;
 mod stores;
 mod throttle;
@@ -64,6 +65,7 @@ fn api_router() -> OpenApiRouter<AdminState> {
         .merge(tagged("connections", connections::routes()))
         .merge(tagged("sources", sources::routes()))
         .merge(tagged("stores", stores::routes()))
+        .merge(tagged("stores", store_metrics::routes()))
         .merge(tagged("credentials", credentials::routes()))
         .merge(tagged("keys", keys::routes()))
         .merge(tagged("schedules", schedules::routes()))

@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod error;
 pub mod jobs;
 pub mod keys;
+pub mod metrics;
 pub mod nodes;
 pub mod schedules;
 pub mod session;

@@ -481,6 +481,17 @@ pub async fn start_with_clock(
         }));
     }
 
+    // Each store's recent traffic, sampled from its counters for the charts.
+    let history = Arc::new(crate::metrics::history::History::new(
+        cfg.metrics.history_interval_seconds,
+    ));
+    tasks.push(tokio::spawn(crate::metrics::history::run(
+        history.clone(),
+        Arc::new(service.clone()),
+        clock.clone(),
+        shutdown_rx.clone(),
+    )));
+
     let tls = if cfg.xks.plain_http {
         tracing::warn!(
             "XKS endpoint serves plain HTTP (xks.plain_http = true): only for tests or behind a TLS proxy"
@@ -632,6 +643,7 @@ pub async fn start_with_clock(
         let state =
             crate::admin::AdminState::new(ops, audit.clone(), cfg.admin.session_ttl_seconds)
                 .with_shutdown(shutdown_rx.clone())
+                .with_history(history)
                 .with_membership(
                     membership.clone(),
                     match cfg.store.backend {

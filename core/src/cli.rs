@@ -38,6 +38,7 @@ mod routes;
 mod schedules;
 mod session;
 mod sources;
+mod store_metrics;
 pub mod store_transfer;
 mod stores;
 mod tokens;

@@ -21,11 +21,13 @@ use crate::model;
 
 mod aws;
 mod listener;
+mod metrics;
 mod store;
 mod tls;
 
 pub use aws::{AccountDecl, AwsConnectionDecl, AwsDecls};
 pub use listener::ConnectionsConfig;
+pub use metrics::MetricsConfig;
 pub use store::{EtcdConfig, NodeConfig, StoreBackend, StoreConfig};
 pub use tls::{ClientAuth, TlsConfig};
 
@@ -316,18 +318,6 @@ fn default_session_ttl_seconds() -> u64 {
     3600
 }
 
-/// Prometheus metrics endpoint.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsConfig {
-    /// Where `GET /metrics` is served (plain HTTP; keep it on a private address).
-    /// Disabled when absent.
-    pub listen: Option<SocketAddr>,
-    /// Connection limits of the metrics listener (`[metrics.connections]`).
-    #[serde(default)]
-    pub connections: ConnectionsConfig,
-}
-
 /// A declared key source.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -566,7 +556,7 @@ impl Config {
         }
         x.connections.validate("xks.connections")?;
         self.admin.connections.validate("admin.connections")?;
-        self.metrics.connections.validate("metrics.connections")?;
+        self.metrics.validate()?;
         if self.admin.session_ttl_seconds == 0 {
             return Err(invalid(
                 "admin.session_ttl_seconds",

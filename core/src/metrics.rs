@@ -13,6 +13,9 @@ use std::{
 
 use crate::xks::{XksErrorKind, XksOp};
 
+pub mod charts;
+pub mod history;
+
 /// Histogram bucket upper bounds, in microseconds.
 pub const BUCKETS_US: [u64; 14] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,

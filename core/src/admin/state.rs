@@ -26,6 +26,8 @@ pub struct AdminState {
     shutdown: Option<tokio::sync::watch::Receiver<bool>>,
     /// The cluster as this node sees it, and the store backend's name.
     cluster: (Arc<dyn crate::cluster::Membership>, &'static str),
+    /// This node's recent traffic per store (sampled by the server's sampler task).
+    history: Arc<crate::metrics::history::History>,
 }
 
 /// The audit record of an admin change (refused or done): never secrets. The user,
@@ -72,7 +74,17 @@ impl AdminState {
                 })),
                 "embedded",
             ),
+            history: Arc::new(crate::metrics::history::History::new(
+                crate::metrics::history::DEFAULT_INTERVAL_SECONDS,
+            )),
         }
+    }
+
+    /// Answers store traffic from `history` (the one the server's sampler fills); an
+    /// empty history by default.
+    pub fn with_history(mut self, history: Arc<crate::metrics::history::History>) -> AdminState {
+        self.history = history;
+        self
     }
 
     /// The cluster this node belongs to (`backend`: the store backend's name); a lone
@@ -139,6 +151,11 @@ impl Actor {
     /// The audit log this node writes.
     pub(super) fn audit_log(&self) -> &AuditLog {
         &self.state.audit
+    }
+
+    /// This node's recent traffic per store.
+    pub(super) fn history(&self) -> &crate::metrics::history::History {
+        &self.state.history
     }
 
     /// The store backend's name.

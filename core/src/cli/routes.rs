@@ -65,6 +65,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/stores/{id}/schedule", "keystore schedule show"),
     ("PUT", "/api/v1/stores/{id}/schedule", "keystore schedule assign"),
     ("DELETE", "/api/v1/stores/{id}/schedule", "keystore schedule unassign"),
+    ("GET", "/api/v1/stores/{id}/metrics", "keystore metrics"),
     // Credentials of a key store.
     ("GET", "/api/v1/stores/{id}/credentials", "credential list"),
     ("POST", "/api/v1/stores/{id}/credentials", "credential add"),

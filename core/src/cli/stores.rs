@@ -143,6 +143,13 @@ pub enum KeystoreCmd {
         /// The key store (id or name)
         store: String,
     },
+    /// Shows a key store's XKS traffic over the last hour on the answering node:
+    /// requests per second, p50/p99 latency and refusals by XKS error name, per
+    /// sampling interval with requests
+    Metrics {
+        /// The key store (id or name)
+        store: String,
+    },
     /// The credential rotation schedule of a key store
     #[command(subcommand)]
     Schedule(super::schedules::StoreScheduleCmd),
@@ -394,6 +401,7 @@ pub async fn run(ctx: Ctx, c: KeystoreCmd) -> Result<()> {
                 .await
         }
         KeystoreCmd::Schedule(c) => super::schedules::run_store(&ctx, c).await,
+        KeystoreCmd::Metrics { store } => super::store_metrics::run(&ctx, &store).await,
         KeystoreCmd::Unblock { store } => {
             let path = format!("{}/unblock", path(&ctx, &store).await?);
             ctx.act(

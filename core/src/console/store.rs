@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use maud::{Markup, html};
+use maud::{Markup, PreEscaped, html};
 
 use super::{
     ApiFailure, ConsoleState, Field, FormData, Post, Session, Style, button_form, confirm_form,
@@ -22,8 +22,9 @@ use super::{
     },
     when,
 };
-use crate::api::stores::{
-    ConnectionState, LinkPlan, LinkRequest, Store, StorePatch, StoreRecord, XksLocation,
+use crate::api::{
+    metrics::StoreHistory,
+    stores::{ConnectionState, LinkPlan, LinkRequest, Store, StorePatch, StoreRecord, XksLocation},
 };
 
 pub(super) fn routes() -> Router<ConsoleState> {
@@ -107,14 +108,23 @@ async fn show(
 }
 
 /// The charts of a store (requests per second, p50/p99 latency, errors by XKS error
-/// name): the place for `crate::metrics::charts` with `GET /api/v1/stores/{id}/metrics`
-/// (the metrics history); until it is wired, a note.
-async fn store_charts_section(_sess: &Session, _store: &Store) -> Markup {
-    html! {
-        section id="store-charts" class="charts" aria-labelledby="charts-title" {
-            h2 id="charts-title" { "Requests and latency" }
-            p class="help" { "Charts of the last hour appear here." }
-        }
+/// name) over the last hour: `GET /api/v1/stores/{id}/metrics` (the answering node's
+/// traffic history) drawn by [`crate::metrics::charts::store_charts`] as inline SVG
+/// (its text escaped there); a refusal shows as the API's banner.
+async fn store_charts_section(sess: &Session, store: &Store) -> Markup {
+    let path = format!("{}/metrics", store_path(&store.record.id));
+    match sess.api.get::<StoreHistory>(&path).await {
+        Ok(history) => html! {
+            div id="store-charts" class="charts" {
+                (PreEscaped(crate::metrics::charts::store_charts(&history)))
+            }
+        },
+        Err(e) => html! {
+            section id="store-charts" class="charts" aria-labelledby="charts-title" {
+                h2 id="charts-title" { "Requests and latency, last hour" }
+                (error_banner(&e))
+            }
+        },
     }
 }
 

@@ -2,6 +2,7 @@
 //! benchmarks and the load tool (`keyhold-benches`) and the plugins' own tests:
 //!
 //! - [`bodies`]: XKS request bodies as AWS KMS sends them, and the Encrypt result;
+//! - [`browser`]: headless chromium over WebDriver (the console's browser tests);
 //! - [`sign`]: SigV4 signing with AWS's own `aws-sigv4` crate;
 //! - [`client`]: an XKS client (HTTP/1.1 or HTTP/2, plain TCP or TLS, tamperable
 //!   requests) and [`admin`]: a JSON client of the admin API;
@@ -19,6 +20,7 @@
 
 pub mod admin;
 pub mod bodies;
+pub mod browser;
 pub mod client;
 pub mod etcd;
 pub mod fixture;
