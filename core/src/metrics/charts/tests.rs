@@ -139,6 +139,8 @@ fn the_charts_are_accessible_images_with_a_text_alternative() {
         3,
         "a visible caption each"
     );
+    // No inline style: the console's CSP allows style sheets from itself only.
+    assert!(!html.contains("style="));
     for whole in 0..=5 {
         assert!(
             svgs[2].contains(&format!(">{whole}</text>")),
