@@ -217,6 +217,66 @@ async fn the_console_store_page_draws_the_charts_from_the_api() {
     }
     assert!(!html.contains("No traffic in the last hour"));
     assert!(!html.to_lowercase().contains("<script"));
+
+    // `last` keeps the newest points only, within its bounds.
+    let path = format!("/api/v1/stores/{STORE}/metrics");
+    let all = expect_status(&root.get(&path).await, 200);
+    let newest = expect_status(&root.get(&format!("{path}?last=1")).await, 200);
+    assert_eq!(
+        newest["points"].as_array().map(Vec::len),
+        Some(1),
+        "{newest}"
+    );
+    assert_eq!(
+        newest["points"][0]["at"],
+        all["points"]
+            .as_array()
+            .and_then(|p| p.last())
+            .expect("points")["at"]
+    );
+    for bad in ["last=0", "last=361", "last=one", "points=1"] {
+        expect_error(
+            &root.get(&format!("{path}?{bad}")).await,
+            400,
+            "invalid_input",
+        );
+    }
+
+    // The list shows the current rate: traffic keeps flowing until a sampled interval
+    // with requests is the newest one the list reads.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let stop = stop.clone();
+        let xks = server.client();
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                xks.encrypt_ok(KEY_ALL, b"rate", None).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let rate = loop {
+        let html = text(&console.get("/console/stores").await);
+        let cell = html
+            .split("data-metric=\"request-rate\">")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .map(str::to_string);
+        if let Some(r) = cell.as_deref().and_then(|c| c.parse::<f64>().ok()) {
+            if r > 0.0 {
+                break r;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no request rate in the list: {html}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    traffic.await.expect("traffic task");
+    assert!(rate.is_finite() && rate > 0.0, "{rate}");
     server.stop().await;
 }
 

@@ -19,6 +19,7 @@ use super::{
 use crate::api::{
     accounts::Account,
     credentials::Credential,
+    metrics::StoreHistory,
     sources::Source,
     stores::{CreatedStore, NewStore, Store, XksLocation},
 };
@@ -40,10 +41,29 @@ pub(super) fn link_state(s: &Store) -> String {
     }
 }
 
-/// The request rate column of a store: filled from the metrics history (the history
-/// helper's `crate::metrics` API) once it is wired; `—` until then.
-fn request_rate_cell(_store: &Store) -> Markup {
-    html! { td data-metric="request-rate" { "—" } }
+/// A store's current request rate on this node: the newest point of its history
+/// (`GET /api/v1/stores/{id}/metrics?last=1`) when it covers the last sampled interval,
+/// 0 when the store had no requests then; `None` when the history cannot be read.
+async fn request_rate(sess: &Session, store: &Store) -> Option<f64> {
+    let path = format!("/api/v1/stores/{}/metrics?last=1", seg(&store.record.id));
+    let h = sess.api.get::<StoreHistory>(&path).await.ok()?;
+    Some(current_rate(&h))
+}
+
+/// The rate of the last sampled interval: its point's rate, or 0 without one.
+pub(super) fn current_rate(h: &StoreHistory) -> f64 {
+    match (h.points.last(), h.sampled_at) {
+        (Some(p), Some(at)) if p.at == at => p.requests_per_second,
+        _ => 0.0,
+    }
+}
+
+fn request_rate_cell(rate: Option<f64>) -> Markup {
+    html! {
+        td data-metric="request-rate" {
+            @match rate { Some(r) => (format!("{r:.1}")), None => "—" }
+        }
+    }
 }
 
 async fn list(sess: Session, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -54,15 +74,15 @@ async fn list(sess: Session, Query(q): Query<HashMap<String, String>>) -> Respon
     let mut counts = Vec::with_capacity(stores.len());
     for s in &stores {
         let path = format!("/api/v1/stores/{}/credentials", seg(&s.record.id));
-        counts.push(
-            sess.api
-                .get::<Vec<Credential>>(&path)
-                .await
-                .map(|c| c.len()),
-        );
+        let count = sess
+            .api
+            .get::<Vec<Credential>>(&path)
+            .await
+            .map(|c| c.len());
+        counts.push((count, request_rate(&sess, s).await));
     }
     let rows = html! {
-        @for (s, count) in stores.iter().zip(&counts) {
+        @for (s, (count, rate)) in stores.iter().zip(&counts) {
             tr data-name=(s.record.name) {
                 td { a href={ "/console/stores/" (seg(&s.record.id)) } { (s.record.name) } }
                 td { code { (s.record.id) } }
@@ -75,7 +95,7 @@ async fn list(sess: Session, Query(q): Query<HashMap<String, String>>) -> Respon
                 td data-metric="credentials" {
                     @match count { Ok(n) => (n), Err(_) => "—" }
                 }
-                (request_rate_cell(s))
+                (request_rate_cell(*rate))
             }
         }
     };
