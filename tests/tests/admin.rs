@@ -523,6 +523,27 @@ async fn root_password_is_generated_once_into_a_private_file() {
     server.stop().await;
 }
 
+/// The password file is written before root is committed: a first start that died in
+/// between left a file and no root, and the next first start replaces that file with
+/// the password root really gets.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_file_left_by_an_interrupted_first_start_is_replaced() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
+    let file = dir.path().join("root-password");
+    std::fs::write(&file, "left-by-a-crash-before-root-was-committed\n").expect("write");
+    let server = TestServer::admin_only().in_dir(dir).start().await;
+    assert_eq!(
+        server.running.root_password_file.as_deref(),
+        Some(file.as_path())
+    );
+    let password = server.root_password();
+    assert_ne!(password, "left-by-a-crash-before-root-was-committed");
+    server.admin().login("root", &password).await;
+    let mode = std::fs::metadata(&file).expect("file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "root-password is private");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn root_password_from_the_environment() {
     let var = format!("KEYHOLD_TEST_ROOT_PW_{}", std::process::id());

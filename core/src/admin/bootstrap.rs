@@ -25,7 +25,29 @@ pub fn bootstrap_root(
         },
     };
     let env_named_but_unset = cfg.admin.root_password_env.is_some() && from_env.is_none();
-    let Some(boot) = ops.ensure_root(from_env).map_err(|e| e.to_string())? else {
+    if !ops.needs_root().map_err(|e| e.to_string())? {
+        return Ok(None);
+    }
+    // A generated password is written to its file before root is committed: a crash in
+    // between leaves a file and no root, and the next start writes a new one. (In the
+    // other order a crash would leave a root whose password nobody has.)
+    let path = cfg.data_dir.join("root-password");
+    let generated = match from_env {
+        Some(_) => None,
+        None => {
+            let password = crate::ops::generate_root_password();
+            let text = Zeroizing::new(format!("{}\n", password.as_str()));
+            crate::secrets::write_private_file(&path, text.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Some(password)
+        }
+    };
+    let wanted = generated.clone().or(from_env);
+    let Some(_) = ops.ensure_root(wanted).map_err(|e| e.to_string())? else {
+        // Another node created root first: the file would name a password nobody has.
+        if generated.is_some() {
+            let _ = std::fs::remove_file(&path);
+        }
         return Ok(None);
     };
     if env_named_but_unset {
@@ -40,14 +62,10 @@ pub fn bootstrap_root(
         "object": "user/root",
         "outcome": "ok",
     }));
-    let Some(password) = boot.generated_password else {
+    let Some(password) = generated else {
         tracing::info!("created admin user 'root' with the password from admin.root_password_env");
         return Ok(None);
     };
-    let path = cfg.data_dir.join("root-password");
-    let text = Zeroizing::new(format!("{}\n", password.as_str()));
-    crate::secrets::write_private_file(&path, text.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     println!(
         "keyhold: created admin user 'root' with password: {}\nkeyhold: (shown only this once; also written to {})",
         password.as_str(),

@@ -105,6 +105,12 @@ fn unauthenticated(reason: &'static str) -> OpError {
 impl Operations {
     // ----- users -----
 
+    /// Whether this is a first start: no user exists yet, so [`Self::ensure_root`]
+    /// would create `root`.
+    pub fn needs_root(&self) -> Result<bool, OpError> {
+        Ok(self.store.scan(identity::keys::USERS)?.is_empty())
+    }
+
     /// On a first start (no user at all), creates `root` in `admins` with `password`,
     /// or with a generated one that is returned to be shown once. `None` when users
     /// exist already.
@@ -112,18 +118,12 @@ impl Operations {
         &self,
         password: Option<Zeroizing<String>>,
     ) -> Result<Option<RootBootstrap>, OpError> {
-        if !self.store.scan(identity::keys::USERS)?.is_empty() {
+        if !self.needs_root()? {
             return Ok(None);
         }
         let (password, generated) = match password {
             Some(p) => (p, false),
-            None => {
-                let mut bytes = Zeroizing::new([0u8; 24]);
-                crate::secrets::fill_random(bytes.as_mut());
-                use base64::Engine;
-                let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref());
-                (Zeroizing::new(text), true)
-            }
+            None => (generate_root_password(), true),
         };
         validate_password(&password)?;
         let record = UserRecord {
@@ -611,4 +611,12 @@ impl Operations {
         }
         Ok(())
     }
+}
+
+/// A generated `root` password: 24 random bytes, base64url (32 characters).
+pub fn generate_root_password() -> Zeroizing<String> {
+    let mut bytes = Zeroizing::new([0u8; 24]);
+    crate::secrets::fill_random(bytes.as_mut());
+    use base64::Engine;
+    Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref()))
 }
