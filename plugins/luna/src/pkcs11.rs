@@ -163,6 +163,36 @@ pub fn os_random(buf: &mut [u8]) -> Result<(), KeySourceError> {
         .map_err(|e| KeySourceError::internal(format!("cannot read /dev/urandom: {e}")))
 }
 
+/// Bytes of OS randomness a thread draws at once for IVs (32 IVs): one `read` of
+/// `/dev/urandom` per 32 encryptions instead of one per encryption.
+const IV_BATCH: usize = IV_LEN * 32;
+
+/// Fills `iv` (at most [`IV_BATCH`] bytes) with bytes from the OS CSPRNG, drawn in
+/// batches per thread. Each byte is used once; IVs are not secret (they travel with the
+/// ciphertext), and the batch never leaves the thread.
+pub fn random_iv(iv: &mut [u8]) -> Result<(), KeySourceError> {
+    use std::cell::RefCell;
+    thread_local! {
+        static BATCH: RefCell<([u8; IV_BATCH], usize)> = const { RefCell::new(([0; IV_BATCH], IV_BATCH)) };
+    }
+    if iv.len() > IV_BATCH {
+        return os_random(iv);
+    }
+    BATCH.with(|b| {
+        let mut b = b.borrow_mut();
+        let (buf, used) = &mut *b;
+        if IV_BATCH - *used < iv.len() {
+            os_random(buf)?;
+            *used = 0;
+        }
+        iv.copy_from_slice(&buf[*used..*used + iv.len()]);
+        // Wiped as used: no IV stays in memory to be handed out twice.
+        buf[*used..*used + iv.len()].fill(0);
+        *used += iv.len();
+        Ok(())
+    })
+}
+
 /// AES-GCM encryption with `CKM_AES_GCM` and a 128-bit tag. `iv` goes in as the IV
 /// to use and comes back as the IV the token used (a module may write its own IV
 /// into the buffer). Returns `(ciphertext, tag)`.
@@ -543,3 +573,6 @@ pub fn open_error(label: &str, e: &Error) -> KeySourceError {
         _ => KeySourceError::unavailable(format!("cannot open a session on token '{label}': {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests;
