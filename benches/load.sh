@@ -94,7 +94,7 @@ if [[ -f /usr/lib/softhsm/libsofthsm2.so ]] && command -v softhsm2-util > /dev/n
         -e "s|^token_label = .*|token_label = \"keyhold-bench\"|" \
         -e "s|^pin_file = .*|pin_file = \"$L/user.pin\"|" \
         -e "s|^module_env = .*|module_env = { SOFTHSM2_CONF = \"$L/softhsm2.conf\" }|" \
-        -e "s|^plugin = \"luna\"|plugin = \"luna\"\ninline_calls = $LI|" \
+        -e "s|^inline_calls = .*|inline_calls = $LI|" \
         "$ROOT/config/examples/luna.toml" > "$L/keyhold.toml"
     printf '\n[plugins]\ndir = "%s"\n' "$BIN" >> "$L/keyhold.toml"
     start_keyhold luna 18090 true warn "$L/keyhold.toml"

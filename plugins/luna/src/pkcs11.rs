@@ -291,6 +291,9 @@ struct PoolState {
     generation: u64,
     /// The slot of the token, as last found (re-found after an invalidation).
     slot: Option<Slot>,
+    /// Callers waiting for a session: a returned session wakes one only when there is
+    /// one (a condition variable's notify is a system call even with no waiter).
+    waiting: usize,
 }
 
 /// A bounded pool of logged-in read-write sessions on one token, found by label.
@@ -339,15 +342,20 @@ impl Drop for Lease<'_> {
             return;
         };
         let mut st = lock(&self.pool.state);
-        if self.broken || self.generation != st.generation {
+        // A session to close is closed outside the lock.
+        let closing = if self.broken || self.generation != st.generation {
             st.open = st.open.saturating_sub(1);
-            drop(st);
-            drop(session);
+            Some(session)
         } else {
             st.idle.push(session);
-            drop(st);
+            None
+        };
+        let waiting = st.waiting > 0;
+        drop(st);
+        drop(closing);
+        if waiting {
+            self.pool.available.notify_one();
         }
-        self.pool.available.notify_one();
     }
 }
 
@@ -378,6 +386,7 @@ impl SessionPool {
                 open: 0,
                 generation: 0,
                 slot: None,
+                waiting: 0,
             }),
             available: Condvar::new(),
         }
@@ -453,11 +462,13 @@ impl SessionPool {
                     .into(),
                 }));
             }
+            st.waiting += 1;
             st = self
                 .available
                 .wait_timeout(st, deadline - now)
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
+            st.waiting -= 1;
         }
     }
 
