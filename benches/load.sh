@@ -15,7 +15,8 @@
 # rustls vs keyhold/ctm), luna (the token's own speed through cryptoki, `xks-load pkcs11`,
 # interleaved with keyhold/luna: encrypt, decrypt, encrypt with CDIV), open (1800 req/s
 # open loop: ctm as before, and ctm and luna with fresh signatures and info logging),
-# ops (every operation and size).
+# handshake (new TLS connections per second, full and resumed, development ECDSA P-256
+# certificate and an RSA-2048 one), ops (every operation and size).
 #
 # Everything lives in a fresh temporary directory; servers listen on loopback ports
 # 18080-18090 and 19080/19443 and are stopped (by their pid) at the end.
@@ -61,7 +62,7 @@ start_keyhold() { # name port plain log-level [config]
     wait_port "$2"
 }
 
-GROUPS="${GROUPS:-http https luna open ops}"
+GROUPS="${GROUPS:-http https luna open handshake ops}"
 [[ -n "${SKIP_OPS:-}" ]] && GROUPS="${GROUPS//ops/}"
 want() { [[ " $GROUPS " == *" $1 "* ]]; }
 
@@ -97,16 +98,32 @@ if [[ -f /usr/lib/softhsm/libsofthsm2.so ]] && command -v softhsm2-util > /dev/n
         -e "s|^inline_calls = .*|inline_calls = $LI|" \
         "$ROOT/config/examples/luna.toml" > "$L/keyhold.toml"
     printf '\n[plugins]\ndir = "%s"\n' "$BIN" >> "$L/keyhold.toml"
-    start_keyhold luna 18090 true warn "$L/keyhold.toml"
+    SOFTHSM2_CONF="$L/softhsm2.conf" start_keyhold luna 18090 true warn "$L/keyhold.toml"
     # The same store on a second token, info logging (one line per request, to a file),
     # for the open loop with fresh signatures.
     sed -e "s|^data_dir = .*|data_dir = \"$L/state-info\"|" -e "s|127.0.0.1:18090|127.0.0.1:18091|" \
         -e "s|^token_label = .*|token_label = \"keyhold-bench-info\"|" \
         "$L/keyhold.toml" > "$L/keyhold-info.toml"
-    start_keyhold luna-info 18091 true info "$L/keyhold-info.toml"
+    SOFTHSM2_CONF="$L/softhsm2.conf" start_keyhold luna-info 18091 true info "$L/keyhold-info.toml"
     LUNA=1
 else
     echo "# luna: SKIPPED (softhsm2 or libplugin_luna.so missing)"
+fi
+
+# The same HTTPS store with an RSA-2048 certificate (openssl), next to the generated
+# development certificate (ECDSA P-256, rcgen's default), for the handshake figures.
+if want handshake; then
+    R="$WORK/rsa-pki"
+    mkdir -p "$R"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$R/ca.key" -out "$R/ca.pem" -days 2 \
+        -subj /CN=bench-rsa-ca 2> /dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout "$R/server.key" -out "$R/server.csr" -subj /CN=localhost 2> /dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' > "$R/ext"
+    openssl x509 -req -in "$R/server.csr" -CA "$R/ca.pem" -CAkey "$R/ca.key" -CAcreateserial \
+        -out "$R/server.pem" -days 2 -extfile "$R/ext" 2> /dev/null
+    cfg="$(config tls-rsa 18444 false)"
+    printf '\n[xks.tls]\ncert_file = "%s"\nkey_file = "%s"\n' "$R/server.pem" "$R/server.key" >> "$cfg"
+    start_keyhold tls-rsa 18444 false warn "$cfg"
 fi
 
 CA_K="$WORK/tls-warn/data/tls/ca.pem"
@@ -118,6 +135,13 @@ run() {
     local label="$1" secs="$2"
     shift 2
     "$LOAD" run --json -d "$secs" --warmup 2 "$@" | grep '^{' | sed "s|^{|{\"label\":\"$label\",|" >> "$RESULTS"
+}
+
+# run_hs LABEL SECONDS xks-load-handshake-args...: new TLS connections per second.
+run_hs() {
+    local label="$1" secs="$2"
+    shift 2
+    "$LOAD" handshake --json -d "$secs" --warmup 1 -c 8 "$@" | grep '^{' | sed "s|^{|{\"label\":\"$label\",|" >> "$RESULTS"
 }
 
 # pkcs11 LABEL SECONDS xks-load-pkcs11-args...: the token's own speed, same result lines.
@@ -150,6 +174,14 @@ for i in $(seq "$RUNS"); do
         run keyhold-open-1800 $((SECS * 2)) --target http://127.0.0.1:18080 -c $CONNS --rate 1800
         run keyhold-open-1800-info-fresh $((SECS * 2)) --target http://127.0.0.1:18081 -c $CONNS --rate 1800 --sign fresh
         [[ -n "$LUNA" ]] && run luna-open-1800-info-fresh $((SECS * 2)) --target http://127.0.0.1:18091 -c $CONNS --rate 1800 --sign fresh
+    fi
+    if want handshake; then
+        for kind in full resume; do
+            flag=""
+            [[ $kind == resume ]] && flag="--resume"
+            run_hs tls-dev-p256-$kind $((SECS / 2)) --target https://127.0.0.1:18443 --cacert "$CA_K" $flag
+            run_hs tls-rsa2048-$kind $((SECS / 2)) --target https://127.0.0.1:18444 --cacert "$R/ca.pem" $flag
+        done
     fi
     if want ops; then
         run keyhold-ops $((SECS / 2)) --target http://127.0.0.1:18080 -c $CONNS --op health,metadata,encrypt,decrypt --size 32,4300
@@ -197,6 +229,12 @@ print("  ctm/bare hyper, HTTPS      :", per_round("keyhold-https-warn", "base-ht
 print("  luna/pkcs11 encrypt        :", per_round("luna-http-warn", "pkcs11"))
 print("  luna/pkcs11 decrypt        :", per_round("luna-http-warn", "pkcs11", "decrypt"))
 print("  luna encrypt+CDIV/encrypt  :", ratio(rps("luna-http-warn", "encrypt-cdiv"), rps("luna-http-warn")))
+for (label, op, size, mode), m in med.items():
+    if op == "handshake":
+        rs = groups[(label, op, size, mode)]
+        res = sum(r.get("resumed", 0) for r in rs)
+        tot = res + sum(r.get("full", 0) for r in rs)
+        print(f"handshakes {label}: {m['rps']:.0f}/s median, p50 {m['p50_us']:.0f} us, resumed {res}/{tot}")
 for (label, op, size, mode), m in med.items():
     if label == "keyhold-ops":
         print(f"ops {op} {size}: keyhold/baseline = {ratio(m['rps'], rps('base-ops', op, size))}")

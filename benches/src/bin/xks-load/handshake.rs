@@ -221,6 +221,7 @@ pub async fn run(args: Args) -> Result<(), BoxError> {
         sign: "-".into(),
         open_loop: false,
         json: args.json,
+        extra: Some(serde_json::json!({"resumed": resumed, "full": full})),
     }
     .print(&stats, secs, None);
     println!("  handshakes: resumed={resumed} full={full}");

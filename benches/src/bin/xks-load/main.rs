@@ -719,6 +719,8 @@ pub(crate) struct Report {
     /// Latency counted from the intended send time (open loop).
     pub open_loop: bool,
     pub json: bool,
+    /// More fields for the JSON line.
+    pub extra: Option<Value>,
 }
 
 fn report(args: &RunArgs, work: &Work, stats: &Stats, secs: f64, late_us: Option<u64>) {
@@ -738,6 +740,7 @@ fn report(args: &RunArgs, work: &Work, stats: &Stats, secs: f64, late_us: Option
         sign: format!("{:?}", args.sign),
         open_loop: args.rate.is_some(),
         json: args.json,
+        extra: None,
     }
     .print(stats, secs, late_us);
 }
@@ -792,13 +795,16 @@ impl Report {
             println!("  non-2xx/failed: {name}: {n}");
         }
         if self.json {
-            let line = json!({
+            let mut line = json!({
                 "target": target, "targets": target.split(',').count(), "op": self.op, "size": self.size, "mode": mode,
                 "connections": self.connections, "seconds": secs, "requests": total, "ok": stats.ok,
                 "rps": rps.round(), "p50_us": q(h, 0.5), "p90_us": q(h, 0.9), "p99_us": q(h, 0.99),
                 "p999_us": q(h, 0.999), "max_us": h.max(), "errors": stats.errors,
                 "service_p99_us": q(&stats.service, 0.99), "scheduler_late_max_us": late_us,
             });
+            if let (Some(Value::Object(extra)), Value::Object(map)) = (&self.extra, &mut line) {
+                map.extend(extra.clone());
+            }
             println!("{line}");
         }
     }

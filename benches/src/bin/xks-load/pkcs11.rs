@@ -242,6 +242,7 @@ pub fn run(args: Args) -> Result<(), BoxError> {
                 sign: "-".into(),
                 open_loop: false,
                 json: args.json,
+                extra: None,
             }
             .print(&stats, secs, None);
         }
