@@ -9,7 +9,7 @@
 #                                       SKIP_OPS=1 skips the per-operation table;
 #                                       GROUPS="http https luna open ops" picks figure groups;
 #                                       LUNA_INLINE=false|true|auto sets the luna source's
-#                                       inline_calls, default auto)
+#                                       inline_calls, default false)
 #
 # Groups: http (bare hyper vs keyhold/ctm, warn and info logging), https (bare hyper +
 # rustls vs keyhold/ctm), luna (the token's own speed through cryptoki, `xks-load pkcs11`,
@@ -88,7 +88,7 @@ if [[ -f /usr/lib/softhsm/libsofthsm2.so ]] && command -v softhsm2-util > /dev/n
         SOFTHSM2_CONF="$L/softhsm2.conf" softhsm2-util --init-token --free --label $t \
             --so-pin bench-so-pin-1234 --pin bench-user-pin-5678 > /dev/null
     done
-    LI="${LUNA_INLINE:-auto}"
+    LI="${LUNA_INLINE:-false}"
     [[ "$LI" == auto ]] && LI='"auto"'
     sed -e "s|^data_dir = .*|data_dir = \"$L/state\"|" \
         -e "s|^listen = .*|listen = \"127.0.0.1:18090\"|" \
