@@ -7,7 +7,7 @@
 #   cargo build --release -p keyhold-benches --bin xks-load
 #   benches/load.sh [RUNS] [SECONDS]   (defaults 3 and 10; BENCH_BIN_DIR overrides target/release;
 #                                       SKIP_OPS=1 skips the per-operation table;
-#                                       GROUPS="http https luna open ops" picks figure groups;
+#                                       BENCH_GROUPS="http https luna open handshake ops" picks groups;
 #                                       LUNA_INLINE=false|true|auto sets the luna source's
 #                                       inline_calls, default false)
 #
@@ -62,9 +62,9 @@ start_keyhold() { # name port plain log-level [config]
     wait_port "$2"
 }
 
-GROUPS="${GROUPS:-http https luna open handshake ops}"
-[[ -n "${SKIP_OPS:-}" ]] && GROUPS="${GROUPS//ops/}"
-want() { [[ " $GROUPS " == *" $1 "* ]]; }
+BENCH_GROUPS="${BENCH_GROUPS:-http https luna open handshake ops}"
+[[ -n "${SKIP_OPS:-}" ]] && BENCH_GROUPS="${BENCH_GROUPS//ops/}"
+want() { [[ " $BENCH_GROUPS " == *" $1 "* ]]; }
 
 start_keyhold plain-warn 18080 true warn
 start_keyhold plain-info 18081 true info
