@@ -89,6 +89,14 @@ pub fn encrypt_body(plaintext: &[u8]) -> Vec<u8> {
         .into_bytes()
 }
 
+/// Encrypt body for `plaintext` (with [`AAD`]) asking for a ciphertext data integrity
+/// value (keyhold then proves the result decrypts back before answering).
+pub fn encrypt_body_cdiv(plaintext: &[u8]) -> Vec<u8> {
+    bodies::encrypt(plaintext, Some(AAD), true)
+        .to_string()
+        .into_bytes()
+}
+
 /// Turns an Encrypt response body into the matching Decrypt request body (with [`AAD`]).
 pub fn decrypt_body_from_encrypt_response(resp: &[u8]) -> Result<Vec<u8>, String> {
     let v: Value = serde_json::from_slice(resp).map_err(|e| format!("encrypt response: {e}"))?;

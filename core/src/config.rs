@@ -330,11 +330,13 @@ pub struct SourceDecl {
     /// The key source's own configuration, handed to the plugin as JSON.
     #[serde(default = "empty_table")]
     pub config: serde_json::Value,
-    /// Call the key source on the request's own thread instead of the blocking pool.
-    /// Only for sources whose calls never wait on I/O for long (ctm: microseconds,
-    /// in memory); it saves a thread hand-off per request. Default false.
+    /// Call the key source on the request's own thread instead of the blocking pool:
+    /// `true` only for sources whose calls never wait on I/O for long (ctm:
+    /// microseconds, in memory); `"auto"` while the source proves fast (PKCS#11 tokens
+    /// that answer in tens of microseconds; see [`crate::plugin::InlineCalls`]); it
+    /// saves a thread hand-off per request. Default false.
     #[serde(default)]
-    pub inline_calls: bool,
+    pub inline_calls: crate::plugin::InlineCalls,
 }
 
 fn empty_table() -> serde_json::Value {

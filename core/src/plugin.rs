@@ -11,7 +11,9 @@ mod host;
 mod source;
 
 pub use host::StoreHost;
-pub use source::{CallLimits, KeySourceHandle, PluginCallError};
+pub use source::{
+    AUTO_FAST_LIMIT, AUTO_WARMUP, CallLimits, InlineCalls, KeySourceHandle, PluginCallError,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -69,6 +69,9 @@ pub async fn serve(
         stats: service.listener_metrics().xks.clone(),
         refusals: Refusals::Xks,
     };
+    // One reference count per request (cloning the service itself would touch each of
+    // its shared parts).
+    let service = Arc::new(service);
     let svc = service_fn(move |req: Request<RequestBody>| {
         let service = service.clone();
         async move { Ok::<_, std::convert::Infallible>(service.handle(req).await) }

@@ -44,7 +44,7 @@ pub struct DeclaredSource {
     /// Its plugin configuration.
     pub config: serde_json::Value,
     /// Whether its calls run inline (see `SourceDecl::inline_calls`).
-    pub inline_calls: bool,
+    pub inline_calls: crate::plugin::InlineCalls,
 }
 
 /// How long a connection test may take.

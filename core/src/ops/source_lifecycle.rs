@@ -61,7 +61,7 @@ fn open_handle(
     tracing::info!(source = %name, plugin = %lib.name, model = %lib.model, "key source (re)opened");
     Ok(Arc::new(
         KeySourceHandle::new(name, Some(lib), source, settings.limits)
-            .with_inline_calls(declared.is_some_and(|d| d.inline_calls))
+            .with_inline_calls(declared.map(|d| d.inline_calls).unwrap_or_default())
             .with_host(StoreHost::new(store.clone(), name)),
     ))
 }

@@ -1,8 +1,11 @@
 //! The host services handed to plugins: a namespaced view of the durable store (with
-//! create-if-absent and compare-and-swap as conditional store transactions), and logging
-//! into the host's `tracing`.
+//! create-if-absent and compare-and-swap as conditional store transactions; reads
+//! answered from a cache kept current by the store's watch feed, see [`cache`]), and
+//! logging into the host's `tracing`.
 
-use std::sync::Arc;
+mod cache;
+
+use std::sync::{Arc, OnceLock};
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
@@ -19,6 +22,8 @@ pub struct StoreHost {
     store: Arc<dyn Store>,
     namespace: String,
     source: String,
+    /// The read cache, made (and subscribed to the feed) by the first read.
+    cache: Arc<OnceLock<cache::KvCache>>,
 }
 
 impl StoreHost {
@@ -28,7 +33,22 @@ impl StoreHost {
             store,
             namespace: crate::model::keys::plugin_namespace(source),
             source: source.to_string(),
+            cache: Arc::new(OnceLock::new()),
         }
+    }
+
+    fn cache(&self) -> &cache::KvCache {
+        self.cache
+            .get_or_init(|| cache::KvCache::new(self.store.as_ref(), &self.namespace))
+    }
+
+    /// Forgets a key written through this host, once the write returned (whether or not
+    /// it was applied: a failed commit may still have committed).
+    fn written<T>(&self, full: &str, result: T) -> T {
+        if let Some(cache) = self.cache.get() {
+            cache.written(full);
+        }
+        result
     }
 
     /// As the FFI-safe object a plugin's `open` takes.
@@ -91,16 +111,17 @@ fn compare_and_swap(
 
 impl Host for StoreHost {
     fn kv_get(&self, key: RStr<'_>) -> RResult<ROption<RVec<u8>>, KeySourceError> {
-        self.store
-            .get(&self.full(key.as_str()))
-            .map(|e| e.map(|e| RVec::from(e.value)).into())
+        self.cache()
+            .get(self.store.as_ref(), &self.full(key.as_str()))
+            .map(|v| v.map(RVec::from).into())
             .map_err(store_err)
             .into()
     }
 
     fn kv_put(&self, key: RStr<'_>, value: RSlice<'_, u8>) -> RResult<(), KeySourceError> {
-        self.store
-            .put(&self.full(key.as_str()), value.to_vec())
+        let full = self.full(key.as_str());
+        let result = self.store.put(&full, value.to_vec());
+        self.written(&full, result)
             .map(|_| ())
             .map_err(store_err)
             .into()
@@ -108,10 +129,11 @@ impl Host for StoreHost {
 
     fn kv_create(&self, key: RStr<'_>, value: RSlice<'_, u8>) -> RResult<bool, KeySourceError> {
         let full = self.full(key.as_str());
-        match self.store.commit(
+        let result = self.store.commit(
             &[Condition::Absent(full.clone())],
-            vec![Write::Put(full, value.to_vec())],
-        ) {
+            vec![Write::Put(full.clone(), value.to_vec())],
+        );
+        match self.written(&full, result) {
             Ok(_) => RResult::ROk(true),
             Err(StoreError::Conflict { .. }) => RResult::ROk(false),
             Err(e) => RResult::RErr(store_err(e)),
@@ -126,16 +148,15 @@ impl Host for StoreHost {
     ) -> RResult<bool, KeySourceError> {
         let expected = expected.as_ref().map(RSlice::as_slice).into_option();
         let new = new.as_ref().map(RSlice::as_slice).into_option();
-        compare_and_swap(self.store.as_ref(), &self.full(key.as_str()), expected, new)
-            .map_err(store_err)
-            .into()
+        let full = self.full(key.as_str());
+        let result = compare_and_swap(self.store.as_ref(), &full, expected, new);
+        self.written(&full, result).map_err(store_err).into()
     }
 
     fn kv_delete(&self, key: RStr<'_>) -> RResult<bool, KeySourceError> {
-        self.store
-            .delete(&self.full(key.as_str()))
-            .map_err(store_err)
-            .into()
+        let full = self.full(key.as_str());
+        let result = self.store.delete(&full);
+        self.written(&full, result).map_err(store_err).into()
     }
 
     fn kv_list(&self, prefix: RStr<'_>) -> RResult<RVec<KvEntry>, KeySourceError> {

@@ -3,7 +3,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering::Relaxed},
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed},
     },
     time::{Duration, Instant},
 };
@@ -52,6 +52,104 @@ pub enum PluginCallError {
     },
 }
 
+/// Where a key source's calls run (`[sources.<name>] inline_calls`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InlineCalls {
+    /// On the blocking pool (`false`, the default): a slow key source cannot stall the
+    /// runtime, and the call deadline applies.
+    #[default]
+    Never,
+    /// On the request's own thread (`true`): for sources that answer from memory in
+    /// microseconds (ctm).
+    Always,
+    /// On the request's own thread while the source has proved fast (`"auto"`): after
+    /// [`AUTO_WARMUP`] calls in a row each under [`AUTO_FAST_LIMIT`], and with at most
+    /// one runtime thread fewer than there are (at least one) inside an inline call at
+    /// once; the first slower call sends the calls back to the blocking pool until the
+    /// source proves fast again. For PKCS#11 tokens that answer in tens of
+    /// microseconds (SoftHSM2, a local HSM): no thread hand-off per call while the
+    /// token is fast, and a slow or hung token still cannot hold every runtime thread.
+    Auto,
+}
+
+impl<'de> serde::Deserialize<'de> for InlineCalls {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(false) => Ok(InlineCalls::Never),
+            Raw::Bool(true) => Ok(InlineCalls::Always),
+            Raw::Text(t) if t == "auto" => Ok(InlineCalls::Auto),
+            Raw::Text(t) => Err(serde::de::Error::custom(format!(
+                "inline_calls must be true, false or \"auto\", not {t:?}"
+            ))),
+        }
+    }
+}
+
+/// Calls in a row under [`AUTO_FAST_LIMIT`] before `inline_calls = "auto"` runs calls
+/// inline.
+pub const AUTO_WARMUP: u32 = 64;
+/// Longest call that still counts as fast for `inline_calls = "auto"`.
+pub const AUTO_FAST_LIMIT: Duration = Duration::from_micros(500);
+
+/// The state of `inline_calls = "auto"`.
+#[derive(Debug)]
+struct AutoInline {
+    /// Calls in a row that took less than [`AUTO_FAST_LIMIT`] (saturating).
+    fast_streak: AtomicU32,
+    /// Calls running inline now.
+    inline_now: AtomicUsize,
+    /// Most calls running inline at once.
+    max_inline: usize,
+}
+
+impl AutoInline {
+    fn new() -> AutoInline {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        AutoInline {
+            fast_streak: AtomicU32::new(0),
+            inline_now: AtomicUsize::new(0),
+            max_inline: threads.saturating_sub(1).max(1),
+        }
+    }
+
+    /// Takes an inline slot when the source proved fast and one is free.
+    fn try_inline(&self) -> Option<InlineSlot<'_>> {
+        if self.fast_streak.load(Relaxed) < AUTO_WARMUP {
+            return None;
+        }
+        self.inline_now
+            .fetch_update(Relaxed, Relaxed, |n| (n < self.max_inline).then_some(n + 1))
+            .ok()
+            .map(|_| InlineSlot(self))
+    }
+
+    /// Notes how long a call took.
+    fn observe(&self, took: Duration) {
+        if took < AUTO_FAST_LIMIT {
+            let _ = self
+                .fast_streak
+                .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_add(1)));
+        } else {
+            self.fast_streak.store(0, Relaxed);
+        }
+    }
+}
+
+/// An inline slot of [`AutoInline`], given back when dropped.
+struct InlineSlot<'a>(&'a AutoInline);
+
+impl Drop for InlineSlot<'_> {
+    fn drop(&mut self) {
+        self.0.inline_now.fetch_sub(1, Relaxed);
+    }
+}
+
 /// Call-slot and deadline settings of a key source.
 #[derive(Debug, Clone, Copy)]
 pub struct CallLimits {
@@ -80,7 +178,8 @@ pub struct KeySourceHandle {
     pub errors: AtomicU64,
     /// Calls shed because no slot freed up in time.
     pub shed: AtomicU64,
-    inline: bool,
+    inline: InlineCalls,
+    auto: Arc<AutoInline>,
     /// The source's view of the store, where it keeps its AES-GCM encryption counters
     /// (read for `/metrics`, see [`KeySourceHandle::gcm_encryptions`]).
     host: Option<StoreHost>,
@@ -114,7 +213,8 @@ impl KeySourceHandle {
             latency: Histogram::default(),
             errors: AtomicU64::new(0),
             shed: AtomicU64::new(0),
-            inline: false,
+            inline: InlineCalls::Never,
+            auto: Arc::new(AutoInline::new()),
             host: None,
         }
     }
@@ -148,11 +248,10 @@ impl KeySourceHandle {
             .collect()
     }
 
-    /// Runs calls on the caller's thread instead of the blocking pool (see
-    /// `SourceDecl::inline_calls`): only for sources that never block for long. The
-    /// call slots still bound concurrency; the call deadline cannot interrupt an inline
-    /// call.
-    pub fn with_inline_calls(mut self, inline: bool) -> Self {
+    /// Where calls run (see [`InlineCalls`] and `SourceDecl::inline_calls`): inline
+    /// only for sources that never block for long. The call slots still bound
+    /// concurrency; the call deadline cannot interrupt an inline call.
+    pub fn with_inline_calls(mut self, inline: InlineCalls) -> Self {
         self.inline = inline;
         self
     }
@@ -225,15 +324,33 @@ impl KeySourceHandle {
                 reason: e.to_string(),
             })?,
         };
-        if self.inline {
+        let slot = match self.inline {
+            InlineCalls::Always => {
+                let result = f(&self.source);
+                drop(permit);
+                return result.map_err(PluginCallError::Source);
+            }
+            InlineCalls::Never => None,
+            InlineCalls::Auto => self.auto.try_inline(),
+        };
+        if let Some(slot) = slot {
+            let t0 = Instant::now();
             let result = f(&self.source);
+            self.auto.observe(t0.elapsed());
+            drop(slot);
             drop(permit);
             return result.map_err(PluginCallError::Source);
         }
         let source = self.source.clone();
+        let auto = (self.inline == InlineCalls::Auto).then(|| self.auto.clone());
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            f(&source)
+            let t0 = Instant::now();
+            let result = f(&source);
+            if let Some(auto) = auto {
+                auto.observe(t0.elapsed());
+            }
+            result
         });
         let deadline = tokio::time::Instant::from_std(started + self.limits.call_timeout);
         match tokio::time::timeout_at(deadline, task).await {
@@ -251,3 +368,6 @@ impl KeySourceHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

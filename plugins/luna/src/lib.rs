@@ -422,11 +422,10 @@ impl LunaSource {
         })
     }
 
-    fn usable_key(&self, session: &Session, name: &str, op: Operation) -> Result<KeyRef, Fail> {
-        let key = self.find_key(session, name)?;
-        KeySourceError::check_use(name, !self.is_disabled(name)?, key.usage, op)
-            .map_err(Fail::Ks)?;
-        Ok(key)
+    /// Refuses `key` (found by [`LunaSource::with_key`]) when it is disabled or lacks
+    /// the usage `op` needs.
+    fn check_usable(&self, name: &str, key: KeyRef, op: Operation) -> Result<(), Fail> {
+        KeySourceError::check_use(name, !self.is_disabled(name)?, key.usage, op).map_err(Fail::Ks)
     }
 
     fn token_state(&self) -> Option<TokenFacts> {
@@ -645,12 +644,12 @@ impl KeySourceImpl for LunaSource {
         aad: &[u8],
     ) -> Result<Encrypted, KeySourceError> {
         check_name(name)?;
-        let (iv, ciphertext, tag) = self.with_key("AES-GCM encrypt", name, |s, _| {
-            let key = self.usable_key(s, name, Operation::Encrypt)?;
+        let (iv, ciphertext, tag) = self.with_key("AES-GCM encrypt", name, |s, key| {
+            self.check_usable(name, key, Operation::Encrypt)?;
             // Counted before the IV is drawn: refused at the limit for random IVs.
             self.invocations.take(&self.host, name)?;
             let mut iv = [0u8; pkcs11::IV_LEN];
-            pkcs11::os_random(&mut iv)?;
+            pkcs11::random_iv(&mut iv)?;
             match pkcs11::gcm_encrypt(s, key.handle, &mut iv, plaintext, aad) {
                 Ok((ct, tag)) => Ok((iv, ct, tag)),
                 Err(e) if not_permitted(&e) => {
@@ -687,8 +686,8 @@ impl KeySourceImpl for LunaSource {
                 tag.len()
             )));
         }
-        self.with_key("AES-GCM decrypt", name, |s, _| {
-            let key = self.usable_key(s, name, Operation::Decrypt)?;
+        self.with_key("AES-GCM decrypt", name, |s, key| {
+            self.check_usable(name, key, Operation::Decrypt)?;
             match pkcs11::gcm_decrypt(
                 s,
                 key.handle,

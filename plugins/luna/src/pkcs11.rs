@@ -163,6 +163,36 @@ pub fn os_random(buf: &mut [u8]) -> Result<(), KeySourceError> {
         .map_err(|e| KeySourceError::internal(format!("cannot read /dev/urandom: {e}")))
 }
 
+/// Bytes of OS randomness a thread draws at once for IVs (32 IVs): one `read` of
+/// `/dev/urandom` per 32 encryptions instead of one per encryption.
+const IV_BATCH: usize = IV_LEN * 32;
+
+/// Fills `iv` (at most [`IV_BATCH`] bytes) with bytes from the OS CSPRNG, drawn in
+/// batches per thread. Each byte is used once; IVs are not secret (they travel with the
+/// ciphertext), and the batch never leaves the thread.
+pub fn random_iv(iv: &mut [u8]) -> Result<(), KeySourceError> {
+    use std::cell::RefCell;
+    thread_local! {
+        static BATCH: RefCell<([u8; IV_BATCH], usize)> = const { RefCell::new(([0; IV_BATCH], IV_BATCH)) };
+    }
+    if iv.len() > IV_BATCH {
+        return os_random(iv);
+    }
+    BATCH.with(|b| {
+        let mut b = b.borrow_mut();
+        let (buf, used) = &mut *b;
+        if IV_BATCH - *used < iv.len() {
+            os_random(buf)?;
+            *used = 0;
+        }
+        iv.copy_from_slice(&buf[*used..*used + iv.len()]);
+        // Wiped as used: no IV stays in memory to be handed out twice.
+        buf[*used..*used + iv.len()].fill(0);
+        *used += iv.len();
+        Ok(())
+    })
+}
+
 /// AES-GCM encryption with `CKM_AES_GCM` and a 128-bit tag. `iv` goes in as the IV
 /// to use and comes back as the IV the token used (a module may write its own IV
 /// into the buffer). Returns `(ciphertext, tag)`.
@@ -261,6 +291,9 @@ struct PoolState {
     generation: u64,
     /// The slot of the token, as last found (re-found after an invalidation).
     slot: Option<Slot>,
+    /// Callers waiting for a session: a returned session wakes one only when there is
+    /// one (a condition variable's notify is a system call even with no waiter).
+    waiting: usize,
 }
 
 /// A bounded pool of logged-in read-write sessions on one token, found by label.
@@ -309,15 +342,20 @@ impl Drop for Lease<'_> {
             return;
         };
         let mut st = lock(&self.pool.state);
-        if self.broken || self.generation != st.generation {
+        // A session to close is closed outside the lock.
+        let closing = if self.broken || self.generation != st.generation {
             st.open = st.open.saturating_sub(1);
-            drop(st);
-            drop(session);
+            Some(session)
         } else {
             st.idle.push(session);
-            drop(st);
+            None
+        };
+        let waiting = st.waiting > 0;
+        drop(st);
+        drop(closing);
+        if waiting {
+            self.pool.available.notify_one();
         }
-        self.pool.available.notify_one();
     }
 }
 
@@ -348,6 +386,7 @@ impl SessionPool {
                 open: 0,
                 generation: 0,
                 slot: None,
+                waiting: 0,
             }),
             available: Condvar::new(),
         }
@@ -423,11 +462,13 @@ impl SessionPool {
                     .into(),
                 }));
             }
+            st.waiting += 1;
             st = self
                 .available
                 .wait_timeout(st, deadline - now)
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
+            st.waiting -= 1;
         }
     }
 
@@ -543,3 +584,6 @@ pub fn open_error(label: &str, e: &Error) -> KeySourceError {
         _ => KeySourceError::unavailable(format!("cannot open a session on token '{label}': {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -27,7 +27,12 @@
 //! reach another (a credential deleted on node A, refused on node B).
 
 mod baseline;
+mod handshake;
+mod pkcs11;
 mod propagation;
+mod report;
+
+pub(crate) use report::Report;
 
 use std::{
     collections::BTreeMap,
@@ -48,10 +53,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use keyhold_benches::{
-    Credential, KEY_ID, Op, PREFIX, decrypt_body_from_encrypt_response, encrypt_body, health_body,
-    metadata_body, plaintext, sign_post,
+    Credential, KEY_ID, Op, PREFIX, decrypt_body_from_encrypt_response, encrypt_body,
+    encrypt_body_cdiv, health_body, metadata_body, plaintext, sign_post,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
@@ -85,6 +90,11 @@ enum Cmd {
     BaselineServer(BaselineArgs),
     /// Propagation delay of a change between two nodes of a cluster.
     Propagation(propagation::Args),
+    /// The PKCS#11 token's own speed: AES-GCM through cryptoki in a tight loop, one
+    /// session per thread (what luna is quoted against).
+    Pkcs11(pkcs11::Args),
+    /// TLS handshakes per second (full, or resumed with a session store).
+    Handshake(handshake::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -143,6 +153,10 @@ struct RunArgs {
     /// How requests are signed.
     #[arg(long, value_enum, default_value = "per-second")]
     sign: SignMode,
+    /// Encrypt asks for a ciphertext data integrity value (SHA_256), as KMS does for
+    /// some requests: keyhold then also decrypts what it sealed before answering.
+    #[arg(long)]
+    cdiv: bool,
     /// Also print one JSON line per result.
     #[arg(long)]
     json: bool,
@@ -187,6 +201,12 @@ fn main() -> Result<(), BoxError> {
             .enable_all()
             .build()?
             .block_on(propagation::run(args)),
+        Cmd::Pkcs11(args) => pkcs11::run(args),
+        Cmd::Handshake(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads.clamp(1, 64))
+            .enable_all()
+            .build()?
+            .block_on(handshake::run(args)),
     }
 }
 
@@ -335,7 +355,7 @@ impl Work {
 }
 
 /// Outcome of one request.
-enum Outcome {
+pub(crate) enum Outcome {
     Ok(Bytes),
     Refused(String),
     Transport(String),
@@ -370,7 +390,7 @@ async fn send(sender: &mut Sender, req: Request<Full<Bytes>>) -> Outcome {
 }
 
 /// Per-connection (then merged) measurements.
-struct Stats {
+pub(crate) struct Stats {
     latency: Histogram<u64>,
     service: Histogram<u64>,
     ok: u64,
@@ -378,7 +398,7 @@ struct Stats {
 }
 
 impl Stats {
-    fn new() -> Stats {
+    pub(crate) fn new() -> Stats {
         let h = || Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds");
         Stats {
             latency: h(),
@@ -388,7 +408,7 @@ impl Stats {
         }
     }
 
-    fn record(&mut self, outcome: &Outcome, latency: Duration, service: Duration) {
+    pub(crate) fn record(&mut self, outcome: &Outcome, latency: Duration, service: Duration) {
         let us = |d: Duration| (d.as_micros() as u64).clamp(1, 120_000_000);
         self.latency.saturating_record(us(latency));
         self.service.saturating_record(us(service));
@@ -403,7 +423,7 @@ impl Stats {
         }
     }
 
-    fn merge(&mut self, other: Stats) {
+    pub(crate) fn merge(&mut self, other: Stats) {
         self.latency.add(&other.latency).expect("same bounds");
         self.service.add(&other.service).expect("same bounds");
         self.ok += other.ok;
@@ -595,6 +615,7 @@ async fn prepare(
     let body = match op {
         Op::Health => health_body(),
         Op::Metadata => metadata_body(),
+        Op::Encrypt if args.cdiv => encrypt_body_cdiv(&plaintext(size)),
         Op::Encrypt => encrypt_body(&plaintext(size)),
         Op::Decrypt => {
             // Encrypt once (on the first target) to get a ciphertext to decrypt.
@@ -690,69 +711,23 @@ async fn run_one(args: &RunArgs, targets: Arc<Vec<Target>>, work: Arc<Work>) {
 }
 
 fn report(args: &RunArgs, work: &Work, stats: &Stats, secs: f64, late_us: Option<u64>) {
-    let total = stats.ok + stats.errors.values().sum::<u64>();
-    let rps = total as f64 / secs;
-    let mode = match args.rate {
-        None => "closed".to_string(),
-        Some(r) => format!("open@{r}/s"),
-    };
-    let size = work
-        .size
-        .map(|s| format!("{s}B"))
-        .unwrap_or_else(|| "-".into());
-    let h = &stats.latency;
-    let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p);
-    let target = args.target.join(",");
-    println!(
-        "{target} op={} size={} mode={} conns={} sign={:?} measured={:.1}s",
-        work.op.name(),
-        size,
-        mode,
-        args.connections,
-        args.sign,
-        secs
-    );
-    println!(
-        "  requests={total} ok={} errors={} throughput={rps:.0} req/s",
-        stats.ok,
-        total - stats.ok
-    );
-    let what = if args.rate.is_some() {
-        "latency from intended send (us)"
-    } else {
-        "latency (us)"
-    };
-    println!(
-        "  {what}: p50={} p90={} p99={} p99.9={} max={} mean={:.0}",
-        q(h, 0.5),
-        q(h, 0.9),
-        q(h, 0.99),
-        q(h, 0.999),
-        h.max(),
-        h.mean()
-    );
-    if args.rate.is_some() {
-        let s = &stats.service;
-        println!(
-            "  service time from actual send (us): p50={} p99={} p99.9={} max={}; scheduler max lateness {} us",
-            q(s, 0.5),
-            q(s, 0.99),
-            q(s, 0.999),
-            s.max(),
-            late_us.unwrap_or(0)
-        );
+    Report {
+        target: args.target.join(","),
+        op: if args.cdiv && work.op == Op::Encrypt {
+            "encrypt-cdiv"
+        } else {
+            work.op.name()
+        },
+        size: work.size,
+        mode: match args.rate {
+            None => "closed".to_string(),
+            Some(r) => format!("open@{r}/s"),
+        },
+        connections: args.connections,
+        sign: format!("{:?}", args.sign),
+        open_loop: args.rate.is_some(),
+        json: args.json,
+        extra: None,
     }
-    for (name, n) in &stats.errors {
-        println!("  non-2xx/failed: {name}: {n}");
-    }
-    if args.json {
-        let line = json!({
-            "target": target, "targets": args.target.len(), "op": work.op.name(), "size": work.size, "mode": mode,
-            "connections": args.connections, "seconds": secs, "requests": total, "ok": stats.ok,
-            "rps": rps.round(), "p50_us": q(h, 0.5), "p90_us": q(h, 0.9), "p99_us": q(h, 0.99),
-            "p999_us": q(h, 0.999), "max_us": h.max(), "errors": stats.errors,
-            "service_p99_us": q(&stats.service, 0.99), "scheduler_late_max_us": late_us,
-        });
-        println!("{line}");
-    }
+    .print(stats, secs, late_us);
 }
