@@ -4,7 +4,7 @@
 
 use axum::extract::RawQuery;
 
-use super::{params::StoreId, prelude::*};
+use super::{ApiError, params::StoreId, prelude::*};
 use crate::api::metrics::StoreHistory;
 
 /// The most points `last` may ask for (an hour of 10 s intervals).
