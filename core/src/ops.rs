@@ -697,8 +697,8 @@ mod sources;
 
 pub use crate::model::mtls::MtlsListener;
 pub use connections::{CONNECTION_TEST_TIMEOUT, DeclaredSource, PluginSettings, open_source};
-pub use identity::{RootBootstrap, generate_root_password};
 pub(crate) use identity::validate_user_name;
+pub use identity::{RootBootstrap, generate_root_password};
 pub use jobs::{interrupt_jobs_where, interrupt_running_jobs, orphaned_job};
 pub use linkage::{AppliedWaiter, TRANSITION_WAIT, block_on_aws};
 pub use refresh::{KmsFor, Stopping};
