@@ -21,3 +21,21 @@ pub mod sources;
 pub mod stores;
 pub mod tokens;
 pub mod users;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// What a path segment keeps as it is: RFC 3986 unreserved characters plus `:` and `@`
+/// (ids and names are mostly URL-safe already).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b':')
+    .remove(b'@');
+
+/// Percent-encodes one path segment (an id or a name) of an `/api/v1/...` path (the
+/// CLI's and the console's clients build their paths with it).
+pub fn seg(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}

@@ -13,7 +13,6 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use keyhold::api::error::ErrorBody;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rustls_pki_types::{CertificateDer, pem::PemObject};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -23,20 +22,8 @@ use super::{CliError, Result};
 /// How long connecting (TCP + TLS) and each request may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What a path segment keeps as it is: RFC 3986 unreserved characters plus `:` and `@`
-/// (ids and names are mostly URL-safe already).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b':')
-    .remove(b'@');
-
 /// Percent-encodes one path segment (an id or a name) for a request path.
-pub fn seg(s: &str) -> String {
-    utf8_percent_encode(s, SEGMENT).to_string()
-}
+pub use keyhold::api::seg;
 
 /// A client of one admin API server.
 pub struct Client {

@@ -13,7 +13,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Serialize, de::DeserializeOwned};
 use tower::ServiceExt;
 use zeroize::Zeroizing;
@@ -23,19 +22,8 @@ use crate::api::error::ErrorBody;
 /// Largest API answer the console reads.
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
-/// What a path segment keeps as it is (RFC 3986 unreserved characters, `:` and `@`).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b':')
-    .remove(b'@');
-
 /// Percent-encodes one path segment (an id or a name) of an API or console path.
-pub fn seg(s: &str) -> String {
-    utf8_percent_encode(s, SEGMENT).to_string()
-}
+pub use crate::api::seg;
 
 /// A refusal of the API (or a failure to reach it): its status, code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -105,6 +105,25 @@ fn hsm_fields(v: &FormData, with_name: bool) -> Markup {
     }
 }
 
+/// The list again with the API's refusal `e`, the refused form keeping its values.
+async fn refused(
+    sess: &Session,
+    e: &ApiFailure,
+    aws_values: &FormData,
+    hsm_values: &FormData,
+) -> Response {
+    let banner = Some(error_banner(e));
+    list_page(
+        sess,
+        e.status,
+        &HashMap::new(),
+        banner,
+        aws_values,
+        hsm_values,
+    )
+    .await
+}
+
 async fn list_page(
     sess: &Session,
     status: StatusCode,
@@ -205,18 +224,7 @@ async fn create_aws(Post { sess, form }: Post) -> Response {
         .await;
     match done {
         Ok(_) => redirect("/console/connections?done=created"),
-        Err(e) => {
-            let empty = FormData::default();
-            list_page(
-                &sess,
-                e.status,
-                &HashMap::new(),
-                Some(error_banner(&e)),
-                &form,
-                &empty,
-            )
-            .await
-        }
+        Err(e) => refused(&sess, &e, &form, &FormData::default()).await,
     }
 }
 
@@ -251,18 +259,7 @@ async fn create_hsm(Post { sess, form }: Post) -> Response {
     };
     match result {
         Ok(()) => redirect("/console/connections?done=created"),
-        Err(e) => {
-            let empty = FormData::default();
-            list_page(
-                &sess,
-                e.status,
-                &HashMap::new(),
-                Some(error_banner(&e)),
-                &empty,
-                &form,
-            )
-            .await
-        }
+        Err(e) => refused(&sess, &e, &FormData::default(), &form).await,
     }
 }
 
@@ -295,18 +292,7 @@ async fn delete(Path((kind, name)): Path<(String, String)>, Post { sess, .. }: P
     let path = format!("/api/v1/connections/{kind}/{}", seg(&name));
     match sess.api.delete(&path).await {
         Ok(()) => redirect("/console/connections?done=deleted"),
-        Err(e) => {
-            let empty = FormData::default();
-            list_page(
-                &sess,
-                e.status,
-                &HashMap::new(),
-                Some(error_banner(&e)),
-                &empty,
-                &empty,
-            )
-            .await
-        }
+        Err(e) => refused(&sess, &e, &FormData::default(), &FormData::default()).await,
     }
 }
 
