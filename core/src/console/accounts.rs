@@ -331,23 +331,21 @@ async fn delete(Path(id): Path<String>, Post { sess, form }: Post) -> Response {
     }
     match sess.api.delete(&path).await {
         Ok(()) => redirect("/console/accounts?done=deleted"),
-        Err(e) => {
-            let Ok((a, etag)) = sess.api.get_etag::<Account>(&path).await else {
-                return e.into_response();
-            };
-            let values = values_of(&a);
-            let no_query = HashMap::new();
-            account_page(
-                &sess,
-                e.status,
-                &a,
-                &etag,
-                &values,
-                Some(error_banner(&e)),
-                &no_query,
-            )
-        }
+        Err(e) => refused(&sess, &id, &e).await,
     }
+}
+
+/// Account `id`'s page again with the API's refusal `e` of an action on it (its
+/// current values in the form); the bare refusal when the account cannot be read.
+async fn refused(sess: &Session, id: &str, e: &ApiFailure) -> Response {
+    let path = format!("/api/v1/accounts/{}", seg(id));
+    let Ok((a, etag)) = sess.api.get_etag::<Account>(&path).await else {
+        return e.clone().into_response();
+    };
+    let values = values_of(&a);
+    let no_query = HashMap::new();
+    let banner = Some(error_banner(e));
+    account_page(sess, e.status, &a, &etag, &values, banner, &no_query)
 }
 
 async fn refresh(Path(id): Path<String>, Post { sess, .. }: Post) -> Response {
@@ -357,23 +355,7 @@ async fn refresh(Path(id): Path<String>, Post { sess, .. }: Post) -> Response {
             "/console/operations/jobs/{}?done=started",
             seg(&job.id)
         )),
-        Err(e) => {
-            let path = format!("/api/v1/accounts/{}", seg(&id));
-            let Ok((a, etag)) = sess.api.get_etag::<Account>(&path).await else {
-                return e.into_response();
-            };
-            let values = values_of(&a);
-            let no_query = HashMap::new();
-            account_page(
-                &sess,
-                e.status,
-                &a,
-                &etag,
-                &values,
-                Some(error_banner(&e)),
-                &no_query,
-            )
-        }
+        Err(e) => refused(&sess, &id, &e).await,
     }
 }
 
