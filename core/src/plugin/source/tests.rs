@@ -93,23 +93,35 @@ async fn calls_run_on_the_blocking_pool_by_default_and_inline_when_asked() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn auto_runs_inline_once_the_source_proved_fast_and_stops_at_a_slow_call() {
-    let h = handle(InlineCalls::Auto);
-    // Not before the source proved fast: the blocking pool.
+    // The rule, on explicit durations (no clock: a zero-work call can still be
+    // preempted for longer than the limit on a loaded machine).
+    let auto = AutoInline::new();
     for _ in 0..AUTO_WARMUP {
-        assert!(!ran_inline(&h, Duration::ZERO).await);
+        // Not before the source proved fast: the blocking pool.
+        assert!(auto.try_inline().is_none());
+        auto.observe(Duration::ZERO);
     }
     // Then inline.
     for _ in 0..10 {
-        assert!(ran_inline(&h, Duration::ZERO).await);
+        assert!(auto.try_inline().is_some());
+        auto.observe(Duration::ZERO);
     }
-    // A slow call (it ran inline: it was not known to be slow) sends the next calls back
-    // to the pool, until the source proves fast again.
-    assert!(ran_inline(&h, AUTO_FAST_LIMIT * 2).await);
+    // A slow call sends the next calls back to the pool, until the source proves fast
+    // again.
+    auto.observe(AUTO_FAST_LIMIT * 2);
     for _ in 0..AUTO_WARMUP {
-        assert!(!ran_inline(&h, Duration::ZERO).await);
+        assert!(auto.try_inline().is_none());
+        auto.observe(Duration::ZERO);
     }
-    assert!(ran_inline(&h, Duration::ZERO).await);
-    // A slow call on the pool counts too.
+    assert!(auto.try_inline().is_some());
+
+    // The handle follows it: inline once proved fast; a slow call, inline or on the
+    // pool, is observed and sends the next call to the pool.
+    let h = handle(InlineCalls::Auto);
+    assert!(!ran_inline(&h, Duration::ZERO).await);
+    h.auto.fast_streak.store(AUTO_WARMUP, Relaxed);
+    assert!(ran_inline(&h, AUTO_FAST_LIMIT * 2).await);
+    assert!(!ran_inline(&h, Duration::ZERO).await);
     h.auto.fast_streak.store(AUTO_WARMUP - 1, Relaxed);
     assert!(!ran_inline(&h, AUTO_FAST_LIMIT * 2).await);
     assert!(!ran_inline(&h, Duration::ZERO).await);
